@@ -1,0 +1,1 @@
+"""ClusterScope's Streamlit dashboard. It imports only ``backend.api`` from the backend."""

@@ -1,0 +1,119 @@
+"""The backend's public facade: what the dashboard (``app/``) and users' scripts call.
+
+Reading the store is cheap and never imports torch; training, resuming and the demo builder
+import the training stack lazily, so the dashboard starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from backend.config import RunConfig
+from backend.errors import ClusterScopeError, ConfigError, DataError, StoreError
+from backend.store import RunStore
+
+__all__ = [
+    "ClusterScopeError", "ConfigError", "DataError", "StoreError", "RunStore", "RunConfig",
+    "default_store_root", "open_store", "list_runs", "read_run", "read_metrics", "read_samples",
+    "snapshots", "train", "resume", "demo_status",
+]
+
+DEFAULT_STORE = Path("data") / "store"
+RUN_COLUMNS = ["run_id", "status", "dataset", "model", "target", "epochs_completed", "epochs",
+               "train_accuracy", "test_accuracy", "generalization_gap", "created", "updated", "error"]
+
+
+def default_store_root() -> Path:
+    """``$CLUSTERSCOPE_STORE`` if set, else ``data/store`` (relative to the working directory)."""
+    return Path(os.environ.get("CLUSTERSCOPE_STORE") or DEFAULT_STORE)
+
+
+def open_store(root: str | os.PathLike[str] | None = None) -> RunStore:
+    return RunStore(root if root is not None else default_store_root())
+
+
+def effective_status(info: dict[str, Any]) -> str:
+    """The run.json status, except that a 'running' run whose process is gone is 'interrupted'."""
+    from backend.liveness import process_alive
+
+    status = str(info.get("status"))
+    if status == "running" and not process_alive(info):
+        return "interrupted"
+    return status
+
+
+def list_runs(store: RunStore) -> pd.DataFrame:
+    """One row per run (columns :data:`RUN_COLUMNS`); a run with a corrupt run.json is listed as 'corrupt'."""
+    rows = []
+    for run_id in store.run_ids():
+        try:
+            info = store.read_run(run_id)
+        except StoreError as exc:
+            rows.append({"run_id": run_id, "status": "corrupt", "error": str(exc)})
+            continue
+        cfg = info.get("config", {})
+        final = info.get("final") or {}
+        train_acc, test_acc = final.get("train_accuracy"), final.get("test_accuracy")
+        rows.append({
+            "run_id": run_id,
+            "status": effective_status(info),
+            "dataset": (info.get("dataset") or {}).get("name"),
+            "model": (cfg.get("model") or {}).get("name"),
+            "target": (cfg.get("data") or {}).get("target"),
+            "epochs_completed": info.get("epochs_completed"),
+            "epochs": (cfg.get("train") or {}).get("epochs"),
+            "train_accuracy": train_acc,
+            "test_accuracy": test_acc,
+            "generalization_gap": None if train_acc is None or test_acc is None else train_acc - test_acc,
+            "created": info.get("created"),
+            "updated": info.get("updated"),
+            "error": info.get("error"),
+        })
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def read_run(store: RunStore, run_id: str) -> dict[str, Any]:
+    info = store.read_run(run_id)
+    info["status"] = effective_status(info)
+    return info
+
+
+def read_metrics(store: RunStore, run_id: str) -> pd.DataFrame:
+    """metrics.parquet as a DataFrame: epoch, split, loss, accuracy, lr (empty before epoch 0 ends)."""
+    return store.read_metrics(run_id)
+
+
+def read_samples(store: RunStore, run_id: str, *, thumbnails: bool = False) -> pd.DataFrame:
+    cols = None if thumbnails else ["sample_id", "split", "label", "label_name", "superclass", "superclass_name"]
+    return store.read_samples(run_id, columns=cols)
+
+
+def snapshots(store: RunStore, run_id: str) -> pd.DataFrame:
+    """Recorded (layer, epoch) snapshots of a run."""
+    return store.snapshots(run_id)
+
+
+def train(cfg: RunConfig, store: RunStore, *, progress: bool = True) -> str:
+    """Train a new run; return its id. See :func:`backend.runner.train_run`."""
+    from backend.runner import train_run
+
+    return train_run(cfg, store, progress=progress)
+
+
+def resume(run_id: str, store: RunStore, *, progress: bool = True) -> str:
+    from backend.runner import resume_run
+
+    return resume_run(run_id, store, progress=progress)
+
+
+def demo_status(store: RunStore) -> dict[str, Any]:
+    """Which demo runs exist and whether a demo builder is working on the store right now."""
+    from backend.demo import DEMO_RUNS, builder_active
+
+    present = set(store.run_ids())
+    return {"runs": [r.run_id for r in DEMO_RUNS], "present": [r.run_id for r in DEMO_RUNS if r.run_id in present],
+            "building": builder_active(store)}

@@ -1,0 +1,159 @@
+"""The ``clusterscope`` command line: a thin layer over :mod:`backend.api`.
+
+Every user error prints one line ``error: ...`` and exits with code 2; Ctrl-C or SIGTERM during
+training marks the run ``interrupted`` and exits with 130.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from backend import api
+from backend.errors import ClusterScopeError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+store_option = click.option(
+    "--store", "store_root", type=click.Path(path_type=Path), default=None,
+    help="Run store folder [default: $CLUSTERSCOPE_STORE or data/store].",
+)
+
+
+def user_errors(fn: F) -> F:
+    """Turn ClusterScopeError into one line on stderr and exit code 2; interrupts into 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ClusterScopeError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: the run is marked 'interrupted'; continue it with "
+                       "`clusterscope train --resume RUN_ID`.", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _sigterm_as_interrupt() -> None:
+    """Make ``kill`` (SIGTERM) stop training like Ctrl-C, so the run is marked interrupted."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="clusterscope")
+def cli() -> None:
+    """ClusterScope: record how a network organises its data, layer by layer and epoch by epoch."""
+
+
+@cli.command()
+@click.argument("config", required=False, type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set train.lr=0.1 (repeatable; values are TOML).")
+@click.option("--resume", "resume_id", default=None, metavar="RUN_ID", help="Continue an interrupted run.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@store_option
+@user_errors
+def train(config: Path | None, overrides: tuple[str, ...], resume_id: str | None, no_progress: bool,
+          store_root: Path | None) -> None:
+    """Train a model from a TOML CONFIG (plus --set overrides) and record snapshots into the store."""
+    from backend.config import load_config
+
+    store = api.open_store(store_root)
+    _sigterm_as_interrupt()
+    if resume_id:
+        if config or overrides:
+            raise ClusterScopeError("--resume continues a run with its recorded config; drop CONFIG and --set.")
+        run_id = api.resume(resume_id, store, progress=not no_progress)
+    else:
+        cfg = load_config(config, overrides)
+        run_id = api.train(cfg, store, progress=not no_progress)
+    info = api.read_run(store, run_id)
+    final = info.get("final") or {}
+    click.echo(f"run {run_id}: {info['status']}, train accuracy {final.get('train_accuracy', float('nan')):.3f}, "
+               f"test accuracy {final.get('test_accuracy', float('nan')):.3f} -> {store.run_dir(run_id)}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
+@store_option
+@user_errors
+def runs(as_json: bool, store_root: Path | None) -> None:
+    """List the runs of the store with status and final accuracies."""
+    store = api.open_store(store_root)
+    df = api.list_runs(store)
+    if as_json:
+        click.echo(json.dumps(json.loads(df.to_json(orient="records")), indent=2))
+        return
+    if df.empty:
+        click.echo(f"no runs in {store.root}; create some with `clusterscope demo` or `clusterscope train CONFIG`.")
+        return
+    show = df[["run_id", "status", "dataset", "model", "epochs_completed", "train_accuracy", "test_accuracy"]].copy()
+    for col in ("train_accuracy", "test_accuracy"):
+        show[col] = show[col].map(lambda v: "" if v is None or v != v else f"{v:.3f}")
+    show["epochs_completed"] = show["epochs_completed"].map(lambda v: "" if v is None or v != v else str(int(v)))
+    click.echo(show.to_string(index=False))
+
+
+@cli.command()
+@click.option("--if-missing", is_flag=True, help="Do nothing when every demo run is already complete.")
+@click.option("--detach", is_flag=True, help="Build in a background process (log: <store>/.demo.log) and return.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
+@store_option
+@user_errors
+def demo(if_missing: bool, detach: bool, no_progress: bool, store_root: Path | None) -> None:
+    """Build the built-in demo store (digits and SynthClust runs; about 2 minutes on 2 cores)."""
+    from backend.demo import build_demo, missing_runs, spawn_builder
+
+    store = api.open_store(store_root)
+    store.ensure_writable()
+    missing = missing_runs(store)
+    if if_missing and not missing:
+        click.echo(f"demo store {store.root} is complete.")
+        return
+    if detach:
+        proc = spawn_builder(store)
+        click.echo(f"building {len(missing)} demo run(s) in the background (pid {proc.pid}, log {store.root / '.demo.log'}).")
+        return
+    _sigterm_as_interrupt()
+    done = build_demo(store, progress=not no_progress)
+    click.echo(f"demo store {store.root}: {len(done)} run(s) built; {len(missing_runs(store))} missing.")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@store_option
+@click.argument("streamlit_args", nargs=-1, type=click.UNPROCESSED)
+@user_errors
+def app(store_root: Path | None, streamlit_args: tuple[str, ...]) -> None:
+    """Serve the dashboard. Extra arguments and STREAMLIT_* variables go to Streamlit,
+    e.g. `clusterscope app --server.port 8600` or STREAMLIT_SERVER_PORT=8600."""
+    main_py = Path(__file__).resolve().parent.parent / "app" / "main.py"
+    if not main_py.is_file():
+        raise ClusterScopeError(f"the dashboard's entry point {main_py} is missing; reinstall clusterscope.")
+    env = os.environ.copy()
+    env["CLUSTERSCOPE_STORE"] = str(api.open_store(store_root).root.resolve())
+    cmd = [sys.executable, "-m", "streamlit", "run", str(main_py), *streamlit_args]
+    os.execvpe(cmd[0], cmd, env)
+
+
+def main() -> None:
+    cli(prog_name="clusterscope")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,291 @@
+"""Run configuration: frozen dataclasses, loaded from TOML plus ``key=value`` overrides.
+
+A run is described by one :class:`RunConfig` made of four sections, ``[data]``, ``[model]``,
+``[train]`` and ``[snapshots]`` (see ``configs/*.toml`` and ``docs/config.md``). Unknown keys are
+rejected by name, every value is validated before anything is written, and the effective
+configuration is saved in the run's ``run.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from backend.errors import ConfigError
+
+RUN_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class SynthClustConfig:
+    """The thesis's synthetic clustered data (SCIENCE.md section 4, chapter 3 settings)."""
+
+    dim: int = 500  # input dimension
+    classes: int = 2
+    clusters_per_class: int = 15
+    active_per_centroid: int = 5  # non-overlapping active coordinates per binary centroid
+    train_per_cluster: int = 500
+    test_per_cluster: int = 200
+    noise: float = 0.4  # std of the Gaussian noise added to a centroid
+    seed: int = 0  # the data are generated from this seed, independent of train.seed
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "digits"  # digits | synthclust | mnist | fashion-mnist | cifar10 | cifar100 | imagefolder
+    root: str = ""  # folder of the local files (file-based data sets only)
+    download: bool = False  # fetch the files through torchvision's download path if missing
+    target: str = "superclass"  # train on "label" (fine classes) or "superclass" labels
+    image_size: int = 32  # imagefolder: images are resized to image_size x image_size
+    channels: int = 3  # imagefolder: 1 (grayscale) or 3 (RGB)
+    superclass_map: str = ""  # imagefolder: CSV or JSON file mapping class -> superclass
+    test_fraction: float = 0.2  # imagefolder without train/ and test/ subfolders
+    synthclust: SynthClustConfig = field(default_factory=SynthClustConfig)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "mlp"  # mlp | vgg | resnet | tv:<torchvision model name>, e.g. tv:resnet18
+    depth: int = 2  # mlp: hidden layers; resnet: total depth 6n+2 (20, 32, 56, ...)
+    width: int = 128  # mlp: units per hidden layer
+    stages: int = 3  # vgg: stages of convolutions, 2x2 max pooling between stages
+    convs_per_stage: int = 2  # vgg
+    width_factor: float = 1.0  # vgg: 32*2^s channels per stage; resnet: 16/32/64 channels; times this
+    batch_norm: bool = True  # batch norm before every ReLU
+    dropout: float = 0.0  # dropout rate after hidden layers (mlp) / before the classifier (vgg)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    optimizer: str = "sgd"  # sgd (with momentum) | adam
+    lr: float = 0.05
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    epochs: int = 20
+    lr_steps: tuple[int, ...] = ()  # epochs after which the learning rate is multiplied by lr_factor
+    lr_factor: float = 0.2  # the thesis's step factor (SCIENCE.md section 4)
+    augment: bool = False  # crop+flip for 32x32 images, +-1 pixel shifts for digits
+    early_stop_loss: float = 0.0  # stop once the epoch's training loss falls below this (0 = off)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+
+@dataclass(frozen=True)
+class SnapshotConfig:
+    epochs: tuple[int, ...] = ()  # epochs to record; empty = the default schedule
+    layers: tuple[str, ...] = ()  # probe-able layers to record; empty = all
+    reduction: str = "max"  # conv channels -> one value: "max" (thesis) or "mean"
+    probe_train: int = 5000  # stratified probe samples from the training split (all if fewer)
+    probe_test: int = 2000  # and from the test split
+    probe_seed: int = 0  # fixed by default, so runs on the same data set share one probe set
+    batch_size: int = 512  # forward batch size while recording
+    checkpoints: bool = True  # save checkpoints/epoch=NNNN.pt at every snapshot epoch
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    run_id: str = ""  # empty = generated from data set, model and time
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    snapshots: SnapshotConfig = field(default_factory=SnapshotConfig)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and overriding
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read a TOML config (or start from the defaults), apply ``key=value`` overrides, validate.
+
+    Raises :class:`ConfigError` naming the file, key or value at fault.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist; give the path of a TOML file, e.g. configs/digits_mlp.toml.")
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {str(p)!r} is not valid TOML: {exc}. Fix the file and try again.") from None
+    for item in overrides:
+        key, value = parse_override(item)
+        _set_dotted(raw, key, value)
+    cfg = from_dict(RunConfig, raw)
+    validate(cfg)
+    return cfg
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Parse ``train.lr=0.1`` into ``("train.lr", 0.1)``; the value is read as TOML, else as a string."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like key=value, e.g. train.lr=0.1.")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    try:
+        value = tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()
+    return key, value
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {key!r}: {part!r} is a value, not a section.")
+        node = child
+    node[parts[-1]] = value
+
+
+def from_dict(cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a nested dict, rejecting unknown keys and wrong types by name."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a table of keys; got {raw!r}.")
+    hints = get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" Did you mean {prefix}{close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"unknown config key {prefix + key!r}; expected one of {', '.join(prefix + n for n in names)}.{hint}"
+            )
+        kwargs[key] = _coerce(hints[key], value, prefix + key)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    if is_dataclass(tp):
+        return from_dict(tp, value, key + ".")
+    origin = get_origin(tp)
+    if origin is tuple:
+        (item_tp, _) = get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return tuple(_coerce(item_tp, v, key) for v in value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "false"}:
+            return value.lower() == "true"
+        raise ConfigError(f"{key} must be true or false; got {value!r}.")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} must be an integer; got {value!r}.")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key} must be a number; got {value!r}.")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key} must be a string; got {value!r}.")
+    raise TypeError(f"unsupported config type {tp!r} for {key}")  # pragma: no cover - programming error
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The config as plain JSON-able nested dicts (tuples become lists)."""
+    return json_ready(dataclasses.asdict(cfg))
+
+
+def json_ready(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    return obj
+
+
+def replace(cfg: RunConfig, **changes: Any) -> RunConfig:
+    """``dataclasses.replace`` with dotted keys: ``replace(cfg, **{"train.lr": 0.1})``."""
+    raw = to_dict(cfg)
+    for key, value in changes.items():
+        _set_dotted(raw, key, value)
+    new = from_dict(RunConfig, raw)
+    validate(new)
+    return new
+
+
+# --------------------------------------------------------------------------------------------
+# Validation: every rule names the key, the allowed range and the value received.
+
+DATASETS = ("digits", "synthclust", "mnist", "fashion-mnist", "cifar10", "cifar100", "imagefolder")
+MODELS = ("mlp", "vgg", "resnet")
+
+
+def _check(ok: bool, key: str, allowed: str, value: Any, hint: str = "") -> None:
+    if not ok:
+        msg = f"{key} must be {allowed}; got {value!r}."
+        if hint:
+            msg += " " + hint
+        raise ConfigError(msg)
+
+
+def validate(cfg: RunConfig) -> None:
+    """Check every value's range; raise :class:`ConfigError` on the first bad one."""
+    if cfg.run_id:
+        _check(bool(RUN_ID_PATTERN.match(cfg.run_id)), "run_id",
+               "1-64 characters of lowercase letters, digits, '.', '_' or '-', starting with a letter or digit",
+               cfg.run_id)
+    d, m, t, s = cfg.data, cfg.model, cfg.train, cfg.snapshots
+    _check(d.name in DATASETS, "data.name", f"one of {', '.join(DATASETS)}", d.name)
+    _check(d.target in ("label", "superclass"), "data.target", "'label' or 'superclass'", d.target)
+    _check(4 <= d.image_size <= 512, "data.image_size", "an integer in [4, 512]", d.image_size)
+    _check(d.channels in (1, 3), "data.channels", "1 or 3", d.channels)
+    _check(0.0 < d.test_fraction < 1.0, "data.test_fraction", "a number in (0, 1)", d.test_fraction)
+    sc = d.synthclust
+    _check(sc.dim >= 1, "data.synthclust.dim", "an integer >= 1", sc.dim)
+    _check(sc.classes >= 2, "data.synthclust.classes", "an integer >= 2", sc.classes)
+    _check(sc.clusters_per_class >= 1, "data.synthclust.clusters_per_class", "an integer >= 1", sc.clusters_per_class)
+    _check(sc.active_per_centroid >= 1, "data.synthclust.active_per_centroid", "an integer >= 1", sc.active_per_centroid)
+    n_centroids = sc.classes * sc.clusters_per_class
+    _check(n_centroids * sc.active_per_centroid <= sc.dim, "data.synthclust.dim",
+           f"at least classes*clusters_per_class*active_per_centroid = {n_centroids * sc.active_per_centroid} "
+           "(centroids use non-overlapping coordinates)", sc.dim)
+    _check(sc.train_per_cluster >= 1, "data.synthclust.train_per_cluster", "an integer >= 1", sc.train_per_cluster)
+    _check(sc.test_per_cluster >= 1, "data.synthclust.test_per_cluster", "an integer >= 1", sc.test_per_cluster)
+    _check(sc.noise >= 0, "data.synthclust.noise", "a number >= 0", sc.noise)
+    _check(sc.seed >= 0, "data.synthclust.seed", "an integer >= 0", sc.seed)
+
+    known = m.name in MODELS or (m.name.startswith("tv:") and len(m.name) > 3)
+    _check(known, "model.name", "one of mlp, vgg, resnet or tv:<torchvision model>, e.g. tv:resnet18", m.name)
+    _check(m.depth >= 1, "model.depth", "an integer >= 1", m.depth)
+    if m.name == "resnet":
+        _check((m.depth - 2) % 6 == 0 and m.depth >= 8, "model.depth", "6n+2 for a resnet (8, 14, 20, 32, 56, ...)", m.depth)
+    _check(m.width >= 1, "model.width", "an integer >= 1", m.width)
+    _check(1 <= m.stages <= 6, "model.stages", "an integer in [1, 6]", m.stages)
+    _check(m.convs_per_stage >= 1, "model.convs_per_stage", "an integer >= 1", m.convs_per_stage)
+    _check(m.width_factor > 0, "model.width_factor", "a number > 0", m.width_factor)
+    _check(0.0 <= m.dropout < 1.0, "model.dropout", "a number in [0, 1)", m.dropout)
+
+    _check(t.optimizer in ("sgd", "adam"), "train.optimizer", "'sgd' or 'adam'", t.optimizer)
+    _check(t.lr > 0, "train.lr", "a number > 0", t.lr, "Typical values are 0.01 to 0.1 for sgd, 1e-4 to 1e-3 for adam.")
+    _check(0.0 <= t.momentum < 1.0, "train.momentum", "a number in [0, 1)", t.momentum)
+    _check(t.weight_decay >= 0, "train.weight_decay", "a number >= 0", t.weight_decay)
+    _check(t.batch_size >= 1, "train.batch_size", "an integer >= 1", t.batch_size)
+    _check(t.epochs >= 1, "train.epochs", "an integer >= 1", t.epochs)
+    _check(all(1 <= e <= t.epochs for e in t.lr_steps), "train.lr_steps", f"epochs in [1, train.epochs={t.epochs}]", list(t.lr_steps))
+    _check(t.lr_factor > 0, "train.lr_factor", "a number > 0", t.lr_factor)
+    _check(t.early_stop_loss >= 0, "train.early_stop_loss", "a number >= 0 (0 = off)", t.early_stop_loss)
+    _check(t.seed >= 0, "train.seed", "an integer >= 0", t.seed)
+    _check(bool(re.match(r"^(auto|cpu|cuda(:\d+)?|mps)$", t.device)), "train.device", "auto, cpu, cuda, cuda:N or mps", t.device)
+
+    _check(all(0 <= e <= t.epochs for e in s.epochs), "snapshots.epochs", f"epochs in [0, train.epochs={t.epochs}]", list(s.epochs))
+    _check(s.reduction in ("max", "mean"), "snapshots.reduction", "'max' or 'mean'", s.reduction)
+    _check(s.probe_train >= 0, "snapshots.probe_train", "an integer >= 0", s.probe_train)
+    _check(s.probe_test >= 0, "snapshots.probe_test", "an integer >= 0", s.probe_test)
+    _check(s.probe_train + s.probe_test >= 1, "snapshots.probe_train + snapshots.probe_test", "at least 1", s.probe_train + s.probe_test)
+    _check(s.probe_seed >= 0, "snapshots.probe_seed", "an integer >= 0", s.probe_seed)
+    _check(s.batch_size >= 1, "snapshots.batch_size", "an integer >= 1", s.batch_size)

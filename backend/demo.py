@@ -1,0 +1,140 @@
+"""The built-in demo store: honest, small training runs that need no downloads.
+
+Four ``digits`` runs trained on the five superclasses (digits kept as subclasses, the thesis's
+CIFAR-100-superclass setting in miniature), each differing from the base run in one
+hyperparameter, and one ``synthclust`` run (SCIENCE.md section 4, chapter 3 data, scaled down).
+About two minutes on two CPU cores. Runs already complete are kept; interrupted ones are resumed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from backend.config import RunConfig, load_config
+from backend.store import RunStore
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    run_id: str
+    overrides: tuple[str, ...]
+    description: str
+
+
+DIGITS_BASE = (
+    "data.name=\"digits\"", "data.target=\"superclass\"",
+    "model.name=\"vgg\"", "model.stages=2", "model.convs_per_stage=2", "model.width_factor=0.5",
+    "train.optimizer=\"sgd\"", "train.lr=0.05", "train.batch_size=64", "train.epochs=30", "train.seed=0",
+    "train.device=\"cpu\"",
+)
+
+DEMO_RUNS: tuple[DemoRun, ...] = (
+    DemoRun("demo-digits-base", DIGITS_BASE, "small VGG (16/32 channels), SGD lr 0.05, no augmentation"),
+    DemoRun("demo-digits-lr-low", DIGITS_BASE + ("train.lr=0.005",), "as base, learning rate 10x lower"),
+    DemoRun("demo-digits-augment", DIGITS_BASE + ("train.augment=true",), "as base, with +-1 pixel shifts"),
+    DemoRun("demo-digits-wide", DIGITS_BASE + ("model.width_factor=1.0",), "as base, twice as wide (32/64)"),
+    DemoRun(
+        "demo-synthclust",
+        ("data.name=\"synthclust\"", "data.target=\"superclass\"", "data.synthclust.train_per_cluster=60",
+         "data.synthclust.test_per_cluster=20", "model.name=\"mlp\"", "model.depth=1", "model.width=256",
+         "model.batch_norm=false", "train.lr=0.05", "train.batch_size=100", "train.epochs=30",
+         "train.device=\"cpu\""),
+        "SynthClust: 2 classes x 15 clusters in R^500; one hidden layer of 256 ReLUs",
+    ),
+)
+
+
+def demo_configs() -> list[tuple[DemoRun, RunConfig]]:
+    return [(r, load_config(None, (f"run_id=\"{r.run_id}\"",) + r.overrides)) for r in DEMO_RUNS]
+
+
+def _lock_path(store: RunStore) -> Path:
+    return store.root / ".demo.lock"
+
+
+@contextmanager
+def builder_lock(store: RunStore) -> Iterator[bool]:
+    """Hold the store's demo lock; yields False (and holds nothing) if another builder has it."""
+    store.ensure_writable()
+    with open(_lock_path(store), "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def builder_active(store: RunStore) -> bool:
+    path = _lock_path(store)
+    if not path.exists():
+        return False
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return False
+
+
+def missing_runs(store: RunStore) -> list[str]:
+    """Demo runs that are absent or not complete."""
+    from backend.api import effective_status
+
+    out = []
+    for r in DEMO_RUNS:
+        if r.run_id not in store.run_ids() or effective_status(store.read_run(r.run_id)) != "complete":
+            out.append(r.run_id)
+    return out
+
+
+def build_demo(store: RunStore, *, progress: bool = True) -> list[str]:
+    """Train every demo run that is not complete yet; return the ids trained or resumed."""
+    from backend.api import effective_status
+    from backend.runner import resume_run, train_run
+
+    done: list[str] = []
+    with builder_lock(store) as got_it:
+        if not got_it:
+            print(f"another demo builder is already working on {store.root}; nothing to do.", file=sys.stderr)
+            return done
+        for r, cfg in demo_configs():
+            if r.run_id not in store.run_ids():
+                if store.exists(r.run_id):  # a folder without run.json: a crash before the first write
+                    _remove_tree(store.run_dir(r.run_id))
+                train_run(cfg, store, progress=progress)
+            elif effective_status(store.read_run(r.run_id)) == "complete":
+                continue
+            else:
+                resume_run(r.run_id, store, progress=progress)
+            done.append(r.run_id)
+    return done
+
+
+def spawn_builder(store: RunStore, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start ``clusterscope demo`` in its own process session (it outlives the caller's terminal)."""
+    store.ensure_writable()
+    log = log or store.root / ".demo.log"
+    with open(log, "ab") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "demo", "--store", str(store.root), "--no-progress"],
+            stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            env=os.environ.copy(),
+        )
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

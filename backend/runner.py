@@ -1,0 +1,257 @@
+"""Start and resume training runs: config -> data, model, trainer -> run folder in the store.
+
+Everything that can be wrong with the input (config, data files, model/data fit, store) is checked
+before the run folder is created, so a bad input leaves nothing behind. Once the run exists, its
+status in run.json tells what happened: ``running``, ``complete``, ``interrupted`` (Ctrl-C, kill;
+resumable) or ``failed`` (with the error).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import platform
+import socket
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+from PIL import Image
+from torch import nn
+from tqdm import tqdm
+
+from backend import schema
+from backend.config import RunConfig, from_dict, to_dict, validate
+from backend.data import Dataset, load_dataset, stratified_indices
+from backend.errors import ConfigError, StoreError
+from backend.liveness import process_alive
+from backend.store import RunStore
+from backend.training.models import build_model
+from backend.training.snapshots import ProbeLayer, SnapshotCallback, default_schedule, probe_layers, select_layers
+from backend.training.trainer import Trainer, resolve_device, to_tensor_data
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs, built and checked before anything is written."""
+
+    cfg: RunConfig
+    data: Dataset
+    model: nn.Module
+    layers: list[ProbeLayer]
+    device: torch.device
+    schedule: tuple[int, ...]
+    probe_split: dict[str, np.ndarray]  # split -> indices into that split
+
+
+def prepare(cfg: RunConfig) -> Prepared:
+    """Load the data, build the model and resolve layers and device; raise on any bad input."""
+    data = load_dataset(cfg.data)
+    n_classes = data.num_targets(cfg.data.target)
+    model = build_model(cfg.model, data.input_shape, n_classes, seed=cfg.train.seed)
+    layers = select_layers(probe_layers(model, data.input_shape), cfg.snapshots.layers)
+    if cfg.train.augment and data.kind != "image":
+        raise ConfigError(f"train.augment is for image data sets only and {data.name!r} holds vectors; set train.augment=false.")
+    device = resolve_device(cfg.train.device)
+    schedule = tuple(sorted(set(cfg.snapshots.epochs))) or default_schedule(cfg.train.epochs)
+    s = cfg.snapshots
+    probe = {
+        "train": stratified_indices(data.train.label, s.probe_train, seed=s.probe_seed),
+        "test": stratified_indices(data.test.label, s.probe_test, seed=s.probe_seed),
+    }
+    return Prepared(cfg, data, model, layers, device, schedule, probe)
+
+
+def new_run_id(cfg: RunConfig, store: RunStore) -> str:
+    """The configured run id, or ``<data>-<model>-<YYYYmmdd-HHMMSS>`` made unique in the store."""
+    if cfg.run_id:
+        return cfg.run_id
+    model = cfg.model.name.replace(":", "-").lower()
+    base = f"{cfg.data.name}-{model}-{datetime.now(UTC):%Y%m%d-%H%M%S}"[:60]
+    run_id, k = base, 2
+    while store.exists(run_id):
+        run_id, k = f"{base}-{k}", k + 1
+    return run_id
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("clusterscope", "torch", "torchvision", "numpy", "pandas", "pyarrow", "scikit-learn"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = "not installed"
+    return versions
+
+
+def thumbnail_png(x: np.ndarray) -> bytes:
+    """PNG bytes of one sample: uint8 (C, H, W) image, or a float vector drawn as a grey tile."""
+    if x.dtype == np.uint8:
+        img = Image.fromarray(x[0] if x.shape[0] == 1 else np.transpose(x, (1, 2, 0)))
+        if max(img.size) > 64:
+            img.thumbnail((64, 64))
+    else:
+        v = x.ravel().astype(np.float64)
+        side = int(np.ceil(np.sqrt(v.size)))
+        tile = np.zeros(side * side)
+        tile[: v.size] = (v - v.min()) / (np.ptp(v) or 1.0)
+        img = Image.fromarray((tile.reshape(side, side) * 255).astype(np.uint8))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def samples_table(p: Prepared) -> pa.Table:
+    """samples.parquet: the probe set, train samples first, in the order of the activation rows."""
+    cols: dict[str, list[Any]] = {k: [] for k in schema.SAMPLES_SCHEMA.names}
+    d = p.data
+    for split_name in ("train", "test"):
+        split = getattr(d, split_name).subset(p.probe_split[split_name])
+        sup = d.superclass(split.label)
+        for i in range(len(split)):
+            label = int(split.label[i])
+            cols["sample_id"].append(int(split.sample_id[i]))
+            cols["split"].append(split_name)
+            cols["label"].append(label)
+            cols["label_name"].append(d.label_names[label])
+            cols["superclass"].append(None if sup is None else int(sup[i]))
+            cols["superclass_name"].append(None if sup is None else d.superclass_names[int(sup[i])])  # type: ignore[index]
+            cols["thumbnail"].append(thumbnail_png(split.x[i]))
+    return pa.table(cols, schema=schema.SAMPLES_SCHEMA)
+
+
+class StoreCallbacks:
+    """After each epoch: metrics rows, snapshot files, checkpoint and resume state, progress."""
+
+    def __init__(self, store: RunStore, run_id: str, p: Prepared, rows: list[dict[str, Any]],
+                 bar: tqdm | None) -> None:
+        self.store, self.run_id, self.p, self.rows, self.bar = store, run_id, p, rows, bar
+        self.trainer: Trainer | None = None
+        probe_x = np.concatenate([getattr(p.data, s).x[p.probe_split[s]] for s in ("train", "test")])
+        probe_ids = np.concatenate([getattr(p.data, s).sample_id[p.probe_split[s]] for s in ("train", "test")])
+        tensors = to_tensor_data(probe_x, np.zeros(len(probe_x)), p.data.mean, p.data.std)
+        self.probe_ids = probe_ids
+        self.snapshots = SnapshotCallback(p.layers, tensors.x, epochs=p.schedule, reduction=p.cfg.snapshots.reduction,
+                                          batch_size=p.cfg.snapshots.batch_size, sink=self._write_snapshot)
+
+    def _write_snapshot(self, epoch: int, model: nn.Module, acts: dict[str, np.ndarray]) -> None:
+        for layer, values in acts.items():
+            self.store.write_activations(self.run_id, layer, epoch, self.probe_ids, values,
+                                         reduction=self.p.cfg.snapshots.reduction)
+        if self.p.cfg.snapshots.checkpoints:
+            self.store.save_checkpoint(self.run_id, epoch, {k: v.detach().cpu() for k, v in model.state_dict().items()})
+        info = self.store.read_run(self.run_id)
+        self.store.update_run(self.run_id, recorded_epochs=sorted(set(info.get("recorded_epochs", [])) | {epoch}))
+
+    def on_epoch_end(self, epoch: int, model: nn.Module, metrics: dict[str, float], *, final: bool) -> None:
+        for split in ("train", "test"):
+            self.rows.append({"epoch": epoch, "split": split, "loss": metrics[f"{split}_loss"],
+                              "accuracy": metrics[f"{split}_accuracy"], "lr": metrics["lr"]})
+        self.store.write_metrics(self.run_id, self.rows)
+        self.snapshots.on_epoch_end(epoch, model, metrics, final=final)
+        assert self.trainer is not None
+        state = self.trainer.state_dict()
+        state["model"] = {k: v.detach().cpu() for k, v in state["model"].items()}
+        self.store.save_resume_state(self.run_id, state)
+        final_metrics = {k: metrics[k] for k in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")}
+        self.store.update_run(self.run_id, epochs_completed=epoch, final=final_metrics)
+        if self.bar is not None:
+            self.bar.n = epoch
+            self.bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", acc=f"{metrics['train_accuracy']:.3f}",
+                                 test_acc=f"{metrics['test_accuracy']:.3f}")
+            self.bar.refresh()
+
+
+def run_info(run_id: str, p: Prepared) -> dict[str, Any]:
+    d, cfg = p.data, p.cfg
+    return {
+        "run_id": run_id,
+        "status": "running",
+        "seed": cfg.train.seed,
+        "config": to_dict(cfg) | {"run_id": run_id},
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": package_versions(),
+        "origin": {"kind": "trained"},
+        "dataset": {
+            "name": d.name, "kind": d.kind, "input_shape": list(d.input_shape), "target": cfg.data.target,
+            "label_names": list(d.label_names),
+            "superclass_names": list(d.superclass_names) if d.superclass_names else None,
+            "n_train": len(d.train), "n_test": len(d.test),
+            "n_probe_train": int(len(p.probe_split["train"])), "n_probe_test": int(len(p.probe_split["test"])),
+        },
+        "model": {"name": cfg.model.name, "parameters": int(sum(t.numel() for t in p.model.parameters()))},
+        "layers": [layer.as_dict() for layer in p.layers],
+        "reduction": cfg.snapshots.reduction,
+        "snapshot_epochs": list(p.schedule),
+        "recorded_epochs": [],
+        "epochs_completed": None,
+        "final": None,
+        "device": str(p.device),
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "error": None,
+    }
+
+
+def train_run(cfg: RunConfig, store: RunStore, *, progress: bool = True) -> str:
+    """Train a new run described by ``cfg`` into ``store``; return its run id."""
+    store.ensure_writable()
+    run_id = new_run_id(cfg, store)
+    store.require_new(run_id)
+    p = prepare(cfg)
+    store.create_run(run_id, run_info(run_id, p))
+    store.write_samples(run_id, samples_table(p))
+    return _fit(store, run_id, p, rows=[], resume_state=None, progress=progress)
+
+
+def resume_run(run_id: str, store: RunStore, *, progress: bool = True) -> str:
+    """Continue an interrupted (or failed) run from its last finished epoch."""
+    info = store.read_run(run_id)
+    if info["status"] == "complete":
+        raise StoreError(f"run {run_id!r} is already complete; nothing to resume.")
+    if info["status"] == "running" and process_alive(info):
+        raise StoreError(f"run {run_id!r} is still running (pid {info.get('pid')} on {info.get('host')}); "
+                         "stop it first or wait for it to finish.")
+    cfg = from_dict(RunConfig, info["config"])
+    validate(cfg)
+    p = prepare(cfg)
+    state = store.load_resume_state(run_id)
+    done = int(state["epoch"]) if state else -1
+    store.delete_snapshots_after(run_id, done)
+    metrics = store.read_metrics(run_id)
+    rows = [r for r in metrics.to_dict("records") if r["epoch"] <= done]
+    store.update_run(run_id, status="running", pid=os.getpid(), host=socket.gethostname(), error=None,
+                     recorded_epochs=[e for e in info.get("recorded_epochs", []) if e <= done])
+    return _fit(store, run_id, p, rows=rows, resume_state=state, progress=progress)
+
+
+def _fit(store: RunStore, run_id: str, p: Prepared, *, rows: list[dict[str, Any]],
+         resume_state: dict[str, Any] | None, progress: bool) -> str:
+    d, cfg = p.data, p.cfg
+    train = to_tensor_data(d.train.x, d.targets(d.train, cfg.data.target), d.mean, d.std)
+    test = to_tensor_data(d.test.x, d.targets(d.test, cfg.data.target), d.mean, d.std)
+    bar = tqdm(total=cfg.train.epochs, desc=run_id, unit="epoch", file=sys.stderr, disable=not progress)
+    cbs = StoreCallbacks(store, run_id, p, rows, bar)
+    trainer = Trainer(p.model, train, test, cfg.train, device=p.device, callbacks=[cbs])
+    cbs.trainer = trainer
+    if resume_state is not None:
+        trainer.load_state_dict(resume_state)
+        bar.n = trainer.epoch
+    try:
+        trainer.fit()
+    except KeyboardInterrupt:
+        store.update_run(run_id, status="interrupted")
+        raise
+    except BaseException as exc:
+        store.update_run(run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        bar.close()
+    store.update_run(run_id, status="complete", stopped_early=trainer.stopped_early)
+    return run_id
+

@@ -1,0 +1,314 @@
+"""The run store: the only module that reads or writes run folders (layout in docs/store.md).
+
+::
+
+    <store>/<run_id>/
+      run.json                              config, status, layers, snapshot epochs, versions
+      metrics.parquet                       one row per (epoch, split)
+      samples.parquet                       the probe set with labels and PNG thumbnails
+      activations/<layer>/epoch=NNNN.parquet  sample_id + one float32 column per unit
+      checkpoints/epoch=NNNN.pt             model state_dict (torch.load(weights_only=True))
+      checkpoints/resume.pt                 optimizer/scheduler state of the last finished epoch
+
+Every path comes from one helper that validates the run id and layer name first, so no input can
+reach outside the store. Every write goes to a temporary file in the same folder and is renamed
+into place, so a reader never sees half a file and a crash leaves no file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from backend import schema
+from backend.config import RUN_ID_PATTERN
+from backend.errors import StoreError
+
+LAYER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+EPOCH_FILE = re.compile(r"^epoch=(\d{4,})\.parquet$")
+CHECKPOINT_FILE = re.compile(r"^epoch=(\d{4,})\.pt$")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def check_run_id(run_id: str) -> str:
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
+        raise StoreError(
+            f"run id {run_id!r} is not valid: expected 1-64 characters of lowercase letters, digits, "
+            "'.', '_' or '-', starting with a letter or digit. Run `clusterscope runs` to see the run ids."
+        )
+    return run_id
+
+
+def check_layer(layer: str) -> str:
+    if not isinstance(layer, str) or not LAYER_PATTERN.match(layer) or ".." in layer:
+        raise StoreError(f"layer name {layer!r} is not valid: expected letters, digits, '.', '_' or '-'.")
+    return layer
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``, else delete it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:  # make the bytes durable before the rename publishes them
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class RunStore:
+    """A folder of runs. ``RunStore("data/store")``; nothing is created until a run is written."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser()
+
+    # ---------------------------------------------------------------- paths
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / check_run_id(run_id)
+
+    def run_json_path(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "run.json"
+
+    def metrics_path(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "metrics.parquet"
+
+    def samples_path(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "samples.parquet"
+
+    def activations_dir(self, run_id: str, layer: str) -> Path:
+        return self.run_dir(run_id) / "activations" / check_layer(layer)
+
+    def activation_path(self, run_id: str, layer: str, epoch: int) -> Path:
+        return self.activations_dir(run_id, layer) / f"epoch={int(epoch):04d}.parquet"
+
+    def checkpoint_path(self, run_id: str, epoch: int) -> Path:
+        return self.run_dir(run_id) / "checkpoints" / f"epoch={int(epoch):04d}.pt"
+
+    def resume_path(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "checkpoints" / "resume.pt"
+
+    # ---------------------------------------------------------------- store-level
+    def ensure_writable(self) -> None:
+        """Create the root if needed and prove it is writable, or raise :class:`StoreError`."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".write-test-"):
+                pass
+        except OSError as exc:
+            raise StoreError(
+                f"store {str(self.root)!r} is not writable ({exc.strerror or exc}); choose another folder "
+                "with --store or CLUSTERSCOPE_STORE, or fix its permissions."
+            ) from None
+
+    def run_ids(self) -> list[str]:
+        """Ids of the folders that hold a run.json, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.root.iterdir() if RUN_ID_PATTERN.match(p.name) and (p / "run.json").is_file()
+        )
+
+    def exists(self, run_id: str) -> bool:
+        return self.run_dir(run_id).exists()
+
+    # ---------------------------------------------------------------- run.json
+    def require_new(self, run_id: str) -> None:
+        """Raise :class:`StoreError` if ``run_id`` is taken."""
+        if self.exists(run_id):
+            raise self._exists_error(run_id)
+
+    def _exists_error(self, run_id: str) -> StoreError:
+        return StoreError(
+            f"run {run_id!r} already exists in store {str(self.root)!r}; choose another run_id "
+            f"(--set run_id=...), resume it with `clusterscope train --resume {run_id}`, or delete its folder."
+        )
+
+    def create_run(self, run_id: str, info: dict[str, Any]) -> None:
+        """Create the run folder (it must not exist) and write its run.json."""
+        run_dir = self.run_dir(run_id)
+        self.ensure_writable()
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            raise self._exists_error(run_id) from None
+        self.write_run(run_id, info)
+
+    def write_run(self, run_id: str, info: dict[str, Any]) -> None:
+        info = dict(info, run_id=run_id, schema_version=schema.SCHEMA_VERSION, updated=now_iso())
+        with atomic_path(self.run_json_path(run_id)) as tmp:
+            tmp.write_text(json.dumps(info, indent=2, sort_keys=False), encoding="utf-8")
+
+    def read_run(self, run_id: str) -> dict[str, Any]:
+        path = self.run_json_path(run_id)
+        if not path.is_file():
+            raise StoreError(
+                f"run {run_id!r} not found in store {str(self.root)!r} (no {path.name}); "
+                "run `clusterscope runs` to list the runs."
+            )
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise StoreError(f"{path} is not valid JSON ({exc}); the run's metadata is corrupt.") from None
+        if not isinstance(info, dict) or "status" not in info:
+            raise StoreError(f"{path} is not a ClusterScope run.json: expected an object with a 'status' key.")
+        return _upgrade_run_info(info)
+
+    def update_run(self, run_id: str, **changes: Any) -> dict[str, Any]:
+        info = self.read_run(run_id)
+        info.update(changes)
+        self.write_run(run_id, info)
+        return info
+
+    # ---------------------------------------------------------------- tables
+    def _write_table(self, path: Path, table: pa.Table) -> None:
+        with atomic_path(path) as tmp:
+            # Activations are noisy floats: dictionary encoding would only waste time on them.
+            pq.write_table(table, tmp, compression="zstd", use_dictionary=["split", "label_name", "superclass_name"])
+
+    def _read_table(self, path: Path, what: str, columns: list[str] | None = None) -> pa.Table:
+        if not path.is_file():
+            raise StoreError(f"{what} not found: expected {path}.")
+        try:
+            return pq.read_table(path, columns=columns)
+        except (pa.ArrowException, OSError) as exc:
+            raise StoreError(f"{what} at {path} is not a readable Parquet file ({exc}); the file is corrupt.") from None
+
+    def write_metrics(self, run_id: str, rows: list[dict[str, Any]]) -> None:
+        table = pa.Table.from_pylist(rows, schema=schema.METRICS_SCHEMA)
+        table = table.replace_schema_metadata(schema.file_metadata("metrics", run_id))
+        self._write_table(self.metrics_path(run_id), table)
+
+    def read_metrics(self, run_id: str) -> pd.DataFrame:
+        path = self.metrics_path(run_id)
+        if not path.is_file():  # a run that has not finished its first evaluation yet
+            return schema.METRICS_SCHEMA.empty_table().to_pandas()
+        return self._read_table(path, f"metrics of run {run_id!r}").to_pandas()
+
+    def write_samples(self, run_id: str, table: pa.Table) -> None:
+        table = table.cast(schema.SAMPLES_SCHEMA).replace_schema_metadata(schema.file_metadata("samples", run_id))
+        self._write_table(self.samples_path(run_id), table)
+
+    def read_samples(self, run_id: str, columns: list[str] | None = None) -> pd.DataFrame:
+        return self._read_table(self.samples_path(run_id), f"probe samples of run {run_id!r}", columns).to_pandas()
+
+    def write_activations(
+        self, run_id: str, layer: str, epoch: int, sample_ids: np.ndarray, values: np.ndarray, *, reduction: str
+    ) -> Path:
+        """Write one snapshot. ``values`` : ndarray of shape (n_samples, n_units)."""
+        values = np.ascontiguousarray(values, dtype=np.float32)
+        n, units = values.shape
+        arrays = [pa.array(np.asarray(sample_ids, dtype=np.int64))]
+        arrays += [pa.array(values[:, i]) for i in range(units)]
+        table = pa.Table.from_arrays(arrays, schema=schema.activation_schema(units))
+        meta = schema.file_metadata("activations", run_id, layer=layer, epoch=int(epoch), reduction=reduction)
+        table = table.replace_schema_metadata(meta)
+        path = self.activation_path(run_id, layer, epoch)
+        self._write_table(path, table)
+        return path
+
+    def read_activations(self, run_id: str, layer: str, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(sample_ids, values)`` with values of shape (n_samples, n_units), float32."""
+        path = self.activation_path(run_id, layer, epoch)
+        table = self._read_table(path, f"activations of run {run_id!r}, layer {layer!r}, epoch {epoch}")
+        if table.num_columns < 2 or table.column_names[0] != schema.SAMPLE_ID:
+            raise StoreError(f"{path} does not hold activations: expected sample_id then unit columns, "
+                             f"found {table.column_names[:3]}.")
+        ids = table.column(0).to_numpy()
+        values = np.column_stack([table.column(i).to_numpy() for i in range(1, table.num_columns)])
+        return ids, values.astype(np.float32, copy=False)
+
+    def snapshots(self, run_id: str) -> pd.DataFrame:
+        """The recorded snapshots: one row per (layer, epoch) file, columns layer, epoch, path."""
+        root = self.run_dir(run_id) / "activations"
+        rows = []
+        if root.is_dir():
+            for layer_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+                for f in sorted(layer_dir.iterdir()):
+                    m = EPOCH_FILE.match(f.name)
+                    if m:
+                        rows.append({"layer": layer_dir.name, "epoch": int(m.group(1)), "path": str(f)})
+        return pd.DataFrame(rows, columns=["layer", "epoch", "path"])
+
+    def delete_snapshots_after(self, run_id: str, epoch: int) -> None:
+        """Remove snapshots and checkpoints later than ``epoch`` (before a resume redoes them)."""
+        for row in self.snapshots(run_id).itertuples():
+            if row.epoch > epoch:
+                Path(row.path).unlink(missing_ok=True)
+        ckpt_dir = self.run_dir(run_id) / "checkpoints"
+        if ckpt_dir.is_dir():
+            for f in ckpt_dir.iterdir():
+                m = CHECKPOINT_FILE.match(f.name)
+                if m and int(m.group(1)) > epoch:
+                    f.unlink(missing_ok=True)
+
+    # ---------------------------------------------------------------- checkpoints
+    def save_checkpoint(self, run_id: str, epoch: int, state_dict: dict[str, Any]) -> Path:
+        return self._save_torch(self.checkpoint_path(run_id, epoch), state_dict)
+
+    def load_checkpoint(self, run_id: str, epoch: int) -> dict[str, Any]:
+        return self._load_torch(self.checkpoint_path(run_id, epoch), f"checkpoint of run {run_id!r} at epoch {epoch}")
+
+    def checkpoint_epochs(self, run_id: str) -> list[int]:
+        ckpt_dir = self.run_dir(run_id) / "checkpoints"
+        if not ckpt_dir.is_dir():
+            return []
+        return sorted(int(m.group(1)) for f in ckpt_dir.iterdir() if (m := CHECKPOINT_FILE.match(f.name)))
+
+    def save_resume_state(self, run_id: str, state: dict[str, Any]) -> Path:
+        return self._save_torch(self.resume_path(run_id), state)
+
+    def load_resume_state(self, run_id: str) -> dict[str, Any] | None:
+        path = self.resume_path(run_id)
+        if not path.is_file():
+            return None
+        return self._load_torch(path, f"resume state of run {run_id!r}")
+
+    @staticmethod
+    def _save_torch(path: Path, obj: dict[str, Any]) -> Path:
+        import torch  # imported here: reading tables must not pay for torch
+
+        with atomic_path(path) as tmp:
+            torch.save(obj, tmp)
+        return path
+
+    @staticmethod
+    def _load_torch(path: Path, what: str) -> dict[str, Any]:
+        import torch
+
+        if not path.is_file():
+            raise StoreError(f"{what} not found: expected {path}.")
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)  # never unpickle arbitrary objects
+        except Exception as exc:  # torch raises many types for corrupt or hostile files
+            raise StoreError(f"{what} at {path} cannot be loaded safely ({type(exc).__name__}: {exc}).") from None
+
+
+def _upgrade_run_info(info: dict[str, Any]) -> dict[str, Any]:
+    """Converter for older run.json versions. Version 1 is the first; nothing to convert yet."""
+    version = int(info.get("schema_version", 1))
+    if version > schema.SCHEMA_VERSION:
+        raise StoreError(
+            f"run {info.get('run_id')!r} was written by a newer ClusterScope (store schema {version}, "
+            f"this one reads up to {schema.SCHEMA_VERSION}); upgrade clusterscope."
+        )
+    return info
