@@ -157,7 +157,7 @@ def from_dict(cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
     for key, value in raw.items():
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
-            hint = f" Did you mean {prefix}{close[0]!r}?" if close else ""
+            hint = f" Did you mean {prefix + close[0]!r}?" if close else ""
             raise ConfigError(
                 f"unknown config key {prefix + key!r}; expected one of {', '.join(prefix + n for n in names)}.{hint}"
             )

@@ -29,6 +29,7 @@ def runs_view() -> None:
     if runs.empty:
         empty_state(demo)
         return
+    max_epochs = int(runs["epochs"].fillna(1).max())
     table = runs[["run_id", "status", "dataset", "model", "target", "epochs_completed", "epochs",
                   "train_accuracy", "test_accuracy", "generalization_gap"]]
     st.dataframe(
@@ -36,7 +37,7 @@ def runs_view() -> None:
         column_config={
             "run_id": "run",
             "epochs_completed": st.column_config.ProgressColumn("progress (epochs)", min_value=0,
-                                                                max_value=int(runs["epochs"].max() or 1), format="%d"),
+                                                                max_value=max_epochs, format="%d"),
             "train_accuracy": st.column_config.NumberColumn("train acc.", format="percent"),
             "test_accuracy": st.column_config.NumberColumn("test acc.", format="percent"),
             "generalization_gap": st.column_config.NumberColumn("gap (train - test)", format="percent"),

@@ -34,7 +34,9 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     if cfg.name == "cifar100":
         return files.load_cifar100(root, download=cfg.download)
     if cfg.name == "imagefolder":
-        return files.load_imagefolder(
+        from backend.data.imagefolder import load_imagefolder
+
+        return load_imagefolder(
             root,
             image_size=cfg.image_size,
             channels=cfg.channels,

@@ -9,6 +9,7 @@ labels").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -96,6 +97,17 @@ def channel_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
     std = xf.std(axis=(0, 2, 3))
     std = np.where(std > 0, std, 1.0)
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def image_dataset(name: str, train: Split, test: Split, label_names: Sequence[str],
+                   superclasses: tuple[tuple[str, ...], np.ndarray] | None = None) -> Dataset:
+    """A Dataset of uint8 images with per-channel statistics of its training split."""
+    mean, std = channel_stats(train.x)
+    return Dataset(
+        name=name, kind="image", train=train, test=test, label_names=tuple(label_names),
+        superclass_names=superclasses[0] if superclasses else None,
+        label_to_superclass=superclasses[1] if superclasses else None, mean=mean, std=std,
+    )
 
 
 def stratified_indices(labels: np.ndarray, n: int, *, seed: int) -> np.ndarray:

@@ -157,8 +157,9 @@ def record(model: nn.Module, batches: Iterable[torch.Tensor], layers: Sequence[P
 def default_schedule(epochs: int, *, max_regular: int = 10) -> tuple[int, ...]:
     """Epoch 0, a roughly logarithmic set of early epochs, then every few epochs, and the last.
 
-    For 20 epochs: 0, 1, 2, 3, 4, 6, 8, 10, 12, 14, 16, 18, 20. For 250: 0, 1, 2, 3, 4, 6, 8, 11, 16,
-    23, 32, 45, 64, 25, 50, ..., 250 (sorted).
+    Early epochs are round(2^(k/2)) up to a quarter of the run; then every ceil(epochs/10) epochs.
+    For 20 epochs: 0, 1, 2, 3, 4, 6, 8, 10, 12, ..., 20. For 250: 0, 1, 2, 3, 4, 6, 8, 11, 16, 23, 25,
+    32, 45, 50, 75, 100, ..., 250.
     """
     early = {round(2 ** (k / 2)) for k in range(0, 2 * int(math.log2(max(epochs, 1))) + 1)}
     early = {e for e in early if e <= max(epochs // 4, 4)}

@@ -1,0 +1,35 @@
+# Two commands on a fresh machine with Python 3.11: `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PORT   ?= 8501
+
+.PHONY: install demo test app clean-demo bench
+
+# (Re)install when pyproject.toml changes. The stamp is written only after a successful install.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# Build the demo store in the background if it is missing, and serve the dashboard at once:
+# runs appear (with progress) while they train.
+demo: $(STAMP)
+	$(BIN)/clusterscope demo --if-missing --detach
+	$(BIN)/clusterscope app --server.port $(PORT)
+
+app: $(STAMP)
+	$(BIN)/clusterscope app --server.port $(PORT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/snapshot.py
+	$(BIN)/python benchmarks/train.py
+
+clean-demo:
+	rm -rf data/store/demo-*

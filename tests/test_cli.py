@@ -1,0 +1,98 @@
+"""The command line: success paths and every bad-input case (one line, exit code 2, nothing written)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from backend.cli import cli
+from tests.conftest import TINY
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def sets(*overrides: str) -> list[str]:
+    return [a for o in overrides for a in ("--set", o)]
+
+
+def test_train_then_runs(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text('run_id = "cli-run"\n[train]\nepochs = 1\n')
+    code, out, err = run("train", str(cfg), "--store", str(store), "--no-progress", *sets(*TINY, "train.epochs=1",
+                                                                                            "snapshots.epochs=[1]"))
+    assert code == 0, err
+    assert "run cli-run: complete" in out
+    code, out, _ = run("runs", "--json", "--store", str(store))
+    rows = json.loads(out)
+    assert code == 0 and rows[0]["run_id"] == "cli-run" and rows[0]["status"] == "complete"
+    assert 0.2 < rows[0]["test_accuracy"] <= 1.0
+    code, out, _ = run("runs", "--store", str(store))
+    assert "cli-run" in out and "complete" in out
+
+
+def test_runs_on_empty_store(tmp_path: Path) -> None:
+    code, out, _ = run("runs", "--store", str(tmp_path / "nothing"))
+    assert code == 0 and "clusterscope demo" in out
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["train.lrr=0.1"], "unknown config key 'train.lrr'"),
+        (["train.lr=-0.5"], "train.lr must be a number > 0; got -0.5"),
+        (["train.batch_size=0"], "train.batch_size must be an integer >= 1; got 0"),
+        (['data.name="imagenet"'], "data.name must be one of"),
+        (['model.name="bigmodel"'], "model.name must be one of"),
+        (['snapshots.layers=["fc9.relu"]'], "snapshots.layers names unknown layer(s) ['fc9.relu']"),
+        (['data.name="mnist"', 'data.root="/nonexistent/mnist"', 'data.target="label"'], "/nonexistent/mnist"),
+        (['data.name="synthclust"', "train.augment=true"], "train.augment is for image data sets only"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, overrides: list[str], message: str) -> None:
+    store = tmp_path / "store"
+    code, out, err = run("train", "--store", str(store), "--no-progress", *sets(*TINY, 'run_id="bad"', *overrides))
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert message in err
+    assert not (store / "bad").exists()
+
+
+def test_existing_run_id_is_refused_and_left_alone(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    (store / "taken").mkdir(parents=True)
+    (store / "taken" / "run.json").write_text('{"status": "complete", "marker": 1}')
+    code, _, err = run("train", "--store", str(store), *sets(*TINY, 'run_id="taken"'))
+    assert code == 2 and "run 'taken' already exists" in err and "--resume taken" in err
+    assert json.loads((store / "taken" / "run.json").read_text()) == {"status": "complete", "marker": 1}
+
+
+def test_unwritable_store(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    code, _, err = run("train", "--store", str(blocker / "store"), *sets(*TINY))
+    assert code == 2 and "is not writable" in err and "--store" in err
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    code, _, err = run("train", str(tmp_path / "missing.toml"), "--store", str(tmp_path))
+    assert code == 2 and "missing.toml" in err and "does not exist" in err
+
+
+def test_resume_errors(tmp_path: Path) -> None:
+    code, _, err = run("train", "--resume", "nope", "--store", str(tmp_path))
+    assert code == 2 and "run 'nope' not found" in err
+    code, _, err = run("train", "--resume", "../x", "--store", str(tmp_path))
+    assert code == 2 and "is not valid" in err
+
+
+def test_store_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLUSTERSCOPE_STORE", str(tmp_path / "env-store"))
+    code, out, _ = run("runs")
+    assert code == 0 and str(tmp_path / "env-store") in out
