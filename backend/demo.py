@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backend.config import RunConfig, load_config
+from backend.errors import ClusterScopeError
 from backend.store import RunStore
 
 
@@ -51,8 +52,8 @@ DEMO_RUNS: tuple[DemoRun, ...] = (
 )
 
 
-def demo_configs() -> list[tuple[DemoRun, RunConfig]]:
-    return [(r, load_config(None, (f"run_id=\"{r.run_id}\"",) + r.overrides)) for r in DEMO_RUNS]
+def demo_configs(runs: tuple[DemoRun, ...] = DEMO_RUNS) -> list[tuple[DemoRun, RunConfig]]:
+    return [(r, load_config(None, (f"run_id=\"{r.run_id}\"",) + r.overrides)) for r in runs]
 
 
 def _lock_path(store: RunStore) -> Path:
@@ -76,32 +77,35 @@ def builder_lock(store: RunStore) -> Iterator[bool]:
 
 
 def builder_active(store: RunStore) -> bool:
-    path = _lock_path(store)
-    if not path.exists():
+    """Whether a demo builder holds the store's lock (read-only: works on a store we cannot write)."""
+    try:
+        with open(_lock_path(store), "rb") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    except OSError:
         return False
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
     return False
 
 
-def missing_runs(store: RunStore) -> list[str]:
+def missing_runs(store: RunStore, runs: tuple[DemoRun, ...] = DEMO_RUNS) -> list[str]:
     """Demo runs that are absent or not complete."""
     from backend.api import effective_status
 
     out = []
-    for r in DEMO_RUNS:
+    for r in runs:
         if r.run_id not in store.run_ids() or effective_status(store.read_run(r.run_id)) != "complete":
             out.append(r.run_id)
     return out
 
 
-def build_demo(store: RunStore, *, progress: bool = True) -> list[str]:
-    """Train every demo run that is not complete yet; return the ids trained or resumed."""
-    from backend.api import effective_status
+def build_demo(store: RunStore, *, progress: bool = True, runs: tuple[DemoRun, ...] = DEMO_RUNS) -> list[str]:
+    """Train every demo run that is not complete yet; return the ids trained or resumed.
+
+    A run that fails is reported and the builder goes on with the next one.
+    """
     from backend.runner import resume_run, train_run
 
     done: list[str] = []
@@ -109,15 +113,19 @@ def build_demo(store: RunStore, *, progress: bool = True) -> list[str]:
         if not got_it:
             print(f"another demo builder is already working on {store.root}; nothing to do.", file=sys.stderr)
             return done
-        for r, cfg in demo_configs():
-            if r.run_id not in store.run_ids():
-                if store.exists(r.run_id):  # a folder without run.json: a crash before the first write
-                    _remove_tree(store.run_dir(r.run_id))
-                train_run(cfg, store, progress=progress)
-            elif effective_status(store.read_run(r.run_id)) == "complete":
+        for r, cfg in demo_configs(runs):
+            try:
+                if r.run_id not in store.run_ids():
+                    if store.exists(r.run_id):  # a folder without run.json: a crash before the first write
+                        _remove_tree(store.run_dir(r.run_id))
+                    train_run(cfg, store, progress=progress)
+                elif store.read_run(r.run_id)["status"] == "complete":
+                    continue
+                else:  # we hold the lock, so a 'running' demo run was left by a killed builder
+                    resume_run(r.run_id, store, progress=progress, force=True)
+            except ClusterScopeError as exc:
+                print(f"demo run {r.run_id} failed: {exc}", file=sys.stderr)
                 continue
-            else:
-                resume_run(r.run_id, store, progress=progress)
             done.append(r.run_id)
     return done
 

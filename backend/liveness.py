@@ -4,18 +4,39 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from typing import Any
+
+
+def process_start_time(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot (Linux), to tell a reused pid from the original."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[19])  # field 22 of proc(5); fields[0] is field 3
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def this_process() -> dict[str, Any]:
+    """What a run.json records about the process that trains it."""
+    pid = os.getpid()
+    return {"pid": pid, "pid_start": process_start_time(pid), "host": socket.gethostname()}
 
 
 def process_alive(info: dict[str, Any]) -> bool:
     """Whether the process recorded in a run.json still runs. Only knowable on the same host:
-    for a run written on another machine the file is trusted."""
+    for a run written on another machine the file is trusted. Our own pid, or a pid now held by a
+    process that started at another time, means the recorded process is gone."""
     if info.get("host") != socket.gethostname() or not info.get("pid"):
         return True
     try:
-        os.kill(int(info["pid"]), 0)
+        pid = int(info["pid"])
+        if pid == os.getpid():
+            return False
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except (PermissionError, ValueError, OverflowError):
         return True
-    return True
+    recorded, now = info.get("pid_start"), process_start_time(pid)
+    return recorded is None or now is None or recorded == now

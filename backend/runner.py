@@ -9,9 +9,7 @@ resumable) or ``failed`` (with the error).
 from __future__ import annotations
 
 import io
-import os
 import platform
-import socket
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,7 +27,7 @@ from backend import schema
 from backend.config import RunConfig, from_dict, to_dict, validate
 from backend.data import Dataset, load_dataset, stratified_indices
 from backend.errors import ConfigError, StoreError
-from backend.liveness import process_alive
+from backend.liveness import process_alive, this_process
 from backend.store import RunStore
 from backend.training.models import build_model
 from backend.training.snapshots import ProbeLayer, SnapshotCallback, default_schedule, probe_layers, select_layers
@@ -192,8 +190,7 @@ def run_info(run_id: str, p: Prepared) -> dict[str, Any]:
         "epochs_completed": None,
         "final": None,
         "device": str(p.device),
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
+        **this_process(),
         "error": None,
     }
 
@@ -209,12 +206,16 @@ def train_run(cfg: RunConfig, store: RunStore, *, progress: bool = True) -> str:
     return _fit(store, run_id, p, rows=[], resume_state=None, progress=progress)
 
 
-def resume_run(run_id: str, store: RunStore, *, progress: bool = True) -> str:
-    """Continue an interrupted (or failed) run from its last finished epoch."""
+def resume_run(run_id: str, store: RunStore, *, progress: bool = True, force: bool = False) -> str:
+    """Continue an interrupted (or failed) run from its last finished epoch.
+
+    A run marked 'running' whose process still seems alive is refused unless ``force`` (used by the
+    demo builder, whose store lock proves no other builder is at work).
+    """
     info = store.read_run(run_id)
     if info["status"] == "complete":
         raise StoreError(f"run {run_id!r} is already complete; nothing to resume.")
-    if info["status"] == "running" and process_alive(info):
+    if info["status"] == "running" and not force and process_alive(info):
         raise StoreError(f"run {run_id!r} is still running (pid {info.get('pid')} on {info.get('host')}); "
                          "stop it first or wait for it to finish.")
     cfg = from_dict(RunConfig, info["config"])
@@ -225,7 +226,7 @@ def resume_run(run_id: str, store: RunStore, *, progress: bool = True) -> str:
     store.delete_snapshots_after(run_id, done)
     metrics = store.read_metrics(run_id)
     rows = [r for r in metrics.to_dict("records") if r["epoch"] <= done]
-    store.update_run(run_id, status="running", pid=os.getpid(), host=socket.gethostname(), error=None,
+    store.update_run(run_id, status="running", **this_process(), error=None,
                      recorded_epochs=[e for e in info.get("recorded_epochs", []) if e <= done])
     return _fit(store, run_id, p, rows=rows, resume_state=state, progress=progress)
 

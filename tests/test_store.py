@@ -113,3 +113,21 @@ def test_checkpoint_loading_refuses_pickled_objects(store: RunStore, tmp_path: P
     with pytest.raises(StoreError, match="cannot be loaded safely"):
         store.load_checkpoint("r1", 0)
     assert not marker.exists()
+
+
+def test_docs_store_examples_work(trained_store: tuple[RunStore, str]) -> None:
+    """The pandas and DuckDB recipes of docs/store.md, run against a real run."""
+    import pandas as pd
+
+    store, run_id = trained_store
+    run = store.run_dir(run_id)
+    acts = pd.read_parquet(f"{run}/activations/fc2.relu/epoch=0002.parquet")
+    samples = pd.read_parquet(f"{run}/samples.parquet", columns=["sample_id", "label", "superclass"])
+    df = samples.merge(acts, on="sample_id")
+    assert len(df) == len(samples) == len(acts)
+    assert df.groupby("label")["u0003"].mean().shape == (10,)
+    rows = duckdb.sql(
+        "SELECT regexp_extract(filename, 'store[0-9]*/([^/]+)/', 1) AS run, max(accuracy) AS best "
+        f"FROM read_parquet('{store.root}/*/metrics.parquet', filename = true) WHERE split = 'test' GROUP BY run"
+    ).fetchall()
+    assert rows[0][0] == run_id and 0.2 < rows[0][1] <= 1.0

@@ -1,0 +1,56 @@
+"""The demo builder: builds missing runs, keeps complete ones, resumes runs left by a killed builder."""
+
+from __future__ import annotations
+
+import os
+
+from backend import api
+from backend.demo import DemoRun, build_demo, builder_active, builder_lock, missing_runs
+from backend.liveness import process_alive
+from tests.conftest import TINY
+
+RUNS = (
+    DemoRun("demo-a", (*TINY, "train.epochs=1", "snapshots.epochs=[1]"), "tiny a"),
+    DemoRun("demo-b", (*TINY, "train.epochs=2", "train.lr=0.01", "snapshots.epochs=[2]"), "tiny b"),
+)
+
+
+def test_build_keep_and_resume(store: api.RunStore) -> None:
+    assert missing_runs(store, RUNS) == ["demo-a", "demo-b"]
+    assert build_demo(store, progress=False, runs=RUNS) == ["demo-a", "demo-b"]
+    assert missing_runs(store, RUNS) == []
+    assert build_demo(store, progress=False, runs=RUNS) == []  # complete runs are kept
+    # A builder killed by `docker stop` leaves a 'running' run whose pid may look alive: resume it.
+    store.update_run("demo-b", status="running", pid=1, host="another-container", epochs_completed=1)
+    assert api.read_run(store, "demo-b")["status"] == "running"  # another host: the file is trusted
+    assert build_demo(store, progress=False, runs=RUNS) == ["demo-b"]
+    assert api.read_run(store, "demo-b")["status"] == "complete"
+
+
+def test_a_failing_run_does_not_stop_the_others(store: api.RunStore) -> None:
+    store.ensure_writable()
+    (store.root / "demo-a").mkdir()
+    (store.root / "demo-a" / "run.json").write_text("{corrupt")
+    assert build_demo(store, progress=False, runs=RUNS) == ["demo-b"]
+
+
+def test_lock_is_exclusive_and_visible(store: api.RunStore) -> None:
+    assert not builder_active(store)
+    with builder_lock(store) as got:
+        assert got and builder_active(store)
+        assert build_demo(store, progress=False, runs=RUNS) == []  # a second builder backs off
+    assert not builder_active(store)
+
+
+def test_liveness_of_recorded_processes() -> None:
+    import socket
+
+    host = socket.gethostname()
+    assert not process_alive({"pid": os.getpid(), "host": host})  # our own pid: a stale record
+    assert not process_alive({"pid": 2**22 + 12345, "host": host})  # no such process
+    assert process_alive({"pid": 1, "host": "elsewhere"})
+    parent = os.getppid()
+    from backend.liveness import process_start_time
+
+    assert process_alive({"pid": parent, "host": host, "pid_start": process_start_time(parent)})
+    assert not process_alive({"pid": parent, "host": host, "pid_start": -1})  # pid reused by another process
