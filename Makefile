@@ -19,10 +19,10 @@ install: $(STAMP)
 # runs appear (with progress) while they train.
 demo: $(STAMP)
 	$(BIN)/clusterscope demo --if-missing --detach
-	$(BIN)/clusterscope app --server.port $(PORT)
+	$(BIN)/clusterscope app --server.address localhost --server.port $(PORT)
 
 app: $(STAMP)
-	$(BIN)/clusterscope app --server.port $(PORT)
+	$(BIN)/clusterscope app --server.address localhost --server.port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -7,19 +7,21 @@ import the training stack lazily, so the dashboard starts fast.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from backend.config import RunConfig
+from backend.config import AnalysisConfig, RunConfig
 from backend.errors import ClusterScopeError, ConfigError, DataError, StoreError
 from backend.store import RunStore
 
 __all__ = [
     "ClusterScopeError", "ConfigError", "DataError", "StoreError", "RunStore", "RunConfig",
     "default_store_root", "open_store", "list_runs", "read_run", "read_metrics", "read_samples",
-    "snapshots", "train", "resume", "demo_status",
+    "snapshots", "train", "resume", "demo_status", "analysis_config", "analyze", "run_measures", "compare",
+    "read_analysis",
 ]
 
 DEFAULT_STORE = Path("data") / "store"
@@ -117,3 +119,76 @@ def demo_status(store: RunStore) -> dict[str, Any]:
     present = set(store.run_ids())
     return {"runs": [r.run_id for r in DEMO_RUNS], "present": [r.run_id for r in DEMO_RUNS if r.run_id in present],
             "building": builder_active(store)}
+
+
+# ------------------------------------------------------------------------------------------ analysis
+
+
+def analysis_config(store: RunStore, run_id: str, overrides: list[str] | tuple[str, ...] = ()) -> AnalysisConfig:
+    """The run's recorded ``[analysis]`` settings (defaults for runs without them) plus overrides."""
+    from backend.config import from_dict, parse_override, validate_analysis
+
+    raw = dict((store.read_run(run_id).get("config") or {}).get("analysis") or {})
+    for item in overrides:
+        key, value = parse_override(item)
+        if not key.startswith("analysis."):
+            raise ConfigError(f"override {key!r} must be an analysis key (analysis.<name>=value) here.")
+        raw[key.removeprefix("analysis.")] = value
+    cfg = from_dict(AnalysisConfig, raw, "analysis.")
+    validate_analysis(cfg)
+    return cfg
+
+
+def analyze(store: RunStore, run_id: str, params: AnalysisConfig | None = None, *,
+            progress: Callable[[int, int, str], None] | None = None) -> Any:
+    """Analyse the run's missing or stale snapshots; returns an AnalysisReport (see backend.analysis.pipeline)."""
+    from backend.analysis.pipeline import analyze_run
+
+    return analyze_run(store, run_id, params or analysis_config(store, run_id), progress=progress)
+
+
+def read_analysis(store: RunStore, run_id: str, table: str, layer: str | None = None, epoch: int | None = None
+                  ) -> pd.DataFrame:
+    """One analysis table: per (layer, epoch) when both are given, else every file of it concatenated
+    (``network`` and ``rotation`` are whole-run tables)."""
+    if table in ("network", "rotation") or layer is not None:
+        return store.analysis.read(run_id, table, layer, epoch)
+    return store.analysis.read_all(run_id, table)
+
+
+def run_measures(store: RunStore, run_id: str) -> dict[str, Any]:
+    """Measures of a run at its last analysed epoch: network c1..c4 and layer-averaged cluster scores."""
+    from backend.analysis.compare import MEASURES
+
+    out: dict[str, Any] = {m: float("nan") for m in MEASURES}
+    try:
+        net = store.analysis.read(run_id, "network")
+    except StoreError:
+        return out | {"epoch": None}
+    layers = store.analysis.read_all(run_id, "layers")
+    epoch = int(net["epoch"].max()) if not net.empty else None
+    if epoch is None:
+        return out | {"epoch": None}
+    row = net[net["epoch"] == epoch].iloc[0]
+    out |= {m: float(row[m]) for m in ("c1", "c2", "c3", "c4")}
+    last = layers[layers["epoch"] == epoch]
+    for m in ("class_purity", "subclass_purity", "fragmentation", "ari_subclass", "nmi_subclass", "wtm_fraction"):
+        out[m] = float(last[m].mean()) if not last.empty else float("nan")
+    return out | {"epoch": epoch}
+
+
+def compare(store: RunStore, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs, table): each run's measures and test accuracy, and the Kendall table of every measure."""
+    from backend.analysis.compare import hyperparameter_axes, kendall_table
+
+    if len(run_ids) < 2:
+        raise ClusterScopeError(f"compare needs at least 2 runs; got {len(run_ids)}. List runs with `clusterscope runs`.")
+    infos = [store.read_run(r) for r in run_ids]
+    rows = []
+    for run_id, info in zip(run_ids, infos, strict=True):
+        final = info.get("final") or {}
+        rows.append({"run_id": run_id, "test_accuracy": final.get("test_accuracy", float("nan")),
+                     **run_measures(store, run_id)})
+    runs = pd.DataFrame(rows)
+    hparams = hyperparameter_axes([i.get("config") or {} for i in infos])
+    return pd.concat([runs, hparams], axis=1), kendall_table(runs, hparams)

@@ -87,6 +87,81 @@ def train(config: Path | None, overrides: tuple[str, ...], resume_id: str | None
     final = info.get("final") or {}
     click.echo(f"run {run_id}: {info['status']}, train accuracy {final.get('train_accuracy', float('nan')):.3f}, "
                f"test accuracy {final.get('test_accuracy', float('nan')):.3f} -> {store.run_dir(run_id)}")
+    if info["status"] == "complete" and api.analysis_config(store, run_id).auto:
+        _analyze_one(store, run_id, (), progress=not no_progress)
+
+
+def _analyze_one(store: api.RunStore, run_id: str, overrides: tuple[str, ...], *, progress: bool) -> bool:
+    """Analyse one run with a tqdm bar; print the summary; return False when a snapshot failed."""
+    from tqdm import tqdm
+
+    params = api.analysis_config(store, run_id, overrides)
+    bar = tqdm(desc=f"analyse {run_id}", unit="snapshot", file=sys.stderr, disable=not progress, total=0)
+
+    def tick(done: int, total: int, what: str) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(what)
+        bar.refresh()
+
+    try:
+        report = api.analyze(store, run_id, params, progress=tick)
+    finally:
+        bar.close()
+    click.echo(report.summary())
+    return not report.errors
+
+
+@cli.command()
+@click.argument("run_ids", nargs=-1)
+@click.option("--all", "all_runs", is_flag=True, help="Analyse every run of the store.")
+@click.option("--set", "overrides", multiple=True, metavar="analysis.KEY=VALUE",
+              help="Override an analysis setting, e.g. --set analysis.n_neighbors=15 (repeatable).")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@store_option
+@user_errors
+def analyze(run_ids: tuple[str, ...], all_runs: bool, overrides: tuple[str, ...], no_progress: bool,
+            store_root: Path | None) -> None:
+    """Compute embeddings, clusters and the thesis's measures for every snapshot of RUN_IDS.
+
+    Only snapshots that are missing or whose parameters changed are computed. Exit code 1 when a
+    snapshot could not be analysed (each is listed with run, layer and epoch).
+    """
+    store = api.open_store(store_root)
+    ids = list(run_ids) or (store.run_ids() if all_runs else [])
+    if not ids:
+        raise ClusterScopeError("name at least one run (see `clusterscope runs`) or pass --all.")
+    ok = [_analyze_one(store, run_id, overrides, progress=not no_progress) for run_id in ids]
+    if not all(ok):
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("run_ids", nargs=-1)
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="Also write the table as CSV.")
+@store_option
+@user_errors
+def compare(run_ids: tuple[str, ...], csv_path: Path | None, store_root: Path | None) -> None:
+    """Kendall tau of every measure against test accuracy across RUN_IDS (all runs when none given).
+
+    tau: the reference coefficient (SCIENCE.md 3.2, ties count as agreement); tau_b: tie-aware;
+    psi[axis]: granulated tau per hyperparameter axis that varies; granulated_total: their mean.
+    """
+    store = api.open_store(store_root)
+    runs, table = api.compare(store, list(run_ids) or store.run_ids())
+    with pd_options():
+        click.echo(runs.drop(columns=[c for c in runs.columns if c == "epoch"]).to_string(index=False))
+        click.echo("")
+        click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if csv_path:
+        table.to_csv(csv_path, index=False)
+        click.echo(f"wrote {csv_path}")
+
+
+def pd_options():  # noqa: ANN201 - a pandas option context
+    import pandas as pd
+
+    return pd.option_context("display.width", 200, "display.max_columns", 50, "display.precision", 3)
 
 
 @cli.command()
@@ -133,6 +208,8 @@ def demo(if_missing: bool, detach: bool, no_progress: bool, store_root: Path | N
     _sigterm_as_interrupt()
     done = build_demo(store, progress=not no_progress)
     click.echo(f"demo store {store.root}: {len(done)} run(s) built; {len(missing_runs(store))} missing.")
+    for run_id in [r for r in store.run_ids() if r.startswith("demo-")]:  # curves first, analysis behind
+        _analyze_one(store, run_id, (), progress=not no_progress)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

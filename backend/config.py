@@ -89,12 +89,46 @@ class SnapshotConfig:
 
 
 @dataclass(frozen=True)
+class AnalysisConfig:
+    """What `clusterscope analyze` computes per (layer, epoch) snapshot. Choices marked [P] are
+    SCIENCE.md's proposals (section 3.5 and 3.4), kept visible and changeable here."""
+
+    auto: bool = True  # analyse automatically when training (or the demo) ends
+    input: str = "post_relu"  # [P] 3.5: embed/cluster post-ReLU values; "pre" = pre-activations
+    preprocess: bool = True  # [P] 3.5: c4's preprocessing (drop dead, z-score, subtract percentile, ReLU)
+    pca_components: int = 50  # UMAP runs on this many PCA components
+    n_neighbors: int = 30  # [P] 3.5; small keeps local detail, large keeps global structure
+    metric: str = "cosine"  # [P] 3.5
+    min_dist: float = 0.1  # 2-D display layout: larger spreads points out for reading
+    umap_epochs: int = 200  # layout optimisation epochs per UMAP fit (umap-learn: 500 below 10k points,
+    #                         200 above; 200 gives the same trustworthiness on our snapshots at 40 % of the time)
+    cluster_space: str = "umap"  # [P] 3.5: HDBSCAN on a 10-D "umap" or "pca" of the layer
+    cluster_dims: int = 10
+    min_cluster_size: int = 0  # [P] 3.5: 0 = max(10, median subclass size / 4)
+    min_samples: int = 5  # [P] 3.5
+    aligned: bool = True  # initialise each epoch's 2-D layout from the previous epoch, then Procrustes-align
+    trust_k: int = 10  # trustworthiness neighbourhood (scikit-learn)
+    trust_samples: int = 2000  # trustworthiness is estimated on at most this many samples
+    hap_quantile: float = 0.99  # [P] 3.4 high-activation purity quantile (0.9, 0.99, 0.995 in the spec)
+    k_c1: int = 30  # thesis value (SCIENCE.md 3.1)
+    k_c3: int = 30  # thesis value
+    k_c2: int = 0  # layers; 0 = 5 for ResNets (thesis) else 1 (reference code)
+    k_c4: int = 0  # layers; 0 = 5 for ResNets, 1 for VGG and MLP (thesis)
+    layer_top_k: int = 5  # layer-wise c1/c3: top neurons of the layer (thesis Fig. 2.6)
+    c4_upper_triangle: bool = True  # [P] std over distinct pairs; false = the code's std with the diagonal
+    c4_max_per_class: int = 1000  # [P] subsample per class for c4's pairwise distances
+    max_samples: int = 10000  # stratified cap on the samples embedded and clustered
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class RunConfig:
     run_id: str = ""  # empty = generated from data set, model and time
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     snapshots: SnapshotConfig = field(default_factory=SnapshotConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,3 +323,29 @@ def validate(cfg: RunConfig) -> None:
     _check(s.probe_train + s.probe_test >= 1, "snapshots.probe_train + snapshots.probe_test", "at least 1", s.probe_train + s.probe_test)
     _check(s.probe_seed >= 0, "snapshots.probe_seed", "an integer >= 0", s.probe_seed)
     _check(s.batch_size >= 1, "snapshots.batch_size", "an integer >= 1", s.batch_size)
+    validate_analysis(cfg.analysis)
+
+
+def validate_analysis(a: AnalysisConfig) -> None:
+    _check(a.input in ("post_relu", "pre"), "analysis.input", "'post_relu' or 'pre'", a.input)
+    _check(a.pca_components >= 2, "analysis.pca_components", "an integer >= 2", a.pca_components)
+    _check(a.n_neighbors >= 2, "analysis.n_neighbors", "an integer >= 2", a.n_neighbors,
+           "Small values (5-15) keep local detail, large ones (50+) keep global structure.")
+    _check(a.metric in ("cosine", "euclidean"), "analysis.metric", "'cosine' or 'euclidean'", a.metric)
+    _check(0.0 <= a.min_dist <= 1.0, "analysis.min_dist", "a number in [0, 1]", a.min_dist)
+    _check(a.umap_epochs >= 10, "analysis.umap_epochs", "an integer >= 10", a.umap_epochs)
+    _check(a.cluster_space in ("umap", "pca"), "analysis.cluster_space", "'umap' or 'pca'", a.cluster_space)
+    _check(a.cluster_dims >= 2, "analysis.cluster_dims", "an integer >= 2", a.cluster_dims)
+    _check(a.min_cluster_size == 0 or a.min_cluster_size >= 2, "analysis.min_cluster_size", "0 (auto) or an integer >= 2",
+           a.min_cluster_size)
+    _check(a.min_samples >= 1, "analysis.min_samples", "an integer >= 1", a.min_samples)
+    _check(a.trust_k >= 1, "analysis.trust_k", "an integer >= 1", a.trust_k)
+    _check(a.trust_samples >= 10, "analysis.trust_samples", "an integer >= 10", a.trust_samples)
+    _check(0.5 <= a.hap_quantile < 1.0, "analysis.hap_quantile", "a number in [0.5, 1)", a.hap_quantile)
+    for key in ("k_c1", "k_c3", "layer_top_k"):
+        _check(getattr(a, key) >= 1, f"analysis.{key}", "an integer >= 1", getattr(a, key))
+    for key in ("k_c2", "k_c4"):
+        _check(getattr(a, key) >= 0, f"analysis.{key}", "an integer >= 0 (0 = the thesis's default)", getattr(a, key))
+    _check(a.c4_max_per_class >= 2, "analysis.c4_max_per_class", "an integer >= 2", a.c4_max_per_class)
+    _check(a.max_samples >= 10, "analysis.max_samples", "an integer >= 10", a.max_samples)
+    _check(a.seed >= 0, "analysis.seed", "an integer >= 0", a.seed)

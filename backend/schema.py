@@ -65,3 +65,73 @@ def file_metadata(kind: str, run_id: str, **extra: object) -> dict[bytes, bytes]
     meta = {META_SCHEMA_VERSION: str(SCHEMA_VERSION), META_RUN_ID: run_id, META_KIND: kind}
     meta.update({META_PREFIX + k: str(v) for k, v in extra.items()})
     return {k.encode(): v.encode() for k, v in meta.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# analysis/ (written by `clusterscope analyze`; optional: a run without it is still a valid run)
+
+META_PARAMS = META_PREFIX + "params"  # JSON of the analysis parameters
+META_PARAMS_HASH = META_PREFIX + "params_hash"
+
+_KEY = [pa.field("layer", pa.string(), nullable=False), pa.field("epoch", pa.int32(), nullable=False)]
+
+ANALYSIS_SCHEMAS: dict[str, pa.Schema] = {
+    # one row per embedded probe sample
+    "points": pa.schema(_KEY + [
+        pa.field("sample_id", pa.int64(), nullable=False),
+        pa.field("umap_x", pa.float32()), pa.field("umap_y", pa.float32()),
+        pa.field("pca_x", pa.float32()), pa.field("pca_y", pa.float32()),
+        pa.field("cluster", pa.int32()),  # HDBSCAN label, -1 = noise
+        pa.field("cluster_probability", pa.float32()),
+    ]),
+    # one row per unit
+    "units": pa.schema(_KEY + [
+        pa.field("unit", pa.int32(), nullable=False),
+        pa.field("dead", pa.bool_()),
+        pa.field("c1", pa.float64()), pa.field("c1_subclass", pa.int32()),
+        pa.field("c3", pa.float64()), pa.field("c3_class", pa.int32()),
+        pa.field("hap", pa.float64()), pa.field("hap_class", pa.int32()), pa.field("hap_chance", pa.float64()),
+        pa.field("hap_subclass_concentration", pa.float64()),
+        pa.field("wtm", pa.float64()),
+    ]),
+    # one row per (unit, level, label): pre-activation mean and std per class and per subclass
+    "unit_stats": pa.schema(_KEY + [
+        pa.field("unit", pa.int32(), nullable=False),
+        pa.field("level", pa.string(), nullable=False),  # 'class' | 'subclass'
+        pa.field("label", pa.int32(), nullable=False),
+        pa.field("mean", pa.float64()), pa.field("std", pa.float64()), pa.field("n", pa.int64()),
+    ]),
+    # one row per (layer, epoch): cluster scores, layout honesty and the layer-wise measures
+    "layers": pa.schema(_KEY + [
+        pa.field("depth", pa.int32()), pa.field("n_units", pa.int32()), pa.field("n_alive", pa.int32()),
+        pa.field("n_points", pa.int32()), pa.field("min_cluster_size", pa.int32()),
+        pa.field("n_clusters", pa.int32()), pa.field("noise_fraction", pa.float64()),
+        pa.field("class_purity", pa.float64()), pa.field("subclass_purity", pa.float64()),
+        pa.field("subclass_chance", pa.float64()), pa.field("fragmentation", pa.float64()),
+        pa.field("ari_class", pa.float64()), pa.field("nmi_class", pa.float64()),
+        pa.field("ari_subclass", pa.float64()), pa.field("nmi_subclass", pa.float64()),
+        pa.field("trust_umap", pa.float64()), pa.field("trust_pca", pa.float64()),
+        pa.field("c1", pa.float64()), pa.field("c2", pa.float64()), pa.field("c3", pa.float64()),
+        pa.field("c4", pa.float64()), pa.field("wtm_fraction", pa.float64()),
+        pa.field("seconds", pa.float64()),
+    ]),
+    # per-group values behind the network-level c2 and c4: silhouette per subclass, c4 ratio per class
+    "groups": pa.schema(_KEY + [
+        pa.field("kind", pa.string(), nullable=False),  # 'silhouette' | 'c4_ratio'
+        pa.field("group", pa.int32(), nullable=False),
+        pa.field("value", pa.float64()),
+    ]),
+}
+
+# whole-run tables: analysis/<name>.parquet
+NETWORK_SCHEMA = pa.schema([
+    pa.field("epoch", pa.int32(), nullable=False),
+    pa.field("c1", pa.float64()), pa.field("c2", pa.float64()), pa.field("c3", pa.float64()), pa.field("c4", pa.float64()),
+    pa.field("k_c1", pa.int32()), pa.field("k_c2", pa.int32()), pa.field("k_c3", pa.int32()), pa.field("k_c4", pa.int32()),
+])
+ROTATION_SCHEMA = pa.schema([
+    pa.field("epoch", pa.int32(), nullable=False),
+    pa.field("layer", pa.string(), nullable=False),  # kernel parameter name without ".weight"
+    pa.field("depth", pa.int32()),
+    pa.field("rotation", pa.float64()),  # 1 - cos(w_0, w_t), in [0, 2]
+])

@@ -82,6 +82,10 @@ class RunStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser()
 
+    @property
+    def analysis(self) -> AnalysisFiles:
+        return AnalysisFiles(self)
+
     # ---------------------------------------------------------------- paths
     def run_dir(self, run_id: str) -> Path:
         return self.root / check_run_id(run_id)
@@ -301,6 +305,81 @@ class RunStore:
             return torch.load(path, map_location="cpu", weights_only=True)  # never unpickle arbitrary objects
         except Exception as exc:  # torch raises many types for corrupt or hostile files
             raise StoreError(f"{what} at {path} cannot be loaded safely ({type(exc).__name__}: {exc}).") from None
+
+
+class AnalysisFiles:
+    """analysis/<table>/<layer>/epoch=NNNN.parquet per snapshot, analysis/<name>.parquet per run.
+
+    Every file carries the analysis parameters and their hash in its metadata, so a re-analysis can
+    tell what is up to date without reading the data.
+    """
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+
+    def root(self, run_id: str) -> Path:
+        return self.store.run_dir(run_id) / "analysis"
+
+    def path(self, run_id: str, table: str, layer: str | None = None, epoch: int | None = None) -> Path:
+        if table not in schema.ANALYSIS_SCHEMAS and table not in ("network", "rotation"):
+            raise StoreError(f"analysis table {table!r} is not one of {sorted(schema.ANALYSIS_SCHEMAS)} + network, rotation.")
+        if layer is None:
+            return self.root(run_id) / f"{table}.parquet"
+        return self.root(run_id) / table / check_layer(layer) / f"epoch={int(epoch or 0):04d}.parquet"
+
+    def write(self, run_id: str, table: str, data: pd.DataFrame, *, params: str, params_hash: str,
+              layer: str | None = None, epoch: int | None = None) -> None:
+        sch = schema.ANALYSIS_SCHEMAS.get(table) or {"network": schema.NETWORK_SCHEMA, "rotation": schema.ROTATION_SCHEMA}[table]
+        frame = data.copy()
+        if layer is not None:
+            frame.insert(0, "epoch", int(epoch or 0))
+            frame.insert(0, "layer", layer)
+        arrow = pa.Table.from_pandas(frame[sch.names], schema=sch, preserve_index=False)
+        extra = {"params": params, "params_hash": params_hash}
+        if layer is not None:
+            extra |= {"layer": layer, "epoch": int(epoch or 0)}
+        arrow = arrow.replace_schema_metadata(schema.file_metadata(f"analysis.{table}", run_id, **extra))
+        self.store._write_table(self.path(run_id, table, layer, epoch), arrow)
+
+    def params_hash(self, run_id: str, table: str, layer: str | None = None, epoch: int | None = None) -> str | None:
+        """The parameter hash a file was written with, or None when it is missing or unreadable."""
+        path = self.path(run_id, table, layer, epoch)
+        try:
+            meta = pq.read_schema(path).metadata or {}
+        except (OSError, pa.ArrowException):
+            return None
+        value = meta.get(schema.META_PARAMS_HASH.encode())
+        return value.decode() if value else None
+
+    def read(self, run_id: str, table: str, layer: str | None = None, epoch: int | None = None,
+             columns: list[str] | None = None) -> pd.DataFrame:
+        what = f"analysis table {table!r} of run {run_id!r}" + (f", layer {layer!r}, epoch {epoch}" if layer else "")
+        path = self.path(run_id, table, layer, epoch)
+        if not path.is_file():
+            raise StoreError(f"{what} not found: expected {path}. Run `clusterscope analyze {run_id}`.")
+        return self.store._read_table(path, what, columns).to_pandas()
+
+    def read_all(self, run_id: str, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """Every (layer, epoch) file of ``table`` concatenated (empty frame with the schema if none)."""
+        folder = self.root(run_id) / table
+        files = sorted(folder.glob("*/epoch=*.parquet")) if folder.is_dir() else []
+        frames = [self.store._read_table(f, f"analysis file {f}", columns).to_pandas() for f in files]
+        if not frames:
+            return schema.ANALYSIS_SCHEMAS[table].empty_table().to_pandas()[columns or slice(None)]
+        return pd.concat(frames, ignore_index=True)
+
+    def write_status(self, run_id: str, status: dict[str, Any]) -> None:
+        with atomic_path(self.root(run_id) / "status.json") as tmp:
+            tmp.write_text(json.dumps(status, indent=2), encoding="utf-8")
+
+    def read_status(self, run_id: str) -> dict[str, Any]:
+        path = self.root(run_id) / "status.json"
+        if not path.is_file():
+            return {}
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return {}
 
 
 def _upgrade_run_info(info: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from the same folder, so it is not part of the ``backend`` package.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import os
 import platform
@@ -34,6 +35,18 @@ def random_images(n: int, *, seed: int, num_classes: int = 10, shape: tuple[int,
     return to_tensor_data(x, y, IMAGE_MEAN, IMAGE_STD)
 
 
+def add_common_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch.set_num_threads(N); default: leave torch's choice (one per core), as `clusterscope train` does. "
+                        "1 is far less sensitive to other processes on a shared machine")
+    p.add_argument("--max-wait", type=float, default=0.05,
+                   help="remeasure a pair when a side spent more than this share of its thread time waiting for a CPU")
+    p.add_argument("--retries", type=int, default=2, help="remeasurements allowed per pair")
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds after the start past which disturbed pairs are no longer remeasured (default 170, quick 20)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random data and of the models")
+
+
 def apply_threads(threads: int | None) -> None:
     """Set torch's intra-op thread count only when asked (``--threads``); the default is torch's own
     choice (one per core), which is what ``clusterscope train`` uses too."""
@@ -41,25 +54,97 @@ def apply_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def _sched() -> tuple[float, float] | None:
+    """(seconds on a CPU, seconds runnable but waiting for a CPU), summed over this process's
+    threads, from Linux's /proc/self/task/*/schedstat; None where that is not available."""
+    run = wait = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/schedstat") as fh:
+                fields = fh.read().split()
+        except OSError:  # a thread that ended meanwhile
+            continue
+        run, wait = run + int(fields[0]), wait + int(fields[1])
+    return run / 1e9, wait / 1e9
+
+
 @dataclass(frozen=True)
 class Timing:
     wall: float  # seconds of wall-clock time: what the targets are about
     cpu: float  # seconds of CPU time of this process, all threads together
+    waited: float | None  # thread-seconds this process was runnable but had no CPU (Linux only)
+    value: Any = None  # what the timed function returned
 
     @property
-    def busy(self) -> float:
-        """CPU time over wall time per torch thread: near 1.0 when this process had the cores to
-        itself, well below it when other processes competed for them (the wall time is then inflated)."""
-        return self.cpu / max(self.wall, 1e-9) / torch.get_num_threads()
+    def wait_share(self) -> float:
+        """Share of this process's thread time spent waiting for a CPU: about 0 on a quiet machine,
+        large when other processes competed for the cores (the wall time is then inflated, and with
+        several torch threads far more than in proportion). NaN where not measurable."""
+        if self.waited is None:
+            return float("nan")
+        return self.waited / max(self.waited + self.cpu, 1e-9)
+
+    def per(self, k: int) -> Timing:
+        """This timing divided by ``k`` (a block of ``k`` epochs -> one epoch)."""
+        return Timing(self.wall / k, self.cpu / k, None if self.waited is None else self.waited / k, self.value)
 
 
 def timed(fn: Callable[[], Any]) -> Timing:
-    """Wall-clock and process CPU seconds of one call of ``fn``, after a garbage collection so that a
-    collection triggered by the previous measurement does not land in this one."""
+    """Wall-clock, CPU and run-queue wait seconds of one call of ``fn``, after a garbage collection
+    so that a collection triggered by the previous measurement does not land in this one."""
     gc.collect()
+    s0 = _sched()
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    fn()
-    return Timing(time.perf_counter() - wall0, time.process_time() - cpu0)
+    value = fn()
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    s1 = _sched()
+    waited = s1[1] - s0[1] if s0 is not None and s1 is not None else None
+    return Timing(wall, cpu, waited, value)
+
+
+def paired(a: Callable[[], Any], b: Callable[[], Any], *, repeats: int, per: int = 1, max_wait: float, retries: int,
+           deadline: float) -> tuple[list[Timing], list[Timing], int]:
+    """``repeats`` pairs of timings of ``a`` and ``b``, in the order ab, ba, ab, ... so that slow
+    drifts hit both sides alike. A pair in which either side spent more than ``max_wait`` of its
+    thread time waiting for a CPU (another process was busy) is measured again, up to ``retries``
+    times and only while another attempt would end before ``deadline`` (a time.monotonic() value);
+    the least disturbed attempt is kept. Returns both lists (each timing divided by ``per``) and how many kept pairs were still
+    disturbed."""
+    out_a: list[Timing] = []
+    out_b: list[Timing] = []
+    disturbed = 0
+    for r in range(repeats):
+        best: tuple[float, Timing, Timing] | None = None
+        for attempt in range(retries + 1):
+            if r % 2 == 0:
+                ta = timed(a)
+                tb = timed(b)
+            else:
+                tb = timed(b)
+                ta = timed(a)
+            worst = max(ta.wait_share, tb.wait_share)
+            if best is None or worst < best[0]:
+                best = (worst, ta, tb)
+            if not worst > max_wait or attempt == retries or time.monotonic() + ta.wall + tb.wall > deadline:
+                break  # quiet enough (or not measurable), or out of tries, or another try would end past the deadline
+            print(f"  (pair {r + 1}: {worst:.0%} of thread time spent waiting for a CPU; measuring again)", flush=True)
+        assert best is not None
+        disturbed += best[0] > max_wait
+        out_a.append(best[1].per(per))
+        out_b.append(best[2].per(per))
+    return out_a, out_b, disturbed
+
+
+def contention_note(disturbed: int, max_wait: float) -> str:
+    if not disturbed:
+        return ""
+    return (f"WARNING: {disturbed} kept pair(s) spent over {max_wait:.0%} of their thread time waiting for a CPU: "
+            "other processes were busy, so these timings (and ratios) are unreliable. Rerun on a quiet machine, "
+            "or with --threads 1, which suffers much less from competing processes.")
 
 
 def median(values: Sequence[float]) -> float:

@@ -11,7 +11,8 @@ copies to NumPy), and its sink writes every layer's activations as Parquet throu
 temporary store folder. "Forward" is ``model(x)`` over the same batches, eval mode, no_grad.
 
 Both are measured in the same process, each warmed up once, then alternated (forward, snapshot,
-snapshot, forward, ...) ``--repeats`` times; the medians are compared. Timings are printed, never
+snapshot, forward, ...) ``--repeats`` times; the medians are compared. A pair disturbed by other
+processes (see ``--max-wait``) is measured again while the ``--budget`` lasts. Timings are printed, never
 asserted. Run ``python benchmarks/snapshot.py --help`` for the options.
 """
 
@@ -21,7 +22,6 @@ import argparse
 import shutil
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +34,9 @@ from backend.training.models import build_model
 from backend.training.snapshots import SnapshotCallback, probe_layers
 
 try:  # run as a script: benchmarks/ is on sys.path
-    from _common import Timing, apply_threads, environment, median, random_images, table, timed
+    from _common import add_common_args, apply_threads, contention_note, environment, median, paired, random_images, table, timed
 except ModuleNotFoundError:  # run as ``python -m benchmarks.snapshot``
-    from benchmarks._common import Timing, apply_threads, environment, median, random_images, table, timed
+    from benchmarks._common import add_common_args, apply_threads, contention_note, environment, median, paired, random_images, table, timed
 
 TARGET = 1.5
 RUN_ID = "bench-snapshot"
@@ -57,16 +57,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--store", type=Path, default=None,
                    help="store folder to write into (default: a new temporary folder, deleted afterwards); "
                         "choose one on the disk your runs use, since fsync cost depends on it")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch.set_num_threads(N); default: leave torch's choice, as `clusterscope train` does")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random images and of the model")
+    add_common_args(p)
     args = p.parse_args(argv)
+    args.budget = args.budget if args.budget is not None else (20.0 if args.quick else 170.0)
     args.repeats = args.repeats or (2 if args.quick else 3)
     args.images = args.images or (1000 if args.quick else 5000)
     return args
 
 
 def main(argv: list[str] | None = None) -> float:
+    started = time.monotonic()
     args = parse_args(argv)
     apply_threads(args.threads)
     device = torch.device("cpu")
@@ -99,43 +99,35 @@ def main(argv: list[str] | None = None) -> float:
             for i in range(0, len(probe_x), args.batch_size):
                 model(probe_x[i:i + args.batch_size].to(device))
 
-    clock: dict[str, float] = {}
-    parts: dict[str, list[float]] = defaultdict(list)
-    per_layer: dict[str, list[float]] = defaultdict(list)
+    current: dict[str, float] = {}  # the snapshot being timed: record and write seconds
+    per_layer: dict[str, float] = {}
 
     def sink(epoch: int, _model: nn.Module, acts: dict[str, np.ndarray]) -> None:
         # What the runner's StoreCallbacks._write_snapshot does with the activations (no checkpoint).
         entered = time.perf_counter()
-        parts["record"].append(entered - clock["start"])
+        current["record"] = entered - current["start"]
         for layer, values in acts.items():
             t0 = time.perf_counter()
             store.write_activations(RUN_ID, layer, epoch, sample_ids, values, reduction=args.reduction)
-            per_layer[layer].append(time.perf_counter() - t0)
-        parts["write"].append(time.perf_counter() - entered)
+            per_layer[layer] = time.perf_counter() - t0
+        current["write"] = time.perf_counter() - entered
 
     callback = SnapshotCallback(layers, probe_x, epochs=(), reduction=args.reduction, batch_size=args.batch_size, sink=sink)
     epoch_counter = iter(range(10**6))
 
-    def snapshot() -> None:
-        clock["start"] = time.perf_counter()
+    def snapshot() -> tuple[float, float, dict[str, float]]:
+        current.clear()
+        per_layer.clear()
+        current["start"] = time.perf_counter()
         callback.on_epoch_end(next(epoch_counter), model, {}, final=True)
+        return current["record"], current["write"], dict(per_layer)
 
     try:
         # Warm-up: one full pass of each (allocator, oneDNN kernels, pyarrow/zstd, folder creation).
         warm_forward, warm_snapshot = timed(forward), timed(snapshot)
-        print(f"warm-up: forward {warm_forward.wall:.2f} s, snapshot {warm_snapshot.wall:.2f} s (not counted)")
-        parts.clear()
-        per_layer.clear()
-
-        fwd: list[Timing] = []
-        snap: list[Timing] = []
-        for r in range(args.repeats):  # alternate the order so slow drifts hit both sides alike
-            if r % 2 == 0:
-                fwd.append(timed(forward))
-                snap.append(timed(snapshot))
-            else:
-                snap.append(timed(snapshot))
-                fwd.append(timed(forward))
+        print(f"warm-up: forward {warm_forward.wall:.2f} s, snapshot {warm_snapshot.wall:.2f} s (not counted)", flush=True)
+        fwd, snap, disturbed = paired(forward, snapshot, repeats=args.repeats, max_wait=args.max_wait, retries=args.retries,
+                                      deadline=started + args.budget)
 
         # Sanity check: the last snapshot wrote every layer with the right shape.
         last_epoch = next(epoch_counter) - 1
@@ -147,14 +139,16 @@ def main(argv: list[str] | None = None) -> float:
         if tmp_root is not None:
             shutil.rmtree(tmp_root, ignore_errors=True)
 
-    rows = [[r + 1, fwd[r].wall, snap[r].wall, parts["record"][r], parts["write"][r], snap[r].wall / fwd[r].wall,
-             f"{fwd[r].busy:.2f}/{snap[r].busy:.2f}"] for r in range(args.repeats)]
+    rec = [t.value[0] for t in snap]
+    write = [t.value[1] for t in snap]
+    rows = [[r + 1, fwd[r].wall, snap[r].wall, rec[r], write[r], snap[r].wall / fwd[r].wall,
+             f"{fwd[r].wait_share:.0%}/{snap[r].wait_share:.0%}"] for r in range(args.repeats)]
     m_fwd, m_snap = median([t.wall for t in fwd]), median([t.wall for t in snap])
-    m_rec, m_write = median(parts["record"]), median(parts["write"])
+    m_rec, m_write = median(rec), median(write)
     rows.append(["median", m_fwd, m_snap, m_rec, m_write, m_snap / m_fwd, ""])
     print()
-    print(table(["repeat", "forward s", "snapshot s", "  record s", "  write s", "snapshot/forward", "busy f/s"], rows))
-    print("(busy = process CPU time / wall time / torch threads; well below 1 means other processes took the cores)")
+    print(table(["repeat", "forward s", "snapshot s", "  record s", "  write s", "snapshot/forward", "wait f/s"], rows))
+    print("(wait = share of the process's thread time spent waiting for a CPU; high means other processes were busy)")
 
     print()
     print("breakdown of the snapshot (medians):")
@@ -168,12 +162,18 @@ def main(argv: list[str] | None = None) -> float:
     print()
     print("Parquet writes per layer (medians):")
     print(table(["layer", "units", "file MB", "write ms"],
-                [[la.name, la.units, f"{disk[la.name] / 1e6:.2f}", f"{1e3 * median(per_layer[la.name]):.1f}"] for la in layers]))
+                [[la.name, la.units, f"{disk[la.name] / 1e6:.2f}", f"{1e3 * median([t.value[2][la.name] for t in snap]):.1f}"]
+                 for la in layers]))
     print()
     print(f"throughput: forward {args.images / m_fwd:,.0f} images/s, snapshot {args.images / m_snap:,.0f} images/s")
     cpu_ratio = median([t.cpu for t in snap]) / median([t.cpu for t in fwd])
     best_ratio = min(t.wall for t in snap) / min(t.wall for t in fwd)
-    print(f"other estimators: best-of-{args.repeats} wall ratio {best_ratio:.2f}, median CPU-time ratio {cpu_ratio:.2f}")
+    paired_ratio = median([s.wall / f.wall for s, f in zip(snap, fwd, strict=True)])
+    print(f"other estimators: best-of-{args.repeats} ratio {best_ratio:.2f}, median of paired ratios {paired_ratio:.2f}, "
+          f"CPU-time ratio {cpu_ratio:.2f}; wall time of the benchmark {time.monotonic() - started:.0f} s")
+    note = contention_note(disturbed, args.max_wait)
+    if note:
+        print(note)
     ratio = m_snap / m_fwd
     print(f"RATIO snapshot/forward = {ratio:.2f} (target <= {TARGET})")
     return ratio

@@ -51,3 +51,12 @@ def figure_of(chart) -> dict:  # noqa: ANN001 - a Streamlit AppTest element
         return node
 
     return decode(json.loads(chart.proto.spec))
+
+
+@pytest.fixture(scope="session")
+def analysed_store(trained_store: tuple[api.RunStore, str]) -> tuple[api.RunStore, str]:
+    """The tiny run, analysed once (UMAP, HDBSCAN, all measures) for the tests that read analysis tables."""
+    store, run_id = trained_store
+    report = api.analyze(store, run_id)
+    assert not report.errors, report.errors
+    return store, run_id

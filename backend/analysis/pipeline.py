@@ -1,0 +1,230 @@
+"""Analyse a run: every (layer, epoch) snapshot, then the network-level measures and layer rotation.
+
+Incremental: a (layer, epoch) whose files carry the current parameters' hash is skipped, so
+re-running ``clusterscope analyze`` on an analysed run only checks file metadata (and never imports
+umap or torch). One process analyses all snapshots, so numba compiles UMAP once per run, not per
+snapshot. A snapshot that cannot be analysed (missing or corrupt file, diverged values, a one-unit
+layer) is reported by run, layer and epoch in ``analysis/status.json``; the others go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from backend import schema
+from backend.config import AnalysisConfig
+from backend.errors import ClusterScopeError, StoreError
+from backend.store import RunStore
+
+ANALYSIS_VERSION = 1  # bump when a change to the code changes results: stored files are then redone
+SNAPSHOT_TABLES = ("points", "units", "unit_stats", "layers", "groups")
+
+
+class AnalysisInputError(ClusterScopeError):
+    """The run cannot be analysed at all (no snapshots, no samples)."""
+
+
+@dataclass
+class AnalysisReport:
+    run_id: str
+    analysed: list[tuple[str, int]] = field(default_factory=list)
+    skipped: list[tuple[str, int]] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # "layer@epoch" -> message
+
+    def summary(self) -> str:
+        text = (f"run {self.run_id}: {len(self.analysed)} snapshot(s) analysed, {len(self.skipped)} up to date, "
+                f"{len(self.errors)} failed")
+        return text + "".join(f"\n  {k}: {v}" for k, v in self.errors.items())
+
+
+def params_of(a: AnalysisConfig, info: dict[str, Any]) -> tuple[str, str]:
+    """JSON of the parameters that shape the results, and its hash (``auto`` does not count)."""
+    p = {k: v for k, v in asdict(a).items() if k != "auto"}
+    p |= {"k_c2": resolved_k(a.k_c2, info), "k_c4": resolved_k(a.k_c4, info), "analysis_version": ANALYSIS_VERSION,
+          "target": (info.get("dataset") or {}).get("target")}
+    text = json.dumps(p, sort_keys=True)
+    return text, hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def resolved_k(k: int, info: dict[str, Any]) -> int:
+    """k over layers for c2 and c4: 0 means the thesis's choice, 5 for ResNets and 1 otherwise."""
+    if k:
+        return k
+    model = str(((info.get("config") or {}).get("model") or {}).get("name", ""))
+    return 5 if "resnet" in model else 1
+
+
+def probe_labels(samples: pd.DataFrame, info: dict[str, Any]):  # noqa: ANN201 - returns snapshot.Labels
+    """Labels of the probe samples: class = training target; subclass = fine label under superclass training."""
+    from backend.analysis.snapshot import Labels
+
+    fine = samples["label"].to_numpy(np.int64)
+    has_sup = samples["superclass"].notna().all()
+    sup = samples["superclass"].to_numpy(np.int64) if has_sup else None
+    target = (info.get("dataset") or {}).get("target", "label")
+    classes = sup if (target == "superclass" and sup is not None) else fine
+    subclass = fine if (target == "superclass" and sup is not None) else None
+    return Labels(classes=classes, subclass=subclass, superclass=sup, fine=fine,
+                  train=(samples["split"] == "train").to_numpy())
+
+
+def _up_to_date(store: RunStore, run_id: str, layer: str, epoch: int, phash: str) -> bool:
+    return all(store.analysis.params_hash(run_id, t, layer, epoch) == phash for t in SNAPSHOT_TABLES)
+
+
+def _subset(n_labels: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    from backend.data import stratified_indices
+
+    return stratified_indices(n_labels, cap, seed=seed)
+
+
+def analyze_run(store: RunStore, run_id: str, params: AnalysisConfig, *,
+                progress: Callable[[int, int, str], None] | None = None) -> AnalysisReport:
+    """Analyse every snapshot of ``run_id`` that is missing or stale; see the module docstring."""
+    info = store.read_run(run_id)
+    snaps = store.snapshots(run_id)
+    if snaps.empty:
+        raise AnalysisInputError(f"run {run_id!r} has no snapshots to analyse (no files under activations/); "
+                                 "train it with snapshots enabled first.")
+    try:
+        samples = store.read_samples(run_id, columns=["sample_id", "split", "label", "superclass"])
+    except StoreError as exc:
+        raise AnalysisInputError(f"run {run_id!r} cannot be analysed: {exc}") from None
+    ptext, phash = params_of(params, info)
+    depth = {layer["name"]: i for i, layer in enumerate(info.get("layers", []))}
+    layers = sorted(set(snaps["layer"]), key=lambda name: depth.get(name, len(depth)))
+    report = AnalysisReport(run_id)
+    todo = [(lay, int(e)) for lay in layers for e in sorted(snaps.loc[snaps["layer"] == lay, "epoch"])]
+    pending = [(lay, e) for lay, e in todo if not _up_to_date(store, run_id, lay, e, phash)]
+    report.skipped = [p for p in todo if p not in pending]
+    done = 0
+    if pending:
+        labels = probe_labels(samples, info)
+        keep = _subset(labels.fine, params.max_samples, params.seed)
+        for lay in layers:
+            prev: np.ndarray | None = None
+            for lay_, epoch in (p for p in todo if p[0] == lay):
+                if (lay_, epoch) not in pending:
+                    prev = _stored_layout(store, run_id, lay, epoch)
+                    continue
+                prev = _analyze_one(store, run_id, lay, epoch, samples, labels, keep, params, depth.get(lay, -1),
+                                    prev, (ptext, phash), report)
+                done += 1
+                if progress:
+                    progress(done, len(pending), f"{lay} @ epoch {epoch}")
+    changed = bool(report.analysed)
+    _network_measures(store, run_id, info, samples, params, (ptext, phash), force=changed, report=report)
+    _rotation(store, run_id, (ptext, phash), report)
+    store.analysis.write_status(run_id, {"params_hash": phash, "errors": report.errors,
+                                         "analysed": len(report.analysed) + len(report.skipped)})
+    return report
+
+
+def _stored_layout(store: RunStore, run_id: str, layer: str, epoch: int) -> np.ndarray | None:
+    try:
+        pts = store.analysis.read(run_id, "points", layer, epoch, columns=["umap_x", "umap_y"])
+    except StoreError:
+        return None
+    return pts[["umap_x", "umap_y"]].to_numpy(np.float32)
+
+
+def _analyze_one(store: RunStore, run_id: str, layer: str, epoch: int, samples: pd.DataFrame, labels: Any,
+                 keep: np.ndarray, params: AnalysisConfig, depth: int, prev: np.ndarray | None,
+                 ptag: tuple[str, str], report: AnalysisReport) -> np.ndarray | None:
+    from backend.analysis.snapshot import AnalysisError, Labels, analyze_snapshot
+
+    key = f"{layer}@{epoch}"
+    try:
+        ids, values = store.read_activations(run_id, layer, epoch)
+        if not np.array_equal(ids, samples["sample_id"].to_numpy()):
+            raise AnalysisError("its sample ids do not match samples.parquet; the snapshot is from another probe set.")
+        sub = Labels(labels.classes[keep], None if labels.subclass is None else labels.subclass[keep],
+                     None if labels.superclass is None else labels.superclass[keep], labels.fine[keep], labels.train[keep])
+        result = analyze_snapshot(values[keep], sample_ids=ids[keep], labels=sub, params=params, depth=depth, init=prev)
+    except (AnalysisError, StoreError) as exc:
+        report.errors[key] = f"run {run_id!r}, layer {layer!r}, epoch {epoch}: {exc}"
+        for table in SNAPSHOT_TABLES:  # results of earlier parameters or data would now mislead
+            store.analysis.path(run_id, table, layer, epoch).unlink(missing_ok=True)
+        return None
+    text, phash = ptag
+    w = store.analysis.write
+    # layers last: its presence with the current hash marks the whole snapshot as done
+    w(run_id, "points", result.points, params=text, params_hash=phash, layer=layer, epoch=epoch)
+    w(run_id, "units", result.units, params=text, params_hash=phash, layer=layer, epoch=epoch)
+    w(run_id, "unit_stats", result.unit_stats, params=text, params_hash=phash, layer=layer, epoch=epoch)
+    w(run_id, "groups", result.groups, params=text, params_hash=phash, layer=layer, epoch=epoch)
+    w(run_id, "layers", pd.DataFrame([result.layer]), params=text, params_hash=phash, layer=layer, epoch=epoch)
+    report.analysed.append((layer, epoch))
+    return result.layout
+
+
+def _network_measures(store: RunStore, run_id: str, info: dict[str, Any], samples: pd.DataFrame, a: AnalysisConfig,
+                      ptag: tuple[str, str], *, force: bool, report: AnalysisReport) -> None:
+    """Network-level c1..c4 per epoch (SCIENCE.md 3.1): c1, c3 over all units; c2, c4 top-k over layers."""
+    from backend.analysis import measures
+
+    text, phash = ptag
+    if not force and store.analysis.params_hash(run_id, "network") == phash:
+        return
+    labels = probe_labels(samples, info)
+    t = labels.train if labels.train.any() else np.ones_like(labels.train)
+    groups = store.analysis.read_all(run_id, "groups")
+    k2, k4 = resolved_k(a.k_c2, info), resolved_k(a.k_c4, info)
+    rows = []
+    for epoch in sorted(set(store.snapshots(run_id)["epoch"])):
+        pres = []
+        for layer in [layer["name"] for layer in info.get("layers", [])]:
+            try:
+                pres.append(store.read_activations(run_id, layer, epoch)[1][t])
+            except StoreError:
+                continue
+        if not pres or any(not np.isfinite(p).all() for p in pres):
+            continue
+        row = {"epoch": epoch, "c1": np.nan, "c2": np.nan, "k_c1": a.k_c1, "k_c2": k2, "k_c3": a.k_c3, "k_c4": k4}
+        if labels.hierarchical:
+            row["c1"] = measures.c1(pres, subclass=labels.fine[t], superclass=labels.superclass[t], k=a.k_c1)
+            row["c2"] = _over_layers(groups, epoch, "silhouette", lambda m: measures.c2(m, k=k2))
+        row["c3"] = measures.c3(pres, classes=labels.classes[t], k=a.k_c3)
+        row["c4"] = _over_layers(groups, epoch, "c4_ratio", lambda m: measures.c4(m, k=k4))
+        rows.append(row)
+    store.analysis.write(run_id, "network", pd.DataFrame(rows, columns=schema.NETWORK_SCHEMA.names),
+                         params=text, params_hash=phash)
+
+
+def _over_layers(groups: pd.DataFrame, epoch: int, kind: str, reduce: Callable[[np.ndarray], float]) -> float:
+    g = groups[(groups["epoch"] == epoch) & (groups["kind"] == kind)]
+    if g.empty:
+        return float("nan")
+    matrix = g.pivot_table(index="layer", columns="group", values="value", dropna=False).to_numpy()  # (layers, groups)
+    return float(reduce(matrix))
+
+
+def _rotation(store: RunStore, run_id: str, ptag: tuple[str, str], report: AnalysisReport) -> None:
+    """Layer rotation per kernel and checkpoint epoch (SCIENCE.md 3.3), from checkpoints/epoch=*.pt."""
+    epochs = store.checkpoint_epochs(run_id)
+    text, phash = ptag
+    tag = f"{phash}:{','.join(map(str, epochs))}"
+    if not epochs or store.analysis.params_hash(run_id, "rotation") == tag:
+        return
+    from backend.analysis.rotation import rotation_table
+
+    try:
+        states = {e: {k: v.numpy() for k, v in store.load_checkpoint(run_id, e).items() if hasattr(v, "numpy")}
+                  for e in epochs}
+    except StoreError as exc:
+        report.errors["rotation"] = str(exc)
+        return
+    table = rotation_table(states[epochs[0]], states)
+    store.analysis.write(run_id, "rotation", table, params=text, params_hash=tag)
+
+
+def print_progress(done: int, total: int, what: str) -> None:
+    print(f"  [{done}/{total}] {what}", file=sys.stderr)
