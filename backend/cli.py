@@ -19,6 +19,7 @@ import click
 
 from backend import api
 from backend.errors import ClusterScopeError
+from backend.jobs import analyze_runs
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -88,28 +89,7 @@ def train(config: Path | None, overrides: tuple[str, ...], resume_id: str | None
     click.echo(f"run {run_id}: {info['status']}, train accuracy {final.get('train_accuracy', float('nan')):.3f}, "
                f"test accuracy {final.get('test_accuracy', float('nan')):.3f} -> {store.run_dir(run_id)}")
     if info["status"] == "complete" and api.analysis_config(store, run_id).auto:
-        _analyze_one(store, run_id, (), progress=not no_progress)
-
-
-def _analyze_one(store: api.RunStore, run_id: str, overrides: tuple[str, ...], *, progress: bool) -> bool:
-    """Analyse one run with a tqdm bar; print the summary; return False when a snapshot failed."""
-    from tqdm import tqdm
-
-    params = api.analysis_config(store, run_id, overrides)
-    bar = tqdm(desc=f"analyse {run_id}", unit="snapshot", file=sys.stderr, disable=not progress, total=0)
-
-    def tick(done: int, total: int, what: str) -> None:
-        bar.total = total
-        bar.n = done
-        bar.set_postfix_str(what)
-        bar.refresh()
-
-    try:
-        report = api.analyze(store, run_id, params, progress=tick)
-    finally:
-        bar.close()
-    click.echo(report.summary())
-    return not report.errors
+        analyze_runs(store, [run_id], progress=not no_progress)
 
 
 @cli.command()
@@ -117,10 +97,12 @@ def _analyze_one(store: api.RunStore, run_id: str, overrides: tuple[str, ...], *
 @click.option("--all", "all_runs", is_flag=True, help="Analyse every run of the store.")
 @click.option("--set", "overrides", multiple=True, metavar="analysis.KEY=VALUE",
               help="Override an analysis setting, e.g. --set analysis.n_neighbors=15 (repeatable).")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Analyse this many runs at once, one process each (UMAP with a fixed seed uses one core).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @store_option
 @user_errors
-def analyze(run_ids: tuple[str, ...], all_runs: bool, overrides: tuple[str, ...], no_progress: bool,
+def analyze(run_ids: tuple[str, ...], all_runs: bool, overrides: tuple[str, ...], jobs: int, no_progress: bool,
             store_root: Path | None) -> None:
     """Compute embeddings, clusters and the thesis's measures for every snapshot of RUN_IDS.
 
@@ -131,8 +113,9 @@ def analyze(run_ids: tuple[str, ...], all_runs: bool, overrides: tuple[str, ...]
     ids = list(run_ids) or (store.run_ids() if all_runs else [])
     if not ids:
         raise ClusterScopeError("name at least one run (see `clusterscope runs`) or pass --all.")
-    ok = [_analyze_one(store, run_id, overrides, progress=not no_progress) for run_id in ids]
-    if not all(ok):
+    for run_id in ids:
+        api.analysis_config(store, run_id, overrides)  # every bad input is reported before any work
+    if not analyze_runs(store, ids, overrides, jobs=jobs, progress=not no_progress):
         sys.exit(1)
 
 
@@ -207,9 +190,7 @@ def demo(if_missing: bool, detach: bool, no_progress: bool, store_root: Path | N
         return
     _sigterm_as_interrupt()
     done = build_demo(store, progress=not no_progress)
-    click.echo(f"demo store {store.root}: {len(done)} run(s) built; {len(missing_runs(store))} missing.")
-    for run_id in [r for r in store.run_ids() if r.startswith("demo-")]:  # curves first, analysis behind
-        _analyze_one(store, run_id, (), progress=not no_progress)
+    click.echo(f"demo store {store.root}: {len(done)} run(s) trained; {len(missing_runs(store))} missing.")
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

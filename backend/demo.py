@@ -91,20 +91,23 @@ def builder_active(store: RunStore) -> bool:
 
 
 def missing_runs(store: RunStore, runs: tuple[DemoRun, ...] = DEMO_RUNS) -> list[str]:
-    """Demo runs that are absent or not complete."""
+    """Demo runs that are absent, not complete, or not analysed yet."""
     from backend.api import effective_status
 
     out = []
     for r in runs:
-        if r.run_id not in store.run_ids() or effective_status(store.read_run(r.run_id)) != "complete":
+        if r.run_id not in store.run_ids() or effective_status(store.read_run(r.run_id)) != "complete" \
+                or "params_hash" not in store.analysis.read_status(r.run_id):
             out.append(r.run_id)
     return out
 
 
-def build_demo(store: RunStore, *, progress: bool = True, runs: tuple[DemoRun, ...] = DEMO_RUNS) -> list[str]:
-    """Train every demo run that is not complete yet; return the ids trained or resumed.
+def build_demo(store: RunStore, *, progress: bool = True, runs: tuple[DemoRun, ...] = DEMO_RUNS,
+               analyze: bool = True) -> list[str]:
+    """Train every demo run that is not complete yet, then analyse them; return the ids trained or resumed.
 
-    A run that fails is reported and the builder goes on with the next one.
+    All runs are trained before any is analysed, so learning curves show up first; the analysis
+    then runs one run per core. A run that fails is reported and the builder goes on.
     """
     from backend.runner import resume_run, train_run
 
@@ -127,6 +130,11 @@ def build_demo(store: RunStore, *, progress: bool = True, runs: tuple[DemoRun, .
                 print(f"demo run {r.run_id} failed: {exc}", file=sys.stderr)
                 continue
             done.append(r.run_id)
+        if analyze:
+            from backend.jobs import analyze_runs
+
+            ready = [r.run_id for r in runs if r.run_id in store.run_ids() and store.read_run(r.run_id)["status"] == "complete"]
+            analyze_runs(store, ready, jobs=min(2, os.cpu_count() or 1), progress=progress)
     return done
 
 

@@ -17,13 +17,13 @@ RUNS = (
 
 def test_build_keep_and_resume(store: api.RunStore) -> None:
     assert missing_runs(store, RUNS) == ["demo-a", "demo-b"]
-    assert build_demo(store, progress=False, runs=RUNS) == ["demo-a", "demo-b"]
-    assert missing_runs(store, RUNS) == []
-    assert build_demo(store, progress=False, runs=RUNS) == []  # complete runs are kept
+    assert build_demo(store, progress=False, runs=RUNS, analyze=False) == ["demo-a", "demo-b"]
+    assert missing_runs(store, RUNS) == ["demo-a", "demo-b"]  # trained, not analysed yet
+    assert build_demo(store, progress=False, runs=RUNS, analyze=False) == []  # complete runs are kept
     # A builder killed by `docker stop` leaves a 'running' run whose pid may look alive: resume it.
     store.update_run("demo-b", status="running", pid=1, host="another-container", epochs_completed=1)
     assert api.read_run(store, "demo-b")["status"] == "running"  # another host: the file is trusted
-    assert build_demo(store, progress=False, runs=RUNS) == ["demo-b"]
+    assert build_demo(store, progress=False, runs=RUNS, analyze=False) == ["demo-b"]
     assert api.read_run(store, "demo-b")["status"] == "complete"
 
 
@@ -31,14 +31,14 @@ def test_a_failing_run_does_not_stop_the_others(store: api.RunStore) -> None:
     store.ensure_writable()
     (store.root / "demo-a").mkdir()
     (store.root / "demo-a" / "run.json").write_text("{corrupt")
-    assert build_demo(store, progress=False, runs=RUNS) == ["demo-b"]
+    assert build_demo(store, progress=False, runs=RUNS, analyze=False) == ["demo-b"]
 
 
 def test_lock_is_exclusive_and_visible(store: api.RunStore) -> None:
     assert not builder_active(store)
     with builder_lock(store) as got:
         assert got and builder_active(store)
-        assert build_demo(store, progress=False, runs=RUNS) == []  # a second builder backs off
+        assert build_demo(store, progress=False, runs=RUNS, analyze=False) == []  # a second builder backs off
     assert not builder_active(store)
 
 
@@ -54,3 +54,11 @@ def test_liveness_of_recorded_processes() -> None:
 
     assert process_alive({"pid": parent, "host": host, "pid_start": process_start_time(parent)})
     assert not process_alive({"pid": parent, "host": host, "pid_start": -1})  # pid reused by another process
+
+
+def test_demo_build_analyses_runs_in_worker_processes(store: api.RunStore) -> None:
+    build_demo(store, progress=False, runs=RUNS)  # two runs: analysed by a pool of two spawned workers
+    assert missing_runs(store, RUNS) == []
+    for run_id in ("demo-a", "demo-b"):
+        layers = api.read_analysis(store, run_id, "layers")
+        assert len(layers) == 2 and layers["class_purity"].notna().all()
