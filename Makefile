@@ -30,6 +30,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/snapshot.py
 	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/analysis.py
+	$(BIN)/python benchmarks/dashboard.py
 
 clean-demo:
 	rm -rf data/store/demo-*

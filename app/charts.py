@@ -10,9 +10,34 @@ import plotly.graph_objects as go
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour-vision deficiency.
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+# Paul Tol's "muted" scheme (9 colour-blind-safe colours) plus black, for up to 10 categories.
+TOL_MUTED = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499",
+             "#000000"]
+# Beyond 10 categories no palette stays colour-blind safe; Glasbey-like distinct colours are the fallback.
+MANY = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+        "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363"]
+NOISE_COLOUR = "#BBBBBB"
 SPLIT_COLOURS = {"train": OKABE_ITO[0], "test": OKABE_ITO[1]}
 SPLIT_DASH = {"train": "solid", "test": "dash"}
 FONT = {"size": 16}
+PRESENT_FONT = {"size": 22}
+SEQUENTIAL = "Viridis"  # perceptually uniform, colour-blind safe, prints in grey
+
+
+def category_colours(names: list[str]) -> dict[str, str]:
+    """One colour per category, fixed by the category's position in the run's label list, so a class
+    keeps its colour in every figure. Okabe-Ito up to 8, Tol muted up to 10, then a wide palette."""
+    palette = OKABE_ITO if len(names) <= 8 else TOL_MUTED if len(names) <= 10 else MANY
+    return {name: palette[i % len(palette)] for i, name in enumerate(names)}
+
+
+def style(fig: go.Figure, *, present: bool = False, height: int | None = None) -> go.Figure:
+    """House layout: white template, readable fonts (larger in presentation mode), room for titles."""
+    fig.update_layout(template="plotly_white", font=PRESENT_FONT if present else FONT,
+                      margin={"l": 60, "r": 20, "t": 60, "b": 50}, title_font_size=(26 if present else 18))
+    if height:
+        fig.update_layout(height=height)
+    return fig
 
 
 def learning_curves(metrics: pd.DataFrame, *, metric: str, title: str = "") -> go.Figure:

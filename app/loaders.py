@@ -1,4 +1,9 @@
-"""All reads of the store go through here, cached on (store, run, file modification time)."""
+"""All reads of the store go through here, cached on (store, run, layer, epoch, file modification time).
+
+The cache key includes the file's modification time (as a parameter without a leading underscore:
+st.cache_data leaves ``_``-prefixed parameters out of the key), so a run that is still training or being
+analysed shows new results on the next rerun without a manual refresh.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -16,6 +22,10 @@ def store_root() -> Path:
     return api.default_store_root()
 
 
+def _store() -> api.RunStore:
+    return api.open_store(store_root())
+
+
 def _mtime(path: Path) -> float:
     try:
         return path.stat().st_mtime_ns / 1e9
@@ -23,36 +33,130 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
+def _folder_mtime(path: Path) -> float:
+    """Latest modification time below ``path`` (one level of subfolders): changes when files are added."""
+    if not path.is_dir():
+        return 0.0
+    times = [_mtime(path)] + [_mtime(p) for p in path.iterdir()]
+    return max(times)
+
+
+# ------------------------------------------------------------------ runs
+
+
 def list_runs() -> pd.DataFrame:
     root = store_root()
-    return _list_runs(str(root), _mtime(root), tuple(_mtime(root / r / "run.json") for r in sorted(os.listdir(root)))
-                      if root.is_dir() else ())
+    stamps = tuple(_mtime(root / r / "run.json") for r in sorted(os.listdir(root))) if root.is_dir() else ()
+    return _list_runs(str(root), _mtime(root), stamps)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _list_runs(root: str, _mtime_root: float, _mtimes: tuple[float, ...]) -> pd.DataFrame:
+def _list_runs(root: str, mtime_root: float, mtimes: tuple[float, ...]) -> pd.DataFrame:
     return api.list_runs(api.open_store(root))
 
 
 def read_run(run_id: str) -> dict[str, Any]:
-    store = api.open_store(store_root())
+    store = _store()
     return _read_run(str(store.root), run_id, _mtime(store.run_json_path(run_id)))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _read_run(root: str, run_id: str, _mtime: float) -> dict[str, Any]:
+def _read_run(root: str, run_id: str, mtime: float) -> dict[str, Any]:
     return api.read_run(api.open_store(root), run_id)
 
 
 def read_metrics(run_id: str) -> pd.DataFrame:
-    store = api.open_store(store_root())
+    store = _store()
     return _read_metrics(str(store.root), run_id, _mtime(store.metrics_path(run_id)))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _read_metrics(root: str, run_id: str, _mtime: float) -> pd.DataFrame:
+def _read_metrics(root: str, run_id: str, mtime: float) -> pd.DataFrame:
     return api.read_metrics(api.open_store(root), run_id)
 
 
+def read_samples(run_id: str, thumbnails: bool = False) -> pd.DataFrame:
+    store = _store()
+    return _read_samples(str(store.root), run_id, thumbnails, _mtime(store.samples_path(run_id)))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _read_samples(root: str, run_id: str, thumbnails: bool, mtime: float) -> pd.DataFrame:
+    return api.read_samples(api.open_store(root), run_id, thumbnails=thumbnails)
+
+
 def demo_status() -> dict[str, Any]:
-    return api.demo_status(api.open_store(store_root()))
+    return api.demo_status(_store())
+
+
+# ------------------------------------------------------------------ snapshots and analysis
+
+
+def snapshots(run_id: str) -> pd.DataFrame:
+    store = _store()
+    return _snapshots(str(store.root), run_id, _folder_mtime(store.run_dir(run_id) / "activations"),
+                      _mtime(store.run_json_path(run_id)))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _snapshots(root: str, run_id: str, m1: float, m2: float) -> pd.DataFrame:
+    return api.snapshots(api.open_store(root), run_id)
+
+
+def analysis(run_id: str, table: str, layer: str | None = None, epoch: int | None = None) -> pd.DataFrame:
+    """An analysis table (raises ClusterScopeError when missing or corrupt; pages show it in the panel)."""
+    store = _store()
+    if layer is not None:
+        stamp = _mtime(store.analysis.path(run_id, table, layer, epoch))
+    elif table in ("network", "rotation"):
+        stamp = _mtime(store.analysis.path(run_id, table))
+    else:
+        folder = store.analysis.root(run_id) / table
+        stamp = max([_folder_mtime(folder)] + ([_folder_mtime(p) for p in folder.iterdir()] if folder.is_dir() else []))
+    return _analysis(str(store.root), run_id, table, layer, epoch, stamp)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _analysis(root: str, run_id: str, table: str, layer: str | None, epoch: int | None, mtime: float) -> pd.DataFrame:
+    return api.read_analysis(api.open_store(root), run_id, table, layer, epoch)
+
+
+def analysis_status(run_id: str) -> dict[str, Any]:
+    return api.analysis_status(_store(), run_id)
+
+
+def activations(run_id: str, layer: str, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    store = _store()
+    return _activations(str(store.root), run_id, layer, epoch, _mtime(store.activation_path(run_id, layer, epoch)))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _activations(root: str, run_id: str, layer: str, epoch: int, mtime: float) -> tuple[np.ndarray, np.ndarray]:
+    return api.read_activations(api.open_store(root), run_id, layer, epoch)
+
+
+def predictions(run_id: str, epoch: int) -> pd.DataFrame:
+    store = _store()
+    return _predictions(str(store.root), run_id, epoch, _mtime(store.predictions_path(run_id, epoch)))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _predictions(root: str, run_id: str, epoch: int, mtime: float) -> pd.DataFrame:
+    return api.read_predictions(api.open_store(root), run_id, epoch)
+
+
+def compare(run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """api.compare, cached on each run's run.json, network table and layers tables."""
+    store = _store()
+    def layers_stamp(run_id: str) -> float:
+        folder = store.analysis.root(run_id) / "layers"
+        return max([_folder_mtime(folder)] + ([_folder_mtime(p) for p in folder.iterdir()] if folder.is_dir() else []))
+
+    stamps = tuple((_mtime(store.run_json_path(r)), _mtime(store.analysis.path(r, "network")), layers_stamp(r))
+                   for r in run_ids)
+    return _compare(str(store.root), tuple(run_ids), stamps)
+
+
+@st.cache_data(show_spinner="Comparing runs...", max_entries=32)
+def _compare(root: str, run_ids: tuple[str, ...], stamps: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return api.compare(api.open_store(root), list(run_ids))

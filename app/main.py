@@ -1,4 +1,7 @@
-"""Dashboard entry point: declares the pages, nothing else. Run with `clusterscope app`."""
+"""Dashboard entry point: declares the pages and the presentation switch, nothing else.
+
+Run with `clusterscope app` (or `make demo`).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +10,22 @@ from pathlib import Path
 
 import streamlit as st
 
-# `streamlit run app/main.py` puts app/ on sys.path, not the repository root that holds `app` and
-# `backend`; add it so the same imports work from a checkout and from an installed package.
+# `streamlit run app/main.py` puts app/ on sys.path, not the folder that holds `app` and `backend`;
+# add it so the same imports work from a checkout and from an installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app import widgets  # noqa: E402
 
 st.set_page_config(page_title="ClusterScope", page_icon=":material/scatter_plot:", layout="wide")
 
-pages = [st.Page("pages/runs.py", title="Runs", icon=":material/table_chart:", default=True)]
-st.navigation(pages).run()
+pages = [
+    st.Page("views/runs.py", title="Runs", icon=":material/table_chart:", url_path="runs", default=True),
+    st.Page("views/embeddings.py", title="Embeddings", icon=":material/scatter_plot:", url_path="embeddings"),
+    st.Page("views/neurons.py", title="Neurons", icon=":material/neurology:", url_path="neurons"),
+    st.Page("views/layers.py", title="Layers", icon=":material/stacked_line_chart:", url_path="layers"),
+    st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+]
+page = st.navigation(pages)
+if widgets.presentation_toggle():
+    st.button("Exit presentation", icon=":material/close:", type="tertiary", on_click=widgets.exit_presentation)
+page.run()

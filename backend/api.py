@@ -21,7 +21,7 @@ __all__ = [
     "ClusterScopeError", "ConfigError", "DataError", "StoreError", "RunStore", "RunConfig",
     "default_store_root", "open_store", "list_runs", "read_run", "read_metrics", "read_samples",
     "snapshots", "train", "resume", "demo_status", "analysis_config", "analyze", "run_measures", "compare",
-    "read_analysis",
+    "read_analysis", "read_activations", "analysis_status", "launch_training", "read_predictions",
 ]
 
 DEFAULT_STORE = Path("data") / "store"
@@ -192,3 +192,45 @@ def compare(store: RunStore, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataF
     runs = pd.DataFrame(rows)
     hparams = hyperparameter_axes([i.get("config") or {} for i in infos])
     return pd.concat([runs, hparams], axis=1), kendall_table(runs, hparams)
+
+
+def read_activations(store: RunStore, run_id: str, layer: str, epoch: int) -> tuple[Any, Any]:
+    """(sample_ids, values (n_samples, n_units) float32) of one snapshot."""
+    return store.read_activations(run_id, layer, epoch)
+
+
+def analysis_status(store: RunStore, run_id: str) -> dict[str, Any]:
+    """analysis/status.json: ``params_hash``, ``errors`` ("layer@epoch" -> message); {} before any analysis."""
+    return store.analysis.read_status(run_id)
+
+
+def launch_training(store: RunStore, overrides: list[str], *, config: str | None = None) -> dict[str, Any]:
+    """Start ``clusterscope train`` in its own process (it analyses the run when done); return pid and log.
+
+    The config is validated here first, so a bad value is reported at once and nothing starts.
+    """
+    import subprocess
+    import sys
+
+    from backend.config import load_config
+    from backend.store import new_run_id
+
+    cfg = load_config(config, overrides)
+    run_id = new_run_id(cfg, store)
+    store.require_new(run_id)
+    store.ensure_writable()
+    log = store.root / ".logs" / f"{run_id}.log"
+    log.parent.mkdir(exist_ok=True)
+    args = [sys.executable, "-m", "backend.cli", "train", "--store", str(store.root), "--no-progress"]
+    args += [a for o in [*overrides, f'run_id="{run_id}"'] for a in ("--set", o)]
+    if config:
+        args.insert(4, config)
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    return {"run_id": run_id, "pid": proc.pid, "log": str(log)}
+
+
+def read_predictions(store: RunStore, run_id: str, epoch: int) -> pd.DataFrame:
+    """predictions/epoch=NNNN.parquet: sample_id, prediction, correct, confidence of the probe set."""
+    return store.read_predictions(run_id, epoch)

@@ -28,7 +28,7 @@ from backend.config import RunConfig, from_dict, to_dict, validate
 from backend.data import Dataset, load_dataset, stratified_indices
 from backend.errors import ConfigError, StoreError
 from backend.liveness import process_alive, this_process
-from backend.store import RunStore
+from backend.store import RunStore, new_run_id
 from backend.training.models import build_model
 from backend.training.snapshots import ProbeLayer, SnapshotCallback, default_schedule, probe_layers, select_layers
 from backend.training.trainer import Trainer, resolve_device, to_tensor_data
@@ -63,18 +63,6 @@ def prepare(cfg: RunConfig) -> Prepared:
         "test": stratified_indices(data.test.label, s.probe_test, seed=s.probe_seed),
     }
     return Prepared(cfg, data, model, layers, device, schedule, probe)
-
-
-def new_run_id(cfg: RunConfig, store: RunStore) -> str:
-    """The configured run id, or ``<data>-<model>-<YYYYmmdd-HHMMSS>`` made unique in the store."""
-    if cfg.run_id:
-        return cfg.run_id
-    model = cfg.model.name.replace(":", "-").lower()
-    base = f"{cfg.data.name}-{model}-{datetime.now(UTC):%Y%m%d-%H%M%S}"[:60]
-    run_id, k = base, 2
-    while store.exists(run_id):
-        run_id, k = f"{base}-{k}", k + 1
-    return run_id
 
 
 def package_versions() -> dict[str, str]:
@@ -134,13 +122,16 @@ class StoreCallbacks:
         probe_ids = np.concatenate([getattr(p.data, s).sample_id[p.probe_split[s]] for s in ("train", "test")])
         tensors = to_tensor_data(probe_x, np.zeros(len(probe_x)), p.data.mean, p.data.std)
         self.probe_ids = probe_ids
+        self.probe_targets = np.concatenate([p.data.targets(getattr(p.data, s), p.cfg.data.target)[p.probe_split[s]]
+                                             for s in ("train", "test")])
         self.snapshots = SnapshotCallback(p.layers, tensors.x, epochs=p.schedule, reduction=p.cfg.snapshots.reduction,
                                           batch_size=p.cfg.snapshots.batch_size, sink=self._write_snapshot)
 
-    def _write_snapshot(self, epoch: int, model: nn.Module, acts: dict[str, np.ndarray]) -> None:
+    def _write_snapshot(self, epoch: int, model: nn.Module, acts: dict[str, np.ndarray], logits: np.ndarray) -> None:
         for layer, values in acts.items():
             self.store.write_activations(self.run_id, layer, epoch, self.probe_ids, values,
                                          reduction=self.p.cfg.snapshots.reduction)
+        self.store.write_predictions(self.run_id, epoch, self.probe_ids, logits, self.probe_targets)
         if self.p.cfg.snapshots.checkpoints:
             self.store.save_checkpoint(self.run_id, epoch, {k: v.detach().cpu() for k, v in model.state_dict().items()})
         info = self.store.read_run(self.run_id)

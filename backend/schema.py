@@ -46,6 +46,15 @@ SAMPLES_SCHEMA = pa.schema(
 
 SAMPLE_ID = "sample_id"
 
+PREDICTIONS_SCHEMA = pa.schema(
+    [
+        pa.field("sample_id", pa.int64(), nullable=False),
+        pa.field("prediction", pa.int32(), nullable=False),  # argmax of the outputs, in the training target's ids
+        pa.field("correct", pa.bool_(), nullable=False),
+        pa.field("confidence", pa.float32()),  # softmax probability of the prediction
+    ]
+)
+
 
 def unit_column(index: int) -> str:
     """Column name of unit ``index`` in an activation file: u0000, u0001, ..."""

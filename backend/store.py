@@ -241,6 +241,25 @@ class RunStore:
         values = np.column_stack([table.column(i).to_numpy() for i in range(1, table.num_columns)])
         return ids, values.astype(np.float32, copy=False)
 
+    def predictions_path(self, run_id: str, epoch: int) -> Path:
+        return self.run_dir(run_id) / "predictions" / f"epoch={int(epoch):04d}.parquet"
+
+    def write_predictions(self, run_id: str, epoch: int, sample_ids: np.ndarray, logits: np.ndarray,
+                          targets: np.ndarray) -> None:
+        """predictions/epoch=NNNN.parquet from the probe set's outputs. logits : (n_samples, n_outputs)."""
+        z = logits - logits.max(axis=1, keepdims=True)
+        prob = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        pred = logits.argmax(axis=1)
+        table = pa.table({"sample_id": np.asarray(sample_ids, np.int64), "prediction": pred.astype(np.int32),
+                          "correct": pred == np.asarray(targets), "confidence": prob.max(axis=1).astype(np.float32)},
+                         schema=schema.PREDICTIONS_SCHEMA)
+        table = table.replace_schema_metadata(schema.file_metadata("predictions", run_id, epoch=int(epoch)))
+        self._write_table(self.predictions_path(run_id, epoch), table)
+
+    def read_predictions(self, run_id: str, epoch: int) -> pd.DataFrame:
+        what = f"predictions of run {run_id!r} at epoch {epoch}"
+        return self._read_table(self.predictions_path(run_id, epoch), what).to_pandas()
+
     def snapshots(self, run_id: str) -> pd.DataFrame:
         """The recorded snapshots: one row per (layer, epoch) file, columns layer, epoch, path."""
         root = self.run_dir(run_id) / "activations"
@@ -258,6 +277,12 @@ class RunStore:
         for row in self.snapshots(run_id).itertuples():
             if row.epoch > epoch:
                 Path(row.path).unlink(missing_ok=True)
+        pred_dir = self.run_dir(run_id) / "predictions"
+        if pred_dir.is_dir():
+            for f in pred_dir.iterdir():
+                m = EPOCH_FILE.match(f.name)
+                if m and int(m.group(1)) > epoch:
+                    f.unlink(missing_ok=True)
         ckpt_dir = self.run_dir(run_id) / "checkpoints"
         if ckpt_dir.is_dir():
             for f in ckpt_dir.iterdir():
@@ -380,6 +405,18 @@ class AnalysisFiles:
             return json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
             return {}
+
+
+def new_run_id(cfg: Any, store: RunStore) -> str:
+    """The configured run id, or ``<data>-<model>-<YYYYmmdd-HHMMSS>`` made unique in the store."""
+    if cfg.run_id:
+        return cfg.run_id
+    model = cfg.model.name.replace(":", "-").lower()
+    base = f"{cfg.data.name}-{model}-{datetime.now(UTC):%Y%m%d-%H%M%S}"[:60]
+    run_id, k = base, 2
+    while store.exists(run_id):
+        run_id, k = f"{base}-{k}", k + 1
+    return run_id
 
 
 def _upgrade_run_info(info: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,9 @@ Target (issue): a snapshot of a VGG-style model over a 5,000-image 32x32 probe s
 :func:`~backend.training.snapshots.record` (forward pre-hooks on every ReLU, per-channel pooling,
 copies to NumPy), and its sink writes every layer's activations as Parquet through
 :meth:`backend.store.RunStore.write_activations` (atomic temp file + fsync + rename) into a
-temporary store folder. "Forward" is ``model(x)`` over the same batches, eval mode, no_grad.
+temporary store folder, plus the predictions file where the callback passes the logits and the
+store has ``write_predictions``, as the runner's sink does. "Forward" is ``model(x)`` over the
+same batches, eval mode, no_grad.
 
 Both are measured in the same process, each warmed up once, then alternated (forward, snapshot,
 snapshot, forward, ...) ``--repeats`` times; the medians are compared. A pair disturbed by other
@@ -102,8 +104,10 @@ def main(argv: list[str] | None = None) -> float:
     current: dict[str, float] = {}  # the snapshot being timed: record and write seconds
     per_layer: dict[str, float] = {}
 
-    def sink(epoch: int, _model: nn.Module, acts: dict[str, np.ndarray]) -> None:
-        # What the runner's StoreCallbacks._write_snapshot does with the activations (no checkpoint).
+    def sink(epoch: int, _model: nn.Module, acts: dict[str, np.ndarray], logits: np.ndarray | None = None) -> None:
+        # What the runner's StoreCallbacks._write_snapshot does with a snapshot, minus the checkpoint
+        # and the run.json update: one activations file per layer and, where the callback hands over
+        # the logits and the store writes them, the predictions file.
         entered = time.perf_counter()
         current["record"] = entered - current["start"]
         for layer, values in acts.items():
@@ -111,6 +115,11 @@ def main(argv: list[str] | None = None) -> float:
             store.write_activations(RUN_ID, layer, epoch, sample_ids, values, reduction=args.reduction)
             per_layer[layer] = time.perf_counter() - t0
         current["write"] = time.perf_counter() - entered
+        current["predictions"] = 0.0
+        if logits is not None and hasattr(store, "write_predictions"):
+            t0 = time.perf_counter()
+            store.write_predictions(RUN_ID, epoch, sample_ids, logits, probe.y.numpy())
+            current["predictions"] = time.perf_counter() - t0
 
     callback = SnapshotCallback(layers, probe_x, epochs=(), reduction=args.reduction, batch_size=args.batch_size, sink=sink)
     epoch_counter = iter(range(10**6))
@@ -120,7 +129,7 @@ def main(argv: list[str] | None = None) -> float:
         per_layer.clear()
         current["start"] = time.perf_counter()
         callback.on_epoch_end(next(epoch_counter), model, {}, final=True)
-        return current["record"], current["write"], dict(per_layer)
+        return current["record"], current["write"], dict(per_layer), current["predictions"]
 
     try:
         # Warm-up: one full pass of each (allocator, oneDNN kernels, pyarrow/zstd, folder creation).
@@ -141,6 +150,7 @@ def main(argv: list[str] | None = None) -> float:
 
     rec = [t.value[0] for t in snap]
     write = [t.value[1] for t in snap]
+    preds = [t.value[3] for t in snap]
     rows = [[r + 1, fwd[r].wall, snap[r].wall, rec[r], write[r], snap[r].wall / fwd[r].wall,
              f"{fwd[r].wait_share:.0%}/{snap[r].wait_share:.0%}"] for r in range(args.repeats)]
     m_fwd, m_snap = median([t.wall for t in fwd]), median([t.wall for t in snap])
@@ -156,7 +166,8 @@ def main(argv: list[str] | None = None) -> float:
         ["part", "seconds", "share of snapshot", "vs forward"],
         [["record(): forward + hooks + pooling", m_rec, f"{m_rec / m_snap:.1%}", f"{m_rec / m_fwd:.3f}x"],
          ["  of which hooks + pooling + copies", m_rec - m_fwd, f"{(m_rec - m_fwd) / m_snap:.1%}", f"{(m_rec - m_fwd) / m_fwd:+.1%}"],
-         ["Parquet writes (all layers)", m_write, f"{m_write / m_snap:.1%}", f"{m_write / m_fwd:+.1%}"]],
+         ["Parquet writes (all layers)", m_write, f"{m_write / m_snap:.1%}", f"{m_write / m_fwd:+.1%}"],
+         ["predictions file (if written)", median(preds), f"{median(preds) / m_snap:.1%}", f"{median(preds) / m_fwd:+.1%}"]],
     ))
     print("(the hooks line is record minus the separately timed forward pass, so it carries the noise of both)")
     print()

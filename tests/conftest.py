@@ -44,7 +44,11 @@ def figure_of(chart) -> dict:  # noqa: ANN001 - a Streamlit AppTest element
         if isinstance(node, dict):
             if set(node) >= {"dtype", "bdata"}:
                 arr = np.frombuffer(base64.b64decode(node["bdata"]), dtype=node["dtype"])
-                return arr.reshape(node["shape"]).tolist() if "shape" in node else arr.tolist()
+                if "shape" not in node:
+                    return arr.tolist()
+                shape = node["shape"]  # Plotly writes it as "2, 3"
+                dims = [int(d) for d in shape.split(",")] if isinstance(shape, str) else list(shape)
+                return arr.reshape(dims).tolist()
             return {k: decode(v) for k, v in node.items()}
         if isinstance(node, list):
             return [decode(v) for v in node]

@@ -55,6 +55,11 @@ def test_run_folder_is_complete(trained_store: tuple[api.RunStore, str]) -> None
         assert table.num_rows == 1797 and table.column_names[1:] == [f"u{i:04d}" for i in range(16)]
         assert table.column("sample_id").to_pylist() == samples["sample_id"].tolist()
     assert store.checkpoint_epochs(run_id) == [0, 1, 2]
+    preds = pq.read_table(store.predictions_path(run_id, 2)).to_pandas()
+    assert preds["sample_id"].tolist() == samples["sample_id"].tolist()
+    test_rows = (samples["split"] == "test").to_numpy()
+    assert preds["correct"][test_rows].mean() == pytest.approx(final_test)  # the probe holds the whole test split
+    assert preds["confidence"].between(0.2, 1.0).all()
 
 
 def test_recorded_activations_match_the_checkpointed_model(trained_store: tuple[api.RunStore, str]) -> None:

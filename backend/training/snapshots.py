@@ -141,14 +141,19 @@ class ActivationRecorder:
 
 
 def record(model: nn.Module, batches: Iterable[torch.Tensor], layers: Sequence[ProbeLayer],
-           reduction: str = "max") -> dict[str, np.ndarray]:
-    """Run ``model`` in eval mode over ``batches`` and return each layer's (n_samples, units) array."""
+           reduction: str = "max", outputs: list[torch.Tensor] | None = None) -> dict[str, np.ndarray]:
+    """Run ``model`` in eval mode over ``batches`` and return each layer's (n_samples, units) array.
+
+    If ``outputs`` is a list, the model's outputs (logits) are appended to it, batch by batch.
+    """
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), ActivationRecorder(model, layers, reduction) as rec:
             for xb in batches:
-                model(xb)
+                out = model(xb)
+                if outputs is not None:
+                    outputs.append(out.float().cpu())
         return rec.result()
     finally:
         model.train(was_training)
@@ -171,12 +176,14 @@ def default_schedule(epochs: int, *, max_regular: int = 10) -> tuple[int, ...]:
 class SnapshotCallback:
     """Records snapshots at the scheduled epochs (and at an early-stop epoch) and hands them on.
 
-    ``sink(epoch, {layer: values})`` receives each snapshot; the runner's sink writes Parquet files
-    and checkpoints through the store, so this module never touches the disk.
+    ``sink(epoch, model, {layer: values}, logits)`` receives each snapshot (logits: (n_probe,
+    n_outputs) float32); the runner's sink writes Parquet files and checkpoints through the store,
+    so this module never touches the disk.
     """
 
     def __init__(self, layers: Sequence[ProbeLayer], probe_x: torch.Tensor, *, epochs: Sequence[int],
-                 reduction: str, batch_size: int, sink: Callable[[int, nn.Module, dict[str, np.ndarray]], None]) -> None:
+                 reduction: str, batch_size: int,
+                 sink: Callable[[int, nn.Module, dict[str, np.ndarray], np.ndarray], None]) -> None:
         self.layers = list(layers)
         self.probe_x = probe_x  # (n_probe, *in_shape), normalised, on the CPU
         self.epochs = set(epochs)
@@ -189,4 +196,6 @@ class SnapshotCallback:
             return
         device = next(model.parameters()).device
         batches = (self.probe_x[i:i + self.batch_size].to(device) for i in range(0, len(self.probe_x), self.batch_size))
-        self.sink(epoch, model, record(model, batches, self.layers, self.reduction))
+        outputs: list[torch.Tensor] = []
+        acts = record(model, batches, self.layers, self.reduction, outputs)
+        self.sink(epoch, model, acts, torch.cat(outputs).numpy())

@@ -1,0 +1,165 @@
+"""Compare: do the measures predict generalization across runs? (SCIENCE.md 3.2, 6.1 and 6.4)
+
+One point per run (measure at its last analysed epoch against test accuracy), the Kendall and
+granulated-Kendall table of every measure, and the measures over training for the chosen runs.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import charts_compare, loaders, state, widgets
+from backend.api import ClusterScopeError
+
+st.title("Compare runs")
+st.caption("Do the measures predict generalization? Each run is one model; a good measure orders the runs "
+           "as their test accuracy does (SCIENCE.md 3.2).")
+
+
+# ---------------------------------------------------------------- widgets
+
+
+def network_or_none(run_id: str) -> pd.DataFrame | None:
+    """The run's network-level c1..c4 per epoch, or None while it is not analysed."""
+    try:
+        net = loaders.analysis(run_id, "network")
+    except ClusterScopeError:
+        return None
+    return net if not net.empty else None
+
+
+# The controls sit in the sidebar, as on the other pages, so presentation mode (no sidebar) shows only results.
+
+
+def runs_ui(ids: list[str], analysed: list[str]) -> list[str]:
+    """Multiselect of runs, kept in the URL as ``runs=a,b,c``; by default every analysed run."""
+    default = state.choices("runs", ids) if "runs" in st.query_params else analysed
+    chosen = st.sidebar.multiselect(
+        "Runs", ids, default=default, key="w-cmp-runs",
+        format_func=lambda r: r if r in analysed else f"{r} (not analysed yet)",
+        help="Each run is one model. Runs are compared on their measures at the last analysed epoch.",
+    )
+    state.remember(runs=chosen)
+    return chosen
+
+
+def scatter_ui(measures: list[str], axes: list[str]) -> tuple[list[str], str]:
+    """Which measures to plot (``measures=``) and which column colours the points (``colour=``)."""
+    wanted = state.choices("measures", measures) if "measures" in st.query_params else \
+        [m for m in charts_compare.NETWORK_MEASURES if m in measures]
+    chosen = st.sidebar.multiselect("Measures", measures, default=wanted, key="w-cmp-measures",
+                              format_func=charts_compare.label,
+                              help="c1-c4 are the thesis's intraclass-clustering measures (SCIENCE.md 3.1); "
+                                   "the others are layer-averaged HDBSCAN cluster scores (3.5, proposed).")
+    state.remember(measures=chosen)
+    options = ["run_id", *axes]
+    current = state.choice("colour", options, default="train.lr" if "train.lr" in axes else options[min(1, len(axes))])
+    colour = st.sidebar.selectbox("Colour by", options, index=options.index(current), key="w-cmp-colour",
+                             format_func=lambda c: "run" if c == "run_id" else c,
+                             help="A hyperparameter whose value differs between the chosen runs, or the run itself.")
+    state.remember(colour=colour)
+    return chosen, colour
+
+
+# ---------------------------------------------------------------- sections
+
+
+def scatter_section(table: pd.DataFrame, kendall: pd.DataFrame, present: bool) -> None:
+    st.subheader("Measure vs test accuracy")
+    measures, colour = scatter_ui(kendall["measure"].tolist(), charts_compare.hyperparameter_columns(table))
+    if not measures:
+        st.info("Choose at least one measure.")
+        return
+    # Accuracies of different data sets or models are not comparable: tell them apart by marker shape.
+    mixed = next((c for c in ("data.name", "model.name") if c in table.columns and c != colour), None)
+    fig = charts_compare.measure_scatter(table, measures, colour_by=colour, symbol_by=mixed, present=present)
+    st.plotly_chart(fig, width="stretch", key="compare-scatter")
+    widgets.figure_downloads(fig, "measure-vs-accuracy", key="compare-scatter")
+    if mixed:
+        shapes = ", ".join(f"{v} {s}" for v, s in charts_compare.symbol_legend(table[mixed]).items())
+        st.caption(f"The runs differ in **{mixed}** (marker shape: {shapes}); their accuracies, and the Kendall "
+                   "coefficients over all runs, mix settings that the thesis compares separately (SCIENCE.md 6.1).")
+    missing = [m for m in measures if table[m].isna().any()]
+    if missing:
+        st.caption(f"Runs without a value are left out of the panels of {', '.join(missing)} "
+                   "(c1 and c2 need subclasses: a data set with superclasses, trained on them).")
+
+
+def kendall_section(kendall: pd.DataFrame) -> None:
+    st.subheader("Kendall coefficients")
+    cols = charts_compare.kendall_columns(kendall)
+    # An axis along which no two chosen runs differ alone has no ψ at all: list it instead of a column of Nones.
+    hidden = [c for c in cols if c.startswith("psi[") and kendall[c].isna().all()]
+    cols = [c for c in cols if c not in hidden]
+    number = {c: st.column_config.NumberColumn(c.replace("psi[", "ψ["), format="%.2f") for c in cols if c.startswith("psi[")}
+    number |= {"tau": st.column_config.NumberColumn("τ", format="%.2f"),
+               "tau_b": st.column_config.NumberColumn("τ-b", format="%.2f"),
+               "granulated_total": st.column_config.NumberColumn("granulated total", format="%.2f"),
+               "runs": st.column_config.NumberColumn("runs", format="%d")}
+    st.dataframe(kendall[cols], hide_index=True, width="stretch", column_config=number)
+    st.caption(
+        "+1: the measure orders the runs exactly as test accuracy does; 0: no relation; −1: the reverse order. "
+        "**τ** is the reference code's Kendall coefficient over all ordered pairs of runs. It counts ties as "
+        "agreement (sign(0) = +1): a pair tied in both measure and accuracy adds +1, a pair tied in one of "
+        "them cancels out. **τ-b** (scipy) is tie-aware: tied pairs count neither way, and it is None when "
+        "the measure or the accuracy is the same for every run. **ψ[axis]** (granulated Kendall, Jiang et "
+        "al. 2020) averages τ over the groups of runs that differ only in that hyperparameter; it is None "
+        "when no such group has two runs. **granulated total** is the mean of the ψ columns (SCIENCE.md 3.2)."
+        + (f" Axes without such a group (hidden): {', '.join(c[4:-1] for c in hidden)}." if hidden else "")
+    )
+
+
+def epochs_section(run_ids: list[str], networks: dict[str, pd.DataFrame], present: bool) -> None:
+    st.subheader("Measures over training")
+    net_parts, met_parts = [], []
+    for run in run_ids:
+        net_parts.append(networks[run].assign(run_id=run))
+        try:
+            met_parts.append(loaders.read_metrics(run).assign(run_id=run))
+        except ClusterScopeError as exc:
+            widgets.error_panel(exc, what=f"Cannot read the metrics of {run}")
+    metrics = pd.concat(met_parts, ignore_index=True) if met_parts else \
+        pd.DataFrame(columns=["run_id", "epoch", "split", "accuracy", "lr"])
+    fig = charts_compare.measures_over_epochs(pd.concat(net_parts, ignore_index=True), metrics, run_ids,
+                                              present=present)
+    st.plotly_chart(fig, width="stretch", key="compare-epochs")
+    widgets.figure_downloads(fig, "measures-over-epochs", key="compare-epochs")
+    st.caption("c1-c4 at each analysed snapshot epoch (network level, training probe samples); accuracies at "
+               "every epoch. Dotted vertical lines mark learning-rate drops, in the run's colour.")
+
+
+# ---------------------------------------------------------------- page
+
+
+def main() -> None:
+    runs = loaders.list_runs()
+    ids = runs.loc[runs["status"] != "corrupt", "run_id"].tolist()
+    if not ids:
+        st.info("No runs to compare yet: create the demo with `make demo` (or `clusterscope demo`).")
+        return
+    networks = {r: network_or_none(r) for r in ids}
+    analysed = [r for r in ids if networks[r] is not None]
+    chosen = runs_ui(ids, analysed)
+    pending = [r for r in chosen if networks[r] is None]
+    if pending:
+        st.warning(f"Not analysed yet: {', '.join(pending)}. They join the comparison once analysed "
+                   "(training analyses a run when it ends; or run `clusterscope analyze RUN`).",
+                   icon=":material/hourglass_empty:")
+    ready = [r for r in chosen if networks[r] is not None]
+    if len(ready) < 2:
+        st.info(f"Choose at least two analysed runs to compare ({len(ready)} chosen). "
+                f"Analysed runs: {', '.join(analysed) or 'none yet'}.")
+        return
+    try:
+        table, kendall = loaders.compare(ready)
+    except ClusterScopeError as exc:
+        widgets.error_panel(exc, what="Cannot compare these runs")
+        return
+    present = state.presenting()
+    scatter_section(table, kendall, present)
+    kendall_section(kendall)
+    epochs_section(ready, networks, present)
+
+
+main()

@@ -1,0 +1,237 @@
+"""Embeddings: how one layer lays out the probe samples at one epoch (UMAP or PCA), and how that changes.
+
+Everything shown was precomputed by `clusterscope analyze`; this page only reads and draws.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import charts, charts_embeddings, loaders, state, widgets
+from backend.api import ClusterScopeError
+
+COLOURINGS = {
+    "class": "Class (trained on)",
+    "fine": "Fine label (subclass)",
+    "superclass": "Superclass",
+    "cluster": "HDBSCAN cluster",
+    "correct": "Correct at this epoch",
+    "neuron": "A neuron's activation",
+}
+PROJECTIONS = {"umap": "UMAP", "pca": "PCA"}
+DEFAULT_MAX_POINTS = 10_000
+
+
+def controls_ui(run: str, info: dict) -> dict | None:
+    """Sidebar: layer, epoch, projection, colouring, sample cap, second view. None if nothing to show."""
+    sb = st.sidebar
+    try:
+        analysed = loaders.analysis(run, "layers")
+    except ClusterScopeError as exc:
+        widgets.error_panel(exc, what="Cannot read this run's analysis")
+        return None
+    if analysed.empty:
+        status = info["status"]
+        st.info(f"Run **{run}** has no analysis yet ({status}). Embeddings appear here as soon as "
+                f"`clusterscope analyze {run}` has processed a snapshot; the demo builder runs it by itself.")
+        return None
+    order = [layer["name"] for layer in info.get("layers", [])]
+    layers = sorted(set(analysed["layer"]), key=lambda n: order.index(n) if n in order else len(order))
+    layer = widgets.layer_picker(layers, container=sb)
+    epochs = sorted(analysed.loc[analysed["layer"] == layer, "epoch"].astype(int))
+    epoch = widgets.epoch_picker(epochs, container=sb)
+    proj = sb.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get, horizontal=True, key="w-proj",
+                    index=list(PROJECTIONS).index(state.choice("proj", list(PROJECTIONS))),
+                    help="UMAP keeps neighbourhoods (check its trustworthiness); PCA keeps global linear structure.")
+    options = [k for k in COLOURINGS if k != "superclass" or info["dataset"].get("superclass_names")]
+    colour = sb.selectbox("Colour by", options, format_func=COLOURINGS.get, key="w-colour",
+                          index=options.index(state.choice("colour", options)))
+    unit = None
+    if colour == "neuron":
+        layer_units = next((la["units"] for la in info.get("layers", []) if la["name"] == layer), 1)
+        unit = int(sb.number_input("Unit", 0, max(layer_units - 1, 0), key="w-unit",
+                                   value=min(int(state.choice("unit", list(range(layer_units)), 0) or 0), layer_units - 1)))
+    max_points = int(sb.number_input("Max points drawn", 500, 200_000, DEFAULT_MAX_POINTS, step=500, key="w-maxpts",
+                                     help="Above this many samples a stratified sample is drawn (by class)."))
+    second = sb.selectbox("Second view", ["none", "epoch", "layer"], key="w-second",
+                          index=["none", "epoch", "layer"].index(state.choice("second", ["none", "epoch", "layer"])),
+                          format_func={"none": "None", "epoch": "Another epoch", "layer": "Another layer"}.get)
+    other = None
+    if second == "epoch":
+        other = ("epoch", widgets.epoch_picker(epochs, key="epoch_b", label="Epoch B", container=sb))
+    elif second == "layer":
+        other = ("layer", widgets.layer_picker(layers, key="layer_b", label="Layer B", container=sb))
+    state.remember(proj=proj, colour=colour, unit=unit, second=second if second != "none" else None)
+    return {"layer": layer, "epoch": epoch, "proj": proj, "colour": colour, "unit": unit, "max_points": max_points,
+            "other": other, "analysed": analysed}
+
+
+def label_frame(run: str, info: dict) -> pd.DataFrame:
+    """Probe samples with readable class / subclass / superclass names."""
+    s = loaders.read_samples(run).copy()
+    target = info["dataset"].get("target", "label")
+    s["subclass_name"] = s["label_name"].astype(str)
+    has_sup = s["superclass_name"].notna().all()
+    s["class_name"] = (s["superclass_name"] if target == "superclass" and has_sup else s["label_name"]).astype(str)
+    s["superclass_name"] = s["superclass_name"].astype(str)
+    return s
+
+
+def view_frame(run: str, info: dict, layer: str, epoch: int, v: dict) -> pd.DataFrame:
+    """Points of one (layer, epoch) joined with labels and the chosen colouring column ``colour_value``."""
+    pts = loaders.analysis(run, "points", layer, epoch)
+    df = pts.merge(label_frame(run, info), on="sample_id", how="left")
+    df["cluster_name"] = df["cluster"].map(lambda c: "noise" if c < 0 else f"cluster {c}")
+    colour = v["colour"]
+    if colour == "correct":
+        pred = loaders.predictions(run, epoch)[["sample_id", "correct"]]
+        df = df.merge(pred, on="sample_id", how="left")
+        df["colour_value"] = df["correct"].map({True: "correct", False: "wrong"}).fillna("unknown")
+    elif colour == "neuron":
+        ids, values = loaders.activations(run, layer, epoch)
+        act = pd.DataFrame({"sample_id": ids, "colour_value": values[:, v["unit"]]})
+        df = df.merge(act, on="sample_id", how="left")
+    else:
+        df["colour_value"] = df[{"class": "class_name", "fine": "subclass_name", "superclass": "superclass_name",
+                                 "cluster": "cluster_name"}[colour]]
+    return charts_embeddings.stratified_sample(df, max_points=v["max_points"], by="class_name")
+
+
+def colour_map(df: pd.DataFrame, info: dict, colour: str) -> dict[str, str] | None:
+    names = info["dataset"]
+    if colour == "neuron":
+        return None
+    if colour == "correct":
+        return {"correct": charts.OKABE_ITO[2], "wrong": charts.OKABE_ITO[5], "unknown": charts.NOISE_COLOUR}
+    if colour == "cluster":
+        ordered = sorted(df["colour_value"].unique(), key=lambda n: (n != "noise", int(n.split()[-1]) if n != "noise" else -1))
+        return charts_embeddings.cluster_colours(ordered, charts.OKABE_ITO[:7] + charts.TOL_MUTED[:9])
+    if colour == "class" and names.get("target") == "superclass" and names.get("superclass_names"):
+        return charts.category_colours(names["superclass_names"])
+    if colour == "superclass":
+        return charts.category_colours(names.get("superclass_names") or [])
+    return charts.category_colours(names["label_names"])
+
+
+def draw(df: pd.DataFrame, info: dict, v: dict, *, title: str, key: str, highlight: set[int] | None) -> set[int]:
+    """One scatter with downloads; returns the sample ids the user selected in it."""
+    unit_label = f"unit {v['unit']} pre-activation (a.u.)" if v["colour"] == "neuron" else ""
+    fig = charts_embeddings.embedding_scatter(
+        df, projection=v["proj"], colour="colour_value", colours=colour_map(df, info, v["colour"]),
+        highlight=highlight, title=title, present=state.presenting(), colour_label=unit_label)
+    event = st.plotly_chart(fig, width="stretch", key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
+    widgets.figure_downloads(fig, title.replace(" ", "_").replace("·", ""), key=key)
+    points = (event or {}).get("selection", {}).get("points", []) if event else []
+    return {int(p["customdata"][0]) for p in points if p.get("customdata") is not None}
+
+
+def scores_ui(analysed: pd.DataFrame, layer: str, epoch: int) -> None:
+    row = analysed[(analysed["layer"] == layer) & (analysed["epoch"] == epoch)]
+    if row.empty:
+        return
+    r = row.iloc[0]
+    st.markdown(f"**{layer} · epoch {epoch}**")
+    st.metric("Class purity", f"{r.class_purity:.0%}", help="Share of clustered training samples in their cluster's majority class.")
+    st.metric("Subclass purity", f"{r.subclass_purity:.0%}" if pd.notna(r.subclass_purity) else "n/a",
+              delta=f"chance {r.subclass_chance:.0%}" if pd.notna(r.subclass_chance) else None, delta_color="off",
+              help="Within each cluster's majority class, the share of its majority subclass (SCIENCE.md 3.5).")
+    st.metric("Clusters", int(r.n_clusters), help=f"HDBSCAN, min_cluster_size {int(r.min_cluster_size)}")
+    st.metric("Noise", f"{r.noise_fraction:.0%}")
+    st.metric("Fragmentation", f"{r.fragmentation:.2f}", help="Clusters >= 60 % pure per class; > 1 means classes split.")
+    st.caption(f"ARI/NMI vs class {r.ari_class:.2f}/{r.nmi_class:.2f}"
+               + (f" · vs subclass {r.ari_subclass:.2f}/{r.nmi_subclass:.2f}" if pd.notna(r.ari_subclass) else ""))
+    st.caption(f"Trustworthiness (k=10): UMAP {r.trust_umap:.3f} · PCA {r.trust_pca:.3f}. "
+               "1 = every neighbour in the picture is a neighbour in the layer.")
+
+
+def selection_ui(run: str, df: pd.DataFrame, ids: set[int]) -> None:
+    if not ids:
+        st.caption("Select points (click, box or lasso) to see their images and composition; the other view highlights them.")
+        return
+    chosen = df[df["sample_id"].isin(ids)]
+    st.subheader(f"Selection: {len(chosen)} samples")
+    left, right = st.columns([2, 1])
+    thumbs = loaders.read_samples(run, thumbnails=True).set_index("sample_id")["thumbnail"]
+    shown = chosen.head(48)
+    left.image([thumbs[i] for i in shown["sample_id"]], width=56,
+               caption=[f"{a}/{b}" for a, b in zip(shown["class_name"], shown["subclass_name"], strict=True)])
+    right.dataframe(charts_embeddings.composition(chosen), hide_index=True, width="stretch",
+                    column_config={"share": st.column_config.NumberColumn(format="percent")})
+    csv = chosen[["sample_id", "split", "class_name", "subclass_name", "superclass_name", "cluster"]].to_csv(index=False)
+    right.download_button("Download selection (CSV)", csv, file_name=f"{run}-selection.csv", mime="text/csv",
+                          on_click="ignore", icon=":material/download:")
+
+
+def animation_ui(run: str, info: dict, v: dict) -> None:
+    epochs = sorted(v["analysed"].loc[v["analysed"]["layer"] == v["layer"], "epoch"].astype(int))
+    frames = pd.concat([view_frame(run, info, v["layer"], e, v | {"colour": "class" if v["colour"] == "neuron" else v["colour"]})
+                        .assign(epoch=e) for e in epochs])
+    fig = charts_embeddings.embedding_animation(frames, projection=v["proj"], colour="colour_value",
+                                                colours=colour_map(frames, info, v["colour"]) or {},
+                                                title=f"{run} · {v['layer']} · epochs {epochs[0]}-{epochs[-1]}")
+    st.plotly_chart(fig, width="stretch", key="animation")
+    st.download_button("Download animation (HTML)", lambda: fig.to_html(include_plotlyjs=True), on_click="ignore",
+                       file_name=f"{run}-{v['layer']}-animation.html", mime="text/html", icon=":material/movie:")
+
+
+def page() -> None:
+    st.title("Embeddings")
+    run = widgets.run_picker(container=st.sidebar)
+    if run is None:
+        return
+    try:
+        info = loaders.read_run(run)
+    except ClusterScopeError as exc:
+        widgets.error_panel(exc, what=f"Cannot read run {run}")
+        return
+    v = controls_ui(run, info)
+    if v is None:
+        return
+    errors = loaders.analysis_status(run).get("errors", {})
+    if f"{v['layer']}@{v['epoch']}" in errors:
+        st.warning(errors[f"{v['layer']}@{v['epoch']}"])
+    animate = st.toggle("Animate epochs", key="w-animate", help="Plays the aligned layouts of this layer over training.")
+    if animate:
+        animation_ui(run, info, v)
+        return
+    try:
+        df = view_frame(run, info, v["layer"], v["epoch"], v)
+    except ClusterScopeError as exc:
+        widgets.error_panel(exc, what=f"Cannot draw {v['layer']} at epoch {v['epoch']}")
+        return
+    total = len(loaders.read_samples(run))
+    if len(df) < total:
+        st.caption(f"Showing a stratified sample of {len(df):,} of {total:,} samples (raise *Max points drawn* to see all).")
+    selected: set[int] = st.session_state.get("selected_ids", set())
+    title = f"{run} · {v['layer']} · epoch {v['epoch']} · {PROJECTIONS[v['proj']]}"
+    if v["other"] is None:
+        plot_col, side = st.columns([3, 1])
+        with plot_col:
+            selected = draw(df, info, v, title=title, key="view-a", highlight=selected or None)
+        with side:
+            scores_ui(v["analysed"], v["layer"], v["epoch"])
+    else:
+        kind, value = v["other"]
+        layer_b, epoch_b = (v["layer"], value) if kind == "epoch" else (value, v["epoch"])
+        left, right = st.columns(2)
+        with left:
+            sel_a = draw(df, info, v, title=title, key="view-a", highlight=selected or None)
+            scores_ui(v["analysed"], v["layer"], v["epoch"])
+        with right:
+            try:
+                df_b = view_frame(run, info, layer_b, epoch_b, v)
+                sel_b = draw(df_b, info, v, title=f"{run} · {layer_b} · epoch {epoch_b}", key="view-b",
+                             highlight=selected or None)
+                scores_ui(v["analysed"], layer_b, epoch_b)
+            except ClusterScopeError as exc:
+                widgets.error_panel(exc, what=f"Cannot draw {layer_b} at epoch {epoch_b}")
+                sel_b = set()
+        selected = sel_a | sel_b
+    if selected != st.session_state.get("selected_ids", set()):
+        st.session_state["selected_ids"] = selected
+        st.rerun()
+    selection_ui(run, df, selected)
+
+
+page()

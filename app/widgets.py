@@ -1,0 +1,121 @@
+"""Reusable widget groups: pickers bound to the URL, figure downloads, presentation mode."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from app import loaders, state
+
+
+def run_picker(*, key: str = "run", label: str = "Run", runs: Sequence[str] | None = None, container=st) -> str | None:  # noqa: ANN001
+    """Select a run; the choice is kept in the URL. Returns None (with a hint) when the store is empty."""
+    ids = list(runs) if runs is not None else loaders.list_runs()["run_id"].tolist()
+    if not ids:
+        container.info("No runs yet: create the demo with `make demo` (or `clusterscope demo`).")
+        return None
+    current = state.choice(key, ids)
+    run = container.selectbox(label, ids, key=f"w-{key}", **_initial(f"w-{key}", ids.index(current), ids))
+    state.remember(**{key: run})
+    return run
+
+
+def layer_picker(layers: Sequence[str], *, key: str = "layer", label: str = "Layer", container=st) -> str | None:  # noqa: ANN001
+    if not layers:
+        return None
+    current = state.choice(key, list(layers), default=list(layers)[-1])
+    layer = container.selectbox(label, list(layers), key=f"w-{key}", help="Every ReLU layer except the output, in forward order.",
+                                **_initial(f"w-{key}", list(layers).index(current), list(layers)))
+    state.remember(**{key: layer})
+    return layer
+
+
+def epoch_picker(epochs: Sequence[int], *, key: str = "epoch", label: str = "Epoch", container=st) -> int | None:  # noqa: ANN001
+    epochs = sorted(int(e) for e in epochs)
+    if not epochs:
+        return None
+    current = state.choice(key, epochs, default=epochs[-1])
+    if len(epochs) == 1:
+        container.caption(f"{label}: {epochs[0]} (the only recorded epoch)")
+        epoch = epochs[0]
+    else:
+        epoch = container.select_slider(label, options=epochs, value=current, key=f"w-{key}",
+                                        help="Recorded snapshot epochs; 0 is the initialisation.")
+    state.remember(**{key: epoch})
+    return int(epoch)
+
+
+@st.cache_resource(show_spinner=False)
+def static_export_browser() -> str | None:
+    """The Chrome/Chromium kaleido will drive for PNG/SVG export, or None when there is none."""
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome"):
+        if path := shutil.which(name):
+            return path
+    return None
+
+
+def _initial(widget_key: str, index: int, options: Sequence[object]) -> dict[str, int]:
+    """``index=`` only on a widget's first draw, so code may later set ``st.session_state[widget_key]``
+    (e.g. a table click choosing a layer) without Streamlit's default-value conflict. A remembered
+    value that is no longer an option (another run was chosen) is dropped first."""
+    if widget_key in st.session_state:
+        if st.session_state[widget_key] in options:
+            return {}
+        del st.session_state[widget_key]
+    return {"index": index}
+
+
+def figure_downloads(fig: go.Figure, name: str, *, key: str) -> None:
+    """PNG, SVG and self-contained HTML downloads; images are rendered (kaleido) only when clicked."""
+    if state.presenting():
+        return
+    import plotly.io as pio
+
+    if static_export_browser() is None:
+        st.download_button("HTML", data=lambda: fig.to_html(include_plotlyjs=True, full_html=True),
+                           file_name=f"{name}.html", mime="text/html", key=f"html-{key}", on_click="ignore",
+                           icon=":material/code:")
+        st.caption("PNG and SVG export needs Chrome or Chromium on the server (e.g. `apt install chromium`).")
+        return
+    cols = st.columns(3)
+    cols[0].download_button("PNG", data=lambda: pio.to_image(fig, format="png", width=1600, height=900, scale=2),
+                            file_name=f"{name}.png", mime="image/png", key=f"png-{key}", on_click="ignore",
+                            icon=":material/image:")
+    cols[1].download_button("SVG", data=lambda: pio.to_image(fig, format="svg", width=1600, height=900),
+                            file_name=f"{name}.svg", mime="image/svg+xml", key=f"svg-{key}", on_click="ignore",
+                            icon=":material/draw:")
+    cols[2].download_button("HTML", data=lambda: fig.to_html(include_plotlyjs=True, full_html=True),
+                            file_name=f"{name}.html", mime="text/html", key=f"html-{key}", on_click="ignore",
+                            icon=":material/code:")
+
+
+def presentation_toggle() -> bool:
+    """Sidebar switch for presentation mode (``?present=1``): no sidebar or toolbar, larger fonts."""
+    on = st.sidebar.toggle("Presentation mode", value=state.presenting(), key="w-present",
+                           help="Hides the controls and enlarges fonts for a projector. Add ?present=1 to a link.")
+    state.remember(present="1" if on else None)
+    if on:
+        st.markdown(
+            """<style>
+            [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header, [data-testid="stToolbar"],
+            .cs-controls {display: none !important;}
+            html, body, [data-testid="stMarkdownContainer"] p {font-size: 1.35rem;}
+            h1 {font-size: 3rem !important;}
+            </style>""",
+            unsafe_allow_html=True,
+        )
+    return on
+
+
+def exit_presentation() -> None:
+    st.session_state["w-present"] = False
+    st.query_params.pop("present", None)
+
+
+def error_panel(exc: Exception, *, what: str) -> None:
+    """A message in the panel concerned, never a traceback."""
+    st.error(f"{what}: {exc}", icon=":material/error:")

@@ -1,0 +1,92 @@
+"""The Embeddings page through AppTest, on the analysed tiny run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from backend import api
+from tests.conftest import figure_of
+
+MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
+
+
+def open_embeddings(root: Path, monkeypatch: pytest.MonkeyPatch, **params: str) -> AppTest:
+    monkeypatch.setenv("CLUSTERSCOPE_STORE", str(root))
+    at = AppTest.from_file(MAIN, default_timeout=90)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.switch_page("views/embeddings.py")
+    return at.run()
+
+
+def xs(at: AppTest, i: int = 0) -> list[float]:
+    fig = figure_of(at.get("plotly_chart")[i])
+    return [x for trace in fig["data"] for x in trace["x"]]
+
+
+def test_query_params_restore_the_view_and_epoch_changes_the_data(analysed_store: tuple[api.RunStore, str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    store, run_id = analysed_store
+    at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc1.relu", epoch="1", proj="pca")
+    assert not at.exception
+    assert at.sidebar.selectbox(key="w-layer").value == "fc1.relu"
+    assert at.sidebar.select_slider(key="w-epoch").value == 1
+    fig = figure_of(at.get("plotly_chart")[0])
+    assert fig["layout"]["xaxis"]["title"]["text"] == "PC 1 (a.u.)"
+    assert [t["name"] for t in fig["data"]] == ["round", "stroke", "bend", "twin-curve", "hook"]  # trained on superclasses
+    points = api.read_analysis(store, run_id, "points", "fc1.relu", 1)
+    assert sorted(xs(at)) == pytest.approx(sorted(points["pca_x"].tolist()), rel=1e-5)
+    before = xs(at)
+    at.sidebar.select_slider(key="w-epoch").set_value(2).run()
+    assert not at.exception and xs(at) != before
+    assert at.query_params["epoch"] == ["2"] or at.query_params["epoch"] == "2"
+    assert {m.label for m in at.metric} >= {"Class purity", "Subclass purity", "Clusters"}
+
+
+def test_colourings_and_second_view(analysed_store: tuple[api.RunStore, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    store, run_id = analysed_store
+    at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc2.relu", epoch="2")
+    for colour in ("fine", "cluster", "correct", "neuron", "superclass"):
+        at.sidebar.selectbox(key="w-colour").set_value(colour).run()
+        assert not at.exception, colour
+        fig = figure_of(at.get("plotly_chart")[0])
+        if colour == "fine":
+            assert len(fig["data"]) == 10
+        if colour == "correct":
+            assert {t["name"] for t in fig["data"]} <= {"correct", "wrong"}
+        if colour == "neuron":
+            assert fig["data"][0]["marker"]["colorbar"]["title"]["text"].startswith("unit 0")
+    at.sidebar.selectbox(key="w-second").set_value("layer").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+    titles = [figure_of(c)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert "fc2.relu" in titles[0] and "fc2.relu" in titles[1]  # layer B defaults to the last layer
+
+
+def test_sampling_is_announced(analysed_store: tuple[api.RunStore, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    store, run_id = analysed_store
+    at = open_embeddings(store.root, monkeypatch, run=run_id)
+    at.sidebar.number_input(key="w-maxpts").set_value(500).run()
+    assert not at.exception
+    import re
+
+    assert any(re.search(r"stratified sample of 4\d\d of 1,797 samples", c.value) for c in at.caption)
+    assert len(xs(at)) == pytest.approx(500, abs=10)
+
+
+def test_unanalysed_run_and_corrupt_file(analysed_store: tuple[api.RunStore, str], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    store, run_id = analysed_store
+    copy = api.open_store(tmp_path / "s")
+    shutil.copytree(store.run_dir(run_id), copy.root / run_id)
+    copy.analysis.path(run_id, "points", "fc2.relu", 2).write_bytes(b"garbage")
+    at = open_embeddings(copy.root, monkeypatch, run=run_id, layer="fc2.relu", epoch="2")
+    assert not at.exception
+    assert any("not a readable Parquet file" in e.value for e in at.error)
+    shutil.rmtree(copy.analysis.root(run_id))
+    at = open_embeddings(copy.root, monkeypatch, run=run_id)
+    assert not at.exception
+    assert any("no analysis yet" in i.value for i in at.info), [e.value for e in [*at.info, *at.error, *at.warning]]

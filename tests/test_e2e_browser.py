@@ -1,0 +1,168 @@
+"""End to end: a real `streamlit run` server and a real browser (Chromium through Playwright).
+
+AppTest runs the scripts without a browser; this test checks what AppTest cannot: that the page
+loads from a shared link, that Plotly draws the stored embedding, and that moving the epoch slider
+redraws it with the other epoch's points.
+
+Needs Chromium (Debian package `chromium`) and the Python package `playwright`; `.ci/run` installs
+Chromium when it is missing. The test fails, rather than skips, without them.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backend import api
+
+ROOT = Path(__file__).resolve().parent.parent
+MAIN = ROOT / "app" / "main.py"
+PLOT = '[data-testid="stPlotlyChart"] .js-plotly-plot'
+# The x of every trace of the first Plotly figure on the page: a list, or {dtype, bdata} for a typed array.
+PLOT_XS = f"() => Array.from(document.querySelector('{PLOT}').data).map(t => t.x)"
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).is_file():
+        pytest.fail(f"Chromium not found (looked for `chromium` on PATH and {path}). `.ci/run` installs it "
+                    "(apt-get install chromium); on another machine install your distribution's chromium package.")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().decode().strip() == "ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"streamlit did not answer /_stcore/health within {timeout:.0f} s:\n{log.read_text()}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate the server's process group, then kill it if it does not exit."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(analysed_store: tuple[api.RunStore, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`streamlit run app/main.py` on a free local port over the analysed tiny run; yields its base URL."""
+    store, _ = analysed_store
+    port = free_port()
+    log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
+    env = os.environ | {"CLUSTERSCOPE_STORE": str(store.root), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(MAIN), "--server.address", "127.0.0.1",
+             "--server.port", str(port), "--server.headless", "true"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc, log)
+        yield url
+    finally:
+        stop(proc)
+
+
+def plot_xs(page) -> list[float]:  # noqa: ANN001 - a Playwright Page
+    """Every x of every trace of the page's first Plotly figure, typed arrays decoded."""
+    out: list[float] = []
+    for x in page.evaluate(PLOT_XS):
+        out += np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"]).tolist() if isinstance(x, dict) else x
+    return out
+
+
+def save(page, name: str, tmp_path: Path) -> None:  # noqa: ANN001 - a Playwright Page
+    path = tmp_path / name
+    page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("CLUSTERSCOPE_SCREENSHOTS"):
+        folder = Path(os.environ["CLUSTERSCOPE_SCREENSHOTS"])
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, folder / name)
+
+
+@pytest.fixture
+def page() -> Iterator:
+    """A Chromium page (1400 x 1000) driven by Playwright."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("The Python package `playwright` is missing: `pip install playwright` (the browser itself is the "
+                    "system Chromium, which `.ci/run` installs).")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        finally:
+            browser.close()
+
+
+def test_epoch_slider_redraws_the_embedding(server: str, page, analysed_store: tuple[api.RunStore, str],  # noqa: ANN001
+                                            tmp_path: Path) -> None:
+    store, run_id = analysed_store
+    expected = {e: sorted(api.read_analysis(store, run_id, "points", "fc2.relu", e)["umap_x"]) for e in (1, 2)}
+    page.goto(f"{server}/embeddings?run={run_id}&layer=fc2.relu&epoch=1", timeout=60_000)
+    page.wait_for_selector(PLOT, timeout=120_000)  # generous: CI machines may be busy
+    page.wait_for_function(f"() => document.querySelector('{PLOT}').data?.length > 0", timeout=30_000)
+    # the shared link ran the whole app (navigation, presentation switch), not the page script alone
+    assert page.get_by_role("heading", name="Embeddings").is_visible()
+    assert page.get_by_text("Presentation mode").is_visible()
+    first = plot_xs(page)
+    assert sorted(first) == pytest.approx(expected[1], rel=1e-5)
+    save(page, "embeddings-epoch1.png", tmp_path)
+
+    page.locator('[data-testid="stSlider"] input[type="range"]').first.focus()  # the sidebar's epoch slider
+    page.keyboard.press("ArrowRight")  # epochs 0, 1, 2: one step right is epoch 2
+    page.wait_for_url("**epoch=2**", timeout=30_000)
+    deadline = time.monotonic() + 30
+    while (second := plot_xs(page)) == first:
+        assert time.monotonic() < deadline, "the plot did not change after the epoch changed"
+        time.sleep(0.2)
+    assert sorted(second) == pytest.approx(expected[2], rel=1e-5)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    save(page, "embeddings-epoch2.png", tmp_path)
+
+
+def test_runs_page_links_open_the_run_in_another_page(server: str, page, analysed_store: tuple[api.RunStore, str],  # noqa: ANN001
+                                                      tmp_path: Path) -> None:
+    _, run_id = analysed_store
+    page.goto(server, timeout=60_000)
+    link = page.locator('[data-testid="stPageLink"] a', has_text="Embeddings").first
+    link.wait_for(timeout=120_000)
+    save(page, "runs.png", tmp_path)
+    link.click()
+    page.wait_for_url(f"**/embeddings?run={run_id}**", timeout=30_000)
+    page.wait_for_selector(PLOT, timeout=120_000)
+    assert page.get_by_role("heading", name="Embeddings").is_visible()
+    assert page.locator('[data-testid="stException"]').count() == 0
