@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import loaders, state
+from app import charts, loaders, state
 
 
 def run_picker(*, key: str = "run", label: str = "Run", runs: Sequence[str] | None = None, container=st) -> str | None:  # noqa: ANN001
@@ -119,3 +120,31 @@ def exit_presentation() -> None:
 def error_panel(exc: Exception, *, what: str) -> None:
     """A message in the panel concerned, never a traceback."""
     st.error(f"{what}: {exc}", icon=":material/error:")
+
+
+def show(fig: go.Figure, name: str, key: str, **select: object) -> object:
+    """Draw a figure in the house style with its downloads under it; returns the selection event."""
+    event = st.plotly_chart(charts.style(fig, present=state.presenting()), width="stretch", key=key, **select)
+    figure_downloads(fig, name, key=key)
+    return event
+
+
+def analysis_state_ui(run: str, info: dict, snaps: pd.DataFrame, analysed: pd.DataFrame) -> bool:
+    """Say what the run's analysis lacks (and, before any, what the run holds). False when nothing is analysed."""
+    status = loaders.analysis_status(run)
+    done = len(analysed[["layer", "epoch"]].drop_duplicates())
+    if not done and info.get("status") == "running":
+        st.info(f"Run **{run}** is still training; it is analysed when training ends.")
+    elif not done:
+        st.info(f"Run **{run}** has not been analysed yet. Analyse it with\n\n```\nclusterscope analyze {run}\n```")
+    elif done < len(snaps):
+        why = "has not finished (it may still be running)" if not status else "does not cover every snapshot"
+        st.info(f"The analysis of **{run}** {why}: {done} of {len(snaps)} snapshots are analysed and shown here. "
+                f"Analyse the rest with `clusterscope analyze {run}`.")
+    for where, message in (status.get("errors") or {}).items():
+        st.warning(f"Snapshot {where} could not be analysed: {message}")
+    if not done and not snaps.empty:
+        st.caption("Recorded snapshots (activations) of this run:")
+        st.dataframe(snaps.groupby("layer", sort=False)["epoch"].agg(lambda e: ", ".join(map(str, sorted(e))))
+                     .rename("epochs").reset_index(), hide_index=True, width="content")
+    return bool(done)

@@ -205,6 +205,7 @@ def app(store_root: Path | None, streamlit_args: tuple[str, ...]) -> None:
         raise ClusterScopeError(f"the dashboard's entry point {main_py} is missing; reinstall clusterscope.")
     env = os.environ.copy()
     env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")  # a lab tool phones nobody home
+    env.setdefault("STREAMLIT_CLIENT_TOOLBAR_MODE", "viewer")  # no "Deploy" button in a meeting
     env["CLUSTERSCOPE_STORE"] = str(api.open_store(store_root).root.resolve())
     cmd = [sys.executable, "-m", "streamlit", "run", str(main_py), *streamlit_args]
     os.execvpe(cmd[0], cmd, env)

@@ -7,41 +7,14 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app import charts, loaders, state, widgets
 from app import charts_layers as cl
+from app import loaders, state, widgets
 from backend.api import ClusterScopeError
 
 st.title("Layers")
 PRESENT = state.presenting()
 # The Embeddings page sits in the same folder as this one (st.page_link resolves the path to its registered page).
 EMBEDDINGS = Path(__file__).with_name("embeddings.py")
-
-
-def show(fig, name: str, key: str, **select: object) -> object:  # noqa: ANN001 - a Plotly figure
-    event = st.plotly_chart(charts.style(fig, present=PRESENT), width="stretch", key=key, **select)
-    widgets.figure_downloads(fig, name, key=key)
-    return event
-
-
-def analysis_state_ui(run: str, info: dict, snaps: pd.DataFrame, analysed: pd.DataFrame) -> bool:
-    """Say what the run's analysis lacks (and, before any, what the run holds). False when nothing is analysed."""
-    status = loaders.analysis_status(run)
-    done = len(analysed[["layer", "epoch"]].drop_duplicates())
-    if not done and info.get("status") == "running":
-        st.info(f"Run **{run}** is still training; it is analysed when training ends.")
-    elif not done:
-        st.info(f"Run **{run}** has not been analysed yet. Analyse it with\n\n```\nclusterscope analyze {run}\n```")
-    elif done < len(snaps):
-        why = "has not finished (it may still be running)" if not status else "does not cover every snapshot"
-        st.info(f"The analysis of **{run}** {why}: {done} of {len(snaps)} snapshots are analysed and shown here. "
-                f"Analyse the rest with `clusterscope analyze {run}`.")
-    for where, message in (status.get("errors") or {}).items():
-        st.warning(f"Snapshot {where} could not be analysed: {message}")
-    if not done and not snaps.empty:
-        st.caption("Recorded snapshots (activations) of this run:")
-        st.dataframe(snaps.groupby("layer", sort=False)["epoch"].agg(lambda e: ", ".join(map(str, sorted(e))))
-                     .rename("epochs").reset_index(), hide_index=True, width="content")
-    return bool(done)
 
 
 def score_ui(layers: pd.DataFrame) -> str:
@@ -78,7 +51,7 @@ def heatmap_ui(run: str, layers: pd.DataFrame) -> None:
     score = score_ui(layers)
     best = cl.best_cell(layers, score)
     fig = cl.score_heatmap(layers, score, title=f"{cl.SCORES[score].label} per layer and epoch ({run})")
-    event = show(fig, f"{run}-{score}-heatmap", f"heat-{run}-{score}", on_select="rerun", selection_mode="points")
+    event = widgets.show(fig, f"{run}-{score}-heatmap", f"heat-{run}-{score}", on_select="rerun", selection_mode="points")
     cell = clicked_cell(event)
     if cell:
         open_in_embeddings(run, cell, f"Open {cell[0]} at epoch {cell[1]} in Embeddings")
@@ -103,7 +76,7 @@ def rotation_ui(run: str, info: dict, lr_steps: list[int]) -> None:
         metrics = pd.DataFrame(columns=["epoch", "split", "accuracy"])
     acc = (info.get("final") or {}).get("test_accuracy")
     title = f"Layer rotation and accuracy ({run}" + (f", test accuracy {acc:.1%})" if acc is not None else ")")
-    show(cl.rotation_and_accuracy(rotation, metrics, lr_steps=lr_steps, title=title), f"{run}-rotation", "fig-rotation")
+    widgets.show(cl.rotation_and_accuracy(rotation, metrics, lr_steps=lr_steps, title=title), f"{run}-rotation", "fig-rotation")
     st.caption("Rotation = 1 - cosine between a kernel's initial and current weights (biases and batch-norm "
                "parameters excluded); 1 means orthogonal to the initialisation. Colour: depth, dark = first layer.")
 
@@ -115,7 +88,7 @@ def network_ui(run: str, lr_steps: list[int]) -> None:
     except ClusterScopeError as exc:
         widgets.error_panel(exc, what="Network measures")
         return
-    show(cl.network_measures(network, lr_steps=lr_steps, title=f"c1-c4 over training ({run})"),
+    widgets.show(cl.network_measures(network, lr_steps=lr_steps, title=f"c1-c4 over training ({run})"),
          f"{run}-network-measures", "fig-network")
     ks = network.iloc[-1] if not network.empty else None
     if ks is not None and {"k_c1", "k_c2", "k_c3", "k_c4"} <= set(network):
@@ -142,7 +115,7 @@ def page() -> None:
     except ClusterScopeError as exc:
         widgets.error_panel(exc, what="Layer scores")
         layers = None
-    if layers is not None and not analysis_state_ui(run, info, loaders.snapshots(run), layers):
+    if layers is not None and not widgets.analysis_state_ui(run, info, loaders.snapshots(run), layers):
         return
     if layers is not None:
         heatmap_ui(run, layers)

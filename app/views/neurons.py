@@ -13,32 +13,6 @@ st.title("Neurons")
 PRESENT = state.presenting()
 
 
-def show(fig, name: str, key: str) -> None:  # noqa: ANN001 - a Plotly figure
-    st.plotly_chart(charts.style(fig, present=PRESENT), width="stretch", key=key)
-    widgets.figure_downloads(fig, name, key=key)
-
-
-def analysis_state_ui(run: str, info: dict, snaps: pd.DataFrame, analysed: pd.DataFrame) -> bool:
-    """Say what the run's analysis lacks (and, before any, what the run holds). False when nothing is analysed."""
-    status = loaders.analysis_status(run)
-    done = len(analysed[["layer", "epoch"]].drop_duplicates())
-    if not done and info.get("status") == "running":
-        st.info(f"Run **{run}** is still training; it is analysed when training ends.")
-    elif not done:
-        st.info(f"Run **{run}** has not been analysed yet. Analyse it with\n\n```\nclusterscope analyze {run}\n```")
-    elif done < len(snaps):
-        why = "has not finished (it may still be running)" if not status else "does not cover every snapshot"
-        st.info(f"The analysis of **{run}** {why}: {done} of {len(snaps)} snapshots are analysed and shown here. "
-                f"Analyse the rest with `clusterscope analyze {run}`.")
-    for where, message in (status.get("errors") or {}).items():
-        st.warning(f"Snapshot {where} could not be analysed: {message}")
-    if not done and not snaps.empty:
-        st.caption("Recorded snapshots (activations) of this run:")
-        st.dataframe(snaps.groupby("layer", sort=False)["epoch"].agg(lambda e: ", ".join(map(str, sorted(e))))
-                     .rename("epochs").reset_index(), hide_index=True, width="content")
-    return bool(done)
-
-
 def unit_ui(units: pd.DataFrame, run: str, layer: str) -> int:
     """The chosen unit: from the URL (``unit``), else the most selective unit. One widget per layer,
     so a unit id valid in one layer is never forced onto another."""
@@ -110,7 +84,7 @@ def distributions_ui(run: str, layer: str, epoch: int, unit: int, epochs: list[i
     colours = charts.category_colours(list(cn.names(labels, "cls").values()))
     fig = cn.distributions_over_epochs(cn.unit_values(columns, labels), focus=focus, level=level,
                                        class_colours=colours, title=f"{layer} unit {unit}: pre-activations over training")
-    show(fig, f"{run}-{layer}-u{unit}-distributions", "fig-dist")
+    widgets.show(fig, f"{run}-{layer}-u{unit}-distributions", "fig-dist")
     st.caption(f"Training probe samples; {len(shown)} of {len(epochs)} recorded epochs. "
                "Values below the dotted line are cut to 0 by the ReLU.")
 
@@ -151,7 +125,7 @@ def history_ui(run: str, layer: str, epoch: int, unit: int, epochs: list[int]) -
     if rows:
         fig = cn.unit_score_lines(pd.concat(rows, ignore_index=True), epoch=epoch,
                                   title=f"{layer} unit {unit}: scores over training")
-        show(fig, f"{run}-{layer}-u{unit}-scores", "fig-scores")
+        widgets.show(fig, f"{run}-{layer}-u{unit}-scores", "fig-scores")
 
 
 def best_neurons_ui(run: str, epoch: int, layers: list[str], labels: pd.DataFrame) -> None:
@@ -164,7 +138,7 @@ def best_neurons_ui(run: str, epoch: int, layers: list[str], labels: pd.DataFram
     best = cn.best_neuron_per_subclass(units, cn.names(labels, "sub"))
     left, right = st.columns([3, 2])
     with left:
-        show(cn.best_neuron_histogram(best, title="Best-neuron c1 per subclass"),
+        widgets.show(cn.best_neuron_histogram(best, title="Best-neuron c1 per subclass"),
              f"{run}-e{epoch}-best-neurons", "fig-best")
     best["open"] = [state.link("neurons", run=run, layer=r.layer, epoch=epoch, unit=r.unit) for r in best.itertuples()]
     right.dataframe(best[["subclass_name", "c1", "layer", "unit", "open"]], hide_index=True, height=300,
@@ -193,7 +167,7 @@ def page() -> None:
     except ClusterScopeError as exc:
         widgets.error_panel(exc, what="Analysis index (layers table)")
         analysed = snaps[["layer", "epoch"]]  # fall back to the snapshots: each panel reports what is missing
-    if not analysis_state_ui(run, info, snaps, analysed):
+    if not widgets.analysis_state_ui(run, info, snaps, analysed):
         return
     order = [layer["name"] for layer in info.get("layers", [])]
     layers = sorted(set(analysed["layer"]), key=lambda n: order.index(n) if n in order else len(order))
