@@ -148,3 +148,13 @@ def analysis_state_ui(run: str, info: dict, snaps: pd.DataFrame, analysed: pd.Da
         st.dataframe(snaps.groupby("layer", sort=False)["epoch"].agg(lambda e: ", ".join(map(str, sorted(e))))
                      .rename("epochs").reset_index(), hide_index=True, width="content")
     return bool(done)
+
+
+def empty_store_ui() -> bool:
+    """True (after saying how to create runs) when the store has no runs."""
+    if not loaders.list_runs().empty:
+        return False
+    st.info(f"The run store **{loaders.store_root()}** has no runs yet.\n\nCreate the built-in demo with\n\n"
+            "```\nmake demo          # or: clusterscope demo\n```\n"
+            "or train your own run with `clusterscope train configs/digits_vgg.toml`.")
+    return True

@@ -98,10 +98,7 @@ def network_ui(run: str, lr_steps: list[int]) -> None:
 
 
 def page() -> None:
-    if loaders.list_runs().empty:
-        st.info(f"The run store **{loaders.store_root()}** has no runs yet.\n\nCreate the built-in demo with\n\n"
-                "```\nmake demo          # or: clusterscope demo\n```\n"
-                "or train your own run with `clusterscope train configs/digits_vgg.toml`.")
+    if widgets.empty_store_ui():
         return
     run = widgets.run_picker(container=st.sidebar)
     try:
