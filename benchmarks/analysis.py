@@ -223,12 +223,13 @@ class Summary:
 # ------------------------------------------------------------------------------------------ part 1
 
 
-def snapshot_breakdown(store: RunStore, run_id: str, params: AnalysisConfig) -> list[tuple[str, float]]:
-    """Each step of one snapshot's analysis timed on its own (same functions, same order as the pipeline)."""
+def snapshot_breakdown(store: RunStore, run_id: str, params: AnalysisConfig) -> tuple[list[tuple[str, float]], float]:
+    """Each step of one snapshot's analysis timed on its own (same functions, same order as the pipeline),
+    and the seconds of an exact ``covariance_eigh`` PCA of the same input, for comparison."""
     from sklearn.decomposition import PCA
 
     from backend.analysis import cluster, embed
-    from backend.analysis.pipeline import _network_measures, _subset, params_of, probe_labels
+    from backend.analysis.pipeline import AnalysisReport, _network_measures, _subset, params_of, probe_labels
     from backend.analysis.snapshot import Labels, layer_measures, representation, unit_tables
 
     info = store.read_run(run_id)
@@ -281,13 +282,9 @@ def snapshot_breakdown(store: RunStore, run_id: str, params: AnalysisConfig) -> 
 
     step("writes (5 tables)", writes)
     alt = timed(lambda: PCA(n_components=p.shape[1], svd_solver="covariance_eigh").fit_transform(x)).wall
-    print(f"  (not counted: the same PCA with svd_solver='covariance_eigh', exact, takes {alt:.2f} s)", flush=True)
-
-    from backend.analysis.pipeline import AnalysisReport
-
     step("network measures (run level)", lambda: _network_measures(store, run_id, info, samples, a, (text, phash),
                                                                    force=True, report=AnalysisReport(run_id)))
-    return steps
+    return steps, alt
 
 
 def part1(args: argparse.Namespace, work: Path, summary: Summary) -> None:
@@ -341,7 +338,9 @@ def measure_one(store: RunStore, run_id: str, desc: str, args: argparse.Namespac
             umap.UMAP().fit(p)
 
     def ours() -> None:
-        analyze_run(store, run_id, params)
+        report = analyze_run(store, run_id, params)
+        if report.errors or len(report.analysed) != 1:
+            print(f"  WARNING: analyze_run did not analyse exactly one snapshot: {report.summary()}", flush=True)
 
     def reset() -> None:
         shutil.rmtree(store.analysis.root(run_id), ignore_errors=True)
@@ -380,11 +379,12 @@ def measure_one(store: RunStore, run_id: str, desc: str, args: argparse.Namespac
                 f"<= {TARGET_UMAP_RATIO}", mo / mb <= TARGET_UMAP_RATIO)
 
     if not args.no_breakdown:
-        steps = snapshot_breakdown(store, run_id, params)
+        steps, alt = snapshot_breakdown(store, run_id, params)
         total = sum(s for _, s in steps)
         print(f"  breakdown of one analysis ({run_id}; each step timed on its own, warm):")
         print("    " + table(["step", "seconds", "share"], [[k, v, f"{v / total:.0%}"] for k, v in steps]).replace("\n", "\n    "))
-        print(f"    sum {total:.1f} s (baseline umap fit {mb:.1f} s)", flush=True)
+        print(f"    sum {total:.1f} s (baseline umap fit {mb:.1f} s); not counted: the same PCA with "
+              f"svd_solver='covariance_eigh' (exact) takes {alt:.2f} s", flush=True)
 
 
 # ------------------------------------------------------------------------------------------ part 2
@@ -504,6 +504,8 @@ def part3(args: argparse.Namespace, work: Path, summary: Summary) -> None:
         print(f"  {name} (max_samples={cap}): peak RSS {gb:.2f} GB (VmHWM, GB = 1e9 bytes), "
               f"{info.get('n_points')} points embedded; process {wall:.0f} s incl. imports and numba compile, "
               f"analyze_snapshot {info.get('snapshot_s', float('nan')):.0f} s (load {load0:.1f} -> {loadavg():.1f})", flush=True)
+        if info.get("errors"):
+            print(f"  WARNING: the analysis reported errors: {info['errors']}", flush=True)
         summary.add(f"3. peak memory {n:,}x512, {name}", f"{gb:.2f} GB ({wall:.0f} s)", f"< {TARGET_PEAK_GB} GB",
                     gb < TARGET_PEAK_GB)
 
@@ -545,32 +547,33 @@ def part4(args: argparse.Namespace, work: Path, summary: Summary, ctx: tuple[Run
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="smoke run (< 3 min): small sizes, one repeat, parts 1-4")
+    p.add_argument("--quick", action="store_true", help="smoke run (~3-4 min on 2 cores): small sizes, one repeat, parts 1-4")
     p.add_argument("--parts", default="1,2,3,4", help="comma-separated parts to run (1: vs UMAP fit, 2: vs naive, "
                                                        "3: peak memory, 4: no-op re-analysis)")
     p.add_argument("--data1", default=None, help="part 1 data: synthetic and/or real (default both, quick synthetic)")
-    p.add_argument("--n1", type=int, default=None, help="part 1 snapshot size (default 10000, quick 3000)")
+    p.add_argument("--n1", type=int, default=None, help="part 1 snapshot size (default 10000, quick 1500)")
     p.add_argument("--repeats", type=int, default=None, help="part 1 timed pairs per data set (default 2, quick 1)")
     p.add_argument("--train-epochs", type=int, default=None, help="epochs of part 1's real run (default 3, quick 1)")
     p.add_argument("--no-breakdown", action="store_true", help="skip part 1's per-step breakdown")
     p.add_argument("--n2", type=int, default=None, help="part 2 probe samples per snapshot (default 5000, quick 1000)")
     p.add_argument("--snapshots2", type=int, default=None, help="part 2 snapshots (epochs 0..N-1; default 6, quick 2)")
     p.add_argument("--trust-samples", type=int, default=2000, help="part 2 trustworthiness subset size")
-    p.add_argument("--n3", type=int, default=None, help="part 3 snapshot size (default 50000, quick 4000)")
+    p.add_argument("--n3", type=int, default=None, help="part 3 snapshot size (default 50000, quick 2000)")
     p.add_argument("--all-timeout", type=float, default=600.0, help="part 3: kill the all-points analysis after this many s")
-    p.add_argument("--repeats4", type=int, default=3, help="part 4 timed calls")
+    p.add_argument("--repeats4", type=int, default=None, help="part 4 timed calls (default 3, quick 1)")
     p.add_argument("--workdir", type=Path, default=None, help="folder for the stores (default: a temporary one, deleted)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     args = p.parse_args(argv)
     q = args.quick
     args.parts = {int(x) for x in args.parts.split(",") if x.strip()}
     args.data1 = {x.strip() for x in (args.data1 or ("synthetic" if q else "synthetic,real")).split(",")}
-    args.n1 = args.n1 or (3000 if q else 10000)
+    args.n1 = args.n1 or (1500 if q else 10000)
     args.repeats = args.repeats or (1 if q else 2)
     args.train_epochs = args.train_epochs or (1 if q else 3)
     args.n2 = args.n2 or (1000 if q else 5000)
     args.snapshots2 = args.snapshots2 or (2 if q else 6)
-    args.n3 = args.n3 or (4000 if q else 50000)
+    args.n3 = args.n3 or (2000 if q else 50000)
+    args.repeats4 = args.repeats4 or (1 if q else 3)
     if q:
         args.no_breakdown = True
     return args

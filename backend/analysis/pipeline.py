@@ -169,11 +169,10 @@ def _analyze_one(store: RunStore, run_id: str, layer: str, epoch: int, samples: 
 def _network_measures(store: RunStore, run_id: str, info: dict[str, Any], samples: pd.DataFrame, a: AnalysisConfig,
                       ptag: tuple[str, str], *, force: bool, report: AnalysisReport) -> None:
     """Network-level c1..c4 per epoch (SCIENCE.md 3.1): c1, c3 over all units; c2, c4 top-k over layers."""
-    from backend.analysis import measures
-
     text, phash = ptag
     if not force and store.analysis.params_hash(run_id, "network") == phash:
         return
+    from backend.analysis import measures  # after the up-to-date check: it imports scikit-learn and SciPy
     labels = probe_labels(samples, info)
     t = labels.train if labels.train.any() else np.ones_like(labels.train)
     groups = store.analysis.read_all(run_id, "groups")
