@@ -12,7 +12,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,8 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
                    help="remeasure a pair when a side spent more than this share of its thread time waiting for a CPU")
     p.add_argument("--retries", type=int, default=2, help="remeasurements allowed per pair")
     p.add_argument("--budget", type=float, default=None,
-                   help="seconds after the start past which disturbed pairs are no longer remeasured (default 170, quick 20)")
+                   help="seconds after the start past which no pair is remeasured and no further pair is started "
+                        "(when not given: 170, with --quick 20)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random data and of the models")
 
 
@@ -106,18 +107,53 @@ def timed(fn: Callable[[], Any]) -> Timing:
     return Timing(wall, cpu, waited, value)
 
 
+@dataclass(frozen=True)
+class Pairs:
+    """What :func:`paired` measured. Unpacks as ``a, b, disturbed`` as well (what it used to return)."""
+
+    a: list[Timing]  # per repeat, each divided by ``per``
+    b: list[Timing]
+    disturbed: int  # kept pairs still over max_wait
+    skipped: int = 0  # repeats not measured because the budget ran out
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.a, self.b, self.disturbed))
+
+    def notes(self, max_wait: float, repeats: int) -> list[str]:
+        out = []
+        if self.disturbed:
+            out.append(contention_note(self.disturbed, max_wait))
+        if self.skipped:
+            out.append(f"NOTE: only {repeats - self.skipped} of {repeats} pairs measured: the --budget ran out.")
+        return out
+
+
+def contention_note(disturbed: int, max_wait: float) -> str:
+    """A warning about ``disturbed`` pairs, or an empty string when there are none."""
+    if not disturbed:
+        return ""
+    return (f"WARNING: {disturbed} kept pair(s) spent over {max_wait:.0%} of their thread time waiting for a CPU: "
+            "other processes were busy, so these timings (and ratios) are unreliable. Rerun on a quiet machine, "
+            "or with --threads 1, which suffers much less from competing processes.")
+
+
 def paired(a: Callable[[], Any], b: Callable[[], Any], *, repeats: int, per: int = 1, max_wait: float, retries: int,
-           deadline: float) -> tuple[list[Timing], list[Timing], int]:
-    """``repeats`` pairs of timings of ``a`` and ``b``, in the order ab, ba, ab, ... so that slow
-    drifts hit both sides alike. A pair in which either side spent more than ``max_wait`` of its
-    thread time waiting for a CPU (another process was busy) is measured again, up to ``retries``
-    times and only while another attempt would end before ``deadline`` (a time.monotonic() value);
-    the least disturbed attempt is kept. Returns both lists (each timing divided by ``per``) and how many kept pairs were still
-    disturbed."""
+           deadline: float) -> Pairs:
+    """Up to ``repeats`` pairs of timings of ``a`` and ``b``, in the order ab, ba, ab, ... so that
+    slow drifts hit both sides alike.
+
+    A pair in which either side spent more than ``max_wait`` of its thread time waiting for a CPU
+    (another process was busy) is measured again, up to ``retries`` times and only while another
+    attempt would end before ``deadline`` (a time.monotonic() value); the least disturbed attempt
+    is kept. Once ``deadline`` has passed, no further pair is started (at least one is always
+    measured), which bounds the run time on a busy machine, where everything runs many times slower.
+    """
     out_a: list[Timing] = []
     out_b: list[Timing] = []
     disturbed = 0
     for r in range(repeats):
+        if r > 0 and time.monotonic() > deadline:
+            return Pairs(out_a, out_b, disturbed, repeats - r)
         best: tuple[float, Timing, Timing] | None = None
         for attempt in range(retries + 1):
             if r % 2 == 0:
@@ -136,15 +172,7 @@ def paired(a: Callable[[], Any], b: Callable[[], Any], *, repeats: int, per: int
         disturbed += best[0] > max_wait
         out_a.append(best[1].per(per))
         out_b.append(best[2].per(per))
-    return out_a, out_b, disturbed
-
-
-def contention_note(disturbed: int, max_wait: float) -> str:
-    if not disturbed:
-        return ""
-    return (f"WARNING: {disturbed} kept pair(s) spent over {max_wait:.0%} of their thread time waiting for a CPU: "
-            "other processes were busy, so these timings (and ratios) are unreliable. Rerun on a quiet machine, "
-            "or with --threads 1, which suffers much less from competing processes.")
+    return Pairs(out_a, out_b, disturbed, 0)
 
 
 def median(values: Sequence[float]) -> float:
@@ -158,8 +186,8 @@ def environment() -> str:
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain fixed-width text table; floats are printed with 3 decimals."""
-    cells = [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in row] for row in rows]
+    """A plain fixed-width text table; floats are printed with 4 significant digits."""
+    cells = [[f"{c:.4g}" if isinstance(c, float) else str(c) for c in row] for row in rows]
     widths = [max(len(str(h)), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
     lines = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))

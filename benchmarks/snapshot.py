@@ -14,7 +14,8 @@ same batches, eval mode, no_grad.
 
 Both are measured in the same process, each warmed up once, then alternated (forward, snapshot,
 snapshot, forward, ...) ``--repeats`` times; the medians are compared. A pair disturbed by other
-processes (see ``--max-wait``) is measured again while the ``--budget`` lasts. Timings are printed, never
+processes (see ``--max-wait``) is measured again while the ``--budget`` lasts, and past the
+budget no further pair is started. Timings are printed, never
 asserted. Run ``python benchmarks/snapshot.py --help`` for the options.
 """
 
@@ -36,9 +37,9 @@ from backend.training.models import build_model
 from backend.training.snapshots import SnapshotCallback, probe_layers
 
 try:  # run as a script: benchmarks/ is on sys.path
-    from _common import add_common_args, apply_threads, contention_note, environment, median, paired, random_images, table, timed
+    from _common import add_common_args, apply_threads, environment, median, paired, random_images, table, timed
 except ModuleNotFoundError:  # run as ``python -m benchmarks.snapshot``
-    from benchmarks._common import add_common_args, apply_threads, contention_note, environment, median, paired, random_images, table, timed
+    from benchmarks._common import add_common_args, apply_threads, environment, median, paired, random_images, table, timed
 
 TARGET = 1.5
 RUN_ID = "bench-snapshot"
@@ -135,8 +136,9 @@ def main(argv: list[str] | None = None) -> float:
         # Warm-up: one full pass of each (allocator, oneDNN kernels, pyarrow/zstd, folder creation).
         warm_forward, warm_snapshot = timed(forward), timed(snapshot)
         print(f"warm-up: forward {warm_forward.wall:.2f} s, snapshot {warm_snapshot.wall:.2f} s (not counted)", flush=True)
-        fwd, snap, disturbed = paired(forward, snapshot, repeats=args.repeats, max_wait=args.max_wait, retries=args.retries,
-                                      deadline=started + args.budget)
+        pairs = paired(forward, snapshot, repeats=args.repeats, max_wait=args.max_wait, retries=args.retries,
+                       deadline=started + args.budget)
+        fwd, snap = pairs.a, pairs.b
 
         # Sanity check: the last snapshot wrote every layer with the right shape.
         last_epoch = next(epoch_counter) - 1
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> float:
     write = [t.value[1] for t in snap]
     preds = [t.value[3] for t in snap]
     rows = [[r + 1, fwd[r].wall, snap[r].wall, rec[r], write[r], snap[r].wall / fwd[r].wall,
-             f"{fwd[r].wait_share:.0%}/{snap[r].wait_share:.0%}"] for r in range(args.repeats)]
+             f"{fwd[r].wait_share:.0%}/{snap[r].wait_share:.0%}"] for r in range(len(fwd))]
     m_fwd, m_snap = median([t.wall for t in fwd]), median([t.wall for t in snap])
     m_rec, m_write = median(rec), median(write)
     rows.append(["median", m_fwd, m_snap, m_rec, m_write, m_snap / m_fwd, ""])
@@ -180,10 +182,9 @@ def main(argv: list[str] | None = None) -> float:
     cpu_ratio = median([t.cpu for t in snap]) / median([t.cpu for t in fwd])
     best_ratio = min(t.wall for t in snap) / min(t.wall for t in fwd)
     paired_ratio = median([s.wall / f.wall for s, f in zip(snap, fwd, strict=True)])
-    print(f"other estimators: best-of-{args.repeats} ratio {best_ratio:.2f}, median of paired ratios {paired_ratio:.2f}, "
+    print(f"other estimators: best-of-{len(fwd)} ratio {best_ratio:.2f}, median of paired ratios {paired_ratio:.2f}, "
           f"CPU-time ratio {cpu_ratio:.2f}; wall time of the benchmark {time.monotonic() - started:.0f} s")
-    note = contention_note(disturbed, args.max_wait)
-    if note:
+    for note in pairs.notes(args.max_wait, args.repeats):
         print(note)
     ratio = m_snap / m_fwd
     print(f"RATIO snapshot/forward = {ratio:.2f} (target <= {TARGET})")
