@@ -47,9 +47,9 @@ class Prepared:
     probe_split: dict[str, np.ndarray]  # split -> indices into that split
 
 
-def prepare(cfg: RunConfig) -> Prepared:
-    """Load the data, build the model and resolve layers and device; raise on any bad input."""
-    data = load_dataset(cfg.data)
+def prepare(cfg: RunConfig, data: Dataset | None = None) -> Prepared:
+    """Load the data (unless given), build the model and resolve layers and device; raise on any bad input."""
+    data = data if data is not None else load_dataset(cfg.data)
     n_classes = data.num_targets(cfg.data.target)
     model = build_model(cfg.model, data.input_shape, n_classes, seed=cfg.train.seed)
     layers = select_layers(probe_layers(model, data.input_shape), cfg.snapshots.layers)

@@ -39,6 +39,7 @@ from backend.errors import StoreError
 LAYER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 EPOCH_FILE = re.compile(r"^epoch=(\d{4,})\.parquet$")
 CHECKPOINT_FILE = re.compile(r"^epoch=(\d{4,})\.pt$")
+UPLOAD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]{0,127}$")
 
 
 def now_iso() -> str:
@@ -330,6 +331,63 @@ class RunStore:
             return torch.load(path, map_location="cpu", weights_only=True)  # never unpickle arbitrary objects
         except Exception as exc:  # torch raises many types for corrupt or hostile files
             raise StoreError(f"{what} at {path} cannot be loaded safely ({type(exc).__name__}: {exc}).") from None
+
+
+    # ---------------------------------------------------------------- imports: staging, uploads, jobs
+    # Hidden folders (names starting with '.') are never runs: run_ids() only lists valid run ids.
+
+    def staging(self, token: str) -> RunStore:
+        """A private store under ``.staging/<token>`` where an import builds its run before publishing it."""
+        return RunStore(self.root / ".staging" / check_run_id(token))
+
+    def publish(self, staged: RunStore, run_id: str) -> None:
+        """Move a complete run from a staging store into this one with one rename (same file system)."""
+        self.require_new(run_id)
+        try:
+            os.rename(staged.run_dir(run_id), self.run_dir(run_id))
+        except OSError as exc:
+            raise StoreError(f"could not publish run {run_id!r} into {str(self.root)!r} ({exc.strerror or exc}).") from None
+
+    @staticmethod
+    def discard(staged: RunStore) -> None:
+        """Remove a staging store and whatever it holds."""
+        import shutil
+
+        shutil.rmtree(staged.root, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the shared .staging folder goes once it is empty
+            staged.root.parent.rmdir()
+
+    def job_dir(self, job_id: str) -> Path:
+        """``.imports/<job_id>``: the uploaded files and status.json of one import job."""
+        return self.root / ".imports" / check_run_id(job_id)
+
+    def save_upload(self, job_id: str, name: str, data: bytes) -> Path:
+        """Write uploaded bytes as ``.imports/<job_id>/files/<name>``; ``name`` must already be a safe file name."""
+        if not UPLOAD_NAME.match(name) or ".." in name:
+            raise StoreError(f"upload name {name!r} is not a safe file name (letters, digits, '.', '_', '-', '=').")
+        path = self.job_dir(job_id) / "files" / name
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+        return path
+
+    def write_job_status(self, job_id: str, status: dict[str, Any]) -> None:
+        with atomic_path(self.job_dir(job_id) / "status.json") as tmp:
+            tmp.write_text(json.dumps(status, indent=2), encoding="utf-8")
+
+    def read_job_status(self, job_id: str) -> dict[str, Any]:
+        path = self.job_dir(job_id) / "status.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+            raise StoreError(f"import job status {path} is unreadable ({exc}).") from None
+
+    def dataset_dir(self, digest: str) -> Path:
+        """``.datasets/<digest>``: an extracted image-folder zip, named by the zip's sha256 (shared by imports)."""
+        if not re.fullmatch(r"[0-9a-f]{16,64}", digest):
+            raise StoreError(f"data set folder id {digest!r} must be a hex digest.")
+        return self.root / ".datasets" / digest
 
 
 class AnalysisFiles:
