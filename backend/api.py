@@ -22,6 +22,9 @@ __all__ = [
     "default_store_root", "open_store", "list_runs", "read_run", "read_metrics", "read_samples",
     "snapshots", "train", "resume", "demo_status", "analysis_config", "analyze", "run_measures", "compare",
     "read_analysis", "read_activations", "analysis_status", "launch_training", "read_predictions",
+    # importing checkpoints
+    "torchscript_allowed", "import_checkpoints", "safe_upload_name", "new_import_job", "save_upload", "check_data_zip",
+    "launch_import", "import_job_status", "IMPORT_ARCHITECTURES",
 ]
 
 DEFAULT_STORE = Path("data") / "store"
@@ -234,3 +237,112 @@ def launch_training(store: RunStore, overrides: list[str], *, config: str | None
 def read_predictions(store: RunStore, run_id: str, epoch: int) -> pd.DataFrame:
     """predictions/epoch=NNNN.parquet: sample_id, prediction, correct, confidence of the probe set."""
     return store.read_predictions(run_id, epoch)
+
+
+# ------------------------------------------------------------------------------------------ importing checkpoints
+# Bring your own checkpoints (docs/import.md): files are read with torch.load(weights_only=True) or safetensors,
+# TorchScript only when trusted and allowed; the run is built in a staging folder and published whole.
+
+IMPORT_ARCHITECTURES = ("auto", "mlp", "vgg", "resnet", "tv:<torchvision name>")
+
+
+def torchscript_allowed() -> bool:
+    """Whether TorchScript files may be loaded at all here: off when ``CLUSTERSCOPE_ALLOW_TORCHSCRIPT=0``
+    (for shared deployments, where one user's upload must not run code on the server)."""
+    return os.environ.get("CLUSTERSCOPE_ALLOW_TORCHSCRIPT", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def import_checkpoints(store: RunStore, files: list[Path], *, arch: str = "auto", overrides: list[str] | tuple[str, ...] = (),
+                       epochs: list[int] | None = None, names: list[str] | tuple[str, ...] = (), data_zip: Path | None = None,
+                       data_zip_name: str = "", trust_torchscript: bool = False,
+                       progress: Callable[[str, int, int], None] | None = None, extra: dict[str, Any] | None = None) -> str:
+    """Import one checkpoint or a sequence (files or folders) as a new run; return its id (not analysed yet)."""
+    from backend.importing.importer import ImportRequest, import_run
+
+    if trust_torchscript and not torchscript_allowed():
+        raise ClusterScopeError("TorchScript loading is switched off on this deployment (CLUSTERSCOPE_ALLOW_TORCHSCRIPT=0); "
+                                "import the weights as a state_dict (.pt) or safetensors file instead.")
+    req = ImportRequest(files=tuple(Path(f) for f in files), arch=arch, overrides=tuple(overrides),
+                        epochs=tuple(epochs) if epochs is not None else None, names=tuple(names), data_zip=data_zip,
+                        data_zip_name=data_zip_name, trust_torchscript=trust_torchscript, extra=extra or {})
+    return import_run(store, req, progress=progress or (lambda stage, done, total: None))
+
+
+def safe_upload_name(name: str) -> str:
+    """An uploaded file's name reduced to a safe file name: its last component, other characters as '_'."""
+    import re
+
+    base = re.split(r"[/\\]", str(name))[-1]
+    safe = re.sub(r"[^A-Za-z0-9._=-]", "_", base)[-128:].lstrip("._-=")
+    if not safe or safe.strip(".") == "":
+        raise ClusterScopeError(f"uploaded file name {name!r} has no usable characters; rename the file.")
+    return safe
+
+
+def new_import_job(store: RunStore) -> str:
+    """A fresh job id (its folder holds the uploads and status.json of one import)."""
+    import uuid
+    from datetime import UTC, datetime
+
+    store.ensure_writable()
+    return f"import-{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+def save_upload(store: RunStore, job_id: str, name: str, data: bytes) -> Path:
+    """Store uploaded bytes for job ``job_id`` under a validated name; return the path."""
+    return store.save_upload(job_id, safe_upload_name(name), data)
+
+
+def check_data_zip(path: Path, label: str = "") -> int:
+    """Check an image-folder zip without extracting it (see backend.importing.zipsafe); return its file count."""
+    from backend.importing.zipsafe import check_zip
+
+    return len(check_zip(Path(path), label=label or None))
+
+
+def launch_import(store: RunStore, job_id: str, files: list[Path], *, names: list[str] | tuple[str, ...] = (),
+                  arch: str = "auto", overrides: list[str] | tuple[str, ...] = (), data_zip: Path | None = None,
+                  data_zip_name: str = "", trust_torchscript: bool = False, analyze: bool = True,
+                  epochs: list[int] | None = None) -> dict[str, Any]:
+    """Start ``clusterscope import --job JOB_ID`` in its own process; it reports progress in the job's status.json."""
+    import json
+    import subprocess
+    import sys
+
+    from backend.config import parse_override
+
+    if trust_torchscript and not torchscript_allowed():
+        raise ClusterScopeError("TorchScript loading is switched off on this deployment (CLUSTERSCOPE_ALLOW_TORCHSCRIPT=0).")
+    for item in overrides:
+        parse_override(item)
+    store.write_job_status(job_id, {"state": "starting", "stage": "starting", "done": 0, "total": 0})
+    args = [sys.executable, "-m", "backend.cli", "import", *map(str, files), "--store", str(store.root), "--no-progress",
+            "--job", job_id, "--arch", arch]
+    args += [a for n in names for a in ("--name", n)]
+    args += [a for o in overrides for a in ("--set", o)]
+    if data_zip is not None:
+        args += ["--data-zip", str(data_zip), "--data-zip-name", data_zip_name or Path(data_zip).name]
+    if trust_torchscript:
+        args.append("--trust-torchscript")
+    if epochs is not None:
+        args += ["--epochs", ",".join(str(int(e)) for e in epochs)]
+    if not analyze:
+        args.append("--no-analyze")
+    log = store.job_dir(job_id) / "log.txt"
+    with open(log, "ab") as fh:
+        fh.write((json.dumps(args) + "\n").encode())
+        proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    return {"job_id": job_id, "pid": proc.pid, "log": str(log)}
+
+
+def import_job_status(store: RunStore, job_id: str) -> dict[str, Any]:
+    """The job's status.json: state (starting, running, done, failed), stage, done, total, run_id, error.
+
+    A job whose process died without saying so is reported as failed."""
+    from backend.liveness import process_alive
+
+    status = store.read_job_status(job_id)
+    if status.get("state") == "running" and not process_alive(status):
+        status |= {"state": "failed", "error": "the import process stopped unexpectedly; see its log " +
+                   str(store.job_dir(job_id) / "log.txt")}
+    return status

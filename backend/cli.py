@@ -211,6 +211,51 @@ def app(store_root: Path | None, streamlit_args: tuple[str, ...]) -> None:
     os.execvpe(cmd[0], cmd, env)
 
 
+# ------------------------------------------------------------------------------------------ import
+
+
+@cli.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--arch", default="auto", show_default=True, metavar="NAME",
+              help="auto (recognise from the weights), mlp, vgg, resnet or tv:<torchvision name>, e.g. tv:resnet18.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Data set and recording settings: data.*, snapshots.*, analysis.*, train.device, run_id "
+                   "(e.g. --set data.name=\"digits\"; repeatable; values are TOML).")
+@click.option("--epochs", default=None, metavar="E1,E2,...",
+              help="The epoch (or step) of each file, in the order given [default: read from the names, e.g. epoch=3.pt].")
+@click.option("--data-zip", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Probe with an image-folder zip (one folder per class, optional superclasses.csv); checked before extraction.")
+@click.option("--trust-torchscript", is_flag=True,
+              help="Load TorchScript files. TorchScript runs the code it carries: only for files you trust.")
+@click.option("--no-analyze", is_flag=True, help="Do not analyse the run after importing it.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
+@click.option("--job", "job_id", default=None, hidden=True, help="Report progress in <store>/.imports/JOB/status.json.")
+@click.option("--name", "names", multiple=True, hidden=True, help="Display name of each file (uploads).")
+@click.option("--data-zip-name", default="", hidden=True)
+@store_option
+@user_errors
+def import_(paths: tuple[Path, ...], arch: str, overrides: tuple[str, ...], epochs: str | None, data_zip: Path | None,
+            trust_torchscript: bool, no_analyze: bool, no_progress: bool, job_id: str | None, names: tuple[str, ...],
+            data_zip_name: str, store_root: Path | None) -> None:
+    """Import checkpoints of one model (files or a folder, one per epoch) as a run, and analyse it.
+
+    Formats: PyTorch state_dict (.pt/.pth, wrappers and `module.` prefixes are removed), safetensors, and
+    TorchScript with --trust-torchscript. Files are never unpickled. The epoch of each file is read from its
+    name (epoch=3.pt, epoch_003.pt, step-1000.safetensors) or given with --epochs.
+    """
+    from backend.importing.jobs import run_import_job
+
+    store = api.open_store(store_root)
+    try:
+        epoch_list = [int(e) for e in epochs.split(",")] if epochs else None
+    except ValueError:
+        raise ClusterScopeError(f"--epochs must be integers separated by commas, e.g. 0,5,10; got {epochs!r}.") from None
+    run_id = run_import_job(store, list(paths), arch=arch, overrides=overrides, epochs=epoch_list, data_zip=data_zip,
+                            trust_torchscript=trust_torchscript, analyze=not no_analyze, progress=not no_progress,
+                            job_id=job_id, names=names, data_zip_name=data_zip_name)
+    click.echo(f"imported run {run_id} -> {store.run_dir(run_id)}")
+
+
 def main() -> None:
     cli(prog_name="clusterscope")
 
