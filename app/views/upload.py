@@ -20,7 +20,7 @@ JOB = "cs-import-job"  # session key: the import job started from this page
 DATASETS = ("digits", "synthclust", "mnist", "fashion-mnist", "cifar10", "cifar100", "imagefolder")
 FILE_DATASETS = DATASETS[2:]
 ARCHS = ("auto", "mlp", "vgg", "resnet", "torchvision")
-CHECKPOINT_TYPES = ["pt", "pth", "ckpt", "bin", "safetensors"]
+CHECKPOINT_TYPES = ["pt", "pth", "ckpt", "bin", "safetensors", "ts", "jit", "torchscript"]
 
 st.title("Upload")
 

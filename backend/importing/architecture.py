@@ -21,6 +21,7 @@ from torch import nn
 from backend.errors import ClusterScopeError
 
 SHOW = 5  # how many keys of each kind an error names
+POPULAR = ("resnet18", "resnet34", "resnet50", "vgg16", "vgg11", "mobilenet_v2", "efficientnet_b0", "densenet121")
 
 
 class ArchitectureError(ClusterScopeError):
@@ -81,8 +82,11 @@ def _tv_names() -> list[str]:
 
 
 @functools.lru_cache(maxsize=256)
-def _tv_signature(name: str, num_classes: int = 1000) -> dict[str, tuple[int, ...]]:
-    """{key: shape} of a torchvision model, built on the meta device (no memory, no init cost) when it can be."""
+def _tv_signature(name: str, num_classes: int = 1000, *, cpu_fallback: bool = True) -> dict[str, tuple[int, ...]]:
+    """{key: shape} of a torchvision model, built on the meta device (no memory, no init cost) when it can be.
+
+    A few builders compute on tensors (regnet) and need the CPU; suggestions skip them (empty signature)
+    rather than pay for building a large model."""
     import torchvision
 
     with warnings.catch_warnings():
@@ -90,7 +94,9 @@ def _tv_signature(name: str, num_classes: int = 1000) -> dict[str, tuple[int, ..
         try:
             with torch.device("meta"):
                 model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
-        except (NotImplementedError, RuntimeError):  # a few builders compute on tensors (regnet)
+        except (NotImplementedError, RuntimeError):
+            if not cpu_fallback:
+                return {}
             model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
@@ -123,7 +129,9 @@ def suggest(state: dict[str, torch.Tensor], *, exclude: str = "") -> list[str]:
         return []
 
     def score(name: str) -> float:
-        sig = _tv_signature(name)
+        sig = _tv_signature(name, cpu_fallback=False)
+        if not sig:
+            return 0.0
         same = sum(1 for k in keys & set(sig) if tuple(state[k].shape) == sig[k] or k not in sig)
         return same / len(keys | set(sig))
 
@@ -147,8 +155,11 @@ def resolve(arch: str, state: dict[str, torch.Tensor], *, scripted_name: str = "
     if arch == "auto":
         if reg is not None:
             return reg
+        for name in POPULAR:  # the usual suspects first: one cheap build each instead of a scan of torchvision
+            if _fits(name, state):
+                return infer_torchvision(name, state)
         found = suggest(state)
-        if found and found[0].startswith("tv:") and _fits(found[0], state):
+        if found and found[0].startswith("tv:") and _fits(found[0][3:], state):
             return infer_torchvision(found[0][3:], state)
         hint = f" The closest torchvision models are {', '.join(found)}." if found else ""
         what = f" (the TorchScript module's class is {scripted_name!r})" if scripted_name else ""
@@ -169,6 +180,8 @@ def resolve(arch: str, state: dict[str, torch.Tensor], *, scripted_name: str = "
 
 def _fits(name: str, state: dict[str, torch.Tensor]) -> bool:
     sig = _tv_signature(name)
+    if len(sig) != len(state) and len({k for k in sig if not k.endswith("num_batches_tracked")}) != len(state):
+        return False
     head = {k for k, v in _tv_signature(name, 7).items() if v != sig[k]}
     missing, unexpected, shapes = compare(sig, state)
     return not missing and not unexpected and all(k in head for k, _, _ in shapes)

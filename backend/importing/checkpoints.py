@@ -31,6 +31,7 @@ class ImportFileError(ClusterScopeError):
 
 FORMATS = ("state_dict", "safetensors", "torchscript")
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "weights", "params")
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".ts", ".jit", ".torchscript")
 STRIPPED_PREFIXES = ("module.", "_orig_mod.")  # DataParallel / DistributedDataParallel, torch.compile
 RESAVE_HINT = ("Re-save the weights alone where the model was trained: torch.save(model.state_dict(), 'weights.pt') "
                "or safetensors.torch.save_file(model.state_dict(), 'weights.safetensors').")
@@ -209,8 +210,8 @@ def epoch_label(name: str) -> tuple[int, str] | None:
 def assign_epochs(names: list[str], epochs: list[int] | None = None) -> tuple[list[int], str]:
     """The epoch (or step) of each file and the unit; explicit ``epochs`` win (one per file, in order).
 
-    One file without a label is epoch 0. Several files must all be labelled (``epoch=N``, ``step-N``, or a
-    trailing number) with distinct values.
+    One file without an epoch/step label is epoch 0. Several files must all be labelled (``epoch=N``,
+    ``step-N``, or else a trailing number each) with distinct values.
     """
     if epochs is not None:
         if len(epochs) != len(names):
@@ -225,9 +226,8 @@ def assign_epochs(names: list[str], epochs: list[int] | None = None) -> tuple[li
                 raise ImportFileError(f"the checkpoints mix epoch and step labels ({', '.join(names)}); label all files "
                                       "the same way or give --epochs.")
             values, unit = [lab[0] for lab in labels if lab], units.pop()
-        elif len(names) == 1:
-            m = LAST_NUMBER.search(names[0].rsplit(".", 1)[0])
-            values, unit = [int(m.group(1)) if m else 0], "epoch"
+        elif len(names) == 1:  # a lone file's number is more often a model's (resnet18) than an epoch
+            values, unit = [0], "epoch"
         else:
             numbers = [LAST_NUMBER.search(n.rsplit(".", 1)[0]) for n in names]
             if not all(numbers):
@@ -249,10 +249,9 @@ def checkpoint_files(paths: list[Path]) -> list[Path]:
     for p in paths:
         if p.is_dir():
             found = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
-                           and f.suffix.lower() in (".pt", ".pth", ".bin", ".ckpt", ".safetensors"))
+                           and f.suffix.lower() in CHECKPOINT_SUFFIXES)
             if not found:
-                raise ImportFileError(f"folder {str(p)!r} holds no checkpoint files (.pt, .pth, .ckpt, .bin, "
-                                      ".safetensors).")
+                raise ImportFileError(f"folder {str(p)!r} holds no checkpoint files ({', '.join(CHECKPOINT_SUFFIXES)}).")
             out += found
         else:
             out.append(p)

@@ -64,7 +64,6 @@ def import_run(store: RunStore, req: ImportRequest, *, progress: Progress = _noo
         raw |= zip_dataset(store, req.data_zip, req.data_zip_name or req.data_zip.name, raw)
     raw |= data_from_weights(arch, raw)
     cfg, data = configure(raw, arch, [c.epoch for c in ckpts])
-    check_input(arch, data)
     from backend.runner import prepare
 
     try:
@@ -158,6 +157,7 @@ def configure(raw: dict[str, Any], arch: Architecture, epochs: list[int]) -> tup
     items.setdefault("data.target", "label")
     cfg = load_config(None, [f"{k}={_toml(v)}" for k, v in items.items()])
     data = load_dataset(cfg.data)
+    check_input(arch, data)  # the more basic misfit first: the classes of another data set follow from it
     n_label = data.num_labels
     n_super = len(data.superclass_names) if data.superclass_names else None
     counts = f"{n_label} classes" + (f" and {n_super} superclasses" if n_super else " (no superclasses)")
