@@ -114,8 +114,14 @@ def import_form() -> None:
     files = st.file_uploader("Checkpoints", type=CHECKPOINT_TYPES, accept_multiple_files=True, key="up-files")
     arch = architecture_ui()
     overrides, zipped = data_ui()
-    epochs = st.text_input("Epochs (optional)", key="up-epochs", placeholder="read from the file names, e.g. 0,5,10",
-                           help="The epoch or step of each file, in upload order, when the names do not say.")
+    a, b, c = st.columns(3)
+    epochs = a.text_input("Epochs (optional)", key="up-epochs", placeholder="read from the file names, e.g. 0,5,10",
+                          help="The epoch or step of each file, in upload order, when the names do not say.")
+    probe_train = b.number_input("Probe samples from the training split", min_value=0, value=5000, step=500, key="up-ptrain",
+                                 help="snapshots.probe_train: stratified samples whose activations are recorded.")
+    probe_test = c.number_input("Probe samples from the test split", min_value=0, value=2000, step=500, key="up-ptest",
+                                help="snapshots.probe_test.")
+    overrides += [f"snapshots.probe_train={int(probe_train)}", f"snapshots.probe_test={int(probe_test)}"]
     trust = trust_ui(files or [])
     if st.button("Import", type="primary", icon=":material/upload:", key="up-go", disabled=not files):
         try:
