@@ -79,9 +79,13 @@ def stop(proc: subprocess.Popen) -> None:
 def server(analysed_store: tuple[api.RunStore, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`streamlit run app/main.py` on a free local port over the analysed tiny run; yields its base URL."""
     store, _ = analysed_store
+    yield from serve(store.root, tmp_path_factory)
+
+
+def serve(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
-    env = os.environ | {"CLUSTERSCOPE_STORE": str(store.root), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    env = os.environ | {"CLUSTERSCOPE_STORE": str(root), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(MAIN), "--server.address", "127.0.0.1",
@@ -166,3 +170,39 @@ def test_runs_page_links_open_the_run_in_another_page(server: str, page, analyse
     page.wait_for_selector(PLOT, timeout=120_000)
     assert page.get_by_role("heading", name="Embeddings").is_visible()
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+@pytest.fixture(scope="module")
+def upload_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A server over an empty store of its own, so the import does not change the shared tiny store."""
+    root = tmp_path_factory.mktemp("upload-store")
+    for url in serve(root, tmp_path_factory):
+        yield url, root
+
+
+def test_upload_page_imports_a_checkpoint(upload_server: tuple[str, Path], page, analysed_store: tuple[api.RunStore, str],  # noqa: ANN001
+                                          tmp_path: Path) -> None:
+    url, root = upload_server
+    store, run_id = analysed_store
+    import torch
+
+    ckpt = tmp_path / "epoch=2.pt"
+    torch.save(store.load_checkpoint(run_id, 2), ckpt)
+    page.goto(f"{url}/upload", timeout=60_000)
+    page.get_by_role("heading", name="Upload").wait_for(timeout=120_000)
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(str(ckpt))
+    page.get_by_text("epoch=2.pt").first.wait_for(timeout=30_000)
+    for label, value in (("Probe samples from the training split", "300"), ("Probe samples from the test split", "100")):
+        box = page.get_by_role("spinbutton", name=label)
+        box.fill(value)
+        box.press("Enter")
+    page.wait_for_timeout(1000)  # let the reruns of the inputs settle before the click
+    page.get_by_role("button", name="Import").click()
+    page.get_by_text("Imported run").wait_for(timeout=300_000)  # the job imports, then analyses (UMAP compiles once)
+    save(page, "upload.png", tmp_path)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    imported = api.open_store(root)
+    (new,) = imported.run_ids()
+    info = api.read_run(imported, new)
+    assert info["origin"]["sources"][0]["file"] == "epoch=2.pt" and info["recorded_epochs"] == [2]
+    assert info["dataset"]["n_probe_train"] == 300

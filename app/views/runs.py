@@ -136,11 +136,14 @@ def run_card(run_id: str) -> None:
             st.error(f"Cannot read this run: {exc}")
             return
         cfg = info.get("config", {})
+        origin = info.get("origin") or {}
+        how = (f"imported from {len(origin.get('sources') or [])} {origin.get('format')} checkpoint(s)"
+               if origin.get("kind") == "imported" else
+               f"{cfg.get('train', {}).get('optimizer')} lr {cfg.get('train', {}).get('lr')} · seed {info.get('seed')}")
         st.caption(
             f"{info['status']} · data **{cfg.get('data', {}).get('name')}** "
             f"(trained on {cfg.get('data', {}).get('target')} labels) · model **{cfg.get('model', {}).get('name')}** · "
-            f"{cfg.get('train', {}).get('optimizer')} lr {cfg.get('train', {}).get('lr')} · "
-            f"seed {info.get('seed')} · snapshots at epochs {', '.join(map(str, info.get('recorded_epochs', []))) or 'none yet'}"
+            f"{how} · snapshots at epochs {', '.join(map(str, info.get('recorded_epochs', []))) or 'none yet'}"
         )
         run_links(run_id, bool(loaders.analysis_status(run_id)))
         if info.get("error"):
