@@ -318,8 +318,8 @@ def launch_import(store: RunStore, job_id: str, files: list[Path], *, names: lis
     store.write_job_status(job_id, {"state": "starting", "stage": "starting", "done": 0, "total": 0})
     args = [sys.executable, "-m", "backend.cli", "import", *map(str, files), "--store", str(store.root), "--no-progress",
             "--job", job_id, "--arch", arch]
-    args += [a for n in names for a in ("--name", n)]
-    args += [a for o in overrides for a in ("--set", o)]
+    args += [f"--name={n}" for n in names]  # one token each: a display name starting with '-' stays a value
+    args += [f"--set={o}" for o in overrides]
     if data_zip is not None:
         args += ["--data-zip", str(data_zip), "--data-zip-name", data_zip_name or Path(data_zip).name]
     if trust_torchscript:
@@ -332,6 +332,11 @@ def launch_import(store: RunStore, job_id: str, files: list[Path], *, names: lis
     with open(log, "ab") as fh:
         fh.write((json.dumps(args) + "\n").encode())
         proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    if store.read_job_status(job_id).get("state") == "starting":  # so a child that dies before reporting is noticed
+        from backend.liveness import process_start_time, this_process
+
+        store.write_job_status(job_id, {"state": "starting", "stage": "starting", "done": 0, "total": 0,
+                                        **this_process(), "pid": proc.pid, "pid_start": process_start_time(proc.pid)})
     return {"job_id": job_id, "pid": proc.pid, "log": str(log)}
 
 
@@ -342,7 +347,7 @@ def import_job_status(store: RunStore, job_id: str) -> dict[str, Any]:
     from backend.liveness import process_alive
 
     status = store.read_job_status(job_id)
-    if status.get("state") == "running" and not process_alive(status):
+    if status.get("state") in ("starting", "running") and status.get("pid") and not process_alive(status):
         status |= {"state": "failed", "error": "the import process stopped unexpectedly; see its log " +
                    str(store.job_dir(job_id) / "log.txt")}
     return status

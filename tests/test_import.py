@@ -348,3 +348,34 @@ def test_import_job_writes_its_status(trained_store: tuple[api.RunStore, str], s
                        trust_torchscript=False, analyze=False, progress=False, job_id=failed)
     assert api.import_job_status(store, failed)["state"] == "failed"
     assert "does not exist" in json.loads((store.job_dir(failed) / "status.json").read_text())["error"]
+
+
+def test_wrappers_prefixes_and_input_size_from_weights() -> None:
+    from backend.importing.architecture import infer_torchvision
+    from backend.importing.checkpoints import unwrap
+
+    w = torch.zeros(2, 3)
+    lightning = {"epoch": 3, "optimizer_states": [], "state_dict": {"model.fc1.linear.weight": w, "model.classifier.weight": w}}
+    assert list(unwrap(lightning, "x.ckpt")) == ["fc1.linear.weight", "classifier.weight"]
+    assert list(unwrap({"model": {"module._orig_mod.conv.weight": w}}, "x.pt")) == ["conv.weight"]
+    assert list(unwrap({"layer.weight": w, "step": 7}, "x.pt")) == ["layer.weight"]  # extra entries beside the tensors
+    vit = {"conv_proj.weight": torch.zeros(768, 3, 16, 16), "encoder.pos_embedding": torch.zeros(1, 197, 768),
+           "heads.head.weight": torch.zeros(4, 768), "heads.head.bias": torch.zeros(4)}
+    arch = infer_torchvision("vit_b_16", vit)
+    assert (arch.num_classes, arch.in_channels, arch.image_size) == (4, 3, 224)
+
+
+def test_a_job_that_dies_before_reporting_is_failed(store: api.RunStore) -> None:
+    import subprocess
+    import sys
+
+    from backend.liveness import process_start_time
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    start = process_start_time(proc.pid)
+    proc.wait()
+    job = api.new_import_job(store)
+    store.write_job_status(job, {"state": "starting", "pid": proc.pid, "pid_start": start,
+                                 "host": __import__("socket").gethostname()})
+    status = api.import_job_status(store, job)
+    assert status["state"] == "failed" and "stopped unexpectedly" in status["error"]

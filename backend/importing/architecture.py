@@ -10,6 +10,7 @@ from the first layer's.
 from __future__ import annotations
 
 import functools
+import math
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ class Architecture:
     num_classes: int
     in_features: int | None = None  # vector models: inputs per sample
     in_channels: int | None = None  # image models: channels of the first convolution
+    image_size: int | None = None  # image models whose weights fix the input size (ViT)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -116,7 +118,11 @@ def infer_torchvision(name: str, state: dict[str, torch.Tensor]) -> Architecture
         raise ArchitectureError(mismatch_message(f"tv:{name}", a, state))
     num_classes = int(state[present[0]].shape[0])
     first = next((v for v in state.values() if v.dim() == 4), None)
-    return Architecture({"name": f"tv:{name}"}, num_classes, in_channels=int(first.shape[1]) if first is not None else None)
+    arch = Architecture({"name": f"tv:{name}"}, num_classes, in_channels=int(first.shape[1]) if first is not None else None)
+    pos, proj = state.get("encoder.pos_embedding"), state.get("conv_proj.weight")
+    if pos is not None and proj is not None:  # a ViT's position embeddings fix its image size: patches + 1 class token
+        arch.image_size = math.isqrt(int(pos.shape[1]) - 1) * int(proj.shape[-1])
+    return arch
 
 
 def suggest(state: dict[str, torch.Tensor], *, exclude: str = "") -> list[str]:

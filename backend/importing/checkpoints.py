@@ -32,7 +32,9 @@ class ImportFileError(ClusterScopeError):
 FORMATS = ("state_dict", "safetensors", "torchscript")
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "weights", "params")
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".ts", ".jit", ".torchscript")
-STRIPPED_PREFIXES = ("module.", "_orig_mod.")  # DataParallel / DistributedDataParallel, torch.compile
+# DataParallel / DistributedDataParallel, torch.compile, and the attribute a Lightning-style wrapper keeps
+# the network in; removed only when every key has it (no registry or torchvision model has one shared prefix).
+STRIPPED_PREFIXES = ("module.", "_orig_mod.", "model.", "net.", "network.")
 RESAVE_HINT = ("Re-save the weights alone where the model was trained: torch.save(model.state_dict(), 'weights.pt') "
                "or safetensors.torch.save_file(model.state_dict(), 'weights.safetensors').")
 # epoch=3, epoch_003, ep-7, step-1000, iter1200, it_5 (the unit is recorded with the run)
@@ -183,7 +185,7 @@ def unwrap(obj: Any, name: str) -> dict[str, torch.Tensor]:
 
 
 def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Remove ``module.`` / ``_orig_mod.`` prefixes shared by every key."""
+    """Remove the :data:`STRIPPED_PREFIXES` shared by every key (``module.model.fc1.weight`` -> ``fc1.weight``)."""
     changed = True
     while changed and state:
         changed = False

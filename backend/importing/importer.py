@@ -135,6 +135,8 @@ def data_from_weights(arch: Architecture, raw: dict[str, Any]) -> dict[str, Any]
     if raw.get("data.name") != "imagefolder":
         return {}
     out: dict[str, Any] = {}
+    if arch.image_size and "data.image_size" not in raw:
+        out["data.image_size"] = arch.image_size
     if arch.in_channels in (1, 3) and "data.channels" not in raw:
         out["data.channels"] = arch.in_channels
     if arch.in_features and "data.image_size" not in raw:
@@ -199,6 +201,10 @@ def check_input(arch: Architecture, data: Dataset) -> None:
         if len(shape) != 3:
             raise ArchitectureError(f"input size mismatch: architecture {arch.name!r} takes images, data set {data.name!r} "
                                     f"gives vectors of shape {list(shape)}.")
+        if arch.image_size and tuple(shape[1:]) != (arch.image_size, arch.image_size):
+            raise ArchitectureError(f"input size mismatch: the checkpoint's position embeddings fix its input to "
+                                    f"{arch.image_size}x{arch.image_size} images, data set {data.name!r} gives "
+                                    f"{shape[1]}x{shape[2]}. For an image folder set data.image_size={arch.image_size}.")
         if shape[0] != arch.in_channels:
             raise ArchitectureError(f"input size mismatch: the checkpoint's first convolution takes {arch.in_channels}-channel "
                                     f"images, data set {data.name!r} gives {shape[0]} channel(s). For an image folder set "
