@@ -82,6 +82,8 @@ def test_upload_imports_and_analyses_a_run(trained_store: tuple[api.RunStore, st
     assert [s["file"] for s in info["origin"]["sources"]] == ["epoch=0.pt", "epoch=2.pt"]
     assert api.analysis_status(store, run_id)["errors"] == {}  # analysed like a trained run
     assert not list((root / ".imports").glob("*/files/*"))  # the uploaded copies are gone
+    at.switch_page("views/runs.py").run()
+    assert any("imported from 2 state_dict checkpoint(s)" in c.value for c in at.caption)
 
 
 def test_upload_errors_are_shown_on_the_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
