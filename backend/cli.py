@@ -250,9 +250,14 @@ def import_(paths: tuple[Path, ...], arch: str, overrides: tuple[str, ...], epoc
         epoch_list = [int(e) for e in epochs.split(",")] if epochs else None
     except ValueError:
         raise ClusterScopeError(f"--epochs must be integers separated by commas, e.g. 0,5,10; got {epochs!r}.") from None
-    run_id = run_import_job(store, list(paths), arch=arch, overrides=overrides, epochs=epoch_list, data_zip=data_zip,
-                            trust_torchscript=trust_torchscript, analyze=not no_analyze, progress=not no_progress,
-                            job_id=job_id, names=names, data_zip_name=data_zip_name)
+    try:
+        run_id = run_import_job(store, list(paths), arch=arch, overrides=overrides, epochs=epoch_list, data_zip=data_zip,
+                                trust_torchscript=trust_torchscript, analyze=not no_analyze, progress=not no_progress,
+                                job_id=job_id, names=names, data_zip_name=data_zip_name)
+    except KeyboardInterrupt:
+        click.echo("interrupted: a run interrupted while importing is not kept; one interrupted while being analysed is "
+                   "listed by `clusterscope runs` and `clusterscope analyze RUN` finishes it.", err=True)
+        sys.exit(130)
     click.echo(f"imported run {run_id} -> {store.run_dir(run_id)}")
 
 

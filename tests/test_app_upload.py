@@ -54,7 +54,7 @@ def test_upload_page_widgets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     at.selectbox(key="up-data").select("cifar10").run()
     assert at.text_input(key="up-root").label == "Data folder on the server"
     at.radio(key="up-source").set_value("Upload an image-folder zip").run()
-    assert len(at.get("file_uploader")) == 2 and at.number_input(key="up-size").value == 32
+    assert len(at.get("file_uploader")) == 2 and at.number_input(key="up-size").value == 0
     monkeypatch.setenv("CLUSTERSCOPE_ALLOW_TORCHSCRIPT", "0")
     at.run()
     assert "switched off" in at.info[0].value and not at.checkbox

@@ -65,9 +65,11 @@ def data_ui() -> tuple[list[str], object | None]:
     zipped = b.file_uploader("Image-folder zip", type=["zip"], key="up-zip",
                              help="One folder per class; optional superclasses.csv (class,superclass) at the top. "
                                   "Checked for unsafe paths, links and decompression bombs before extraction.")
-    size = b.number_input("Image size", min_value=4, max_value=512, value=32, key="up-size",
-                          help="Images are resized to this square size (used unless the weights fix it).")
-    overrides.append(f"data.image_size={int(size)}")
+    size = b.number_input("Image size", min_value=0, max_value=512, value=0, key="up-size",
+                          help="Images are resized to this square size. 0: the size the weights fix (an MLP's inputs, "
+                               "a ViT's position embeddings), else 32.")
+    if size:
+        overrides.append(f"data.image_size={int(size)}")
     return overrides, zipped
 
 
