@@ -24,7 +24,7 @@ __all__ = [
     "read_analysis", "read_activations", "analysis_status", "launch_training", "read_predictions",
     # importing checkpoints
     "torchscript_allowed", "import_checkpoints", "safe_upload_name", "new_import_job", "save_upload", "check_data_zip",
-    "launch_import", "import_job_status", "IMPORT_ARCHITECTURES",
+    "launch_import", "import_job_status", "IMPORT_ARCHITECTURES", "server_paths_allowed",
 ]
 
 DEFAULT_STORE = Path("data") / "store"
@@ -252,6 +252,12 @@ def torchscript_allowed() -> bool:
     return os.environ.get("CLUSTERSCOPE_ALLOW_TORCHSCRIPT", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
+def server_paths_allowed() -> bool:
+    """Whether dashboard users may name folders on the server as data (data.root): off when
+    ``CLUSTERSCOPE_ALLOW_SERVER_PATHS=0``, so on a shared server they probe only with built-in data or a zip."""
+    return os.environ.get("CLUSTERSCOPE_ALLOW_SERVER_PATHS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def import_checkpoints(store: RunStore, files: list[Path], *, arch: str = "auto", overrides: list[str] | tuple[str, ...] = (),
                        epochs: list[int] | None = None, names: list[str] | tuple[str, ...] = (), data_zip: Path | None = None,
                        data_zip_name: str = "", trust_torchscript: bool = False,
@@ -314,7 +320,10 @@ def launch_import(store: RunStore, job_id: str, files: list[Path], *, names: lis
     if trust_torchscript and not torchscript_allowed():
         raise ClusterScopeError("TorchScript loading is switched off on this deployment (CLUSTERSCOPE_ALLOW_TORCHSCRIPT=0).")
     for item in overrides:
-        parse_override(item)
+        key, _ = parse_override(item)
+        if key in ("data.root", "data.superclass_map") and not server_paths_allowed():
+            raise ClusterScopeError(f"{key} names a folder of the server, which this deployment does not allow "
+                                    "(CLUSTERSCOPE_ALLOW_SERVER_PATHS=0); use a built-in data set or upload a zip.")
     store.write_job_status(job_id, {"state": "starting", "stage": "starting", "done": 0, "total": 0})
     args = [sys.executable, "-m", "backend.cli", "import", *map(str, files), "--store", str(store.root), "--no-progress",
             "--job", job_id, "--arch", arch]

@@ -56,8 +56,10 @@ def test_upload_page_widgets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     at.radio(key="up-source").set_value("Upload an image-folder zip").run()
     assert len(at.get("file_uploader")) == 2 and at.number_input(key="up-size").value == 0
     monkeypatch.setenv("CLUSTERSCOPE_ALLOW_TORCHSCRIPT", "0")
-    at.run()
+    monkeypatch.setenv("CLUSTERSCOPE_ALLOW_SERVER_PATHS", "0")
+    at.radio(key="up-source").set_value("Known data set").run()
     assert "switched off" in at.info[0].value and not at.checkbox
+    assert at.selectbox(key="up-data").options == ["digits", "synthclust"]  # no folders of the server
 
 
 def test_upload_imports_and_analyses_a_run(trained_store: tuple[api.RunStore, str], tmp_path: Path,

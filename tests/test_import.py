@@ -379,3 +379,12 @@ def test_a_job_that_dies_before_reporting_is_failed(store: api.RunStore) -> None
                                  "host": __import__("socket").gethostname()})
     status = api.import_job_status(store, job)
     assert status["state"] == "failed" and "stopped unexpectedly" in status["error"]
+
+
+def test_shared_deployments_can_refuse_server_folders(store: api.RunStore, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLUSTERSCOPE_ALLOW_SERVER_PATHS", "0")
+    job = api.new_import_job(store)
+    with pytest.raises(ClusterScopeError, match="data.root names a folder of the server"):
+        api.launch_import(store, job, [tmp_path / "epoch=0.pt"], overrides=['data.name="imagefolder"', 'data.root="/home"'])
+    assert api.import_job_status(store, job) == {}  # nothing started

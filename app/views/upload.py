@@ -56,7 +56,9 @@ def data_ui() -> tuple[list[str], object | None]:
                          help="auto: the labels whose count matches the classifier's outputs.")
     overrides = [] if target == "auto" else [f'data.target="{target}"']
     if source == "Known data set":
-        name = b.selectbox("Data set", DATASETS, key="up-data")
+        name = b.selectbox("Data set", DATASETS if api.server_paths_allowed() else DATASETS[:2], key="up-data",
+                           help="digits and synthclust are built in; the others read a folder on the server "
+                                "(docs/datasets.md).")
         overrides.append(f'data.name="{name}"')
         if name in FILE_DATASETS:
             root = b.text_input("Data folder on the server", key="up-root", help="data.root: see docs/datasets.md.")
