@@ -171,7 +171,7 @@ def _zip(path: Path, entries: dict[str, bytes], link: str | None = None) -> Path
     ({"/tmp/evil.txt": b"x"}, None, ZipLimits(), "absolute"),
     ({"a\\..\\evil.txt": b"x"}, None, ZipLimits(), "absolute or Windows"),
     ({"a/x.png": b"1"}, "a/link.png", ZipLimits(), "symbolic link"),
-    ({f"a/{i}.png": b"1" for i in range(6)}, None, ZipLimits(max_files=5), "6 files; at most 5"),
+    ({f"a/{i}.png": b"1" for i in range(6)}, None, ZipLimits(max_files=5), "6 entries; at most 5"),
     ({"a/x.png": b"1" * 5000}, None, ZipLimits(max_bytes=4000), "expands to"),
 ])
 def test_unsafe_zips_are_refused_before_extraction(entries: dict, link: str | None, limits: ZipLimits, match: str,
@@ -182,6 +182,15 @@ def test_unsafe_zips_are_refused_before_extraction(entries: dict, link: str | No
         extract_zip(path, dest, limits=limits)
     assert not dest.exists() and not (tmp_path / "evil.txt").exists()
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_entry_count_is_checked_before_the_directory_is_read(tmp_path: Path) -> None:
+    from backend.importing.zipsafe import _declared_entries
+
+    path = _zip(tmp_path / "many.zip", {f"a/{i}.png": b"1" for i in range(30)})
+    assert _declared_entries(path) == 30
+    with pytest.raises(UnsafeArchiveError, match="declares 30 entries; at most 10"):
+        check_zip(path, limits=ZipLimits(max_files=10))
 
 
 def test_zip_bomb_is_refused(trained_store: tuple[api.RunStore, str], store: api.RunStore, tmp_path: Path) -> None:

@@ -60,6 +60,10 @@ def _safe_parts(name: str, label: str) -> tuple[str, ...] | None:
 def check_zip(path: Path, *, label: str | None = None, limits: ZipLimits = ZipLimits()) -> list[tuple[zipfile.ZipInfo, tuple[str, ...]]]:
     """Every entry to extract with its validated path parts; raise :class:`UnsafeArchiveError` on any problem."""
     label = label or path.name
+    declared = _declared_entries(path)
+    if declared is not None and declared > limits.max_files:  # before the central directory is parsed into memory
+        raise UnsafeArchiveError(f"zip {label!r} declares {declared} entries; at most {limits.max_files} files are accepted. "
+                                 "Import a larger data set from a local folder (clusterscope import --set data.root=...).")
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
@@ -90,6 +94,25 @@ def check_zip(path: Path, *, label: str | None = None, limits: ZipLimits = ZipLi
                                  f"{limits.max_bytes / 1024**2:.0f} MiB are accepted (decompression bomb guard). "
                                  "Import a larger data set from a local folder.")
     return entries
+
+
+def _declared_entries(path: Path) -> int | None:
+    """The entry count in the zip's end-of-central-directory record (zip64 too), or None if not found."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            fh.seek(max(0, size - 65_557))  # the record (22 bytes) plus the longest comment
+            tail = fh.read()
+    except OSError:
+        return None
+    i = tail.rfind(b"PK\x05\x06")
+    if i < 0 or len(tail) < i + 12:
+        return None
+    count = int.from_bytes(tail[i + 10:i + 12], "little")
+    j = tail.rfind(b"PK\x06\x06", 0, i)
+    if count == 0xFFFF and j >= 0 and len(tail) >= j + 40:
+        count = int.from_bytes(tail[j + 32:j + 40], "little")
+    return count
 
 
 def extract_zip(path: Path, dest: Path, *, label: str | None = None, limits: ZipLimits = ZipLimits()) -> Path:
