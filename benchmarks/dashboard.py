@@ -120,6 +120,14 @@ def build_store(root: Path, n: int, seed: int) -> api.RunStore:
 # ---------------------------------------------------------------- the two sides
 
 
+def serve_like_the_cli() -> None:
+    """Streamlit's settings as ``clusterscope app`` sets them (its environment variables), for every
+    script this process runs, the page and the baselines alike."""
+    from streamlit import config
+
+    config.set_option("runner.magicEnabled", False)
+
+
 def page_switcher(store: api.RunStore) -> tuple[Callable[[], str], Callable[[], None]]:
     """(switch, forget): ``switch`` moves the Embeddings page's epoch slider to the other epoch and
     reruns the app, returning the figure's title; ``forget`` empties the loaders' analysis cache."""
@@ -127,6 +135,7 @@ def page_switcher(store: api.RunStore) -> tuple[Callable[[], str], Callable[[], 
 
     from app import loaders
 
+    serve_like_the_cli()
     os.environ["CLUSTERSCOPE_STORE"] = str(store.root)
     folder = "views" if (ROOT / "app" / "views" / "embeddings.py").is_file() else "pages"
     at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=600)

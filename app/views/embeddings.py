@@ -67,35 +67,9 @@ def controls_ui(run: str, info: dict) -> dict | None:
             "other": other, "analysed": analysed}
 
 
-def label_frame(run: str, info: dict) -> pd.DataFrame:
-    """Probe samples with readable class / subclass / superclass names."""
-    s = loaders.read_samples(run).copy()
-    target = info["dataset"].get("target", "label")
-    s["subclass_name"] = s["label_name"].astype(str)
-    has_sup = s["superclass_name"].notna().all()
-    s["class_name"] = (s["superclass_name"] if target == "superclass" and has_sup else s["label_name"]).astype(str)
-    s["superclass_name"] = s["superclass_name"].astype(str)
-    return s
-
-
-def view_frame(run: str, info: dict, layer: str, epoch: int, v: dict) -> pd.DataFrame:
-    """Points of one (layer, epoch) joined with labels and the chosen colouring column ``colour_value``."""
-    pts = loaders.analysis(run, "points", layer, epoch)
-    df = pts.merge(label_frame(run, info), on="sample_id", how="left")
-    df["cluster_name"] = df["cluster"].map(lambda c: "noise" if c < 0 else f"cluster {c}")
-    colour = v["colour"]
-    if colour == "correct":
-        pred = loaders.predictions(run, epoch)[["sample_id", "correct"]]
-        df = df.merge(pred, on="sample_id", how="left")
-        df["colour_value"] = df["correct"].map({True: "correct", False: "wrong"}).fillna("unknown")
-    elif colour == "neuron":
-        ids, values = loaders.activations(run, layer, epoch)
-        act = pd.DataFrame({"sample_id": ids, "colour_value": values[:, v["unit"]]})
-        df = df.merge(act, on="sample_id", how="left")
-    else:
-        df["colour_value"] = df[{"class": "class_name", "fine": "subclass_name", "superclass": "superclass_name",
-                                 "cluster": "cluster_name"}[colour]]
-    return charts_embeddings.stratified_sample(df, max_points=v["max_points"], by="class_name")
+def view_frame(run: str, layer: str, epoch: int, v: dict) -> pd.DataFrame:
+    """Points of one (layer, epoch) with labels and ``colour_value`` (cached; do not modify)."""
+    return loaders.embedding_view(run, layer, epoch, v["colour"], v["unit"], v["max_points"])[0]
 
 
 def colour_map(df: pd.DataFrame, info: dict, colour: str) -> dict[str, str] | None:
@@ -123,7 +97,7 @@ def draw(df: pd.DataFrame, info: dict, v: dict, *, title: str, key: str, highlig
     event = st.plotly_chart(fig, width="stretch", key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
     widgets.figure_downloads(fig, title.replace(" ", "_").replace("·", ""), key=key)
     points = (event or {}).get("selection", {}).get("points", []) if event else []
-    return {int(p["customdata"][0]) for p in points if p.get("customdata") is not None}
+    return {int(p["customdata"][0]) for p in points if p.get("customdata") is not None}  # [sample_id, cluster]
 
 
 def scores_ui(analysed: pd.DataFrame, layer: str, epoch: int) -> None:
@@ -165,7 +139,7 @@ def selection_ui(run: str, df: pd.DataFrame, ids: set[int]) -> None:
 
 def animation_ui(run: str, info: dict, v: dict) -> None:
     epochs = sorted(v["analysed"].loc[v["analysed"]["layer"] == v["layer"], "epoch"].astype(int))
-    frames = pd.concat([view_frame(run, info, v["layer"], e, v | {"colour": "class" if v["colour"] == "neuron" else v["colour"]})
+    frames = pd.concat([view_frame(run, v["layer"], e, v | {"colour": "class" if v["colour"] == "neuron" else v["colour"]})
                         .assign(epoch=e) for e in epochs])
     fig = charts_embeddings.embedding_animation(frames, projection=v["proj"], colour="colour_value",
                                                 colours=colour_map(frames, info, v["colour"]) or {},
@@ -196,11 +170,10 @@ def page() -> None:
         animation_ui(run, info, v)
         return
     try:
-        df = view_frame(run, info, v["layer"], v["epoch"], v)
+        df, total = loaders.embedding_view(run, v["layer"], v["epoch"], v["colour"], v["unit"], v["max_points"])
     except ClusterScopeError as exc:
         widgets.error_panel(exc, what=f"Cannot draw {v['layer']} at epoch {v['epoch']}")
         return
-    total = len(loaders.read_samples(run))
     if len(df) < total:
         st.caption(f"Showing a stratified sample of {len(df):,} of {total:,} samples (raise *Max points drawn* to see all).")
     selected: set[int] = st.session_state.get("selected_ids", set())
@@ -220,7 +193,7 @@ def page() -> None:
             scores_ui(v["analysed"], v["layer"], v["epoch"])
         with right:
             try:
-                df_b = view_frame(run, info, layer_b, epoch_b, v)
+                df_b = view_frame(run, layer_b, epoch_b, v)
                 sel_b = draw(df_b, info, v, title=f"{run} · {layer_b} · epoch {epoch_b}", key="view-b",
                              highlight=selected or None)
                 scores_ui(v["analysed"], layer_b, epoch_b)
