@@ -5,6 +5,7 @@ Everything shown was precomputed by `clusterscope analyze`; this page only reads
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -137,6 +138,14 @@ def selection_ui(run: str, df: pd.DataFrame, ids: set[int]) -> None:
                           on_click="ignore", icon=":material/download:")
 
 
+def hover_cards_ui(run: str, ids: np.ndarray) -> None:
+    """Hovering a point shows its thumbnail and labels (a card drawn in the browser, app/hover.py)."""
+    script, with_images = loaders.hover_script(run, ids)
+    st.html(script, unsafe_allow_javascript=True)
+    if 0 < with_images < len(ids):
+        st.caption(f"Hover cards show thumbnails for {with_images:,} of {len(ids):,} points (the rest: labels only).")
+
+
 def animation_ui(run: str, info: dict, v: dict) -> None:
     epochs = sorted(v["analysed"].loc[v["analysed"]["layer"] == v["layer"], "epoch"].astype(int))
     frames = pd.concat([view_frame(run, v["layer"], e, v | {"colour": "class" if v["colour"] == "neuron" else v["colour"]})
@@ -144,6 +153,7 @@ def animation_ui(run: str, info: dict, v: dict) -> None:
     fig = charts_embeddings.embedding_animation(frames, projection=v["proj"], colour="colour_value",
                                                 colours=colour_map(frames, info, v["colour"]) or {},
                                                 title=f"{run} · {v['layer']} · epochs {epochs[0]}-{epochs[-1]}")
+    hover_cards_ui(run, frames["sample_id"].to_numpy())
     st.plotly_chart(fig, width="stretch", key="animation")
     st.download_button("Download animation (HTML)", lambda: fig.to_html(include_plotlyjs=True), on_click="ignore",
                        file_name=f"{run}-{v['layer']}-animation.html", mime="text/html", icon=":material/movie:")
@@ -176,6 +186,7 @@ def page() -> None:
         return
     if len(df) < total:
         st.caption(f"Showing a stratified sample of {len(df):,} of {total:,} samples (raise *Max points drawn* to see all).")
+    hover_cards_ui(run, df["sample_id"].to_numpy())
     selected: set[int] = st.session_state.get("selected_ids", set())
     title = f"{run} · {v['layer']} · epoch {v['epoch']} · {PROJECTIONS[v['proj']]}"
     if v["other"] is None:
