@@ -90,11 +90,12 @@ def fast_figure(traces: list[dict], layout: dict) -> go.Figure:
 
 def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours: dict[str, str] | None = None,
                       highlight: set[int] | None = None, title: str = "", present: bool = False,
-                      colour_label: str = "") -> go.Figure:
+                      colour_label: str = "", ranges: tuple[list[float], list[float]] | None = None) -> go.Figure:
     """2-D embedding coloured by a categorical column (``colours`` maps its values) or a numeric one.
 
     df : one row per point with sample_id, cluster, the projection's x/y columns and ``colour``.
     ``highlight``: sample ids drawn opaque, others faded. Each point's customdata is [sample_id, cluster].
+    ``ranges``: fixed (x, y) axis ranges, e.g. the same for every frame of an animation.
     """
     x, y, xt, yt = AXES[projection]
     xs, ys, ids, cluster = (np.asarray(df[c].to_numpy()) for c in (x, y, "sample_id", "cluster"))
@@ -122,8 +123,10 @@ def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours
                            "line": {"width": 0}},
             })
     house = house_layout(present=present, height=640 if present else 560)  # as charts.style sets it
-    layout = house | {"template": HOUSE_TEMPLATE, "title": {"text": title, **house["title"]}, "xaxis": {"title": {"text": xt}},
-                      "yaxis": {"title": {"text": yt}, "scaleanchor": "x", "scaleratio": 1},
+    xaxis, yaxis = ({"range": ranges[0]}, {"range": ranges[1]}) if ranges else ({}, {})
+    layout = house | {"template": HOUSE_TEMPLATE, "title": {"text": title, **house["title"]},
+                      "xaxis": {"title": {"text": xt}, **xaxis},
+                      "yaxis": {"title": {"text": yt}, "scaleanchor": "x", "scaleratio": 1, **yaxis},
                       "legend": {"itemsizing": "constant"}, "dragmode": "lasso", "uirevision": f"{projection}-{colour}",
                       "meta": META}
     return fast_figure(traces, layout)
@@ -173,6 +176,28 @@ def embedding_animation(frames: pd.DataFrame, *, projection: str, colour: str, c
                   "currentvalue": {"prefix": "epoch "}}],
     )
     return style(fig, present=present, height=680)
+
+
+def animation_ranges(frames: pd.DataFrame, *, projection: str) -> tuple[list[float], list[float]]:
+    """(x, y) axis ranges that hold every epoch's points, so an animation's frame does not jump."""
+    x, y, _, _ = AXES[projection]
+    return _range(frames[x]), _range(frames[y])
+
+
+def gif_from_pngs(pngs: list[bytes], *, duration_ms: int = 800) -> bytes:
+    """An animated GIF (looping) of PNG images of one size, ``duration_ms`` per frame; the last frame is
+    held three times as long so the final layout can be read."""
+    import io
+
+    from PIL import Image
+
+    if not pngs:
+        raise ValueError("gif_from_pngs needs at least one PNG image; got none.")
+    frames = [Image.open(io.BytesIO(p)).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT) for p in pngs]
+    out = io.BytesIO()
+    durations = [duration_ms] * (len(frames) - 1) + [3 * duration_ms]
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0, optimize=False)
+    return out.getvalue()
 
 
 def _range(values: pd.Series) -> list[float]:

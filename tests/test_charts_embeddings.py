@@ -109,3 +109,21 @@ def test_hover_table_budget_and_script_survive_the_sanitiser() -> None:
     body = text[len("<script>"):-len("</script>")]
     assert text.startswith("<script>") and not re.search(r"<[/\w!]", body)  # DOMPurify keeps it; nothing closes it early
     assert "plotly_hover" in body and charts_embeddings.META in body
+
+
+def test_gif_from_pngs_is_a_looping_multi_frame_gif() -> None:
+    import io
+
+    from PIL import Image
+
+    def png(colour: tuple[int, int, int]) -> bytes:
+        out = io.BytesIO()
+        Image.new("RGB", (40, 30), colour).save(out, format="PNG")
+        return out.getvalue()
+
+    gif = charts_embeddings.gif_from_pngs([png((255, 0, 0)), png((0, 0, 255)), png((0, 128, 0))], duration_ms=500)
+    image = Image.open(io.BytesIO(gif))
+    assert image.format == "GIF" and image.n_frames == 3 and image.size == (40, 30) and image.info["loop"] == 0
+    image.seek(1)
+    assert image.convert("RGB").getpixel((5, 5)) == (0, 0, 255)
+    assert image.info["duration"] == 500

@@ -155,8 +155,42 @@ def animation_ui(run: str, info: dict, v: dict) -> None:
                                                 title=f"{run} · {v['layer']} · epochs {epochs[0]}-{epochs[-1]}")
     hover_cards_ui(run, frames["sample_id"].to_numpy())
     st.plotly_chart(fig, width="stretch", key="animation")
-    st.download_button("Download animation (HTML)", lambda: fig.to_html(include_plotlyjs=True), on_click="ignore",
-                       file_name=f"{run}-{v['layer']}-animation.html", mime="text/html", icon=":material/movie:")
+    left, right = st.columns(2)
+    left.download_button("Download animation (HTML)", lambda: fig.to_html(include_plotlyjs=True), on_click="ignore",
+                         file_name=f"{run}-{v['layer']}-animation.html", mime="text/html", icon=":material/movie:")
+    with right:
+        gif_ui(run, info, v, frames, epochs)
+
+
+def gif_ui(run: str, info: dict, v: dict, frames: pd.DataFrame, epochs: list[int]) -> None:
+    """An animated GIF of the epochs, rendered (kaleido, about a second per epoch) only when asked for."""
+    if widgets.static_export_browser() is None:
+        st.caption("GIF export needs Chrome or Chromium on the server (e.g. `apt install chromium`).")
+        return
+    key = f"gif:{run}:{v['layer']}:{v['proj']}:{v['colour']}:{v['max_points']}:{','.join(map(str, epochs))}"
+    if st.button("Make an animated GIF", icon=":material/gif_box:", key="w-make-gif",
+                 help="Draws every epoch's layout as an image and joins them into a GIF for slides."):
+        import plotly.io as pio
+
+        colours = colour_map(frames, info, v["colour"]) or {}
+        ranges = charts_embeddings.animation_ranges(frames, projection=v["proj"])
+        bar, pngs = st.progress(0.0), []
+        try:
+            for i, e in enumerate(epochs):
+                bar.progress(i / (len(epochs) + 1), text=f"Drawing epoch {e} ({i + 1} of {len(epochs)})")
+                fig = charts_embeddings.embedding_scatter(frames[frames["epoch"] == e], projection=v["proj"],
+                                                          colour="colour_value", colours=colours, ranges=ranges,
+                                                          title=f"{run} · {v['layer']} · epoch {e}")
+                pngs.append(pio.to_image(fig, format="png", width=1000, height=800))
+            bar.progress(len(epochs) / (len(epochs) + 1), text="Joining the frames")
+            st.session_state[key] = charts_embeddings.gif_from_pngs(pngs)
+        except Exception as exc:  # noqa: BLE001 - kaleido/Chromium failures are shown, never a traceback
+            widgets.error_panel(exc, what="Cannot draw the GIF")
+        finally:
+            bar.empty()
+    if key in st.session_state:
+        st.download_button("Download animation (GIF)", st.session_state[key], file_name=f"{run}-{v['layer']}-animation.gif",
+                           mime="image/gif", on_click="ignore", icon=":material/download:", key="w-gif-download")
 
 
 def page() -> None:
