@@ -170,19 +170,17 @@ def gif_ui(run: str, info: dict, v: dict, frames: pd.DataFrame, epochs: list[int
     key = f"gif:{run}:{v['layer']}:{v['proj']}:{v['colour']}:{v['max_points']}:{','.join(map(str, epochs))}"
     if st.button("Make an animated GIF", icon=":material/gif_box:", key="w-make-gif",
                  help="Draws every epoch's layout as an image and joins them into a GIF for slides."):
-        import plotly.io as pio
-
         colours = colour_map(frames, info, v["colour"]) or {}
         ranges = charts_embeddings.animation_ranges(frames, projection=v["proj"])
-        bar, pngs = st.progress(0.0), []
+        figs = [charts_embeddings.embedding_scatter(frames[frames["epoch"] == e], projection=v["proj"], colour="colour_value",
+                                                    colours=colours, ranges=ranges, title=f"{run} · {v['layer']} · epoch {e}")
+                for e in epochs]
+        bar = st.progress(0.0, text=f"Drawing {len(figs)} epochs")
         try:
-            for i, e in enumerate(epochs):
-                bar.progress(i / (len(epochs) + 1), text=f"Drawing epoch {e} ({i + 1} of {len(epochs)})")
-                fig = charts_embeddings.embedding_scatter(frames[frames["epoch"] == e], projection=v["proj"],
-                                                          colour="colour_value", colours=colours, ranges=ranges,
-                                                          title=f"{run} · {v['layer']} · epoch {e}")
-                pngs.append(pio.to_image(fig, format="png", width=1000, height=800))
-            bar.progress(len(epochs) / (len(epochs) + 1), text="Joining the frames")
+            pngs = widgets.render_pngs(figs, width=1000, height=800,
+                                       progress=lambda done: bar.progress(done / (len(figs) + 1),
+                                                                          text=f"Drew {done} of {len(figs)} epochs"))
+            bar.progress(len(figs) / (len(figs) + 1), text="Joining the frames")
             st.session_state[key] = charts_embeddings.gif_from_pngs(pngs)
         except Exception as exc:  # noqa: BLE001 - kaleido/Chromium failures are shown, never a traceback
             widgets.error_panel(exc, what="Cannot draw the GIF")
