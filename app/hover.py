@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -118,6 +119,17 @@ def table(labels: pd.DataFrame, thumbnails: pd.Series | None, ids: np.ndarray, *
     kept = [columns[i] for i in keep]
     samples = {int(sid): [*vals, img] for sid, *vals, img in zip(rows.index, *kept, images, strict=True)}
     return {"fields": names, "samples": samples, "meta": META, "size": 96}, sum(u is not None for u in images)
+
+
+@dataclass(frozen=True)
+class Html:
+    """HTML that ``st.html`` takes as it is, through ``_repr_html_``: a plain string is dedented first,
+    which costs ~20 ms for the table of 10,000 points on every rerun (benchmarks/dashboard.py)."""
+
+    text: str
+
+    def _repr_html_(self) -> str:
+        return self.text
 
 
 def script(data: dict) -> str:

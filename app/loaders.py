@@ -203,18 +203,19 @@ def _embedding_view(root: str, run_id: str, layer: str, epoch: int, colour: str,
     return df, len(samples)
 
 
-def hover_script(run_id: str, ids: np.ndarray) -> tuple[str, int]:
-    """(the hover-card script for the points ``ids`` of a run, how many of them have a thumbnail); see app/hover.py."""
+def hover_script(run_id: str, ids: np.ndarray) -> tuple[Any, int]:
+    """(the hover-card script for the points ``ids`` of a run, for ``st.html``; how many of them have a
+    thumbnail); see app/hover.py."""
     store = _store()
     return _hover_script(str(store.root), run_id, np.unique(np.asarray(ids, dtype=np.int64)),
                          _mtime(store.samples_path(run_id)), _mtime(store.run_json_path(run_id)))
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _hover_script(root: str, run_id: str, ids: np.ndarray, m1: float, m2: float) -> tuple[str, int]:
+def _hover_script(root: str, run_id: str, ids: np.ndarray, m1: float, m2: float) -> tuple[Any, int]:
     from app import charts_embeddings, hover
 
     samples = read_samples(run_id, thumbnails=True)
     labels = charts_embeddings.label_samples(samples, target=read_run(run_id)["dataset"].get("target", "label"))
     data, with_images = hover.table(labels, samples.set_index("sample_id")["thumbnail"], ids)
-    return hover.script(data), with_images
+    return hover.Html(hover.script(data)), with_images
