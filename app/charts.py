@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour-vision deficiency.
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
@@ -22,6 +23,10 @@ SPLIT_DASH = {"train": "solid", "test": "dash"}
 FONT = {"size": 16}
 PRESENT_FONT = {"size": 22}
 SEQUENTIAL = "Viridis"  # perceptually uniform, colour-blind safe, prints in grey
+# The house template, looked up once: ``template="plotly_white"`` makes Plotly build and validate the
+# template's ~150 properties again for every figure (~30 ms, the largest part of an epoch switch on the
+# Embeddings page; benchmarks/dashboard.py).
+HOUSE_TEMPLATE = pio.templates["plotly_white"]
 
 
 def category_colours(names: list[str]) -> dict[str, str]:
@@ -31,12 +36,32 @@ def category_colours(names: list[str]) -> dict[str, str]:
     return {name: palette[i % len(palette)] for i, name in enumerate(names)}
 
 
+def house_layout(*, present: bool = False, height: int | None = None) -> dict:
+    """The layout properties :func:`style` sets (without the template), in Plotly's canonical form."""
+    return {"font": PRESENT_FONT if present else FONT, "margin": {"l": 60, "r": 20, "t": 60, "b": 50},
+            "title": {"font": {"size": 26 if present else 18}}, **({"height": height} if height else {})}
+
+
 def style(fig: go.Figure, *, present: bool = False, height: int | None = None) -> go.Figure:
     """House layout: white template, readable fonts (larger in presentation mode), room for titles."""
-    fig.update_layout(template="plotly_white", font=PRESENT_FONT if present else FONT,
-                      margin={"l": 60, "r": 20, "t": 60, "b": 50}, title_font_size=(26 if present else 18))
-    if height:
-        fig.update_layout(height=height)
+    set_template(fig)
+    fig.update_layout(house_layout(present=present, height=height))
+    return fig
+
+
+def set_template(fig: go.Figure) -> go.Figure:
+    """Give ``fig`` the house template without validating it again.
+
+    The registered template is valid already; Plotly itself skips the validation the same way when it
+    applies its default template (``BaseFigure._initialize_layout_template``). Where a Plotly version lacks
+    the switch, the assignment simply validates as usual.
+    """
+    layout = fig.layout
+    layout._validate = False
+    try:
+        layout.template = HOUSE_TEMPLATE
+    finally:
+        layout._validate = getattr(fig, "_validate", True)
     return fig
 
 
@@ -57,8 +82,7 @@ def learning_curves(metrics: pd.DataFrame, *, metric: str, title: str = "") -> g
     fig.update_layout(
         title=title or label, font=FONT, height=340, margin={"l": 60, "r": 20, "t": 50, "b": 50},
         xaxis_title="epoch", yaxis_title=label, legend={"orientation": "h", "y": -0.25},
-        template="plotly_white",
     )
     if metric == "accuracy":
         fig.update_yaxes(range=[0, 101])
-    return fig
+    return set_template(fig)

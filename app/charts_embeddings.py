@@ -10,12 +10,61 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from app.charts import NOISE_COLOUR, SEQUENTIAL, style
+from app.charts import HOUSE_TEMPLATE, NOISE_COLOUR, SEQUENTIAL, house_layout, style
 
 AXES = {"umap": ("umap_x", "umap_y", "UMAP 1 (a.u.)", "UMAP 2 (a.u.)"),
         "pca": ("pca_x", "pca_y", "PC 1 (a.u.)", "PC 2 (a.u.)")}
-HOVER = ("sample %{customdata[0]} · %{customdata[1]}<br>class %{customdata[2]} · subclass %{customdata[3]}"
-         "<br>cluster %{customdata[4]}<extra></extra>")
+# Numbers only in customdata ([sample_id, cluster]): an object array of strings costs ~10x more to
+# validate, copy and serialise (benchmarks/dashboard.py). The class is the trace's name when colouring
+# by class; the hover card (app/hover.py) adds the thumbnail and every label.
+HOVER = "<b>%{fullData.name}</b><br>sample %{customdata[0]} · cluster %{customdata[1]}<extra></extra>"
+HOVER_NUMERIC = "sample %{customdata[0]} · cluster %{customdata[1]}<br>activation %{marker.color:.3f}<extra></extra>"
+META = "clusterscope-embedding"  # marks the figures whose points carry sample ids (app/hover.py looks for it)
+NUMERIC_COLUMNS = {"sample_id": np.int64, "cluster": np.int64, "umap_x": np.float64, "umap_y": np.float64,
+                   "pca_x": np.float64, "pca_y": np.float64}
+COLOUR_COLUMNS = {"class": "class_name", "fine": "subclass_name", "superclass": "superclass_name", "cluster": "cluster_name"}
+
+
+def label_samples(samples: pd.DataFrame, *, target: str) -> pd.DataFrame:
+    """The probe samples' readable labels: sample_id, split, class_name, subclass_name, superclass_name.
+
+    samples : the run's samples table (sample_id, split, label_name, superclass_name).
+    target : what the run was trained on, "label" or "superclass"; that is its "class" (a run trained on
+        superclasses has the fine labels as subclasses).
+    """
+    out = samples[["sample_id", "split"]].copy()
+    out["subclass_name"] = samples["label_name"].astype(str)
+    has_sup = samples["superclass_name"].notna().all()
+    out["class_name"] = (samples["superclass_name"] if target == "superclass" and has_sup else samples["label_name"]).astype(str)
+    out["superclass_name"] = samples["superclass_name"].astype(str)
+    return out
+
+
+def view_points(points: pd.DataFrame, labels: pd.DataFrame, *, colour: str, values: pd.DataFrame | None = None,
+                max_points: int) -> pd.DataFrame:
+    """The points of one (layer, epoch) with their labels and the colouring column ``colour_value``.
+
+    points : the analysis ``points`` table (sample_id, umap_x/y, pca_x/y, cluster).
+    labels : from :func:`label_samples`.
+    colour : "class", "fine", "superclass", "cluster", "correct" (``values``: sample_id, correct) or
+        "neuron" (``values``: sample_id, colour_value, the unit's activation).
+    Above ``max_points`` rows, a stratified sample by class (:func:`stratified_sample`).
+    """
+    df = points.merge(labels, on="sample_id", how="left")
+    for col, dtype in NUMERIC_COLUMNS.items():  # plain NumPy columns: Arrow-backed ones are converted on every draw
+        if col in df:
+            df[col] = df[col].to_numpy(dtype=dtype)
+    cluster = df["cluster"].to_numpy()
+    df["cluster_name"] = np.where(cluster < 0, "noise", "cluster " + df["cluster"].astype(str))
+    if colour == "correct":
+        correct = df["sample_id"].map(values.set_index("sample_id")["correct"]) if values is not None else None
+        df["colour_value"] = ("unknown" if correct is None else
+                              correct.map({True: "correct", False: "wrong"}).fillna("unknown").astype(str))
+    elif colour == "neuron":
+        df["colour_value"] = df["sample_id"].map(values.set_index("sample_id")["colour_value"]).astype(float)
+    else:
+        df["colour_value"] = df[COLOUR_COLUMNS[colour]]
+    return stratified_sample(df, max_points=max_points, by="class_name")
 
 
 def stratified_sample(df: pd.DataFrame, *, max_points: int, by: str, seed: int = 0) -> pd.DataFrame:
@@ -27,41 +76,60 @@ def stratified_sample(df: pd.DataFrame, *, max_points: int, by: str, seed: int =
     return pd.concat(parts).sort_index()
 
 
-def _custom(df: pd.DataFrame) -> np.ndarray:
-    return np.column_stack([df["sample_id"], df["split"], df["class_name"], df["subclass_name"], df["cluster_name"]])
+def _custom(ids: np.ndarray, cluster: np.ndarray) -> np.ndarray:
+    return np.column_stack([ids, cluster]).astype(np.int32)  # shape (n, 2); int32: a JS typed array
+
+
+def fast_figure(traces: list[dict], layout: dict) -> go.Figure:
+    """A figure from plain dicts in Plotly's canonical form (``title={"text": ...}``, no ``x_title``
+    shorthands), without Plotly's per-property validation: for the 10-20 WebGL traces of an embedding it
+    costs more than the rest of an epoch switch (benchmarks/dashboard.py). tests/test_charts_embeddings.py
+    validates every builder's output with ``go.Figure(fig.to_dict())``."""
+    return go.Figure({"data": traces, "layout": layout}, _validate=False)
 
 
 def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours: dict[str, str] | None = None,
                       highlight: set[int] | None = None, title: str = "", present: bool = False,
-                      colour_label: str = "") -> go.Figure:
+                      colour_label: str = "", ranges: tuple[list[float], list[float]] | None = None) -> go.Figure:
     """2-D embedding coloured by a categorical column (``colours`` maps its values) or a numeric one.
 
-    df : one row per point with sample_id, split, class_name, subclass_name, cluster_name, the
-    projection's x/y columns and ``colour``. ``highlight``: sample ids drawn opaque, others faded.
+    df : one row per point with sample_id, cluster, the projection's x/y columns and ``colour``.
+    ``highlight``: sample ids drawn opaque, others faded. Each point's customdata is [sample_id, cluster].
+    ``ranges``: fixed (x, y) axis ranges, e.g. the same for every frame of an animation.
     """
     x, y, xt, yt = AXES[projection]
-    fig = go.Figure()
+    xs, ys, ids, cluster = (np.asarray(df[c].to_numpy()) for c in (x, y, "sample_id", "cluster"))
     size = 9 if present else 6
-    faded = (lambda d: np.where(d["sample_id"].isin(highlight), 0.95, 0.12)) if highlight else (lambda d: 0.8)
+    opacity = np.where(np.isin(ids, list(highlight)), 0.95, 0.12) if highlight else None
+    traces = []
     if colours is None:  # numeric colouring, e.g. a neuron's activation
-        fig.add_trace(go.Scattergl(
-            x=df[x], y=df[y], mode="markers", customdata=_custom(df), hovertemplate=HOVER, showlegend=False,
-            marker={"size": size, "color": df[colour], "colorscale": SEQUENTIAL, "opacity": faded(df),
-                    "colorbar": {"title": {"text": colour_label or colour}}},
-        ))
+        traces.append({
+            "type": "scattergl", "x": xs, "y": ys, "mode": "markers", "customdata": _custom(ids, cluster),
+            "hovertemplate": HOVER_NUMERIC, "showlegend": False,
+            "marker": {"size": size, "color": np.asarray(df[colour].to_numpy(dtype=float)), "colorscale": SEQUENTIAL,
+                       "opacity": 0.8 if opacity is None else opacity,
+                       "colorbar": {"title": {"text": colour_label or colour}}},
+        })
     else:
+        values = np.asarray(df[colour].to_numpy())
         for name, colour_hex in colours.items():
-            part = df[df[colour] == name]
-            if part.empty:
+            mask = values == name
+            if not mask.any():
                 continue
-            fig.add_trace(go.Scattergl(
-                x=part[x], y=part[y], mode="markers", name=str(name), customdata=_custom(part), hovertemplate=HOVER,
-                marker={"size": size, "color": colour_hex, "opacity": faded(part), "line": {"width": 0}},
-            ))
-    fig.update_layout(title=title, xaxis_title=xt, yaxis_title=yt, legend={"itemsizing": "constant"},
-                      dragmode="lasso", uirevision=f"{projection}-{colour}")
-    fig.update_yaxes(scaleanchor="x", scaleratio=1)
-    return style(fig, present=present, height=640 if present else 560)
+            traces.append({
+                "type": "scattergl", "x": xs[mask], "y": ys[mask], "mode": "markers", "name": str(name),
+                "customdata": _custom(ids[mask], cluster[mask]), "hovertemplate": HOVER,
+                "marker": {"size": size, "color": colour_hex, "opacity": 0.8 if opacity is None else opacity[mask],
+                           "line": {"width": 0}},
+            })
+    house = house_layout(present=present, height=640 if present else 560)  # as charts.style sets it
+    xaxis, yaxis = ({"range": ranges[0]}, {"range": ranges[1]}) if ranges else ({}, {})
+    layout = house | {"template": HOUSE_TEMPLATE, "title": {"text": title, **house["title"]},
+                      "xaxis": {"title": {"text": xt}, **xaxis},
+                      "yaxis": {"title": {"text": yt}, "scaleanchor": "x", "scaleratio": 1, **yaxis},
+                      "legend": {"itemsizing": "constant"}, "dragmode": "lasso", "uirevision": f"{projection}-{colour}",
+                      "meta": META}
+    return fast_figure(traces, layout)
 
 
 def cluster_colours(names: list[str], palette: list[str]) -> dict[str, str]:
@@ -86,14 +154,16 @@ def embedding_animation(frames: pd.DataFrame, *, projection: str, colour: str, c
         part = frames[frames["epoch"] == epoch]
         return [go.Scattergl(x=part.loc[part[colour] == n, x], y=part.loc[part[colour] == n, y], mode="markers",
                              name=str(n), marker={"size": 6, "color": c, "opacity": 0.8},
-                             customdata=_custom(part[part[colour] == n]), hovertemplate=HOVER)
+                             customdata=_custom(part.loc[part[colour] == n, "sample_id"].to_numpy(),
+                                                part.loc[part[colour] == n, "cluster"].to_numpy()),
+                             hovertemplate=HOVER)
                 for n, c in colours.items()]
 
     fig = go.Figure(data=traces(epochs[0]), frames=[go.Frame(data=traces(e), name=str(e)) for e in epochs])
     steps = [{"label": str(e), "method": "animate",
               "args": [[str(e)], {"mode": "immediate", "frame": {"duration": 0, "redraw": True}}]} for e in epochs]
     fig.update_layout(
-        title=title, xaxis_title=xt, yaxis_title=yt,
+        title=title, xaxis_title=xt, yaxis_title=yt, meta=META,
         xaxis={"range": _range(frames[x])}, yaxis={"range": _range(frames[y])},
         updatemenus=[{"type": "buttons", "x": 0, "y": -0.12, "xanchor": "left", "showactive": False, "buttons": [
             {"label": "▶ play", "method": "animate",
@@ -106,6 +176,28 @@ def embedding_animation(frames: pd.DataFrame, *, projection: str, colour: str, c
                   "currentvalue": {"prefix": "epoch "}}],
     )
     return style(fig, present=present, height=680)
+
+
+def animation_ranges(frames: pd.DataFrame, *, projection: str) -> tuple[list[float], list[float]]:
+    """(x, y) axis ranges that hold every epoch's points, so an animation's frame does not jump."""
+    x, y, _, _ = AXES[projection]
+    return _range(frames[x]), _range(frames[y])
+
+
+def gif_from_pngs(pngs: list[bytes], *, duration_ms: int = 800) -> bytes:
+    """An animated GIF (looping) of PNG images of one size, ``duration_ms`` per frame; the last frame is
+    held three times as long so the final layout can be read."""
+    import io
+
+    from PIL import Image
+
+    if not pngs:
+        raise ValueError("gif_from_pngs needs at least one PNG image; got none.")
+    frames = [Image.open(io.BytesIO(p)).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT) for p in pngs]
+    out = io.BytesIO()
+    durations = [duration_ms] * (len(frames) - 1) + [3 * duration_ms]
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0, optimize=False)
+    return out.getvalue()
 
 
 def _range(values: pd.Series) -> list[float]:

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from app.charts import FONT, OKABE_ITO, SEQUENTIAL, SPLIT_COLOURS, SPLIT_DASH
+from app.charts import FONT, OKABE_ITO, SEQUENTIAL, SPLIT_COLOURS, SPLIT_DASH, set_template
 
 
 @dataclass(frozen=True)
@@ -92,9 +92,9 @@ def score_heatmap(layers: pd.DataFrame, score: str, *, title: str = "") -> go.Fi
     fig.update_xaxes(title="epoch", type="category", categoryorder="array", categoryarray=xs)
     fig.update_yaxes(title="layer (forward order)", type="category", categoryorder="array", categoryarray=order,
                      autorange="reversed")
-    fig.update_layout(title=title or f"{meta.label} per layer and epoch", font=FONT, template="plotly_white",
+    fig.update_layout(title=title or f"{meta.label} per layer and epoch", font=FONT,
                       height=max(320, 120 + 48 * len(order)), hoverdistance=-1, margin={"t": 60})
-    return fig
+    return set_template(fig)
 
 
 def integer_epochs(fig: go.Figure, epochs: pd.Series, **where: object) -> None:
@@ -149,9 +149,9 @@ def rotation_and_accuracy(rotation: pd.DataFrame, metrics: pd.DataFrame, *, lr_s
     fig.update_yaxes(title_text="accuracy (%)", range=[0, 101], row=2, col=1)
     fig.update_xaxes(title_text="epoch", row=2, col=1)
     integer_epochs(fig, pd.concat([rotation["epoch"], metrics["epoch"]]))
-    fig.update_layout(title=title or "Layer rotation and accuracy", font=FONT, template="plotly_white", height=620,
+    fig.update_layout(title=title or "Layer rotation and accuracy", font=FONT, height=620,
                       margin={"t": 60})
-    return fig
+    return set_template(fig)
 
 
 NETWORK_MEASURES = {
@@ -179,7 +179,6 @@ def network_measures(network: pd.DataFrame, *, lr_steps: Sequence[int] = (), tit
         _lr_drops(fig, lr_steps, row=row + 1, col=col + 1)
     fig.update_xaxes(title_text="epoch", row=2)
     integer_epochs(fig, net["epoch"])
-    fig.update_layout(title=title or "Network-level measures over training", font=FONT, template="plotly_white",
-                      height=560, margin={"t": 90})
+    fig.update_layout(title=title or "Network-level measures over training", font=FONT, height=560, margin={"t": 90})
     fig.update_annotations(font_size=14)
-    return fig
+    return set_template(fig)

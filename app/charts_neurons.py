@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.charts import FONT, NOISE_COLOUR, OKABE_ITO
+from app.charts import FONT, NOISE_COLOUR, OKABE_ITO, set_template
 from app.charts_layers import integer_epochs
 
 PRE_LABEL = "pre-activation (before ReLU, arbitrary units)"
@@ -198,11 +198,11 @@ def distributions_over_epochs(values: pd.DataFrame, *, focus: int | None, level:
     fig.add_hline(y=0, line={"color": "#444444", "dash": "dot", "width": 1}, annotation_text="ReLU threshold",
                   annotation_position="bottom right")
     fig.update_layout(title=title or "Pre-activation distributions over training", font=FONT, height=460,
-                      template="plotly_white", legend={"orientation": "h", "y": -0.2}, margin={"t": 60})
+                      legend={"orientation": "h", "y": -0.2}, margin={"t": 60})
     fig.update_xaxes(title="epoch", type="category", categoryorder="array",
                      categoryarray=[str(e) for e in sorted(values["epoch"].unique())])
     fig.update_yaxes(title=PRE_LABEL)
-    return fig
+    return set_template(fig)
 
 
 def _group_rank(group: str) -> int:
@@ -230,9 +230,9 @@ def unit_score_lines(history: pd.DataFrame, *, epoch: int | None = None, title: 
         fig.add_vline(x=epoch, line={"color": "#444444", "dash": "dot", "width": 1})
     fig.update_xaxes(title_text="epoch", row=3, col=1)
     integer_epochs(fig, h["epoch"])
-    fig.update_layout(title=title or "Unit scores over training", font=FONT, height=560, template="plotly_white",
+    fig.update_layout(title=title or "Unit scores over training", font=FONT, height=560,
                       legend={"orientation": "h", "y": -0.18}, margin={"t": 60})
-    return fig
+    return set_template(fig)
 
 
 def best_neuron_histogram(best: pd.DataFrame, *, title: str = "") -> go.Figure:
@@ -249,6 +249,6 @@ def best_neuron_histogram(best: pd.DataFrame, *, title: str = "") -> go.Figure:
         fig.add_annotation(x=median, y=1, yref="paper", yanchor="bottom", showarrow=False, text=f"median {median:.2f}",
                            font={"color": OKABE_ITO[5]})
     fig.update_layout(title=title or "Best-neuron selectivity over subclasses", font=FONT, height=340,
-                      template="plotly_white", showlegend=False, bargap=0.05,
+                      showlegend=False, bargap=0.05,
                       xaxis_title="best neuron's selectivity c1 (std. units)", yaxis_title="subclasses (count)")
-    return fig
+    return set_template(fig)

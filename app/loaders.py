@@ -160,3 +160,62 @@ def compare(run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
 @st.cache_data(show_spinner="Comparing runs...", max_entries=32)
 def _compare(root: str, run_ids: tuple[str, ...], stamps: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
     return api.compare(api.open_store(root), list(run_ids))
+
+
+# ------------------------------------------------------------------ the Embeddings page's view
+
+
+def embedding_view(run_id: str, layer: str, epoch: int, colour: str, unit: int | None,
+                   max_points: int) -> tuple[pd.DataFrame, int]:
+    """(points of one (layer, epoch) with labels and ``colour_value``, stratified to ``max_points``; the
+    probe set's size). See charts_embeddings.view_points.
+
+    Kept as one object per key (``st.cache_resource``: no copy on each rerun, which for 100,000 rows costs
+    more than drawing them); callers must not modify the frame. Keyed on the files it is built from.
+    """
+    store = _store()
+    stamps = [_mtime(store.analysis.path(run_id, "points", layer, epoch)), _mtime(store.samples_path(run_id)),
+              _mtime(store.run_json_path(run_id))]
+    if colour == "correct":
+        stamps.append(_mtime(store.predictions_path(run_id, epoch)))
+    elif colour == "neuron":
+        stamps.append(_mtime(store.activation_path(run_id, layer, epoch)))
+    return _embedding_view(str(store.root), run_id, layer, int(epoch), colour, unit if colour == "neuron" else None,
+                           int(max_points), tuple(stamps))
+
+
+@st.cache_resource(show_spinner=False, max_entries=48)
+def _embedding_view(root: str, run_id: str, layer: str, epoch: int, colour: str, unit: int | None, max_points: int,
+                    stamps: tuple[float, ...]) -> tuple[pd.DataFrame, int]:
+    from app import charts_embeddings
+
+    # through the other loaders, so the tables are read from disk once for every view that uses them
+    samples = read_samples(run_id)
+    labels = charts_embeddings.label_samples(samples, target=read_run(run_id)["dataset"].get("target", "label"))
+    values = None
+    if colour == "correct":
+        values = predictions(run_id, epoch)[["sample_id", "correct"]]
+    elif colour == "neuron":
+        ids, acts = activations(run_id, layer, epoch)
+        values = pd.DataFrame({"sample_id": ids, "colour_value": acts[:, unit]})
+    points = analysis(run_id, "points", layer, epoch)
+    df = charts_embeddings.view_points(points, labels, colour=colour, values=values, max_points=max_points)
+    return df, len(samples)
+
+
+def hover_script(run_id: str, ids: np.ndarray) -> tuple[Any, int]:
+    """(the hover-card script for the points ``ids`` of a run, for ``st.html``; how many of them have a
+    thumbnail); see app/hover.py."""
+    store = _store()
+    return _hover_script(str(store.root), run_id, np.unique(np.asarray(ids, dtype=np.int64)),
+                         _mtime(store.samples_path(run_id)), _mtime(store.run_json_path(run_id)))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _hover_script(root: str, run_id: str, ids: np.ndarray, m1: float, m2: float) -> tuple[Any, int]:
+    from app import charts_embeddings, hover
+
+    samples = read_samples(run_id, thumbnails=True)
+    labels = charts_embeddings.label_samples(samples, target=read_run(run_id)["dataset"].get("target", "label"))
+    data, with_images = hover.table(labels, samples.set_index("sample_id")["thumbnail"], ids)
+    return hover.Html(hover.script(data)), with_images

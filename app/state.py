@@ -33,14 +33,16 @@ def choices(key: str, options: Sequence[str]) -> list[str]:
 
 
 def remember(**values: object) -> None:
-    """Write choices back to the URL (None removes the parameter)."""
+    """Write choices back to the URL (None removes the parameter). Only changes are written: each write
+    sends the browser a message, and a page remembers ~10 choices on every rerun."""
     for key, value in values.items():
         if value is None:
-            st.query_params.pop(key, None)
-        elif isinstance(value, (list, tuple)):
-            st.query_params[key] = ",".join(map(str, value))
-        else:
-            st.query_params[key] = str(value)
+            if key in st.query_params:
+                del st.query_params[key]
+            continue
+        text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+        if st.query_params.get(key) != text:
+            st.query_params[key] = text
 
 
 def presenting() -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -92,6 +92,28 @@ def figure_downloads(fig: go.Figure, name: str, *, key: str) -> None:
     cols[2].download_button("HTML", data=lambda: fig.to_html(include_plotlyjs=True, full_html=True),
                             file_name=f"{name}.html", mime="text/html", key=f"html-{key}", on_click="ignore",
                             icon=":material/code:")
+
+
+def render_pngs(figs: Sequence[go.Figure], *, width: int, height: int, chunk: int = 8,
+                progress: Callable[[int], object] | None = None) -> list[bytes]:
+    """PNG images of ``figs`` through kaleido, ``chunk`` figures per headless-browser session (starting
+    the browser costs more than drawing a frame); ``progress(n)`` after every chunk, n figures done."""
+    import tempfile
+    from pathlib import Path
+
+    import kaleido
+
+    out: list[bytes] = []
+    with tempfile.TemporaryDirectory(prefix="clusterscope-frames-") as tmp:
+        for start in range(0, len(figs), chunk):
+            paths = [Path(tmp) / f"{i:05d}.png" for i in range(start, min(start + chunk, len(figs)))]
+            kaleido.write_fig_from_object_sync([
+                {"fig": figs[i], "path": str(p), "opts": {"format": "png", "width": width, "height": height}}
+                for i, p in zip(range(start, start + len(paths)), paths, strict=True)])
+            out += [p.read_bytes() for p in paths]
+            if progress is not None:
+                progress(len(out))
+    return out
 
 
 def presentation_toggle() -> bool:

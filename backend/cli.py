@@ -206,6 +206,9 @@ def app(store_root: Path | None, streamlit_args: tuple[str, ...]) -> None:
     env = os.environ.copy()
     env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")  # a lab tool phones nobody home
     env.setdefault("STREAMLIT_CLIENT_TOOLBAR_MODE", "viewer")  # no "Deploy" button in a meeting
+    # The pages never use "magic" (bare expressions written to the page; tests/test_architecture.py checks),
+    # so their scripts need not be rewritten before compiling.
+    env.setdefault("STREAMLIT_RUNNER_MAGIC_ENABLED", "false")
     env["CLUSTERSCOPE_STORE"] = str(api.open_store(store_root).root.resolve())
     cmd = [sys.executable, "-m", "streamlit", "run", str(main_py), *streamlit_args]
     os.execvpe(cmd[0], cmd, env)

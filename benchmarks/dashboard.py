@@ -1,8 +1,11 @@
 """Benchmark: the server-side time of an epoch switch on the Embeddings page against the minimal work.
 
-Target (issue): at 10,000 and 100,000 points, switching the epoch on the Embeddings page costs at
-most 1.5x the minimal work of drawing the new epoch: read its embedding with pyarrow, build the
-Plotly figure directly (one ``Scattergl`` trace of x, y) and serialise it (``fig.to_json()``).
+Targets (issue): switching the epoch of an embedding with 10,000 points redraws in under 300 ms on the
+server side; at 10,000 and 100,000 points the switch on the Embeddings page costs at most 1.5x the
+minimal work of drawing the new epoch: read its embedding with pyarrow, build the Plotly figure
+directly (one ``Scattergl`` trace of x, y) and serialise it (``fig.to_json()``). Both are printed, and
+next to them the ratio to a "plain page": that minimal work as a one-slider Streamlit script run
+through AppTest, i.e. with the harness's and Streamlit's own per-rerun cost, which no page avoids.
 
 "Epoch switch" is what the server does when a user moves the epoch slider: Streamlit's AppTest
 sets the sidebar slider to the other epoch and reruns the whole app script (``app/main.py``:
@@ -120,6 +123,14 @@ def build_store(root: Path, n: int, seed: int) -> api.RunStore:
 # ---------------------------------------------------------------- the two sides
 
 
+def serve_like_the_cli() -> None:
+    """Streamlit's settings as ``clusterscope app`` sets them (its environment variables), for every
+    script this process runs, the page and the baselines alike."""
+    from streamlit import config
+
+    config.set_option("runner.magicEnabled", False)
+
+
 def page_switcher(store: api.RunStore) -> tuple[Callable[[], str], Callable[[], None]]:
     """(switch, forget): ``switch`` moves the Embeddings page's epoch slider to the other epoch and
     reruns the app, returning the figure's title; ``forget`` empties the loaders' analysis cache."""
@@ -127,6 +138,7 @@ def page_switcher(store: api.RunStore) -> tuple[Callable[[], str], Callable[[], 
 
     from app import loaders
 
+    serve_like_the_cli()
     os.environ["CLUSTERSCOPE_STORE"] = str(store.root)
     folder = "views" if (ROOT / "app" / "views" / "embeddings.py").is_file() else "pages"
     at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=600)
@@ -287,6 +299,9 @@ def main(argv: list[str] | None = None) -> list[float]:
     for r in results:
         ratios.append(r["page"] / r["minimal"])
         print(f"RATIO epoch switch/minimal at {r['n']} points = {ratios[-1]:.2f} (target <= {TARGET})")
+        print(f"RATIO epoch switch/plain page at {r['n']} points = {r['page'] / r['plain']:.2f} "
+              f"(the same minimal work as a one-slider Streamlit page through AppTest; target <= {TARGET})")
+        print(f"ABS epoch switch at {r['n']} points = {r['page'] * 1e3:.0f} ms (issue: under 300 ms server side)")
     return ratios
 
 

@@ -90,3 +90,43 @@ def test_unanalysed_run_and_corrupt_file(analysed_store: tuple[api.RunStore, str
     at = open_embeddings(copy.root, monkeypatch, run=run_id)
     assert not at.exception
     assert any("no analysis yet" in i.value for i in at.info), [e.value for e in [*at.info, *at.error, *at.warning]]
+
+
+def test_points_carry_sample_ids_and_hover_cards_get_thumbnails(analysed_store: tuple[api.RunStore, str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    store, run_id = analysed_store
+    at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc1.relu", epoch="1")
+    assert not at.exception
+    fig = figure_of(at.get("plotly_chart")[0])
+    assert fig["layout"]["meta"] == "clusterscope-embedding"
+    ids = [int(row[0]) for trace in fig["data"] for row in trace["customdata"]]
+    points = api.read_analysis(store, run_id, "points", "fc1.relu", 1)
+    assert sorted(ids) == sorted(points["sample_id"].tolist())
+    clusters = dict(zip(points["sample_id"], points["cluster"], strict=True))
+    assert all(int(row[1]) == clusters[int(row[0])] for trace in fig["data"] for row in trace["customdata"][:50])
+    scripts = [h.proto.body for h in at.get("html") if "cs-hover-card" in h.proto.body]
+    assert len(scripts) == 1
+    samples = api.read_samples(store, run_id, thumbnails=True)
+    first = samples.sort_values("sample_id").iloc[0]
+    import base64
+
+    assert base64.b64encode(first["thumbnail"]).decode()[:40] in scripts[0]  # its PNG, as a data URL
+
+
+def test_animation_downloads_an_animated_gif(analysed_store: tuple[api.RunStore, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from PIL import Image
+
+    store, run_id = analysed_store
+    at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc2.relu")
+    at.toggle(key="w-animate").set_value(True).run()
+    assert not at.exception
+    fig = figure_of(at.get("plotly_chart")[0])
+    assert [f["name"] for f in fig["frames"]] == ["0", "1", "2"]
+    assert not [b for b in at.get("download_button") if "GIF" in b.proto.label]  # rendered only when asked for
+    at.button(key="w-make-gif").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    image = Image.open(io.BytesIO(at.session_state[f"gif:{run_id}:fc2.relu:umap:class:10000:0,1,2"]))
+    assert image.format == "GIF" and image.n_frames == 3 and image.size == (1000, 800)
+    assert [b for b in at.get("download_button") if "GIF" in b.proto.label]

@@ -45,3 +45,16 @@ def test_ruff_is_clean() -> None:
     result = subprocess.run([ruff, "check", "backend", "app", "tests", "benchmarks"], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_app_scripts_do_not_rely_on_streamlit_magic() -> None:
+    """`clusterscope app` turns Streamlit's "magic" off (runner.magicEnabled): no page may show a value by
+    leaving a bare, non-call expression on a line (docstrings aside)."""
+    bare = []
+    for p in [ROOT / "app" / "main.py", *(ROOT / "app" / "views").glob("*.py")]:
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            value = getattr(node, "value", None)
+            docstring = isinstance(value, ast.Constant) and isinstance(value.value, str)
+            if isinstance(node, ast.Expr) and not isinstance(value, (ast.Call, ast.Await, ast.Yield, ast.YieldFrom)) and not docstring:
+                bare.append(f"{p.name}:{node.lineno}")
+    assert bare == []

@@ -56,3 +56,74 @@ def test_category_colours_are_stable_and_colour_blind_safe_up_to_ten() -> None:
     assert charts.category_colours(ten)["3"] == charts.TOL_MUTED[3]
     assert len(set(charts.category_colours(ten).values())) == 10
     assert charts.category_colours(["x", "y"]) == {"x": charts.OKABE_ITO[0], "y": charts.OKABE_ITO[1]}
+
+
+def test_scatter_is_a_valid_plotly_figure_with_numeric_customdata() -> None:
+    """The scatter is built without Plotly's validation (charts_embeddings.fast_figure): validating its
+    output must accept it unchanged, and customdata must stay numeric ([sample_id, cluster])."""
+    import json
+
+    import plotly.graph_objects as go
+
+    df = frame().assign(colour_value=lambda d: d["class_name"], cluster=lambda d: np.arange(len(d)) % 4 - 1)
+    fig = charts_embeddings.embedding_scatter(df, projection="umap", colour="colour_value",
+                                              colours=charts.category_colours(["a", "b", "c"]), title="T", present=True)
+    checked = go.Figure(fig.to_dict())  # raises on any unknown or malformed property
+    assert json.loads(checked.to_json()) == json.loads(fig.to_json())
+    assert fig.layout.title.text == "T" and fig.layout.title.font.size == 26 and fig.layout.height == 640
+    assert fig.layout.template == charts.HOUSE_TEMPLATE and fig.layout.meta == charts_embeddings.META
+    custom = np.asarray(fig.data[1].customdata)
+    assert custom.dtype.kind == "i" and custom.shape == (20, 2)
+    assert custom[:, 0].tolist() == list(range(20, 40)) and custom[:, 1].tolist() == (np.arange(20, 40) % 4 - 1).tolist()
+
+
+def test_view_points_labels_colours_and_caps() -> None:
+    points = frame(300)[["sample_id", "umap_x", "umap_y", "pca_x", "pca_y"]].assign(cluster=lambda d: d["sample_id"] % 3 - 1)
+    samples = pd.DataFrame({"sample_id": np.arange(300), "split": "train", "label_name": np.tile(["0", "1", "2"], 100),
+                            "superclass_name": np.tile(["round", "stroke", "round"], 100)})
+    labels = charts_embeddings.label_samples(samples, target="superclass")
+    assert labels["class_name"].tolist()[:3] == ["round", "stroke", "round"] and labels["subclass_name"].tolist()[:2] == ["0", "1"]
+    df = charts_embeddings.view_points(points, labels, colour="cluster", max_points=1000)
+    assert df["colour_value"].tolist()[:3] == ["noise", "cluster 0", "cluster 1"] and df["umap_x"].dtype == np.float64
+    pred = pd.DataFrame({"sample_id": np.arange(0, 300, 2), "correct": np.arange(150) % 2 == 0})
+    df = charts_embeddings.view_points(points, labels, colour="correct", values=pred, max_points=1000)
+    assert df["colour_value"].tolist()[:4] == ["correct", "unknown", "wrong", "unknown"]
+    df = charts_embeddings.view_points(points, labels, colour="class", max_points=150)
+    assert len(df) == 150 and df["class_name"].value_counts().to_dict() == {"round": 100, "stroke": 50}
+
+
+def test_hover_table_budget_and_script_survive_the_sanitiser() -> None:
+    import re
+
+    from app import hover
+
+    labels = pd.DataFrame({"sample_id": [3, 1, 2], "split": ["train", "test", "train"], "class_name": ["a", "b", "a"],
+                           "subclass_name": ["x", "y", "</script><b>z"], "superclass_name": ["a", "b", "a"]})
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 30  # 38 bytes: 52 base64 characters
+    thumbs = pd.Series({1: png, 2: png, 3: None})
+    data, n = hover.table(labels, thumbs, np.array([1, 2, 3]), budget=60)
+    assert n == 1 and data["fields"] == ["class", "subclass", "split"]  # superclass repeats the class: left out
+    assert data["samples"][1][:3] == ["b", "y", "test"] and data["samples"][1][3].startswith("data:image/png;base64,")
+    assert data["samples"][2][3] is None and data["samples"][3][3] is None  # over budget; no thumbnail
+    text = hover.script(data)
+    body = text[len("<script>"):-len("</script>")]
+    assert text.startswith("<script>") and not re.search(r"<[/\w!]", body)  # DOMPurify keeps it; nothing closes it early
+    assert "plotly_hover" in body and charts_embeddings.META in body
+
+
+def test_gif_from_pngs_is_a_looping_multi_frame_gif() -> None:
+    import io
+
+    from PIL import Image
+
+    def png(colour: tuple[int, int, int]) -> bytes:
+        out = io.BytesIO()
+        Image.new("RGB", (40, 30), colour).save(out, format="PNG")
+        return out.getvalue()
+
+    gif = charts_embeddings.gif_from_pngs([png((255, 0, 0)), png((0, 0, 255)), png((0, 128, 0))], duration_ms=500)
+    image = Image.open(io.BytesIO(gif))
+    assert image.format == "GIF" and image.n_frames == 3 and image.size == (40, 30) and image.info["loop"] == 0
+    image.seek(1)
+    assert image.convert("RGB").getpixel((5, 5)) == (0, 0, 255)
+    assert image.info["duration"] == 500

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import signal
 import socket
@@ -99,6 +100,15 @@ def serve(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         stop(proc)
 
 
+# where on the screen the middle point of the first trace is drawn, and the traces' names (the classes)
+POINT = """() => {
+  const gd = document.querySelector('.js-plotly-plot');
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, tr = gd._fullData[0], i = Math.floor(tr.x.length / 2);
+  const box = gd.getBoundingClientRect();
+  return {x: box.left + xa._offset + xa.l2p(tr.x[i]), y: box.top + ya._offset + ya.l2p(tr.y[i]), names: gd._fullData.map(t => t.name)};
+}"""
+
+
 def plot_xs(page) -> list[float]:  # noqa: ANN001 - a Playwright Page
     """Every x of every trace of the page's first Plotly figure, typed arrays decoded."""
     out: list[float] = []
@@ -156,6 +166,17 @@ def test_epoch_slider_redraws_the_embedding(server: str, page, analysed_store: t
     assert sorted(second) == pytest.approx(expected[2], rel=1e-5)
     assert page.locator('[data-testid="stException"]').count() == 0
     save(page, "embeddings-epoch2.png", tmp_path)
+
+    # hovering a point shows its thumbnail and labels (app/hover.py)
+    point = page.evaluate(POINT)
+    page.mouse.move(point["x"] - 40, point["y"] - 40)
+    page.mouse.move(point["x"], point["y"], steps=4)
+    card = page.locator("#cs-hover-card")
+    card.wait_for(state="visible", timeout=15_000)
+    text = card.inner_text()  # the point under the pointer, or one drawn on top of it
+    assert any(f"class {name}\n" in text for name in point["names"]) and re.search(r"^sample \d+$", text, re.M), text
+    assert card.locator("img").get_attribute("src").startswith("data:image/png;base64,")
+    save(page, "embeddings-hover.png", tmp_path)
 
 
 def test_runs_page_links_open_the_run_in_another_page(server: str, page, analysed_store: tuple[api.RunStore, str],  # noqa: ANN001

@@ -5,6 +5,7 @@ Everything shown was precomputed by `clusterscope analyze`; this page only reads
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -67,35 +68,9 @@ def controls_ui(run: str, info: dict) -> dict | None:
             "other": other, "analysed": analysed}
 
 
-def label_frame(run: str, info: dict) -> pd.DataFrame:
-    """Probe samples with readable class / subclass / superclass names."""
-    s = loaders.read_samples(run).copy()
-    target = info["dataset"].get("target", "label")
-    s["subclass_name"] = s["label_name"].astype(str)
-    has_sup = s["superclass_name"].notna().all()
-    s["class_name"] = (s["superclass_name"] if target == "superclass" and has_sup else s["label_name"]).astype(str)
-    s["superclass_name"] = s["superclass_name"].astype(str)
-    return s
-
-
-def view_frame(run: str, info: dict, layer: str, epoch: int, v: dict) -> pd.DataFrame:
-    """Points of one (layer, epoch) joined with labels and the chosen colouring column ``colour_value``."""
-    pts = loaders.analysis(run, "points", layer, epoch)
-    df = pts.merge(label_frame(run, info), on="sample_id", how="left")
-    df["cluster_name"] = df["cluster"].map(lambda c: "noise" if c < 0 else f"cluster {c}")
-    colour = v["colour"]
-    if colour == "correct":
-        pred = loaders.predictions(run, epoch)[["sample_id", "correct"]]
-        df = df.merge(pred, on="sample_id", how="left")
-        df["colour_value"] = df["correct"].map({True: "correct", False: "wrong"}).fillna("unknown")
-    elif colour == "neuron":
-        ids, values = loaders.activations(run, layer, epoch)
-        act = pd.DataFrame({"sample_id": ids, "colour_value": values[:, v["unit"]]})
-        df = df.merge(act, on="sample_id", how="left")
-    else:
-        df["colour_value"] = df[{"class": "class_name", "fine": "subclass_name", "superclass": "superclass_name",
-                                 "cluster": "cluster_name"}[colour]]
-    return charts_embeddings.stratified_sample(df, max_points=v["max_points"], by="class_name")
+def view_frame(run: str, layer: str, epoch: int, v: dict) -> pd.DataFrame:
+    """Points of one (layer, epoch) with labels and ``colour_value`` (cached; do not modify)."""
+    return loaders.embedding_view(run, layer, epoch, v["colour"], v["unit"], v["max_points"])[0]
 
 
 def colour_map(df: pd.DataFrame, info: dict, colour: str) -> dict[str, str] | None:
@@ -123,7 +98,7 @@ def draw(df: pd.DataFrame, info: dict, v: dict, *, title: str, key: str, highlig
     event = st.plotly_chart(fig, width="stretch", key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
     widgets.figure_downloads(fig, title.replace(" ", "_").replace("·", ""), key=key)
     points = (event or {}).get("selection", {}).get("points", []) if event else []
-    return {int(p["customdata"][0]) for p in points if p.get("customdata") is not None}
+    return {int(p["customdata"][0]) for p in points if p.get("customdata") is not None}  # [sample_id, cluster]
 
 
 def scores_ui(analysed: pd.DataFrame, layer: str, epoch: int) -> None:
@@ -163,16 +138,57 @@ def selection_ui(run: str, df: pd.DataFrame, ids: set[int]) -> None:
                           on_click="ignore", icon=":material/download:")
 
 
+def hover_cards_ui(run: str, ids: np.ndarray) -> None:
+    """Hovering a point shows its thumbnail and labels (a card drawn in the browser, app/hover.py)."""
+    script, with_images = loaders.hover_script(run, ids)
+    st.html(script, unsafe_allow_javascript=True)
+    if 0 < with_images < len(ids):
+        st.caption(f"Hover cards show thumbnails for {with_images:,} of {len(ids):,} points (the rest: labels only).")
+
+
 def animation_ui(run: str, info: dict, v: dict) -> None:
     epochs = sorted(v["analysed"].loc[v["analysed"]["layer"] == v["layer"], "epoch"].astype(int))
-    frames = pd.concat([view_frame(run, info, v["layer"], e, v | {"colour": "class" if v["colour"] == "neuron" else v["colour"]})
+    frames = pd.concat([view_frame(run, v["layer"], e, v | {"colour": "class" if v["colour"] == "neuron" else v["colour"]})
                         .assign(epoch=e) for e in epochs])
     fig = charts_embeddings.embedding_animation(frames, projection=v["proj"], colour="colour_value",
                                                 colours=colour_map(frames, info, v["colour"]) or {},
                                                 title=f"{run} · {v['layer']} · epochs {epochs[0]}-{epochs[-1]}")
+    hover_cards_ui(run, frames["sample_id"].to_numpy())
     st.plotly_chart(fig, width="stretch", key="animation")
-    st.download_button("Download animation (HTML)", lambda: fig.to_html(include_plotlyjs=True), on_click="ignore",
-                       file_name=f"{run}-{v['layer']}-animation.html", mime="text/html", icon=":material/movie:")
+    left, right = st.columns(2)
+    left.download_button("Download animation (HTML)", lambda: fig.to_html(include_plotlyjs=True), on_click="ignore",
+                         file_name=f"{run}-{v['layer']}-animation.html", mime="text/html", icon=":material/movie:")
+    with right:
+        gif_ui(run, info, v, frames, epochs)
+
+
+def gif_ui(run: str, info: dict, v: dict, frames: pd.DataFrame, epochs: list[int]) -> None:
+    """An animated GIF of the epochs, rendered (kaleido, about a second per epoch) only when asked for."""
+    if widgets.static_export_browser() is None:
+        st.caption("GIF export needs Chrome or Chromium on the server (e.g. `apt install chromium`).")
+        return
+    key = f"gif:{run}:{v['layer']}:{v['proj']}:{v['colour']}:{v['max_points']}:{','.join(map(str, epochs))}"
+    if st.button("Make an animated GIF", icon=":material/gif_box:", key="w-make-gif",
+                 help="Draws every epoch's layout as an image and joins them into a GIF for slides."):
+        colours = colour_map(frames, info, v["colour"]) or {}
+        ranges = charts_embeddings.animation_ranges(frames, projection=v["proj"])
+        figs = [charts_embeddings.embedding_scatter(frames[frames["epoch"] == e], projection=v["proj"], colour="colour_value",
+                                                    colours=colours, ranges=ranges, title=f"{run} · {v['layer']} · epoch {e}")
+                for e in epochs]
+        bar = st.progress(0.0, text=f"Drawing {len(figs)} epochs")
+        try:
+            pngs = widgets.render_pngs(figs, width=1000, height=800,
+                                       progress=lambda done: bar.progress(done / (len(figs) + 1),
+                                                                          text=f"Drew {done} of {len(figs)} epochs"))
+            bar.progress(len(figs) / (len(figs) + 1), text="Joining the frames")
+            st.session_state[key] = charts_embeddings.gif_from_pngs(pngs)
+        except Exception as exc:  # noqa: BLE001 - kaleido/Chromium failures are shown, never a traceback
+            widgets.error_panel(exc, what="Cannot draw the GIF")
+        finally:
+            bar.empty()
+    if key in st.session_state:
+        st.download_button("Download animation (GIF)", st.session_state[key], file_name=f"{run}-{v['layer']}-animation.gif",
+                           mime="image/gif", on_click="ignore", icon=":material/download:", key="w-gif-download")
 
 
 def page() -> None:
@@ -196,13 +212,13 @@ def page() -> None:
         animation_ui(run, info, v)
         return
     try:
-        df = view_frame(run, info, v["layer"], v["epoch"], v)
+        df, total = loaders.embedding_view(run, v["layer"], v["epoch"], v["colour"], v["unit"], v["max_points"])
     except ClusterScopeError as exc:
         widgets.error_panel(exc, what=f"Cannot draw {v['layer']} at epoch {v['epoch']}")
         return
-    total = len(loaders.read_samples(run))
     if len(df) < total:
         st.caption(f"Showing a stratified sample of {len(df):,} of {total:,} samples (raise *Max points drawn* to see all).")
+    hover_cards_ui(run, df["sample_id"].to_numpy())
     selected: set[int] = st.session_state.get("selected_ids", set())
     title = f"{run} · {v['layer']} · epoch {v['epoch']} · {PROJECTIONS[v['proj']]}"
     if v["other"] is None:
@@ -220,7 +236,7 @@ def page() -> None:
             scores_ui(v["analysed"], v["layer"], v["epoch"])
         with right:
             try:
-                df_b = view_frame(run, info, layer_b, epoch_b, v)
+                df_b = view_frame(run, layer_b, epoch_b, v)
                 sel_b = draw(df_b, info, v, title=f"{run} · {layer_b} · epoch {epoch_b}", key="view-b",
                              highlight=selected or None)
                 scores_ui(v["analysed"], layer_b, epoch_b)
