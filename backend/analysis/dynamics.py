@@ -108,3 +108,66 @@ def sign_histogram(avg_sign: ArrayLike, *, bins: int = 20) -> pd.DataFrame:
     counts, edges = np.histogram(v, bins=bins, range=(-1.0, 1.0))
     return pd.DataFrame({"left": edges[:-1], "right": edges[1:], "count": counts,
                          "fraction": counts / max(counts.sum(), 1)})
+
+
+def summarise(units: pd.DataFrame, probe: pd.DataFrame, *, loss: pd.DataFrame | None = None,
+              out_norm: ArrayLike | None = None) -> dict[str, pd.DataFrame]:
+    """Everything the Mechanisms page shows for one layer, from its ``dynamics/`` tables (docs/store.md).
+
+    units : the layer's recordings (step, epoch, sample_id, unit, pre, grad_sign); probe : the
+    probe table (sample_id, label, target, difficulty); loss : the probe-loss recordings (step,
+    epoch, sample_id, loss) or None; out_norm : (n_units_in_layer,) outgoing-weight norms or None.
+    Clusters are the fine labels and classes the training targets; the WTM index needs more
+    clusters than classes (else it is NaN). Returns frames:
+
+    - ``units``: unit, out_norm, wtm_first, wtm_last, rank (1 = shown first: largest outgoing
+      weight, else largest final WTM);
+    - ``curves``: step, epoch, unit, cluster, target, mean (cluster-mean pre-activation);
+    - ``final``: sample_id, unit, pre, target, label (the last recording);
+    - ``avg_sign``: sample_id, unit, avg_sign, target;
+    - ``wtm``: step, epoch, unit, wtm; ``wtm_fraction``: step, epoch, fraction (WTM > 1);
+    - ``loss_share``: step, epoch, difficult, easy (empty without a difficulty column).
+    """
+    (steps, sids, unit_ids), pre = to_cube(units, "pre")
+    _, sign = to_cube(units, "grad_sign")
+    p = probe.set_index("sample_id").loc[sids]
+    cluster, target = p["label"].to_numpy(np.int64), p["target"].to_numpy(np.int64)
+    epoch_of = units.drop_duplicates("step").set_index("step")["epoch"].loc[steps].to_numpy()
+    n_t, n_s, n_u = pre.shape
+    if len(np.unique(cluster)) > len(np.unique(target)) >= 2:
+        wtm = wtm_trajectory(pre, cluster=cluster, cluster_class=target)
+    else:
+        wtm = np.full((n_t, n_u), np.nan)
+    norms = np.full(n_u, np.nan) if out_norm is None else np.asarray(out_norm, dtype=np.float64)[unit_ids]
+    key = norms if np.isfinite(norms).any() else np.nan_to_num(wtm[-1], nan=-np.inf)
+    rank = np.empty(n_u, dtype=np.int64)
+    rank[np.argsort(-key, kind="stable")] = np.arange(1, n_u + 1)
+    cids, means = cluster_means(pre, cluster=cluster)
+    cluster_target = pd.Series(target, index=cluster).groupby(level=0).first().loc[cids].to_numpy()
+    grid = pd.MultiIndex.from_product([range(n_t), range(len(cids)), range(n_u)], names=["t", "k", "u"]).to_frame(index=False)
+    curves = pd.DataFrame({"step": steps[grid["t"]], "epoch": epoch_of[grid["t"]], "unit": unit_ids[grid["u"]],
+                           "cluster": cids[grid["k"]], "target": cluster_target[grid["k"]], "mean": means.ravel()})
+    sample_unit = pd.MultiIndex.from_product([range(n_s), range(n_u)], names=["s", "u"]).to_frame(index=False)
+    final = pd.DataFrame({"sample_id": sids[sample_unit["s"]], "unit": unit_ids[sample_unit["u"]],
+                          "pre": pre[-1].ravel(), "target": target[sample_unit["s"]], "label": cluster[sample_unit["s"]]})
+    avg = pd.DataFrame({"sample_id": final["sample_id"], "unit": final["unit"],
+                        "avg_sign": average_derivative_sign(sign).ravel(), "target": final["target"]})
+    step_unit = pd.MultiIndex.from_product([range(n_t), range(n_u)], names=["t", "u"]).to_frame(index=False)
+    wtm_frame = pd.DataFrame({"step": steps[step_unit["t"]], "epoch": epoch_of[step_unit["t"]],
+                              "unit": unit_ids[step_unit["u"]], "wtm": wtm.ravel()})
+    with np.errstate(invalid="ignore"):
+        fraction = np.where(np.isnan(wtm).all(axis=1), np.nan, (wtm > 1).mean(axis=1))
+    out = {
+        "units": pd.DataFrame({"unit": unit_ids, "out_norm": norms, "wtm_first": wtm[0], "wtm_last": wtm[-1],
+                               "rank": rank}).sort_values("rank", ignore_index=True),
+        "curves": curves, "final": final, "avg_sign": avg, "wtm": wtm_frame,
+        "wtm_fraction": pd.DataFrame({"step": steps, "epoch": epoch_of, "fraction": fraction}),
+        "loss_share": pd.DataFrame(columns=["step", "epoch", "difficult", "easy"]),
+    }
+    if loss is not None and not loss.empty and "difficulty" in p and p["difficulty"].notna().all():
+        (lsteps, lsids), lcube = to_cube(loss, "loss", index=("step", "sample_id"))
+        hard = probe.set_index("sample_id").loc[lsids, "difficulty"].to_numpy() > 0
+        share = loss_share(lcube, difficult=hard)
+        lepoch = loss.drop_duplicates("step").set_index("step")["epoch"].loc[lsteps].to_numpy()
+        out["loss_share"] = pd.DataFrame({"step": lsteps, "epoch": lepoch, "difficult": share, "easy": 1.0 - share})
+    return out
