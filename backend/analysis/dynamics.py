@@ -125,7 +125,8 @@ def summarise(units: pd.DataFrame, probe: pd.DataFrame, *, loss: pd.DataFrame | 
     - ``curves``: step, epoch, unit, cluster, target, mean (cluster-mean pre-activation);
     - ``final``: sample_id, unit, pre, target, label (the last recording);
     - ``avg_sign``: sample_id, unit, avg_sign, target;
-    - ``wtm``: step, epoch, unit, wtm; ``wtm_fraction``: step, epoch, fraction (WTM > 1);
+    - ``wtm``: step, epoch, unit, wtm; ``wtm_fraction``: step, epoch, fraction (WTM > 1), median (WTM index);
+    - ``sign_hist``: :func:`sign_histogram` of every (sample, unit) average sign;
     - ``loss_share``: step, epoch, difficult, easy (empty without a difficulty column).
     """
     (steps, sids, unit_ids), pre = to_cube(units, "pre")
@@ -161,7 +162,9 @@ def summarise(units: pd.DataFrame, probe: pd.DataFrame, *, loss: pd.DataFrame | 
         "units": pd.DataFrame({"unit": unit_ids, "out_norm": norms, "wtm_first": wtm[0], "wtm_last": wtm[-1],
                                "rank": rank}).sort_values("rank", ignore_index=True),
         "curves": curves, "final": final, "avg_sign": avg, "wtm": wtm_frame,
-        "wtm_fraction": pd.DataFrame({"step": steps, "epoch": epoch_of, "fraction": fraction}),
+        "wtm_fraction": pd.DataFrame({"step": steps, "epoch": epoch_of, "fraction": fraction,
+                                      "median": np.nanmedian(wtm, axis=1) if np.isfinite(wtm).any() else np.nan}),
+        "sign_hist": sign_histogram(avg["avg_sign"].to_numpy()),
         "loss_share": pd.DataFrame(columns=["step", "epoch", "difficult", "easy"]),
     }
     if loss is not None and not loss.empty and "difficulty" in p and p["difficulty"].notna().all():
