@@ -126,3 +126,5 @@ def test_synthclust_relu_units_separate_one_class_clusters_but_not_without_relu(
     assert median_relu > 1.2 and frac_relu >= 0.8  # finding 7: clusters of one class pulled apart
     assert median_linear < 0.8 and frac_linear <= 0.2  # finding 8: no ReLU, no winner-take-most
     assert share["difficult"].iloc[-1] > share["difficult"].iloc[0]  # the difficult examples' loss share rises
+    one = api.train(load_config(None, (*SYNTHCLUST_WTM, 'run_id="wtm-one"', "model.width=1")), store, progress=False)
+    assert _top_wtm(store, one)[0] < 0.9  # finding 8: a single hidden unit does not do it either
