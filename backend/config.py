@@ -1,7 +1,7 @@
 """Run configuration: frozen dataclasses, loaded from TOML plus ``key=value`` overrides.
 
-A run is described by one :class:`RunConfig` made of four sections, ``[data]``, ``[model]``,
-``[train]`` and ``[snapshots]`` (see ``configs/*.toml`` and ``docs/config.md``). Unknown keys are
+A run is described by one :class:`RunConfig` made of the sections ``[data]``, ``[model]``,
+``[train]``, ``[snapshots]``, ``[dynamics]`` and ``[analysis]`` (see ``configs/*.toml`` and ``docs/config.md``). Unknown keys are
 rejected by name, every value is validated before anything is written, and the effective
 configuration is saved in the run's ``run.json``.
 """

@@ -92,6 +92,9 @@ def test_recording_does_not_change_training_and_writes_the_dynamics_files(store:
     assert len(loss) == len(expected_steps) * 50 and (loss["loss"] > 0).all()
     probe = store.read_dynamics_probe(rec)
     assert len(probe) == 50 and probe["difficulty"].isna().all()  # digits: no easy/difficult split
+    store.delete_snapshots_after(rec, 1)  # what a resume from epoch 1 does before redoing epoch 2
+    assert sorted(api.read_dynamics(store, rec, "fc2.relu")["epoch"].unique()) == [1]
+    assert sorted(api.read_dynamics(store, rec)["epoch"].unique()) == [1]
 
 
 def test_unknown_dynamics_layer_is_refused_before_the_run_exists(store: api.RunStore) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -68,3 +70,27 @@ def test_layca_config_errors_name_the_key() -> None:
         load_config(None, ['train.optimizer="layca-sgd"', "train.weight_decay=1e-4"])
     with pytest.raises(ConfigError, match=r"train.layca_alpha must be a number in \[-1, 1\]"):
         load_config(None, ["train.layca_alpha=2"])
+
+
+def test_layca_state_survives_a_resume() -> None:
+    cfg = ModelConfig(name="mlp", depth=1, width=6, batch_norm=False, bias=False)
+    x, y = torch.randn(16, 5, generator=torch.Generator().manual_seed(1)), torch.arange(16) % 2
+
+    def step(model: torch.nn.Module, opt: Layca) -> None:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    a = build_model(cfg, (5,), 2, seed=0)
+    opt_a = Layca.for_model(a, base="adam", lr=0.1)
+    step(a, opt_a)
+    b = build_model(cfg, (5,), 2, seed=0)
+    b.load_state_dict(a.state_dict())
+    opt_b = Layca.for_model(b, base="adam", lr=0.1)
+    buf = io.BytesIO()  # through bytes, as a resume reads checkpoints/resume.pt (no tensor shared with opt_a)
+    torch.save(opt_a.state_dict(), buf)
+    buf.seek(0)
+    opt_b.load_state_dict(torch.load(buf, weights_only=True))
+    step(a, opt_a)
+    step(b, opt_b)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
