@@ -219,3 +219,41 @@ def _hover_script(root: str, run_id: str, ids: np.ndarray, m1: float, m2: float)
     labels = charts_embeddings.label_samples(samples, target=read_run(run_id)["dataset"].get("target", "label"))
     data, with_images = hover.table(labels, samples.set_index("sample_id")["thumbnail"], ids)
     return hover.Html(hover.script(data)), with_images
+
+
+# ------------------------------------------------------------------ training dynamics and rotation (Mechanisms page)
+
+
+def dynamics_layers(run_id: str) -> list[str]:
+    store = _store()
+    return _dynamics_layers(str(store.root), run_id, _folder_mtime(store.run_dir(run_id) / "dynamics" / "units"))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _dynamics_layers(root: str, run_id: str, mtime: float) -> list[str]:
+    return api.dynamics_layers(api.open_store(root), run_id)
+
+
+def mechanisms(run_id: str, layer: str) -> dict[str, pd.DataFrame]:
+    """api.mechanisms, cached on the layer's dynamics files, the probe losses and the checkpoints."""
+    store = _store()
+    run = store.run_dir(run_id)
+    stamps = (_folder_mtime(run / "dynamics" / "units" / layer), _folder_mtime(run / "dynamics" / "loss"),
+              _folder_mtime(run / "checkpoints"))
+    return _mechanisms(str(store.root), run_id, layer, stamps)
+
+
+@st.cache_data(show_spinner="Reading the training dynamics...", max_entries=16)
+def _mechanisms(root: str, run_id: str, layer: str, stamps: tuple) -> dict[str, pd.DataFrame]:
+    return api.mechanisms(api.open_store(root), run_id, layer)
+
+
+def rotation_runs(run_ids: list[str]) -> pd.DataFrame:
+    store = _store()
+    stamps = tuple((_mtime(store.run_json_path(r)), _mtime(store.analysis.path(r, "rotation"))) for r in run_ids)
+    return _rotation_runs(str(store.root), tuple(run_ids), stamps)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _rotation_runs(root: str, run_ids: tuple[str, ...], stamps: tuple) -> pd.DataFrame:
+    return api.rotation_runs(api.open_store(root), list(run_ids))

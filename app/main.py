@@ -25,6 +25,7 @@ pages = [
     st.Page("views/layers.py", title="Layers", icon=":material/stacked_line_chart:", url_path="layers"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     st.Page("views/upload.py", title="Upload", icon=":material/upload_file:", url_path="upload"),
+    st.Page("views/mechanisms.py", title="Mechanisms", icon=":material/model_training:", url_path="mechanisms"),
 ]
 page = st.navigation(pages)
 if widgets.presentation_toggle():

@@ -25,6 +25,8 @@ __all__ = [
     # importing checkpoints
     "torchscript_allowed", "import_checkpoints", "safe_upload_name", "new_import_job", "save_upload", "check_data_zip",
     "launch_import", "import_job_status", "IMPORT_ARCHITECTURES", "server_paths_allowed",
+    # training dynamics and layer rotation (SCIENCE.md 3.3, 3.4)
+    "dynamics_layers", "read_dynamics", "mechanisms", "rotation_runs",
 ]
 
 DEFAULT_STORE = Path("data") / "store"
@@ -360,3 +362,73 @@ def import_job_status(store: RunStore, job_id: str) -> dict[str, Any]:
         status |= {"state": "failed", "error": "the import process stopped unexpectedly; see its log " +
                    str(store.job_dir(job_id) / "log.txt")}
     return status
+
+
+# ------------------------------------------------------------------------------------------ training dynamics
+
+
+def dynamics_layers(store: RunStore, run_id: str) -> list[str]:
+    """Layers whose training dynamics were recorded ([dynamics] enabled), in forward order; [] when none."""
+    recorded = set(store.dynamics_layers(run_id))
+    order = [layer["name"] for layer in store.read_run(run_id).get("layers") or []]
+    return [name for name in order if name in recorded] + sorted(recorded - set(order))
+
+
+def read_dynamics(store: RunStore, run_id: str, layer: str | None = None) -> pd.DataFrame:
+    """dynamics/ as a DataFrame: the layer's recordings (step, epoch, sample_id, unit, pre, grad_sign),
+    or with ``layer=None`` the per-sample probe losses (step, epoch, sample_id, loss)."""
+    return store.read_dynamics_loss(run_id) if layer is None else store.read_dynamics_units(run_id, layer)
+
+
+def _outgoing_norms(store: RunStore, run_id: str, layer: str) -> Any:
+    """Outgoing-weight norm of each unit of ``layer`` from the last checkpoint (mlp and vgg), else None."""
+    import numpy as np
+
+    info = store.read_run(run_id)
+    names = [x["name"] for x in info.get("layers") or []]
+    epochs = store.checkpoint_epochs(run_id)
+    if (info.get("model") or {}).get("name") not in ("mlp", "vgg") or layer not in names or not epochs:
+        return None
+    from backend.analysis.rotation import kernel_names
+
+    state = store.load_checkpoint(run_id, epochs[-1])
+    kernels = kernel_names({k: v.numpy() for k, v in state.items()})
+    i = names.index(layer) + 1  # sequential models: the kernel after the layer's own one reads it
+    units = next(x["units"] for x in info["layers"] if x["name"] == layer)
+    if i >= len(kernels) or state[kernels[i]].shape[1] != units:
+        return None
+    w = state[kernels[i]].double().numpy()
+    return np.sqrt((np.moveaxis(w, 1, -1).reshape(-1, units) ** 2).sum(axis=0))
+
+
+def mechanisms(store: RunStore, run_id: str, layer: str) -> dict[str, pd.DataFrame]:
+    """The winner-take-most panel's tables for one recorded layer (see backend.analysis.dynamics.summarise).
+
+    Raises StoreError when the run recorded no dynamics for ``layer`` (enable ``[dynamics]`` to record them).
+    """
+    from backend.analysis.dynamics import summarise
+
+    units = store.read_dynamics_units(run_id, layer)
+    if units.empty:
+        raise StoreError(f"run {run_id!r} recorded no training dynamics for layer {layer!r}; train with "
+                         "--set dynamics.enabled=true to record them.")
+    probe = store.read_dynamics_probe(run_id)
+    return summarise(units, probe, loss=store.read_dynamics_loss(run_id), out_norm=_outgoing_norms(store, run_id, layer))
+
+
+def rotation_runs(store: RunStore, run_ids: list[str]) -> pd.DataFrame:
+    """Layer-rotation curves of several runs (SCIENCE.md 3.3, 6.8): the ``rotation`` analysis tables
+    concatenated, with columns run_id, test_accuracy, optimizer, lr, epoch, layer, depth, rotation.
+    Runs without a rotation table (not analysed yet) are left out."""
+    frames = []
+    for run_id in run_ids:
+        try:
+            rot = store.analysis.read(run_id, "rotation")
+        except StoreError:
+            continue
+        info = store.read_run(run_id)
+        train = (info.get("config") or {}).get("train") or {}
+        frames.append(rot.assign(run_id=run_id, test_accuracy=(info.get("final") or {}).get("test_accuracy"),
+                                 optimizer=train.get("optimizer"), lr=train.get("lr")))
+    columns = ["run_id", "test_accuracy", "optimizer", "lr", "epoch", "layer", "depth", "rotation"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)

@@ -1,7 +1,7 @@
 """Run configuration: frozen dataclasses, loaded from TOML plus ``key=value`` overrides.
 
-A run is described by one :class:`RunConfig` made of four sections, ``[data]``, ``[model]``,
-``[train]`` and ``[snapshots]`` (see ``configs/*.toml`` and ``docs/config.md``). Unknown keys are
+A run is described by one :class:`RunConfig` made of the sections ``[data]``, ``[model]``,
+``[train]``, ``[snapshots]``, ``[dynamics]`` and ``[analysis]`` (see ``configs/*.toml`` and ``docs/config.md``). Unknown keys are
 rejected by name, every value is validated before anything is written, and the effective
 configuration is saved in the run's ``run.json``.
 """
@@ -58,11 +58,13 @@ class ModelConfig:
     width_factor: float = 1.0  # vgg: 32*2^s channels per stage; resnet: 16/32/64 channels; times this
     batch_norm: bool = True  # batch norm before every ReLU
     dropout: float = 0.0  # dropout rate after hidden layers (mlp) / before the classifier (vgg)
+    activation: str = "relu"  # mlp: "relu", or "linear" for the thesis's no-ReLU ablation (SCIENCE.md finding 8)
+    bias: bool = True  # mlp: biases in the linear layers (the thesis's SynthClust MLP has none)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    optimizer: str = "sgd"  # sgd (with momentum) | adam
+    optimizer: str = "sgd"  # sgd (with momentum) | adam | layca-sgd | layca-adam (SCIENCE.md 3.3)
     lr: float = 0.05
     momentum: float = 0.9  # sgd only
     weight_decay: float = 0.0
@@ -74,6 +76,7 @@ class TrainConfig:
     early_stop_loss: float = 0.0  # stop once the epoch's training loss falls below this (0 = off)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    layca_alpha: float = 0.0  # layca-*: layer-wise rate multiplier in [-1, 1]; < 0 first layers rotate faster
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,20 @@ class SnapshotConfig:
     probe_seed: int = 0  # fixed by default, so runs on the same data set share one probe set
     batch_size: int = 512  # forward batch size while recording
     checkpoints: bool = True  # save checkpoints/epoch=NNNN.pt at every snapshot epoch
+
+
+@dataclass(frozen=True)
+class DynamicsConfig:
+    """Neuron-level training dynamics (SCIENCE.md 3.4): every ``every`` iterations, one forward and
+    one backward pass on a fixed probe batch of training samples records the pre-activations of the
+    chosen units and the sign of dLoss/d(activation) per sample. Off by default."""
+
+    enabled: bool = False
+    every: int = 10  # iterations between recordings (thesis: 10 on MNIST, 100 on CIFAR, 1 on SynthClust)
+    probe_size: int = 600  # stratified training samples in the probe batch (all if fewer)
+    probe_seed: int = 0
+    layers: tuple[str, ...] = ()  # probe-able layers to record; empty = all
+    units: int = 50  # the first N units of each layer (thesis: 50 neurons); 0 = every unit
 
 
 @dataclass(frozen=True)
@@ -128,6 +145,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     snapshots: SnapshotConfig = field(default_factory=SnapshotConfig)
+    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
 
 
@@ -257,6 +275,7 @@ def replace(cfg: RunConfig, **changes: Any) -> RunConfig:
 
 DATASETS = ("digits", "synthclust", "mnist", "fashion-mnist", "cifar10", "cifar100", "imagefolder")
 MODELS = ("mlp", "vgg", "resnet")
+OPTIMIZERS = ("sgd", "adam", "layca-sgd", "layca-adam")
 
 
 def _check(ok: bool, key: str, allowed: str, value: Any, hint: str = "") -> None:
@@ -303,8 +322,14 @@ def validate(cfg: RunConfig) -> None:
     _check(m.convs_per_stage >= 1, "model.convs_per_stage", "an integer >= 1", m.convs_per_stage)
     _check(m.width_factor > 0, "model.width_factor", "a number > 0", m.width_factor)
     _check(0.0 <= m.dropout < 1.0, "model.dropout", "a number in [0, 1)", m.dropout)
+    _check(m.activation in ("relu", "linear"), "model.activation", "'relu' or 'linear'", m.activation)
+    _check(m.activation == "relu" or m.name == "mlp", "model.activation", "'relu' for non-mlp models", m.activation,
+           "The no-ReLU ablation is available for model.name=\"mlp\" only.")
 
-    _check(t.optimizer in ("sgd", "adam"), "train.optimizer", "'sgd' or 'adam'", t.optimizer)
+    _check(t.optimizer in OPTIMIZERS, "train.optimizer", f"one of {', '.join(OPTIMIZERS)}", t.optimizer)
+    _check(-1.0 <= t.layca_alpha <= 1.0, "train.layca_alpha", "a number in [-1, 1]", t.layca_alpha)
+    _check(not (t.optimizer.startswith("layca") and t.weight_decay > 0), "train.weight_decay", "0 with a layca optimizer",
+           t.weight_decay, "Layca keeps every kernel's norm fixed, so weight decay has no effect; set train.weight_decay=0.")
     _check(t.lr > 0, "train.lr", "a number > 0", t.lr, "Typical values are 0.01 to 0.1 for sgd, 1e-4 to 1e-3 for adam.")
     _check(0.0 <= t.momentum < 1.0, "train.momentum", "a number in [0, 1)", t.momentum)
     _check(t.weight_decay >= 0, "train.weight_decay", "a number >= 0", t.weight_decay)
@@ -323,6 +348,11 @@ def validate(cfg: RunConfig) -> None:
     _check(s.probe_train + s.probe_test >= 1, "snapshots.probe_train + snapshots.probe_test", "at least 1", s.probe_train + s.probe_test)
     _check(s.probe_seed >= 0, "snapshots.probe_seed", "an integer >= 0", s.probe_seed)
     _check(s.batch_size >= 1, "snapshots.batch_size", "an integer >= 1", s.batch_size)
+    dy = cfg.dynamics
+    _check(dy.every >= 1, "dynamics.every", "an integer >= 1", dy.every)
+    _check(dy.probe_size >= 1, "dynamics.probe_size", "an integer >= 1", dy.probe_size)
+    _check(dy.probe_seed >= 0, "dynamics.probe_seed", "an integer >= 0", dy.probe_seed)
+    _check(dy.units >= 0, "dynamics.units", "an integer >= 0 (0 = every unit)", dy.units)
     validate_analysis(cfg.analysis)
 
 

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -33,6 +33,9 @@ from backend.training.models import build_model
 from backend.training.snapshots import ProbeLayer, SnapshotCallback, default_schedule, probe_layers, select_layers
 from backend.training.trainer import Trainer, resolve_device, to_tensor_data
 
+if TYPE_CHECKING:
+    from backend.training.dynamics import DynamicsRecorder
+
 
 @dataclass
 class Prepared:
@@ -45,6 +48,7 @@ class Prepared:
     device: torch.device
     schedule: tuple[int, ...]
     probe_split: dict[str, np.ndarray]  # split -> indices into that split
+    dynamics_layers: list[ProbeLayer] | None = None  # [dynamics] layers when enabled
 
 
 def prepare(cfg: RunConfig, data: Dataset | None = None) -> Prepared:
@@ -62,7 +66,15 @@ def prepare(cfg: RunConfig, data: Dataset | None = None) -> Prepared:
         "train": stratified_indices(data.train.label, s.probe_train, seed=s.probe_seed),
         "test": stratified_indices(data.test.label, s.probe_test, seed=s.probe_seed),
     }
-    return Prepared(cfg, data, model, layers, device, schedule, probe)
+    dyn_layers = None
+    if cfg.dynamics.enabled:
+        every = probe_layers(model, data.input_shape)
+        unknown = [n for n in cfg.dynamics.layers if n not in {layer.name for layer in every}]
+        if unknown:
+            raise ConfigError(f"dynamics.layers names unknown layer(s) {unknown}; this model's probe-able layers are: "
+                              f"{', '.join(layer.name for layer in every)}.")
+        dyn_layers = [layer for layer in every if not cfg.dynamics.layers or layer.name in cfg.dynamics.layers]
+    return Prepared(cfg, data, model, layers, device, schedule, probe, dyn_layers)
 
 
 def package_versions() -> dict[str, str]:
@@ -229,7 +241,9 @@ def _fit(store: RunStore, run_id: str, p: Prepared, *, rows: list[dict[str, Any]
     test = to_tensor_data(d.test.x, d.targets(d.test, cfg.data.target), d.mean, d.std)
     bar = tqdm(total=cfg.train.epochs, desc=run_id, unit="epoch", file=sys.stderr, disable=not progress)
     cbs = StoreCallbacks(store, run_id, p, rows, bar)
-    trainer = Trainer(p.model, train, test, cfg.train, device=p.device, callbacks=[cbs])
+    dyn = dynamics_callback(store, run_id, p) if cfg.dynamics.enabled else None
+    # The dynamics flush comes first, so an epoch's recordings are on disk before its resume state.
+    trainer = Trainer(p.model, train, test, cfg.train, device=p.device, callbacks=[c for c in (dyn, cbs) if c is not None])
     cbs.trainer = trainer
     if resume_state is not None:
         trainer.load_state_dict(resume_state)
@@ -247,3 +261,36 @@ def _fit(store: RunStore, run_id: str, p: Prepared, *, rows: list[dict[str, Any]
     store.update_run(run_id, status="complete", stopped_early=trainer.stopped_early)
     return run_id
 
+
+
+# ------------------------------------------------------------------------------------------ dynamics
+
+
+def dynamics_callback(store: RunStore, run_id: str, p: Prepared) -> DynamicsRecorder:
+    """The [dynamics] recorder (SCIENCE.md 3.4) for this run; writes dynamics/probe.parquet if missing.
+
+    The probe batch is a stratified (by fine label, so every SynthClust cluster is present) subset
+    of the training split, fixed by ``dynamics.probe_seed``.
+    """
+    from backend.data.builtin import synthclust_difficulty
+    from backend.training.dynamics import DynamicsRecorder
+
+    d, cfg = p.data, p.cfg
+    dy = cfg.dynamics
+    idx = stratified_indices(d.train.label, dy.probe_size, seed=dy.probe_seed)
+    split = d.train.subset(idx)
+    targets = d.targets(d.train, cfg.data.target)[idx]
+    layers = p.dynamics_layers or []
+    if not store.dynamics_probe_path(run_id).is_file():
+        difficulty = (synthclust_difficulty(split.x, split.label, cfg.data.synthclust) if d.name == "synthclust"
+                      else np.full(len(idx), np.nan))
+        import pandas as pd
+
+        store.write_dynamics_probe(run_id, pd.DataFrame({"sample_id": split.sample_id, "label": split.label,
+                                                         "target": targets, "difficulty": difficulty}))
+    tensors = to_tensor_data(split.x, targets, d.mean, d.std)
+
+    def sink(epoch: int, records: list[dict[str, Any]]) -> None:
+        store.write_dynamics(run_id, epoch, records, split.sample_id)
+
+    return DynamicsRecorder(layers, tensors.x, tensors.y, every=dy.every, units=dy.units, sink=sink)

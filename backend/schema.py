@@ -144,3 +144,28 @@ ROTATION_SCHEMA = pa.schema([
     pa.field("depth", pa.int32()),
     pa.field("rotation", pa.float64()),  # 1 - cos(w_0, w_t), in [0, 2]
 ])
+
+
+# --------------------------------------------------------------------------------------------
+# dynamics/ (optional: written during training when [dynamics] enabled = true; SCIENCE.md 3.4)
+
+DYNAMICS_PROBE_SCHEMA = pa.schema([
+    pa.field("sample_id", pa.int64(), nullable=False),  # training samples of the dynamics probe batch
+    pa.field("label", pa.int32(), nullable=False),  # fine label (SynthClust: the cluster)
+    pa.field("target", pa.int32(), nullable=False),  # the training target (class or superclass)
+    pa.field("difficulty", pa.float64()),  # SynthClust only: <x, opposite-class centroids> - <x, own-class ones>
+])
+DYNAMICS_LOSS_SCHEMA = pa.schema([
+    pa.field("step", pa.int64(), nullable=False),  # optimizer steps taken before the recording
+    pa.field("epoch", pa.int32(), nullable=False),  # the epoch the step belongs to (1-based)
+    pa.field("sample_id", pa.int64(), nullable=False),
+    pa.field("loss", pa.float32()),  # the sample's cross-entropy (nats), eval mode
+])
+DYNAMICS_UNITS_SCHEMA = pa.schema([
+    pa.field("step", pa.int64(), nullable=False),
+    pa.field("epoch", pa.int32(), nullable=False),
+    pa.field("sample_id", pa.int64(), nullable=False),
+    pa.field("unit", pa.int32(), nullable=False),
+    pa.field("pre", pa.float32()),  # pre-activation (conv: max over H x W)
+    pa.field("grad_sign", pa.int8()),  # sign of dLoss/d(activation): -1, 0 or +1
+])

@@ -9,6 +9,9 @@
       activations/<layer>/epoch=NNNN.parquet  sample_id + one float32 column per unit
       checkpoints/epoch=NNNN.pt             model state_dict (torch.load(weights_only=True))
       checkpoints/resume.pt                 optimizer/scheduler state of the last finished epoch
+      dynamics/probe.parquet                optional ([dynamics]): the probe batch of the training dynamics
+      dynamics/loss/epoch=NNNN.parquet      per-sample probe loss at each recording of that epoch
+      dynamics/units/<layer>/epoch=NNNN.parquet  per (recording, sample, unit): pre-activation, derivative sign
 
 Every path comes from one helper that validates the run id and layer name first, so no input can
 reach outside the store. Every write goes to a temporary file in the same folder and is renamed
@@ -274,10 +277,14 @@ class RunStore:
         return pd.DataFrame(rows, columns=["layer", "epoch", "path"])
 
     def delete_snapshots_after(self, run_id: str, epoch: int) -> None:
-        """Remove snapshots and checkpoints later than ``epoch`` (before a resume redoes them)."""
+        """Remove snapshots, dynamics and checkpoints later than ``epoch`` (before a resume redoes them)."""
         for row in self.snapshots(run_id).itertuples():
             if row.epoch > epoch:
                 Path(row.path).unlink(missing_ok=True)
+        for path in self._dynamics_files(run_id):
+            m = EPOCH_FILE.match(path.name)
+            if m and int(m.group(1)) > epoch:
+                path.unlink(missing_ok=True)
         pred_dir = self.run_dir(run_id) / "predictions"
         if pred_dir.is_dir():
             for f in pred_dir.iterdir():
@@ -290,6 +297,81 @@ class RunStore:
                 m = CHECKPOINT_FILE.match(f.name)
                 if m and int(m.group(1)) > epoch:
                     f.unlink(missing_ok=True)
+
+    # ---------------------------------------------------------------- dynamics (SCIENCE.md 3.4)
+    def dynamics_dir(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "dynamics"
+
+    def dynamics_probe_path(self, run_id: str) -> Path:
+        return self.dynamics_dir(run_id) / "probe.parquet"
+
+    def dynamics_loss_path(self, run_id: str, epoch: int) -> Path:
+        return self.dynamics_dir(run_id) / "loss" / f"epoch={int(epoch):04d}.parquet"
+
+    def dynamics_units_path(self, run_id: str, layer: str, epoch: int) -> Path:
+        return self.dynamics_dir(run_id) / "units" / check_layer(layer) / f"epoch={int(epoch):04d}.parquet"
+
+    def _dynamics_files(self, run_id: str) -> list[Path]:
+        root = self.dynamics_dir(run_id)
+        return sorted(root.glob("loss/epoch=*.parquet")) + sorted(root.glob("units/*/epoch=*.parquet"))
+
+    def write_dynamics_probe(self, run_id: str, frame: pd.DataFrame) -> None:
+        """dynamics/probe.parquet. frame : columns of :data:`schema.DYNAMICS_PROBE_SCHEMA`."""
+        table = pa.Table.from_pandas(frame[schema.DYNAMICS_PROBE_SCHEMA.names], schema=schema.DYNAMICS_PROBE_SCHEMA,
+                                     preserve_index=False)
+        self._write_table(self.dynamics_probe_path(run_id), table.replace_schema_metadata(
+            schema.file_metadata("dynamics.probe", run_id)))
+
+    def write_dynamics(self, run_id: str, epoch: int, records: list[dict[str, Any]], sample_ids: np.ndarray) -> None:
+        """One epoch of recordings: records hold step, loss (n,), pre and sign {layer: (n, units)}."""
+        ids = np.asarray(sample_ids, dtype=np.int64)
+        n = len(ids)
+        steps = np.array([r["step"] for r in records], dtype=np.int64)
+        loss = pa.table({"step": np.repeat(steps, n), "epoch": np.full(n * len(records), epoch, np.int32),
+                         "sample_id": np.tile(ids, len(records)),
+                         "loss": np.concatenate([r["loss"] for r in records]).astype(np.float32)},
+                        schema=schema.DYNAMICS_LOSS_SCHEMA)
+        self._write_table(self.dynamics_loss_path(run_id, epoch), loss.replace_schema_metadata(
+            schema.file_metadata("dynamics.loss", run_id, epoch=int(epoch))))
+        for layer in records[0]["pre"]:
+            pre = np.stack([r["pre"][layer] for r in records])  # (n_records, n, units)
+            sign = np.stack([r["sign"][layer] for r in records])
+            units = pre.shape[2]
+            table = pa.table({
+                "step": np.repeat(steps, n * units), "epoch": np.full(pre.size, epoch, np.int32),
+                "sample_id": np.tile(np.repeat(ids, units), len(records)),
+                "unit": np.tile(np.arange(units, dtype=np.int32), n * len(records)),
+                "pre": pre.ravel().astype(np.float32), "grad_sign": sign.ravel().astype(np.int8),
+            }, schema=schema.DYNAMICS_UNITS_SCHEMA)
+            meta = schema.file_metadata("dynamics.units", run_id, layer=layer, epoch=int(epoch))
+            self._write_table(self.dynamics_units_path(run_id, layer, epoch), table.replace_schema_metadata(meta))
+
+    def dynamics_layers(self, run_id: str) -> list[str]:
+        """Layers with recorded dynamics, sorted by name (empty when the run recorded none)."""
+        root = self.dynamics_dir(run_id) / "units"
+        return sorted(p.name for p in root.iterdir() if p.is_dir() and LAYER_PATTERN.match(p.name)) if root.is_dir() else []
+
+    def read_dynamics_probe(self, run_id: str) -> pd.DataFrame:
+        return self._read_table(self.dynamics_probe_path(run_id), f"dynamics probe of run {run_id!r}").to_pandas()
+
+    def read_dynamics_loss(self, run_id: str) -> pd.DataFrame:
+        files = sorted((self.dynamics_dir(run_id) / "loss").glob("epoch=*.parquet"))
+        return self._concat(files, schema.DYNAMICS_LOSS_SCHEMA, f"dynamics loss of run {run_id!r}")
+
+    def read_dynamics_units(self, run_id: str, layer: str) -> pd.DataFrame:
+        """Every recording of ``layer``: columns step, epoch, sample_id, unit, pre, grad_sign, sorted by step."""
+        files = sorted(self.dynamics_units_path(run_id, layer, 0).parent.glob("epoch=*.parquet"))
+        return self._concat(files, schema.DYNAMICS_UNITS_SCHEMA, f"dynamics of run {run_id!r}, layer {layer!r}")
+
+    def _concat(self, files: list[Path], sch: pa.Schema, what: str) -> pd.DataFrame:
+        tables = []
+        for f in files:
+            t = self._read_table(f, f"{what} ({f.name})")
+            if not set(sch.names) <= set(t.column_names):
+                raise StoreError(f"{what} at {f} lacks columns {sorted(set(sch.names) - set(t.column_names))}; "
+                                 "the file is not a ClusterScope dynamics file.")
+            tables.append(t.select(sch.names).cast(sch))
+        return (pa.concat_tables(tables) if tables else sch.empty_table()).to_pandas()
 
     # ---------------------------------------------------------------- checkpoints
     def save_checkpoint(self, run_id: str, epoch: int, state_dict: dict[str, Any]) -> Path:

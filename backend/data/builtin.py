@@ -54,6 +54,30 @@ def digits() -> Dataset:
     )
 
 
+def _centroids(rng: np.random.Generator, cfg: SynthClustConfig) -> np.ndarray:
+    n_clusters = cfg.classes * cfg.clusters_per_class
+    coords = rng.permutation(cfg.dim)[: n_clusters * cfg.active_per_centroid].reshape(n_clusters, -1)
+    centroids = np.zeros((n_clusters, cfg.dim), dtype=np.float32)
+    np.put_along_axis(centroids, coords, 1.0, axis=1)
+    return centroids
+
+
+def synthclust_centroids(cfg: SynthClustConfig) -> np.ndarray:
+    """The binary centroids of :func:`synthclust` with these settings: (n_clusters, dim) float32."""
+    return _centroids(np.random.default_rng(cfg.seed), cfg)
+
+
+def synthclust_difficulty(x: np.ndarray, cluster: np.ndarray, cfg: SynthClustConfig) -> np.ndarray:
+    """SCIENCE.md 3.4 "easy/difficult split": <x, sum of the other classes' centroids> - <x, sum of its
+    own class's centroids>; > 0 means difficult. x : (n, dim); cluster : (n,) cluster ids -> (n,) float64."""
+    c = synthclust_centroids(cfg).astype(np.float64)
+    cls = np.arange(len(c)) // cfg.clusters_per_class
+    own = np.stack([c[cls == k].sum(axis=0) for k in range(cfg.classes)])  # (classes, dim)
+    mine = own[np.asarray(cluster) // cfg.clusters_per_class]  # (n, dim)
+    x = np.asarray(x, dtype=np.float64)
+    return np.einsum("nd,nd->n", x, c.sum(axis=0) - mine) - np.einsum("nd,nd->n", x, mine)
+
+
 def synthclust(cfg: SynthClustConfig) -> Dataset:
     """The thesis's synthetic clustered data (SCIENCE.md section 4, chapter 3).
 
@@ -64,9 +88,7 @@ def synthclust(cfg: SynthClustConfig) -> Dataset:
     """
     rng = np.random.default_rng(cfg.seed)
     n_clusters = cfg.classes * cfg.clusters_per_class
-    coords = rng.permutation(cfg.dim)[: n_clusters * cfg.active_per_centroid].reshape(n_clusters, -1)
-    centroids = np.zeros((n_clusters, cfg.dim), dtype=np.float32)
-    np.put_along_axis(centroids, coords, 1.0, axis=1)
+    centroids = _centroids(rng, cfg)
 
     def draw(per_cluster: int) -> tuple[np.ndarray, np.ndarray]:
         labels = np.repeat(np.arange(n_clusters, dtype=np.int64), per_cluster)

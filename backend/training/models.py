@@ -42,19 +42,34 @@ class Dropout(nn.Module):
         return f"p={self.p}"
 
 
+class LinearUnit(nn.ReLU):
+    """The no-ReLU ablation (SCIENCE.md finding 8): passes its input through unchanged.
+
+    It subclasses ``nn.ReLU`` only so that the slot stays a probe-able layer (``fc1.relu``) and a
+    run with it can be compared unit by unit with its ReLU twin; it applies no non-linearity.
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - nn.ReLU's parameter name
+        return input
+
+
 class MLP(nn.Module):
-    """``depth`` hidden blocks Linear -> [BN] -> ReLU -> [Dropout], then a linear classifier."""
+    """``depth`` hidden blocks Linear -> [BN] -> ReLU -> [Dropout], then a linear classifier.
+
+    ``activation="linear"`` replaces the ReLUs by :class:`LinearUnit`; ``bias=False`` drops every
+    bias (the thesis's SynthClust MLP); hidden layers followed by batch norm never have one.
+    """
 
     def __init__(self, in_features: int, num_classes: int, *, depth: int, width: int, batch_norm: bool,
-                 dropout: float) -> None:
+                 dropout: float, activation: str = "relu", bias: bool = True) -> None:
         super().__init__()
         blocks: OrderedDict[str, nn.Module] = OrderedDict()
         d_in = in_features
         for i in range(1, depth + 1):
-            block: OrderedDict[str, nn.Module] = OrderedDict(linear=nn.Linear(d_in, width, bias=not batch_norm))
+            block: OrderedDict[str, nn.Module] = OrderedDict(linear=nn.Linear(d_in, width, bias=bias and not batch_norm))
             if batch_norm:
                 block["bn"] = nn.BatchNorm1d(width)
-            block["relu"] = nn.ReLU()
+            block["relu"] = nn.ReLU() if activation == "relu" else LinearUnit()
             if dropout > 0:
                 block["dropout"] = Dropout(dropout)
             blocks[f"fc{i}"] = nn.Sequential(block)
@@ -62,7 +77,7 @@ class MLP(nn.Module):
         for name, block in blocks.items():  # top-level blocks keep layer names short: fc1.relu
             self.add_module(name, block)
         self.blocks = list(blocks)
-        self.classifier = nn.Linear(d_in, num_classes)
+        self.classifier = nn.Linear(d_in, num_classes, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(1)
@@ -174,7 +189,7 @@ def build_model(cfg: ModelConfig, in_shape: tuple[int, ...], num_classes: int, *
         torch.manual_seed(seed)
         if cfg.name == "mlp":
             return MLP(math.prod(in_shape), num_classes, depth=cfg.depth, width=cfg.width,
-                       batch_norm=cfg.batch_norm, dropout=cfg.dropout)
+                       batch_norm=cfg.batch_norm, dropout=cfg.dropout, activation=cfg.activation, bias=cfg.bias)
         _require_image(cfg.name, in_shape)
         if cfg.name == "vgg":
             return VGG(in_shape, num_classes, stages=cfg.stages, convs_per_stage=cfg.convs_per_stage,

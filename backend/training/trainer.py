@@ -28,6 +28,12 @@ class Callback(Protocol):
     def on_epoch_end(self, epoch: int, model: nn.Module, metrics: dict[str, float], *, final: bool) -> None: ...
 
 
+class BatchCallback(Protocol):
+    """Optional: called before every optimizer step; ``step`` counts the steps already taken in the run."""
+
+    def on_batch_start(self, step: int, epoch: int, model: nn.Module) -> None: ...
+
+
 @dataclass(frozen=True)
 class TensorData:
     """Normalised inputs and integer targets of one split, on the CPU or on the device."""
@@ -99,6 +105,11 @@ def augment(x: torch.Tensor, gen: torch.Generator, pad_fill: torch.Tensor | None
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer.startswith("layca-"):
+        from backend.training.layca import Layca
+
+        return Layca.for_model(model, base=cfg.optimizer.removeprefix("layca-"), lr=cfg.lr, alpha=cfg.layca_alpha,
+                               momentum=cfg.momentum)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -139,6 +150,7 @@ class Trainer:
         self.train_data = train
         self.test_data = test
         self.callbacks = list(callbacks)
+        self.batch_callbacks = [cb for cb in self.callbacks if hasattr(cb, "on_batch_start")]
         self.optimizer = make_optimizer(self.model, cfg)
         self.epoch = 0
         self.stopped_early = False
@@ -193,7 +205,10 @@ class Trainer:
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        first_step = (epoch - 1) * -(-n // cfg.batch_size)  # steps taken before this epoch
         for i in range(0, n, cfg.batch_size):
+            for cb in self.batch_callbacks:
+                cb.on_batch_start(first_step + i // cfg.batch_size, epoch, self.model)
             idx = perm[i:i + cfg.batch_size]
             xb, yb = self._x[idx], self._y[idx]
             if cfg.augment:
