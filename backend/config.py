@@ -109,6 +109,7 @@ class AnalysisConfig:
     min_cluster_size: int = 0  # [P] 3.5: 0 = max(10, median subclass size / 4)
     min_samples: int = 5  # [P] 3.5
     aligned: bool = True  # initialise each epoch's 2-D layout from the previous epoch, then Procrustes-align
+    #                       (not AlignedUMAP: benchmarks/aligned.py, embed.align_to)
     trust_k: int = 10  # trustworthiness neighbourhood (scikit-learn)
     trust_samples: int = 2000  # trustworthiness is estimated on at most this many samples
     hap_quantile: float = 0.99  # [P] 3.4 high-activation purity quantile (0.9, 0.99, 0.995 in the spec)

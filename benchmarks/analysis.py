@@ -297,11 +297,15 @@ def part1(args: argparse.Namespace, work: Path, summary: Summary) -> None:
     n = args.n1
     print(f"\n=== part 1: analysis of one {n:,} x 512 snapshot vs one warm umap.UMAP().fit on its PCA-50 ===", flush=True)
     datasets: list[tuple[str, str]] = []
-    if "synthetic" in args.data1:
+    if "synthetic" in args.data1 and store.exists("synthetic"):  # --workdir of an earlier run
+        datasets.append(("synthetic", "synthetic (100 Gaussian clusters, 10 classes)"))
+    elif "synthetic" in args.data1:
         values, fine, sup = clustered_values(n, seed=args.seed)
         write_synthetic_run(store, "synthetic", values, fine, sup)
         datasets.append(("synthetic", "synthetic (100 Gaussian clusters, 10 classes)"))
-    if "real" in args.data1:
+    if "real" in args.data1 and store.exists("real"):
+        datasets.append(("real", f"real (synthclust MLP 1x512, epoch {args.train_epochs})"))
+    elif "real" in args.data1:
         t = time.perf_counter()
         cpc = 25 if not args.quick else 15
         classes = 4 if not args.quick else 2

@@ -161,7 +161,15 @@ def umap_embed_many(x: np.ndarray, graph: KnnGraph, fits: Sequence[dict[str, Any
 
 def align_to(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
     """Rotate/reflect ``current`` (n, 2) onto ``previous`` (n, 2) about their centroids (Procrustes,
-    no scaling), so an epoch animation shows movement rather than arbitrary rotations."""
+    no scaling), so an epoch animation shows movement rather than arbitrary rotations.
+
+    Aligned mode (``analysis.aligned``) = this plus initialising each epoch's fit from the previous
+    epoch's layout. Chosen over umap-learn's ``AlignedUMAP`` by measurement (``benchmarks/aligned.py``,
+    results in ``benchmarks/README.md``): AlignedUMAP moves samples less between epochs but costs
+    several times as much, computes its own neighbour graphs (no sharing with the 10-D fit), and
+    fits all epochs of a layer at once, so a new or changed epoch would redo the whole layer,
+    which breaks incremental re-analysis; per-epoch trustworthiness is about the same.
+    """
     p0 = previous - previous.mean(axis=0)
     c0 = current - current.mean(axis=0)
     rotation, _ = orthogonal_procrustes(c0, p0)
