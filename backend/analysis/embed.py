@@ -165,10 +165,11 @@ def align_to(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
 
     Aligned mode (``analysis.aligned``) = this plus initialising each epoch's fit from the previous
     epoch's layout. Chosen over umap-learn's ``AlignedUMAP`` by measurement (``benchmarks/aligned.py``,
-    results in ``benchmarks/README.md``): AlignedUMAP moves samples less between epochs but costs
-    several times as much, computes its own neighbour graphs (no sharing with the 10-D fit), and
-    fits all epochs of a layer at once, so a new or changed epoch would redo the whole layer,
-    which breaks incremental re-analysis; per-epoch trustworthiness is about the same.
+    results in ``benchmarks/README.md``): on a digits run and a synthetic drifting sequence AlignedUMAP
+    moved samples about half as much between epochs, at the same trustworthiness, but took ~20x the
+    CPU time, computes its own neighbour graphs (no sharing with the 10-D fit), and fits all
+    epochs of a layer at once, so a new or changed epoch would redo the whole layer, which breaks
+    incremental re-analysis.
     """
     p0 = previous - previous.mean(axis=0)
     c0 = current - current.mean(axis=0)
