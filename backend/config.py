@@ -121,9 +121,12 @@ class AnalysisConfig:
     #                         200 above; 200 gives the same trustworthiness on our snapshots at 40 % of the time)
     cluster_space: str = "umap"  # [P] 3.5: HDBSCAN on a 10-D "umap" or "pca" of the layer
     cluster_dims: int = 10
+    cluster_epochs: int = 0  # [P] epochs of the 10-D clustering fit; 0 = umap_epochs. 100 halves its cost but loosens
+    #                          the clusters of fine-grained data (benchmarks/README.md)
     min_cluster_size: int = 0  # [P] 3.5: 0 = max(10, median subclass size / 4)
     min_samples: int = 5  # [P] 3.5
     aligned: bool = True  # initialise each epoch's 2-D layout from the previous epoch, then Procrustes-align
+    #                       (not AlignedUMAP: benchmarks/aligned.py, embed.align_to)
     trust_k: int = 10  # trustworthiness neighbourhood (scikit-learn)
     trust_samples: int = 2000  # trustworthiness is estimated on at most this many samples
     hap_quantile: float = 0.99  # [P] 3.4 high-activation purity quantile (0.9, 0.99, 0.995 in the spec)
@@ -366,6 +369,8 @@ def validate_analysis(a: AnalysisConfig) -> None:
     _check(a.umap_epochs >= 10, "analysis.umap_epochs", "an integer >= 10", a.umap_epochs)
     _check(a.cluster_space in ("umap", "pca"), "analysis.cluster_space", "'umap' or 'pca'", a.cluster_space)
     _check(a.cluster_dims >= 2, "analysis.cluster_dims", "an integer >= 2", a.cluster_dims)
+    _check(a.cluster_epochs == 0 or a.cluster_epochs >= 10, "analysis.cluster_epochs", "0 (= umap_epochs) or an integer >= 10",
+           a.cluster_epochs)
     _check(a.min_cluster_size == 0 or a.min_cluster_size >= 2, "analysis.min_cluster_size", "0 (auto) or an integer >= 2",
            a.min_cluster_size)
     _check(a.min_samples >= 1, "analysis.min_samples", "an integer >= 1", a.min_samples)

@@ -77,6 +77,19 @@ def test_fixed_seeds_give_identical_embeddings(trained_store: tuple[RunStore, st
     assert not np.allclose(a.points["umap_x"], c.points["umap_x"])
 
 
+def test_threaded_umap_fits_equal_sequential_ones() -> None:
+    from backend.analysis import embed
+
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(300, 8)) + np.repeat(rng.normal(0, 4, (3, 8)), 100, axis=0)).astype(np.float32)
+    g = embed.knn_graph(x, n_neighbors=10, metric="cosine", seed=0)
+    fits = [{"n_components": 5, "min_dist": 0.0, "n_epochs": 20}, {"n_components": 2, "min_dist": 0.1, "n_epochs": 30}]
+    threaded = embed.umap_embed_many(x, g, fits, metric="cosine", seed=0, threads=2)
+    one_by_one = [embed.umap_embed(x, g, metric="cosine", seed=0, **f) for f in fits]
+    for a, b in zip(threaded, one_by_one, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_aligned_layouts_move_less_than_independent_ones(trained_store: tuple[RunStore, str]) -> None:
     store, run_id = trained_store
     labels = probe_labels(store.read_samples(run_id), store.read_run(run_id))

@@ -6,13 +6,24 @@ k-nearest-neighbour graph, and reuse it for both UMAP fits: the 2-D layout that 
 draws and the 10-D embedding that HDBSCAN clusters. Sharing the graph saves one nearest-neighbour
 search per snapshot, the dominant cost after the layout optimisation itself.
 
+The two fits run side by side in two threads (:func:`umap_embed_many`): a seeded UMAP optimises
+its layout single-threaded (that is what makes it reproducible), so one fit alone leaves the other
+cores idle. umap-learn's compiled layout epoch holds Python's GIL, so :func:`_release_gil` compiles
+the same function with the same flags plus ``nogil=True`` in its place; the layouts are
+bit-identical to fits made one after the other.
+
 umap-learn is imported inside the functions: importing it compiles nothing, but it pulls numba
 in, which a run that is already analysed must not pay for.
 """
 
 from __future__ import annotations
 
+import os
+import warnings
+from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.linalg import orthogonal_procrustes
@@ -31,8 +42,14 @@ def pca_reduce(x: np.ndarray, *, n_components: int, seed: int) -> np.ndarray:
     x : ndarray (n_samples, n_features). Returns float32 (n_samples, n_kept); the first two columns
     are the 2-D PCA layout.
     """
-    k = int(min(n_components, x.shape[1], x.shape[0]))
-    solver = "randomized" if k < min(x.shape) * 0.8 else "full"
+    n, d = x.shape
+    k = int(min(n_components, d, n))
+    # Exact and cheapest for many samples of a few hundred units (one d x d covariance; what
+    # scikit-learn's "auto" picks there); randomized for wide layers, exact SVD for tiny ones.
+    if d <= 1000 and n >= 10 * d:
+        solver = "covariance_eigh"
+    else:
+        solver = "randomized" if k < min(x.shape) * 0.8 else "full"
     return PCA(n_components=k, svd_solver=solver, random_state=seed).fit_transform(x).astype(np.float32)
 
 
@@ -51,6 +68,25 @@ def knn_graph(x: np.ndarray, *, n_neighbors: int, metric: str, seed: int) -> Knn
     return KnnGraph(idx, dist)
 
 
+@contextmanager
+def _quiet_umap():  # noqa: ANN202 - a context manager
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*precomputed_knn.*")  # no transform() needed
+        warnings.filterwarnings("ignore", message=".*n_jobs value.*")  # seeded runs are single-threaded
+        yield
+
+
+def _umap_fit(x: np.ndarray, graph: KnnGraph, *, n_components: int, min_dist: float, metric: str, seed: int,
+              init: np.ndarray | str = "spectral", n_epochs: int | None = None) -> np.ndarray:
+    import umap
+
+    reducer = umap.UMAP(
+        n_neighbors=graph.indices.shape[1], n_components=n_components, min_dist=min_dist, metric=metric,
+        random_state=seed, init=init, n_epochs=n_epochs, precomputed_knn=(graph.indices, graph.distances),
+    )
+    return reducer.fit_transform(x).astype(np.float32)
+
+
 def umap_embed(x: np.ndarray, graph: KnnGraph, *, n_components: int, min_dist: float, metric: str, seed: int,
                init: np.ndarray | str = "spectral", n_epochs: int | None = None) -> np.ndarray:
     """A seeded UMAP embedding of ``x`` from a precomputed neighbour graph; float32 (n_samples, n_components).
@@ -60,23 +96,81 @@ def umap_embed(x: np.ndarray, graph: KnnGraph, *, n_components: int, min_dist: f
     local detail, large keeps global structure. With ``random_state`` set, umap-learn runs its
     optimisation single-threaded, which is what makes the layout reproducible.
     """
-    import warnings
+    with _quiet_umap():
+        return _umap_fit(x, graph, n_components=n_components, min_dist=min_dist, metric=metric, seed=seed,
+                         init=init, n_epochs=n_epochs)
 
-    import umap
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*precomputed_knn.*")  # no transform() needed
-        warnings.filterwarnings("ignore", message=".*n_jobs value.*")  # seeded runs are single-threaded
-        reducer = umap.UMAP(
-            n_neighbors=graph.indices.shape[1], n_components=n_components, min_dist=min_dist, metric=metric,
-            random_state=seed, init=init, n_epochs=n_epochs, precomputed_knn=(graph.indices, graph.distances),
-        )
-        return reducer.fit_transform(x).astype(np.float32)
+_NOGIL: bool | None = None  # whether umap-learn's serial layout epoch releases the GIL (None: not tried yet)
+
+
+def _release_gil() -> bool:
+    """Replace umap-learn's serial layout epoch by the same function compiled with ``nogil=True``.
+
+    ``umap.layouts._nb_optimize_layout_euclidean_single_epoch`` is
+    ``numba.njit(_optimize_layout_euclidean_single_epoch, fastmath=True, parallel=False)``, the
+    function every seeded (single-threaded) fit calls once per epoch. The replacement compiles the
+    same Python function with the same flags and ``nogil=True``: identical results, but two fits in
+    two threads now run at once. Compiled once per process (~3 s, instead of umap-learn's own
+    compile of the same function). Returns False, changing nothing, where this umap-learn version
+    lacks those private names; the fits then run one after the other.
+    """
+    global _NOGIL
+    if _NOGIL is None:
+        try:
+            import numba
+            from umap import layouts
+
+            fn = layouts._optimize_layout_euclidean_single_epoch
+            if not hasattr(layouts, "_nb_optimize_layout_euclidean_single_epoch"):
+                raise AttributeError("_nb_optimize_layout_euclidean_single_epoch")
+        except (ImportError, AttributeError):
+            _NOGIL = False
+        else:
+            layouts._nb_optimize_layout_euclidean_single_epoch = numba.njit(fn, fastmath=True, parallel=False, nogil=True)
+            _NOGIL = True
+    return _NOGIL
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def umap_embed_many(x: np.ndarray, graph: KnnGraph, fits: Sequence[dict[str, Any]], *, metric: str, seed: int,
+                    threads: int | None = None) -> list[np.ndarray]:
+    """Several seeded UMAP fits of the same ``x`` and neighbour graph, side by side in threads.
+
+    fits : keyword arguments of :func:`umap_embed` per fit (``n_components``, ``min_dist``, and
+    optionally ``init``, ``n_epochs``). Returns the embeddings in the order of ``fits``, identical to
+    calling :func:`umap_embed` for each. ``threads``: at most this many at once (default: one per
+    fit, capped by the CPUs this process may use; 1 runs them one after the other).
+    """
+    workers = min(len(fits), _cpus() if threads is None else threads)
+    with _quiet_umap():  # here, not per thread: catch_warnings is not thread-safe
+        if workers < 2 or not _release_gil():
+            return [_umap_fit(x, graph, metric=metric, seed=seed, **f) for f in fits]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="umap") as pool:
+            futures = [pool.submit(_umap_fit, x, graph, metric=metric, seed=seed, **f) for f in fits]
+            return [f.result() for f in futures]
 
 
 def align_to(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
     """Rotate/reflect ``current`` (n, 2) onto ``previous`` (n, 2) about their centroids (Procrustes,
-    no scaling), so an epoch animation shows movement rather than arbitrary rotations."""
+    no scaling), so an epoch animation shows movement rather than arbitrary rotations.
+
+    Aligned mode (``analysis.aligned``) = this plus initialising each epoch's fit from the previous
+    epoch's layout. Chosen over umap-learn's ``AlignedUMAP`` by measurement (``benchmarks/aligned.py``,
+    results in ``benchmarks/README.md``): on a digits run and a synthetic drifting sequence AlignedUMAP
+    moved samples about half as much between epochs, at the same trustworthiness, but took ~20x the
+    CPU time, computes its own neighbour graphs (no sharing with the 10-D fit), and fits all
+    epochs of a layer at once, so a new or changed epoch would redo the whole layer, which breaks
+    incremental re-analysis.
+    """
     p0 = previous - previous.mean(axis=0)
     c0 = current - current.mean(axis=0)
     rotation, _ = orthogonal_procrustes(c0, p0)

@@ -6,7 +6,8 @@ Pure: the pipeline reads the snapshot and the labels from the store, calls
 1. the layer's post-ReLU values (``analysis.input``), preprocessed as for c4 (3.1);
 2. PCA to 50 dimensions; its first two components are the PCA layout;
 3. one cosine k-NN graph, shared by a 2-D UMAP (display; initialised from the previous epoch's
-   layout and Procrustes-aligned to it in aligned mode) and a 10-D UMAP (clustering);
+   layout and Procrustes-aligned to it in aligned mode) and a 10-D UMAP (clustering;
+   ``analysis.cluster_epochs``), the two fits side by side in two threads;
 4. HDBSCAN on the 10-D embedding, scored against classes and subclasses on the training samples;
 5. trustworthiness of both 2-D layouts;
 6. per-unit scores (c1, c3, high-activation purity, WTM) and per-class statistics (3.1, 3.4);
@@ -79,21 +80,24 @@ def representation(values: np.ndarray, a: AnalysisConfig) -> np.ndarray:
     return z.astype(np.float32)
 
 
+def cluster_epochs(a: AnalysisConfig) -> int:
+    """Layout epochs of the 10-D clustering fit: ``analysis.cluster_epochs``, or the display fit's."""
+    return a.cluster_epochs or a.umap_epochs
+
+
 def embed_and_cluster(x: np.ndarray, labels: Labels, a: AnalysisConfig, init: np.ndarray | None
                       ) -> tuple[pd.DataFrame, dict[str, float], np.ndarray]:
     """Steps 2-5: layouts, clusters, their scores; returns (points without ids, layer row, layout)."""
     p = embed.pca_reduce(x, n_components=a.pca_components, seed=a.seed)
     graph = embed.knn_graph(p, n_neighbors=a.n_neighbors, metric=a.metric, seed=a.seed)
     use_init = a.aligned and init is not None and init.shape == (x.shape[0], 2)
-    layout = embed.umap_embed(p, graph, n_components=2, min_dist=a.min_dist, metric=a.metric, seed=a.seed,
-                              init=init if use_init else "spectral", n_epochs=a.umap_epochs)
+    fits = [{"n_components": 2, "min_dist": a.min_dist, "init": init if use_init else "spectral", "n_epochs": a.umap_epochs}]
+    if a.cluster_space == "umap":  # the costlier 10-D fit first: it runs beside the 2-D one (embed.umap_embed_many)
+        fits.insert(0, {"n_components": a.cluster_dims, "min_dist": 0.0, "n_epochs": cluster_epochs(a)})
+    *spaces, layout = embed.umap_embed_many(p, graph, fits, metric=a.metric, seed=a.seed)
+    space = spaces[0] if spaces else p[:, : a.cluster_dims]
     if use_init:
         layout = embed.align_to(init, layout)
-    if a.cluster_space == "umap":
-        space = embed.umap_embed(p, graph, n_components=a.cluster_dims, min_dist=0.0, metric=a.metric, seed=a.seed,
-                                 n_epochs=a.umap_epochs)
-    else:
-        space = p[:, : a.cluster_dims]
     groups_for_size = labels.fine[labels.train] if labels.train.any() else labels.fine
     mcs = a.min_cluster_size or cluster.auto_min_cluster_size(groups_for_size)
     ids, prob = cluster.hdbscan_labels(space, min_cluster_size=mcs, min_samples=a.min_samples)
