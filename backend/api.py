@@ -300,13 +300,15 @@ def sweep_runs(store: RunStore, name: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def compare_sweep(store: RunStore, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`compare` over the complete runs of sweep ``name``, with the sweep's own axes as the
-    hyperparameter columns (granulated Kendall per axis and in total; ``train.seed`` counts as a
-    replicate, not an axis)."""
+def compare_sweep(store: RunStore, name: str, run_ids: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`compare` over the complete runs of sweep ``name`` (only those of ``run_ids`` when given),
+    with the sweep's own axes as the hyperparameter columns (granulated Kendall per axis and in total;
+    ``train.seed`` counts as a replicate, not an axis)."""
     from backend.analysis.compare import kendall_table
 
     members = sweep_runs(store, name)
+    if run_ids is not None:
+        members = members[members["run_id"].isin(run_ids)]
     done = members[members["status"] == "complete"].reset_index(drop=True)
     if len(done) < 2:
         raise ClusterScopeError(f"sweep {name!r} has {len(done)} complete run(s) of {len(members)}; compare needs at "
