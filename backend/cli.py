@@ -252,7 +252,13 @@ def sweep(sweep_file: Path, address: str | None, workers: int | None, retries: i
             click.echo(f"{t.run_id}  {state:8s}  " + "  ".join(f"{a}={v}" for a, v in t.axes.items()))
         click.echo(f"{len(trials)} run(s) in sweep {spec.name}.")
         return
-    report = api.run_sweep(spec, store, address=address, workers=workers, retries=retries, progress=not no_progress)
+    _sigterm_as_interrupt()
+    try:
+        report = api.run_sweep(spec, store, address=address, workers=workers, retries=retries, progress=not no_progress)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: finished runs are kept; run `clusterscope sweep {sweep_file}` again to continue "
+                   "(runs cut short are resumed from their last finished epoch).", err=True)
+        sys.exit(130)
     click.echo(report.summary())
     click.echo(f"compare them with `clusterscope compare --sweep {spec.name}` or on the dashboard's Compare page.")
     if report.failed:

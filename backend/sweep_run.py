@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -153,10 +154,27 @@ def ray_session(address: str | None, workers: int) -> Iterator[Any]:
         where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
         raise ClusterScopeError(f"cannot start or reach {where}: {exc}. Check the address (e.g. ray://HOST:10001 or auto) "
                                 "or run without --address to start Ray on this machine.") from None
+    previous = _sigterm_stops_the_sweep()
     try:
         yield ray
     finally:
         ray.shutdown()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm_stops_the_sweep() -> Any:
+    """Ray's driver aborts on SIGTERM; raise KeyboardInterrupt instead, so ``kill`` stops a sweep like Ctrl-C
+    (Ray is shut down, runs cut short stay resumable). Returns the previous handler (None off the main thread)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -221,8 +239,11 @@ def _drive(ray: Any, sweep: Sweep, todo: list[Trial], root: str, retries: int, *
     while queue or running:
         while queue and (limit is None or len(running) < limit):
             submit(queue.pop(0))
-        (ref,), _ = ray.wait(list(running), num_returns=1)
-        t = running.pop(ref)
+        ready: list[Any] = []
+        while not ready:  # short waits, so Ctrl-C and SIGTERM reach the driver at once
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+        t = running.pop(ready[0])
+        ref = ready[0]
         try:
             out = ray.get(ref)
         except Exception as exc:  # noqa: BLE001 - any trial failure (our errors, a crashed worker) is retried
