@@ -191,7 +191,8 @@ def tau_vs_k(table: pd.DataFrame, *, coefficient: str = "granulated_total", c1_s
         ))
     fig.add_hline(y=0, line={"color": "#999999", "dash": "dot", "width": 1})
     x_title = "k, neurons in the top-k mean (log)" + (f"; c1 drawn at k × {c1_scale:g}" if c1_scale != 1 else "")
-    fig.update_xaxes(type="log", title_text=x_title)
+    ticks = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if t <= max(1.0, (max_k or 1000) * c1_scale)]
+    fig.update_xaxes(type="log", title_text=x_title, tickvals=ticks, ticktext=[str(t) for t in ticks], minor={"showgrid": False})
     fig.update_yaxes(range=[-1.05, 1.05], title_text=K_COEFFICIENTS.get(coefficient, coefficient))
     fig.update_layout(title="Predictiveness against k", legend={"title": {"text": "measure"}})
     return style(fig, present=present, height=460 if present else 380)

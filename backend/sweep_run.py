@@ -149,6 +149,9 @@ def ray_session(address: str | None, workers: int) -> Iterator[Any]:
         if address:
             ray.init(address=address, **kwargs)
         else:
+            # Ray renices its workers to 15; a sweep's trials are the work the user asked for (as
+            # `clusterscope train`, at the normal priority), so they keep it unless the caller says otherwise.
+            os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(num_cpus=workers, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"

@@ -295,3 +295,18 @@ def test_compare_sweep_from_the_url(sweep_store: api.RunStore, monkeypatch: pyte
     assert kendall.loc["c1", "psi[train.lr]"] == 1.0  # (.1, .70) vs (.2, .90), both at width 8
     at = open_page(sweep_store.root, monkeypatch, COMPARE, sweep="ghost")
     assert at.selectbox(key="w-cmp-sweep").value == "grid"  # a stale sweep name falls back to the default
+
+
+def test_tau_vs_k_figure() -> None:
+    import pandas as pd
+
+    from app import charts_compare
+
+    table = pd.DataFrame({"measure": ["c1", "c1", "c1", "c3", "c3", "c3"], "k": [1, 10, 100] * 2,
+                          "tau": [0.5, 0.7, 0.1, 0.9, 0.6, float("nan")], "granulated_total": [float("nan")] * 6})
+    fig = charts_compare.tau_vs_k(table, coefficient="tau", c1_scale=5.0, max_k=50)
+    assert [t.name for t in fig.data] == ["c1 · subclass selectivity", "c3 · variance ratio"]
+    assert list(fig.data[0].x) == [5.0, 50.0] and list(fig.data[1].x) == [1.0, 10.0]  # k <= max_k, c1 drawn at 5k
+    assert list(fig.data[0].y) == [0.5, 0.7] and fig.layout.xaxis.type == "log"
+    assert "c1 drawn at k × 5" in fig.layout.xaxis.title.text
+    assert not charts_compare.tau_vs_k(table, coefficient="granulated_total").data  # all NaN: no line
