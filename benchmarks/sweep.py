@@ -40,7 +40,8 @@ def bench_sweep(runs: int, epochs: int, analyze: bool) -> Sweep:
     lrs = [round(0.005 * 1.6 ** i, 5) for i in range(runs)]
     base = {"data": {"name": "digits", "target": "superclass"},
             "model": {"name": "vgg", "stages": 2, "convs_per_stage": 2, "width_factor": 0.5},
-            "train": {"epochs": epochs, "batch_size": 64, "device": "cpu"}}
+            "train": {"epochs": epochs, "batch_size": 64, "device": "cpu"},
+            "snapshots": {"epochs": [0, epochs]}}  # initialisation and end: 8 snapshots to analyse per run
     return sweep_from_dict({"sweep": {"name": "bench", "analyze": analyze, "retries": 0}, "base": base,
                             "grid": {"train.lr": lrs}})
 
