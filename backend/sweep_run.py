@@ -245,8 +245,8 @@ def _drive(ray: Any, sweep: Sweep, todo: list[Trial], root: str, retries: int, *
         ready: list[Any] = []
         while not ready:  # short waits, so Ctrl-C and SIGTERM reach the driver at once
             ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
-        t = running.pop(ready[0])
         ref = ready[0]
+        t = running.pop(ref)
         try:
             out = ray.get(ref)
         except Exception as exc:  # noqa: BLE001 - any trial failure (our errors, a crashed worker) is retried
