@@ -160,3 +160,39 @@ def kendall_columns(table: pd.DataFrame) -> list[str]:
 def symbol_legend(values: pd.Series) -> dict[str, str]:
     """The marker shape :func:`measure_scatter` gives each value of its ``symbol_by`` column."""
     return {v: SYMBOLS[i % len(SYMBOLS)] for i, v in enumerate(_sorted_values(values.astype(str)))}
+
+
+K_COEFFICIENTS = {"granulated_total": "granulated τ (total)", "tau": "τ (all pairs)", "tau_b": "τ-b (tie-aware)"}
+
+
+def tau_vs_k(table: pd.DataFrame, *, coefficient: str = "granulated_total", c1_scale: float = 1.0,
+             max_k: int | None = None, present: bool = False) -> go.Figure:
+    """Kendall coefficient of c1 and c3 against k (SCIENCE.md 3.2 and 6.2; thesis Fig. 2.5).
+
+    table : api.tau_over_k's output: measure ("c1" | "c3"), k, and the coefficient columns.
+    c1_scale : c1's k is drawn at k x c1_scale (subclasses per class: the thesis's x5 on CIFAR-100
+      superclasses), so both lines count the neurons involved. max_k : drop larger k (beyond the
+      largest network's units every k gives the same mean).
+    """
+    fig = go.Figure()
+    colours = category_colours(list(NETWORK_MEASURES))
+    for measure in ("c1", "c3"):
+        part = table[table["measure"] == measure].sort_values("k")
+        if max_k is not None:
+            part = part[part["k"] <= max_k]
+        if part.empty or coefficient not in part or part[coefficient].isna().all():
+            continue
+        scale = c1_scale if measure == "c1" else 1.0
+        fig.add_trace(go.Scatter(
+            x=part["k"] * scale, y=part[coefficient], mode="lines+markers", name=label(measure),
+            line={"color": colours[measure], "width": 3}, marker={"size": 9}, customdata=part["k"],
+            hovertemplate=f"<b>{measure}</b><br>k = %{{customdata}}<br>{K_COEFFICIENTS.get(coefficient, coefficient)}"
+                          " = %{y:.2f}<extra></extra>",
+        ))
+    fig.add_hline(y=0, line={"color": "#999999", "dash": "dot", "width": 1})
+    x_title = "k, neurons in the top-k mean (log)" + (f"; c1 drawn at k × {c1_scale:g}" if c1_scale != 1 else "")
+    ticks = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if t <= max(1.0, (max_k or 1000) * c1_scale)]
+    fig.update_xaxes(type="log", title_text=x_title, tickvals=ticks, ticktext=[str(t) for t in ticks], minor={"showgrid": False})
+    fig.update_yaxes(range=[-1.05, 1.05], title_text=K_COEFFICIENTS.get(coefficient, coefficient))
+    fig.update_layout(title="Predictiveness against k", legend={"title": {"text": "measure"}})
+    return style(fig, present=present, height=460 if present else 380)

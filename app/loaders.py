@@ -148,13 +148,16 @@ def _predictions(root: str, run_id: str, epoch: int, mtime: float) -> pd.DataFra
 def compare(run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """api.compare, cached on each run's run.json, network table and layers tables."""
     store = _store()
+    return _compare(str(store.root), tuple(run_ids), _compare_stamps(store, run_ids))
+
+
+def _compare_stamps(store: api.RunStore, run_ids: list[str]) -> tuple:
     def layers_stamp(run_id: str) -> float:
         folder = store.analysis.root(run_id) / "layers"
         return max([_folder_mtime(folder)] + ([_folder_mtime(p) for p in folder.iterdir()] if folder.is_dir() else []))
 
-    stamps = tuple((_mtime(store.run_json_path(r)), _mtime(store.analysis.path(r, "network")), layers_stamp(r))
-                   for r in run_ids)
-    return _compare(str(store.root), tuple(run_ids), stamps)
+    return tuple((_mtime(store.run_json_path(r)), _mtime(store.analysis.path(r, "network")), layers_stamp(r))
+                 for r in run_ids)
 
 
 @st.cache_data(show_spinner="Comparing runs...", max_entries=32)
@@ -257,3 +260,50 @@ def rotation_runs(run_ids: list[str]) -> pd.DataFrame:
 @st.cache_data(show_spinner=False, max_entries=32)
 def _rotation_runs(root: str, run_ids: tuple[str, ...], stamps: tuple) -> pd.DataFrame:
     return api.rotation_runs(api.open_store(root), list(run_ids))
+
+
+# ------------------------------------------------------------------ sweeps
+
+
+def list_sweeps() -> pd.DataFrame:
+    root = store_root()
+    stamps = tuple(_mtime(root / r / "run.json") for r in sorted(os.listdir(root))) if root.is_dir() else ()
+    return _list_sweeps(str(root), stamps)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _list_sweeps(root: str, mtimes: tuple[float, ...]) -> pd.DataFrame:
+    return api.list_sweeps(api.open_store(root))
+
+
+def sweep_runs(name: str) -> pd.DataFrame:
+    root = store_root()
+    stamps = tuple(_mtime(root / r / "run.json") for r in sorted(os.listdir(root))) if root.is_dir() else ()
+    return _sweep_runs(str(root), name, stamps)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _sweep_runs(root: str, name: str, mtimes: tuple[float, ...]) -> pd.DataFrame:
+    return api.sweep_runs(api.open_store(root), name)
+
+
+def compare_sweep(name: str, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """api.compare_sweep over ``run_ids``, cached like :func:`compare`."""
+    store = _store()
+    return _compare_sweep(str(store.root), name, tuple(run_ids), _compare_stamps(store, run_ids))
+
+
+@st.cache_data(show_spinner="Comparing runs...", max_entries=32)
+def _compare_sweep(root: str, name: str, run_ids: tuple[str, ...], stamps: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return api.compare_sweep(api.open_store(root), name, list(run_ids))
+
+
+def k_sensitivity(run_ids: list[str]) -> pd.DataFrame:
+    """api.k_sensitivity (c1 and c3 at several k, from the last analysed activations), cached like :func:`compare`."""
+    store = _store()
+    return _k_sensitivity(str(store.root), tuple(run_ids), _compare_stamps(store, run_ids))
+
+
+@st.cache_data(show_spinner="Computing c1 and c3 for every k...", max_entries=32)
+def _k_sensitivity(root: str, run_ids: tuple[str, ...], stamps: tuple) -> pd.DataFrame:
+    return api.k_sensitivity(api.open_store(root), list(run_ids))

@@ -27,6 +27,8 @@ __all__ = [
     "launch_import", "import_job_status", "IMPORT_ARCHITECTURES", "server_paths_allowed",
     # training dynamics and layer rotation (SCIENCE.md 3.3, 3.4)
     "dynamics_layers", "read_dynamics", "mechanisms", "rotation_runs",
+    # sweeps (docs/sweeps.md)
+    "load_sweep", "run_sweep", "list_sweeps", "sweep_runs", "compare_sweep", "k_sensitivity", "tau_over_k",
 ]
 
 DEFAULT_STORE = Path("data") / "store"
@@ -432,3 +434,137 @@ def rotation_runs(store: RunStore, run_ids: list[str]) -> pd.DataFrame:
                                  optimizer=train.get("optimizer"), lr=train.get("lr")))
     columns = ["run_id", "test_accuracy", "optimizer", "lr", "epoch", "layer", "depth", "rotation"]
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+# ------------------------------------------------------------------------------------------ sweeps
+
+
+def load_sweep(path: str | os.PathLike[str]) -> Any:
+    """Read and validate a sweep file (see :mod:`backend.sweep`); raises ConfigError naming the key."""
+    from backend.sweep import load_sweep as load
+
+    return load(path)
+
+
+def run_sweep(sweep: Any, store: RunStore, *, address: str | None = None, workers: int | None = None,
+              retries: int | None = None, progress: bool = True) -> Any:
+    """Train and analyse the sweep's unfinished runs as Ray tasks; returns a SweepReport (backend.sweep_run)."""
+    from backend.sweep_run import run_sweep as run
+
+    return run(sweep, store, address=address, workers=workers, retries=retries, progress=progress)
+
+
+SWEEP_COLUMNS = ["sweep", "runs", "complete", "failed", "axes"]
+
+
+def _sweep_records(store: RunStore) -> dict[str, list[tuple[str, dict[str, Any], str]]]:
+    """sweep name -> [(run_id, run.json "sweep" record, effective status)], in trial order."""
+    out: dict[str, list[tuple[str, dict[str, Any], str]]] = {}
+    for run_id in store.run_ids():
+        try:
+            info = store.read_run(run_id)
+        except StoreError:
+            continue
+        record = info.get("sweep")
+        if isinstance(record, dict) and isinstance(record.get("name"), str):
+            out.setdefault(record["name"], []).append((run_id, record, effective_status(info)))
+    for members in out.values():
+        members.sort(key=lambda m: (m[1].get("trial", 0), m[0]))
+    return out
+
+
+def list_sweeps(store: RunStore) -> pd.DataFrame:
+    """One row per sweep found in the store's run.json files (columns :data:`SWEEP_COLUMNS`)."""
+    rows = []
+    for name, members in sorted(_sweep_records(store).items()):
+        axes = list(dict.fromkeys(a for _, rec, _ in members for a in (rec.get("axes") or {})))
+        rows.append({"sweep": name, "runs": len(members), "complete": sum(s == "complete" for *_, s in members),
+                     "failed": sum(s == "failed" for *_, s in members), "axes": ", ".join(axes)})
+    return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
+
+
+def sweep_runs(store: RunStore, name: str) -> pd.DataFrame:
+    """The runs of sweep ``name``: run_id, status and one column per sweep axis (a linked axis's values
+    joined as "a / b"). Raises ClusterScopeError naming the sweeps present when there is none by that name."""
+    records = _sweep_records(store)
+    if name not in records:
+        known = ", ".join(sorted(records)) or "none"
+        raise ClusterScopeError(f"no sweep named {name!r} in store {str(store.root)!r} (sweeps present: {known}); "
+                                "run one with `clusterscope sweep SWEEP.toml`.")
+    rows = []
+    for run_id, record, status in records[name]:
+        axes = {a: " / ".join(map(str, v)) if isinstance(v, list) else v for a, v in (record.get("axes") or {}).items()}
+        rows.append({"run_id": run_id, "status": status, **axes})
+    return pd.DataFrame(rows)
+
+
+def compare_sweep(store: RunStore, name: str, run_ids: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`compare` over the complete runs of sweep ``name`` (only those of ``run_ids`` when given),
+    with the sweep's own axes as the hyperparameter columns (granulated Kendall per axis and in total;
+    ``train.seed`` counts as a replicate, not an axis)."""
+    from backend.analysis.compare import kendall_table
+
+    members = sweep_runs(store, name)
+    if run_ids is not None:
+        members = members[members["run_id"].isin(run_ids)]
+    done = members[members["status"] == "complete"].reset_index(drop=True)
+    if len(done) < 2:
+        raise ClusterScopeError(f"sweep {name!r} has {len(done)} complete run(s) of {len(members)}; compare needs at "
+                                "least 2. Finish it with `clusterscope sweep SWEEP.toml` (it resumes).")
+    axes = [c for c in done.columns if c not in ("run_id", "status", "train.seed")]
+    hparams = done[axes].reset_index(drop=True)
+    runs = _measure_rows(store, done["run_id"].tolist())
+    return pd.concat([runs, hparams], axis=1), kendall_table(runs, hparams)
+
+
+def _measure_rows(store: RunStore, run_ids: list[str]) -> pd.DataFrame:
+    rows = []
+    for run_id in run_ids:
+        final = store.read_run(run_id).get("final") or {}
+        rows.append({"run_id": run_id, "test_accuracy": final.get("test_accuracy", float("nan")),
+                     **run_measures(store, run_id)})
+    return pd.DataFrame(rows)
+
+
+def k_sensitivity(store: RunStore, run_ids: list[str], ks: tuple[int, ...] | None = None) -> pd.DataFrame:
+    """c1 and c3 at several k (SCIENCE.md 3.2, thesis Fig. 2.5) for each run at its last analysed epoch.
+
+    Long table: run_id, epoch, measure, k, value, units (the run's number of ReLU units) and
+    subclass_ratio (subclasses per class: the thesis's x5 for c1's k on CIFAR-100 superclasses).
+    A run that is not analysed, or whose activations are missing, is left out.
+    """
+    import numpy as np
+
+    from backend.analysis.ksweep import K_VALUES, measures_over_k
+    from backend.analysis.pipeline import probe_labels
+
+    parts = []
+    for run_id in run_ids:
+        epoch = run_measures(store, run_id).get("epoch")
+        if epoch is None:
+            continue
+        info = store.read_run(run_id)
+        samples = store.read_samples(run_id, columns=["sample_id", "split", "label", "superclass"])
+        labels = probe_labels(samples, info)
+        t = labels.train if labels.train.any() else np.ones_like(labels.train)
+        try:
+            pres = [store.read_activations(run_id, layer["name"], epoch)[1][t] for layer in info.get("layers", [])]
+        except StoreError:
+            continue
+        if not pres or any(not np.isfinite(p).all() for p in pres):
+            continue
+        # as the network table does (pipeline._network_measures): c1 whenever the data have superclasses
+        sub = labels.fine[t] if labels.hierarchical else None
+        sup = labels.superclass[t] if labels.hierarchical else None
+        table = measures_over_k(pres, classes=labels.classes[t], subclass=sub, superclass=sup, ks=ks or K_VALUES)
+        ratio = len(np.unique(sub)) / len(np.unique(labels.classes[t])) if sub is not None else float("nan")
+        parts.append(table.assign(run_id=run_id, epoch=epoch, units=sum(p.shape[1] for p in pres), subclass_ratio=ratio))
+    cols = ["run_id", "epoch", "measure", "k", "value", "units", "subclass_ratio"]
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+
+
+def tau_over_k(values: pd.DataFrame, runs: pd.DataFrame, hparams: pd.DataFrame) -> pd.DataFrame:
+    """Kendall and granulated Kendall coefficients of c1 and c3 at every k (see backend.analysis.ksweep)."""
+    from backend.analysis.ksweep import tau_over_k as table
+
+    return table(values, runs, hparams)

@@ -121,17 +121,24 @@ def analyze(run_ids: tuple[str, ...], all_runs: bool, overrides: tuple[str, ...]
 
 @cli.command()
 @click.argument("run_ids", nargs=-1)
+@click.option("--sweep", "sweep_name", default=None, metavar="NAME",
+              help="Compare the complete runs of this sweep, with the sweep's axes as the hyperparameter columns.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="Also write the table as CSV.")
 @store_option
 @user_errors
-def compare(run_ids: tuple[str, ...], csv_path: Path | None, store_root: Path | None) -> None:
+def compare(run_ids: tuple[str, ...], sweep_name: str | None, csv_path: Path | None, store_root: Path | None) -> None:
     """Kendall tau of every measure against test accuracy across RUN_IDS (all runs when none given).
 
     tau: the reference coefficient (SCIENCE.md 3.2, ties count as agreement); tau_b: tie-aware;
     psi[axis]: granulated tau per hyperparameter axis that varies; granulated_total: their mean.
     """
     store = api.open_store(store_root)
-    runs, table = api.compare(store, list(run_ids) or store.run_ids())
+    if sweep_name and run_ids:
+        raise ClusterScopeError("give either RUN_IDS or --sweep NAME, not both.")
+    if sweep_name:
+        runs, table = api.compare_sweep(store, sweep_name)
+    else:
+        runs, table = api.compare(store, list(run_ids) or store.run_ids())
     with pd_options():
         click.echo(runs.drop(columns=[c for c in runs.columns if c == "epoch"]).to_string(index=False))
         click.echo("")
@@ -262,6 +269,53 @@ def import_(paths: tuple[Path, ...], arch: str, overrides: tuple[str, ...], epoc
                    "listed by `clusterscope runs` and `clusterscope analyze RUN` finishes it.", err=True)
         sys.exit(130)
     click.echo(f"imported run {run_id} -> {store.run_dir(run_id)}")
+
+
+# ------------------------------------------------------------------------------------------ sweeps
+
+
+@cli.command()
+@click.argument("sweep_file", type=click.Path(path_type=Path))
+@click.option("--address", default=None, metavar="ADDRESS",
+              help="Join an existing Ray cluster (e.g. ray://HOST:10001 or auto); the store must be on a filesystem "
+                   "every worker sees. Default: start Ray on this machine.")
+@click.option("--workers", type=click.IntRange(1, 4096), default=None,
+              help="Local: Ray CPUs, i.e. trials at once [default: every core]. With --address: most trials in flight.")
+@click.option("--retries", type=click.IntRange(0, 100), default=None, help="Extra attempts of a failed trial [default: sweep.retries].")
+@click.option("--dry-run", is_flag=True, help="List the runs the sweep expands to and which are finished; start nothing.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@store_option
+@user_errors
+def sweep(sweep_file: Path, address: str | None, workers: int | None, retries: int | None, dry_run: bool,
+          no_progress: bool, store_root: Path | None) -> None:
+    """Train and analyse every run of a SWEEP_FILE (grid or random search) as Ray tasks.
+
+    Finished runs are skipped, interrupted or failed ones resumed, so running it again continues an
+    interrupted sweep. Exit code 1 when a trial failed after its retries (each is listed).
+    """
+    from backend.sweep import expand
+    from backend.sweep_run import finished
+
+    spec = api.load_sweep(sweep_file)
+    store = api.open_store(store_root)
+    trials = expand(spec)
+    if dry_run:
+        for t in trials:
+            state = "finished" if finished(store, t.run_id, analyze=spec.analyze) else "to run"
+            click.echo(f"{t.run_id}  {state:8s}  " + "  ".join(f"{a}={v}" for a, v in t.axes.items()))
+        click.echo(f"{len(trials)} run(s) in sweep {spec.name}.")
+        return
+    _sigterm_as_interrupt()
+    try:
+        report = api.run_sweep(spec, store, address=address, workers=workers, retries=retries, progress=not no_progress)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: finished runs are kept; run `clusterscope sweep {sweep_file}` again to continue "
+                   "(runs cut short are resumed from their last finished epoch).", err=True)
+        sys.exit(130)
+    click.echo(report.summary())
+    click.echo(f"compare them with `clusterscope compare --sweep {spec.name}` or on the dashboard's Compare page.")
+    if report.failed:
+        sys.exit(1)
 
 
 def main() -> None:

@@ -198,13 +198,16 @@ def run_info(run_id: str, p: Prepared) -> dict[str, Any]:
     }
 
 
-def train_run(cfg: RunConfig, store: RunStore, *, progress: bool = True) -> str:
-    """Train a new run described by ``cfg`` into ``store``; return its run id."""
+def train_run(cfg: RunConfig, store: RunStore, *, progress: bool = True, extra: dict[str, Any] | None = None) -> str:
+    """Train a new run described by ``cfg`` into ``store``; return its run id.
+
+    ``extra``: more run.json keys written from the start, e.g. ``{"sweep": ...}`` for a sweep's run.
+    """
     store.ensure_writable()
     run_id = new_run_id(cfg, store)
     store.require_new(run_id)
     p = prepare(cfg)
-    store.create_run(run_id, run_info(run_id, p))
+    store.create_run(run_id, run_info(run_id, p) | (extra or {}))
     store.write_samples(run_id, samples_table(p))
     return _fit(store, run_id, p, rows=[], resume_state=None, progress=progress)
 

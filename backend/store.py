@@ -568,3 +568,43 @@ def _upgrade_run_info(info: dict[str, Any]) -> dict[str, Any]:
             f"this one reads up to {schema.SCHEMA_VERSION}); upgrade clusterscope."
         )
     return info
+
+
+# ------------------------------------------------------------------------------------- run claims
+
+
+def claim_path(store: RunStore, run_id: str) -> Path:
+    return store.root / ".claims" / f"{check_run_id(run_id)}.json"
+
+
+def claim_run(store: RunStore, run_id: str, owner: dict[str, Any]) -> bool:
+    """Take the exclusive right to train or resume ``run_id`` (a sweep trial); False if another process holds it.
+
+    The claim is ``.claims/<run_id>.json``, created with O_EXCL (atomic on local filesystems and
+    NFS v3+), holding ``owner`` (pid, pid_start, host). A claim whose process is gone (same host)
+    is stale and taken over.
+    """
+    from backend.liveness import process_alive
+
+    path = claim_path(store, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                held = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+                return False  # being written right now, or unreadable: leave it to its owner
+            if isinstance(held, dict) and not process_alive(held):
+                path.unlink(missing_ok=True)
+                continue
+            return False
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(owner | {"claimed": now_iso()}, fh)
+        return True
+    return False
+
+
+def release_run(store: RunStore, run_id: str) -> None:
+    claim_path(store, run_id).unlink(missing_ok=True)

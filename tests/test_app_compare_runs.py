@@ -225,3 +225,88 @@ def test_compare_figure_builders() -> None:
     assert [t.name for t in fig.data] == ["0.01", "0.1"]  # numeric order, not string order
     assert list(fig.data[1].marker.symbol) == ["circle", "circle"] and list(fig.data[0].marker.symbol) == ["diamond"]
     assert list(fig.data[1].y) == pytest.approx([90.0, 70.0])
+
+
+# ---------------------------------------------------------------- Compare: sweeps
+
+
+@pytest.fixture
+def sweep_store(analysed_store: tuple[api.RunStore, str], tmp_path: Path) -> api.RunStore:
+    """Sweep "grid" of 4 runs (lr x width, the hand-computed example of tests/test_sweep.py: c1 .1/.3/.2/.25,
+    test accuracy .70/.80/.90/.95), one failed sweep run, and a run outside any sweep."""
+    src, run_id = analysed_store
+    store = api.open_store(tmp_path / "store")
+    shutil.copytree(src.run_dir(run_id), store.root / run_id)
+    points = [(0.01, 8, 0.1, 0.70), (0.01, 16, 0.3, 0.80), (0.1, 8, 0.2, 0.90), (0.1, 16, 0.25, 0.95)]
+    for i, (lr, width, c1, acc) in enumerate(points):
+        rid = f"grid-{i}"
+        shutil.copytree(src.run_dir(run_id), store.root / rid)
+        info = store.read_run(rid)
+        info["config"]["train"]["lr"], info["config"]["model"]["width"] = lr, width
+        info["final"]["test_accuracy"] = acc
+        info["sweep"] = {"name": "grid", "file": "", "axes": {"train.lr": lr, "model.width": width}, "trial": i}
+        store.write_run(rid, info)
+        net = store.analysis.read(rid, "network")
+        net["c1"] = c1
+        store.analysis.write(rid, "network", net, params="{}", params_hash="test")
+    failed = store.read_run("grid-0") | {"status": "failed", "error": "DataError: boom"}
+    failed["sweep"] = failed["sweep"] | {"trial": 4, "axes": {"train.lr": 1.0, "model.width": 8}}
+    shutil.copytree(src.run_dir(run_id), store.root / "grid-4")
+    store.write_run("grid-4", failed)
+    return store
+
+
+def test_compare_a_sweep(sweep_store: api.RunStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_page(sweep_store.root, monkeypatch, COMPARE)
+    assert not at.exception
+    assert at.selectbox(key="w-cmp-sweep").value == "grid" and at.query_params["sweep"] == "grid"  # default: the sweep
+    assert at.multiselect(key="w-cmp-runs-grid").value == ["grid-0", "grid-1", "grid-2", "grid-3"]  # not the failed one
+    assert any("Sweep **grid**: 5 runs (4 complete, 1 failed)" in c.value for c in at.caption)
+    kendall = at.dataframe[0].value.set_index("measure")
+    assert list(kendall.columns) == ["runs", "tau", "tau_b", "psi[model.width]", "psi[train.lr]", "granulated_total"]
+    assert kendall.loc["c1", ["tau", "psi[train.lr]", "psi[model.width]", "granulated_total"]].tolist() == \
+        pytest.approx([1 / 3, 0.0, 1.0, 0.5])
+    colours = at.selectbox(key="w-cmp-colour").options
+    assert "train.lr" in colours and "model.width" in colours
+
+    k = chart(at, "compare-k")
+    assert [t["name"] for t in k["data"]] == ["c1 · subclass selectivity", "c3 · variance ratio"]
+    # identical activations in every copy: each k ties the four runs, so every coefficient is 0
+    assert all(v == pytest.approx(0.0) for t in k["data"] for v in t["y"])
+    assert k["data"][0]["x"][0] == pytest.approx(2.0)  # c1's k = 1 drawn at 1 x (10 digits / 5 superclasses)
+    assert k["layout"]["xaxis"]["type"] == "log"
+    assert len(chart(at, "compare-epochs")["data"]) == 3 * 6  # best, median and worst run by default
+    assert at.multiselect(key="w-cmp-epochruns").value == ["grid-3", "grid-1", "grid-0"]
+
+    at.radio(key="w-cmp-kcoef").set_value("tau").run()
+    assert at.query_params["kcoef"] == "tau"
+    at.selectbox(key="w-cmp-sweep").select("All runs").run()
+    assert not at.exception and "sweep" not in at.query_params
+    assert "tiny" in at.multiselect(key="w-cmp-runs").options
+
+
+def test_compare_sweep_from_the_url(sweep_store: api.RunStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_page(sweep_store.root, monkeypatch, COMPARE, sweep="grid", runs="grid-0,grid-2", colour="model.width",
+                   kcoef="granulated_total")
+    assert not at.exception
+    assert at.multiselect(key="w-cmp-runs-grid").value == ["grid-0", "grid-2"]
+    assert at.selectbox(key="w-cmp-colour").value == "model.width"
+    kendall = at.dataframe[0].value.set_index("measure")
+    assert kendall.loc["c1", "psi[train.lr]"] == 1.0  # (.1, .70) vs (.2, .90), both at width 8
+    at = open_page(sweep_store.root, monkeypatch, COMPARE, sweep="ghost")
+    assert at.selectbox(key="w-cmp-sweep").value == "grid"  # a stale sweep name falls back to the default
+
+
+def test_tau_vs_k_figure() -> None:
+    import pandas as pd
+
+    from app import charts_compare
+
+    table = pd.DataFrame({"measure": ["c1", "c1", "c1", "c3", "c3", "c3"], "k": [1, 10, 100] * 2,
+                          "tau": [0.5, 0.7, 0.1, 0.9, 0.6, float("nan")], "granulated_total": [float("nan")] * 6})
+    fig = charts_compare.tau_vs_k(table, coefficient="tau", c1_scale=5.0, max_k=50)
+    assert [t.name for t in fig.data] == ["c1 · subclass selectivity", "c3 · variance ratio"]
+    assert list(fig.data[0].x) == [5.0, 50.0] and list(fig.data[1].x) == [1.0, 10.0]  # k <= max_k, c1 drawn at 5k
+    assert list(fig.data[0].y) == [0.5, 0.7] and fig.layout.xaxis.type == "log"
+    assert "c1 drawn at k × 5" in fig.layout.xaxis.title.text
+    assert not charts_compare.tau_vs_k(table, coefficient="granulated_total").data  # all NaN: no line

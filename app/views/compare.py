@@ -1,7 +1,9 @@
-"""Compare: do the measures predict generalization across runs? (SCIENCE.md 3.2, 6.1 and 6.4)
+"""Compare: do the measures predict generalization across runs? (SCIENCE.md 3.2, 6.1, 6.2 and 6.4)
 
-One point per run (measure at its last analysed epoch against test accuracy), the Kendall and
-granulated-Kendall table of every measure, and the measures over training for the chosen runs.
+Runs are grouped by sweep (or chosen freely among all runs). One point per run (measure at its last
+analysed epoch against test accuracy), the Kendall and granulated-Kendall table of every measure per
+hyperparameter axis and in total, the coefficients of c1 and c3 against k, and the measures over
+training for a few chosen runs.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts_compare, loaders, state, widgets
+from backend import api
 from backend.api import ClusterScopeError
 
 st.title("Compare runs")
@@ -32,11 +35,33 @@ def network_or_none(run_id: str) -> pd.DataFrame | None:
 # The controls sit in the sidebar, as on the other pages, so presentation mode (no sidebar) shows only results.
 
 
-def runs_ui(ids: list[str], analysed: list[str]) -> list[str]:
-    """Multiselect of runs, kept in the URL as ``runs=a,b,c``; by default every analysed run."""
-    default = state.choices("runs", ids) if "runs" in st.query_params else analysed
+ALL_RUNS = "All runs"
+EPOCH_RUNS_DEFAULT = 3  # the thesis's Fig. 2.7 follows 2-3 models over training
+
+
+def group_ui(sweeps: pd.DataFrame) -> str | None:
+    """Which sweep to compare (``sweep=NAME`` in the URL), or None for a free choice among all runs."""
+    options = [ALL_RUNS, *sweeps["sweep"].tolist()]
+    counts = dict(zip(sweeps["sweep"], sweeps["runs"], strict=True))
+    current = state.choice("sweep", options, default=options[1] if len(options) > 1 else ALL_RUNS)
+    group = st.sidebar.selectbox(
+        "Group", options, index=options.index(current), key="w-cmp-sweep",
+        format_func=lambda g: g if g == ALL_RUNS else f"sweep {g} ({counts[g]} runs)",
+        help="A sweep's runs (`clusterscope sweep`) are compared along the sweep's own axes; "
+             "'All runs' compares any runs along the config keys that differ between them.")
+    state.remember(sweep=None if group == ALL_RUNS else group)
+    return None if group == ALL_RUNS else group
+
+
+def runs_ui(ids: list[str], analysed: list[str], sweep: str | None = None) -> list[str]:
+    """Multiselect of runs, kept in the URL as ``runs=a,b,c``; by default every analysed run (of the sweep).
+
+    A ``runs=`` list that names none of these runs (it was made for another group) is ignored.
+    """
+    remembered = state.choices("runs", ids)
+    default = remembered if remembered or st.query_params.get("runs") == "" else analysed
     chosen = st.sidebar.multiselect(
-        "Runs", ids, default=default, key="w-cmp-runs",
+        "Runs", ids, default=default, key="w-cmp-runs" + (f"-{sweep}" if sweep else ""),
         format_func=lambda r: r if r in analysed else f"{r} (not analysed yet)",
         help="Each run is one model. Runs are compared on their measures at the last analysed epoch.",
     )
@@ -110,8 +135,61 @@ def kendall_section(kendall: pd.DataFrame) -> None:
     )
 
 
-def epochs_section(run_ids: list[str], networks: dict[str, pd.DataFrame], present: bool) -> None:
+def k_section(table: pd.DataFrame, present: bool) -> None:
+    st.subheader("Predictiveness against k")
+    run_ids = table["run_id"].tolist()
+    try:
+        values = loaders.k_sensitivity(run_ids)
+    except ClusterScopeError as exc:
+        widgets.error_panel(exc, what="Cannot compute c1 and c3 for every k")
+        return
+    if values.empty or values["run_id"].nunique() < 2:
+        st.info("c1 and c3 against k need the activations of at least two analysed runs.")
+        return
+    axes = charts_compare.hyperparameter_columns(table)
+    runs = table[["run_id", "test_accuracy"]]
+    kept = runs[runs["run_id"].isin(values["run_id"])].reset_index(drop=True)
+    hparams = table.set_index("run_id").loc[kept["run_id"], axes].reset_index(drop=True)
+    taus = api.tau_over_k(values, kept, hparams)
+    options = [c for c in charts_compare.K_COEFFICIENTS if c in taus.columns and taus[c].notna().any()]
+    coefficient = state.choice("kcoef", options, default=options[0] if options else None)
+    if coefficient is None:
+        st.info("No Kendall coefficient is defined for these runs (every pair ties).")
+        return
+    coefficient = st.radio("Coefficient", options, index=options.index(coefficient), horizontal=True, key="w-cmp-kcoef",
+                           format_func=charts_compare.K_COEFFICIENTS.get)
+    state.remember(kcoef=coefficient)
+    ratio = values["subclass_ratio"].dropna()
+    scale = float(ratio.iloc[0]) if not ratio.empty and ratio.nunique() == 1 else 1.0
+    units = int(values["units"].max())
+    fig = charts_compare.tau_vs_k(taus, coefficient=coefficient, c1_scale=scale, max_k=units, present=present)
+    st.plotly_chart(fig, width="stretch", key="compare-k")
+    widgets.figure_downloads(fig, "tau-vs-k", key="compare-k")
+    st.caption(
+        f"c1 and c3 recomputed from each run's activations at its last analysed epoch with the top-k mean over k "
+        f"neurons, then scored against test accuracy as in the table above (SCIENCE.md 3.2, thesis Fig. 2.5). "
+        f"The largest network here has {units} ReLU units; larger k would average all of them. "
+        + (f"c1 is computed per subclass and c3 per class, so c1's k is drawn at k × {scale:g} (subclasses per "
+           "class; the thesis's ×5 on CIFAR-100 superclasses)." if scale != 1 else ""))
+
+
+def epochs_ui(table: pd.DataFrame) -> list[str]:
+    """Runs to follow over training (``epochruns=``): by default the best, median and worst by test accuracy."""
+    ranked = table.sort_values("test_accuracy", ascending=False)["run_id"].tolist()
+    picks = [ranked[0], ranked[len(ranked) // 2], ranked[-1]] if len(ranked) > EPOCH_RUNS_DEFAULT else ranked
+    default = state.choices("epochruns", ranked) if "epochruns" in st.query_params else list(dict.fromkeys(picks))
+    chosen = st.multiselect("Runs to follow over training", ranked, default=default, key="w-cmp-epochruns",
+                            help="Listed by test accuracy, best first. By default the best, the median and the worst run.")
+    state.remember(epochruns=chosen)
+    return chosen
+
+
+def epochs_section(table: pd.DataFrame, networks: dict[str, pd.DataFrame], present: bool) -> None:
     st.subheader("Measures over training")
+    run_ids = epochs_ui(table)
+    if not run_ids:
+        st.info("Choose at least one run to follow over training.")
+        return
     net_parts, met_parts = [], []
     for run in run_ids:
         net_parts.append(networks[run].assign(run_id=run))
@@ -129,6 +207,16 @@ def epochs_section(run_ids: list[str], networks: dict[str, pd.DataFrame], presen
                "every epoch. Dotted vertical lines mark learning-rate drops, in the run's colour.")
 
 
+def sweep_summary(name: str, members: pd.DataFrame) -> None:
+    counts = members["status"].value_counts()
+    text = ", ".join(f"{n} {status}" for status, n in counts.items())
+    axes = [c for c in members.columns if c not in ("run_id", "status")]
+    st.caption(f"Sweep **{name}**: {len(members)} runs ({text}); axes: {', '.join(axes) or 'none'}. "
+               f"The same table on the command line: `clusterscope compare --sweep {name}`.")
+    if counts.drop("complete", errors="ignore").sum():
+        st.caption("Runs that are not complete are left out; `clusterscope sweep SWEEP.toml` finishes them (it resumes).")
+
+
 # ---------------------------------------------------------------- page
 
 
@@ -136,11 +224,17 @@ def main() -> None:
     runs = loaders.list_runs()
     ids = runs.loc[runs["status"] != "corrupt", "run_id"].tolist()
     if not ids:
-        st.info("No runs to compare yet: create the demo with `make demo` (or `clusterscope demo`).")
+        st.info("No runs to compare yet: create the demo with `make demo` (or `clusterscope demo`), "
+                "or run a sweep with `clusterscope sweep configs/sweeps/thesis_digits.toml`.")
         return
+    sweep = group_ui(loaders.list_sweeps())
+    members = loaders.sweep_runs(sweep) if sweep else None
+    if members is not None:
+        sweep_summary(sweep, members)
+        ids = members.loc[members["status"] == "complete", "run_id"].tolist()
     networks = {r: network_or_none(r) for r in ids}
     analysed = [r for r in ids if networks[r] is not None]
-    chosen = runs_ui(ids, analysed)
+    chosen = runs_ui(ids, analysed, sweep)
     pending = [r for r in chosen if networks[r] is None]
     if pending:
         st.warning(f"Not analysed yet: {', '.join(pending)}. They join the comparison once analysed "
@@ -152,14 +246,15 @@ def main() -> None:
                 f"Analysed runs: {', '.join(analysed) or 'none yet'}.")
         return
     try:
-        table, kendall = loaders.compare(ready)
+        table, kendall = loaders.compare_sweep(sweep, ready) if sweep else loaders.compare(ready)
     except ClusterScopeError as exc:
         widgets.error_panel(exc, what="Cannot compare these runs")
         return
     present = state.presenting()
     scatter_section(table, kendall, present)
     kendall_section(kendall)
-    epochs_section(ready, networks, present)
+    k_section(table, present)
+    epochs_section(table, networks, present)
 
 
 main()

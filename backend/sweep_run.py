@@ -1,0 +1,264 @@
+"""Run a sweep's trials as Ray tasks: train, then analyse, each run of the store (docs/sweeps.md).
+
+Ray is the distributed engine: without an address it starts on this machine with one CPU per
+worker; ``address="ray://host:10001"`` (or ``"auto"``) joins an existing cluster, whose workers must
+see the store at the same path. Each task claims its run in the store (``.claims/<run_id>.json``),
+so two sweeps, or two copies of one sweep, never train the same run at once; a finished run is
+skipped, an interrupted or failed one is resumed from its last finished epoch. A failed task is
+retried ``retries`` times, then reported; the other trials go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend.config import RunConfig, from_dict, to_dict
+from backend.errors import ClusterScopeError
+from backend.store import RunStore
+from backend.sweep import Sweep, Trial, expand, run_record
+
+
+@dataclass
+class TrialResult:
+    run_id: str
+    state: str  # trained | resumed | done (complete before) | busy (another process holds it) | failed
+    attempts: int = 0
+    error: str | None = None
+    test_accuracy: float | None = None
+    analysis_errors: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class SweepReport:
+    sweep: str
+    results: list[TrialResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[TrialResult]:
+        return [r for r in self.results if r.state == "failed"]
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for r in self.results:
+            counts[r.state] = counts.get(r.state, 0) + 1
+        parts = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        text = f"sweep {self.sweep}: {len(self.results)} run(s): {parts} in {self.seconds:.0f} s"
+        for r in self.failed:
+            text += f"\n  failed {r.run_id} after {r.attempts} attempt(s): {r.error}"
+        for r in self.results:
+            if r.state == "busy":
+                text += f"\n  {r.run_id} is being trained by another process; run the sweep again once it ends."
+            if r.analysis_errors:
+                text += f"\n  {r.run_id}: {r.analysis_errors} snapshot(s) could not be analysed (see `clusterscope analyze {r.run_id}`)"
+        return text
+
+
+def finished(store: RunStore, run_id: str, *, analyze: bool) -> bool:
+    """A complete run (and analysed, when the sweep analyses) needs no task."""
+    if run_id not in store.run_ids():
+        return False
+    try:
+        info = store.read_run(run_id)
+    except ClusterScopeError:
+        return False
+    return info.get("status") == "complete" and (not analyze or "params_hash" in store.analysis.read_status(run_id))
+
+
+# ------------------------------------------------------------------------------------- one trial (in a worker)
+
+
+def run_trial(root: str, config: dict[str, Any], record: dict[str, Any], analyze: bool, threads: int) -> dict[str, Any]:
+    """Train (or resume) and analyse one run in this process; return a :class:`TrialResult` as a dict.
+
+    Runs inside a Ray worker. Raises on failure so the driver can retry; the run's status in the
+    store says what happened (``failed`` with the error, resumable).
+    """
+    import torch
+
+    from backend.liveness import this_process
+    from backend.store import claim_run, release_run
+
+    torch.set_num_threads(threads)  # two 1-CPU trials on two cores must not each spawn two threads
+    start = time.perf_counter()
+    store = RunStore(root)
+    cfg: RunConfig = from_dict(RunConfig, config)
+    run_id = cfg.run_id
+    if not claim_run(store, run_id, this_process()):
+        return {"run_id": run_id, "state": "busy"}
+    try:
+        state = _train_or_resume(store, cfg, record)
+        info = store.read_run(run_id)
+        errors = 0
+        if analyze and info.get("status") == "complete":
+            from backend.analysis.pipeline import analyze_run
+            from backend.api import analysis_config
+
+            errors = len(analyze_run(store, run_id, analysis_config(store, run_id)).errors)
+        final = store.read_run(run_id).get("final") or {}
+        return {"run_id": run_id, "state": state, "test_accuracy": final.get("test_accuracy"), "analysis_errors": errors,
+                "seconds": time.perf_counter() - start}
+    finally:
+        release_run(store, run_id)
+
+
+def _train_or_resume(store: RunStore, cfg: RunConfig, record: dict[str, Any]) -> str:
+    from backend.runner import resume_run, train_run
+
+    run_id = cfg.run_id
+    if run_id not in store.run_ids():
+        if store.exists(run_id):  # a folder without run.json: a crash before the first write
+            import shutil
+
+            shutil.rmtree(store.run_dir(run_id), ignore_errors=True)
+        train_run(cfg, store, progress=False, extra={"sweep": record})
+        return "trained"
+    if store.read_run(run_id).get("status") == "complete":
+        return "done"
+    resume_run(run_id, store, progress=False, force=True)  # our claim proves no one else is at work on it
+    return "resumed"
+
+
+# ------------------------------------------------------------------------------------- the driver
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None, workers: int) -> Iterator[Any]:
+    """Ray, started locally with ``workers`` CPUs (or joined at ``address``); shut down on exit if we started it.
+
+    A Ray already initialised in this process (a notebook, the test suite) is used as it is.
+    """
+    import logging
+
+    import ray
+
+    if ray.is_initialized():
+        yield ray
+        return
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING,
+                              "configure_logging": True}
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            # Ray renices its workers to 15; a sweep's trials are the work the user asked for (as
+            # `clusterscope train`, at the normal priority), so they keep it unless the caller says otherwise.
+            os.environ.setdefault("RAY_worker_niceness", "0")
+            ray.init(num_cpus=workers, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
+        raise ClusterScopeError(f"cannot start or reach {where}: {exc}. Check the address (e.g. ray://HOST:10001 or auto) "
+                                "or run without --address to start Ray on this machine.") from None
+    previous = _sigterm_stops_the_sweep()
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm_stops_the_sweep() -> Any:
+    """Ray's driver aborts on SIGTERM; raise KeyboardInterrupt instead, so ``kill`` stops a sweep like Ctrl-C
+    (Ray is shut down, runs cut short stay resumable). Returns the previous handler (None off the main thread)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _error_text(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None) or exc  # a RayTaskError wraps the trial's own exception
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1] if text else ''}"
+
+
+def run_sweep(sweep: Sweep, store: RunStore, *, address: str | None = None, workers: int | None = None,
+              retries: int | None = None, progress: bool = True,
+              echo: Callable[[str], None] | None = None) -> SweepReport:
+    """Run every trial of ``sweep`` that is not finished yet; return what happened to each.
+
+    workers : local Ray CPUs (default: every core); with ``address``, the most trials in flight at once
+      (default: as many as the cluster schedules). retries : overrides ``sweep.retries``.
+    """
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    retries = sweep.retries if retries is None else retries
+    if retries < 0:
+        raise ClusterScopeError(f"retries must be an integer >= 0; got {retries}.")
+    trials = expand(sweep)
+    store.ensure_writable()
+    root = str(store.root.resolve())
+    report = SweepReport(sweep.name)
+    todo: list[Trial] = []
+    for t in trials:
+        if finished(store, t.run_id, analyze=sweep.analyze):
+            report.results.append(TrialResult(t.run_id, "done"))
+        else:
+            todo.append(t)
+    say = echo or (lambda msg: tqdm.write(msg, file=sys.stderr))
+    bar = tqdm(total=len(trials), initial=len(trials) - len(todo), desc=f"sweep {sweep.name}", unit="run",
+               file=sys.stderr, disable=not progress)
+    try:
+        if todo:
+            n_local = workers or os.cpu_count() or 1
+            with ray_session(address, max(n_local, sweep.cpus_per_trial)) as ray:
+                report.results += _drive(ray, sweep, todo, root, retries, limit=workers if address else None, bar=bar, say=say)
+    finally:
+        bar.close()
+    order = {t.run_id: t.index for t in trials}
+    report.results.sort(key=lambda r: order.get(r.run_id, 0))
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _drive(ray: Any, sweep: Sweep, todo: list[Trial], root: str, retries: int, *, limit: int | None, bar: Any,
+           say: Callable[[str], None]) -> list[TrialResult]:
+    """Submit the trials, retry failures, collect results (in completion order)."""
+    task = ray.remote(run_trial).options(num_cpus=sweep.cpus_per_trial, max_retries=0)
+    queue = list(todo)
+    attempts: dict[str, int] = {}
+    running: dict[Any, Trial] = {}
+    results: list[TrialResult] = []
+
+    def submit(t: Trial) -> None:
+        attempts[t.run_id] = attempts.get(t.run_id, 0) + 1
+        running[task.remote(root, to_dict(t.config), run_record(sweep, t), sweep.analyze, sweep.cpus_per_trial)] = t
+
+    while queue or running:
+        while queue and (limit is None or len(running) < limit):
+            submit(queue.pop(0))
+        ready: list[Any] = []
+        while not ready:  # short waits, so Ctrl-C and SIGTERM reach the driver at once
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+        ref = ready[0]
+        t = running.pop(ref)
+        try:
+            out = ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - any trial failure (our errors, a crashed worker) is retried
+            error = _error_text(exc)
+            if attempts[t.run_id] <= retries:
+                say(f"{t.run_id}: attempt {attempts[t.run_id]} of {retries + 1} failed ({error}); retrying.")
+                submit(t)
+                continue
+            say(f"{t.run_id}: failed after {attempts[t.run_id]} attempt(s): {error}")
+            results.append(TrialResult(t.run_id, "failed", attempts[t.run_id], error))
+        else:
+            results.append(TrialResult(attempts=attempts[t.run_id], **out))
+        bar.update(1)
+        bar.set_postfix(failed=sum(r.state == "failed" for r in results))
+    return results
