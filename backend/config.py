@@ -121,8 +121,8 @@ class AnalysisConfig:
     #                         200 above; 200 gives the same trustworthiness on our snapshots at 40 % of the time)
     cluster_space: str = "umap"  # [P] 3.5: HDBSCAN on a 10-D "umap" or "pca" of the layer
     cluster_dims: int = 10
-    cluster_epochs: int = 0  # [P] epochs of the 10-D clustering fit; 0 = umap_epochs. 100 halves its cost but loosens
-    #                          the clusters of fine-grained data (benchmarks/README.md)
+    cluster_epochs: int = 150  # [P] epochs of the 10-D clustering fit; 0 = umap_epochs. 150 costs 3/4 of 200 at a
+    #                            subclass ARI ~0.02 lower on 100 fine clusters (seed-level); 100 loosens them (benchmarks/README.md)
     min_cluster_size: int = 0  # [P] 3.5: 0 = max(10, median subclass size / 4)
     min_samples: int = 5  # [P] 3.5
     aligned: bool = True  # initialise each epoch's 2-D layout from the previous epoch, then Procrustes-align

@@ -17,6 +17,7 @@ Pure: the pipeline reads the snapshot and the labels from the store, calls
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,10 +162,14 @@ def analyze_snapshot(values: np.ndarray, *, sample_ids: np.ndarray, labels: Labe
     start = time.perf_counter()
     check_snapshot(values, n_neighbors=params.n_neighbors)
     x = representation(values, params)
-    points, row, layout = embed_and_cluster(x, labels, params, init)
+    # The measures do not depend on the layouts: they run in a thread beside the UMAP fits, whose threads
+    # release the GIL (embed.umap_embed_many) and leave a core idle once the shorter fit ends. Pure
+    # functions of their inputs, so the results equal those of a serial run.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="measures") as pool:
+        measures_job = pool.submit(lambda: (layer_measures(values, labels, params), unit_tables(values, labels, params)))
+        points, row, layout = embed_and_cluster(x, labels, params, init)
+        (measures_row, groups), (units, stats, wtm_fraction) = measures_job.result()
     points.insert(0, "sample_id", np.asarray(sample_ids, dtype=np.int64))
-    measures_row, groups = layer_measures(values, labels, params)
-    units, stats, wtm_fraction = unit_tables(values, labels, params)
     row |= measures_row | {"wtm_fraction": wtm_fraction, "depth": depth, "n_units": values.shape[1],
                            "n_alive": int((~measures.dead_units(values)).sum()), "n_points": len(points)}
     row["seconds"] = time.perf_counter() - start
