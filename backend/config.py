@@ -156,6 +156,17 @@ class RunConfig:
 # Loading and overriding
 
 
+def read_toml(p: Path, *, what: str, missing: str) -> dict[str, Any]:
+    """The TOML file ``p`` as a dict; a :class:`ConfigError` starting with ``what`` when it is missing
+    (``what`` + " does not exist" + ``missing``) or not valid TOML."""
+    if not p.is_file():
+        raise ConfigError(f"{what} does not exist{missing}")
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what} is not valid TOML: {exc}. Fix the file and try again.") from None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Read a TOML config (or start from the defaults), apply ``key=value`` overrides, validate.
 
@@ -164,12 +175,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     raw: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {str(p)!r} does not exist; give the path of a TOML file, e.g. configs/digits_mlp.toml.")
-        try:
-            raw = tomllib.loads(p.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config file {str(p)!r} is not valid TOML: {exc}. Fix the file and try again.") from None
+        raw = read_toml(p, what=f"config file {str(p)!r}",
+                        missing="; give the path of a TOML file, e.g. configs/digits_mlp.toml.")
     for item in overrides:
         key, value = parse_override(item)
         _set_dotted(raw, key, value)

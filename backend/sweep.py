@@ -30,14 +30,13 @@ import itertools
 import json
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from backend.config import RunConfig, _set_dotted, from_dict, to_dict, validate
+from backend.config import RunConfig, _set_dotted, from_dict, read_toml, to_dict, validate
 from backend.errors import ConfigError
 
 SWEEP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
@@ -86,13 +85,7 @@ def axis_keys(axis: str) -> list[str]:
 def load_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep file; raise :class:`ConfigError` naming the file and key at fault."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"sweep file {str(p)!r} does not exist; give the path of a TOML file, "
-                          "e.g. configs/sweeps/thesis_digits.toml.")
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"sweep file {str(p)!r} is not valid TOML: {exc}. Fix the file and try again.") from None
+    raw = read_toml(p, what=f"sweep file {str(p)!r}", missing="; give the path of a TOML file, e.g. configs/sweeps/thesis_digits.toml.")
     try:
         return sweep_from_dict(raw, path=str(p), folder=p.parent)
     except ConfigError as exc:
@@ -127,13 +120,8 @@ def _base_config(base_path: str, inline: dict[str, Any], folder: Path) -> dict[s
     raw: dict[str, Any] = {}
     if base_path:
         p = (folder / base_path) if not Path(base_path).is_absolute() else Path(base_path)
-        if not p.is_file():
-            raise ConfigError(f"sweep.base {base_path!r} does not exist (looked for {p}); give a run config's path "
-                              "relative to the sweep file.")
-        try:
-            raw = tomllib.loads(p.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"sweep.base {str(p)!r} is not valid TOML: {exc}.") from None
+        raw = read_toml(p, what=f"sweep.base {base_path!r}",
+                        missing=f" (looked for {p}); give a run config's path relative to the sweep file.")
     for key, value in _flatten(inline).items():
         _set_dotted(raw, key, value)
     raw.pop("run_id", None)
