@@ -547,12 +547,12 @@ class AnalysisFiles:
             return {}
 
 
-def new_run_id(cfg: Any, store: RunStore) -> str:
-    """The configured run id, or ``<data>-<model>-<YYYYmmdd-HHMMSS>`` made unique in the store."""
+def new_run_id(cfg: Any, store: RunStore, *, tag: str = "") -> str:
+    """The configured run id, or ``<data>-<model>[-<tag>]-<YYYYmmdd-HHMMSS>`` made unique in the store."""
     if cfg.run_id:
         return cfg.run_id
     model = cfg.model.name.replace(":", "-").lower()
-    base = f"{cfg.data.name}-{model}-{datetime.now(UTC):%Y%m%d-%H%M%S}"[:60]
+    base = f"{cfg.data.name}-{model}-{tag + '-' if tag else ''}{datetime.now(UTC):%Y%m%d-%H%M%S}"[:60]
     run_id, k = base, 2
     while store.exists(run_id):
         run_id, k = f"{base}-{k}", k + 1

@@ -28,7 +28,7 @@ from backend.errors import ConfigError
 from backend.importing import zipsafe
 from backend.importing.architecture import Architecture, ArchitectureError, load_weights, mismatch_message, resolve
 from backend.importing.checkpoints import Checkpoint, assign_epochs, checkpoint_files, load_checkpoint, sha256_of
-from backend.store import RunStore, check_run_id
+from backend.store import RunStore, check_run_id, new_run_id
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 ALLOWED = ("data.", "snapshots.", "analysis.", "train.device", "run_id")
@@ -78,7 +78,7 @@ def import_run(store: RunStore, req: ImportRequest, *, progress: Progress = _noo
 
         if any(compare(expected, c.state)):
             raise ArchitectureError(f"checkpoint {c.name!r}: " + mismatch_message(arch.name, expected, c.state))
-    run_id = cfg.run_id or fresh_run_id(store, cfg)
+    run_id = new_run_id(cfg, store, tag="import")
     store.require_new(check_run_id(run_id))
     staged = store.staging(uuid.uuid4().hex)
     try:
@@ -209,15 +209,6 @@ def check_input(arch: Architecture, data: Dataset) -> None:
             raise ArchitectureError(f"input size mismatch: the checkpoint's first convolution takes {arch.in_channels}-channel "
                                     f"images, data set {data.name!r} gives {shape[0]} channel(s). For an image folder set "
                                     f"data.channels={arch.in_channels}.")
-
-
-def fresh_run_id(store: RunStore, cfg: RunConfig) -> str:
-    model = cfg.model.name.replace(":", "-").lower()
-    base = f"{cfg.data.name}-{model}-import-{datetime.now(UTC):%Y%m%d-%H%M%S}"[:60]
-    run_id, k = base, 2
-    while store.exists(run_id):
-        run_id, k = f"{base}-{k}", k + 1
-    return run_id
 
 
 def origin(req: ImportRequest, ckpts: list[Checkpoint], arch: Architecture, unit: str) -> dict[str, Any]:
