@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import charts, loaders, state
+from backend.api import ClusterScopeError
 
 
 def run_picker(*, key: str = "run", label: str = "Run", runs: Sequence[str] | None = None, container=st) -> str | None:  # noqa: ANN001
@@ -180,3 +181,15 @@ def empty_store_ui() -> bool:
             "```\nmake demo          # or: clusterscope demo\n```\n"
             "or train your own run with `clusterscope train configs/digits_vgg.toml`.")
     return True
+
+
+def chosen_run() -> tuple[str, dict] | None:
+    """The sidebar's run and its run.json; None after saying why (an empty store, an unreadable run)."""
+    if empty_store_ui():
+        return None
+    run = run_picker(container=st.sidebar)
+    try:
+        return run, loaders.read_run(run)
+    except ClusterScopeError as exc:
+        error_panel(exc, what=f"Run {run}")
+        return None

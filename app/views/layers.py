@@ -98,14 +98,10 @@ def network_ui(run: str, lr_steps: list[int]) -> None:
 
 
 def page() -> None:
-    if widgets.empty_store_ui():
+    chosen = widgets.chosen_run()
+    if chosen is None:
         return
-    run = widgets.run_picker(container=st.sidebar)
-    try:
-        info = loaders.read_run(run)
-    except ClusterScopeError as exc:
-        widgets.error_panel(exc, what=f"Run {run}")
-        return
+    run, info = chosen
     lr_steps = [int(s) for s in ((info.get("config") or {}).get("train") or {}).get("lr_steps") or []]
     try:
         layers = loaders.analysis(run, "layers")

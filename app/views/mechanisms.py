@@ -165,14 +165,10 @@ def rotation_ui(run: str) -> None:
 
 
 def page() -> None:
-    if widgets.empty_store_ui():
+    chosen = widgets.chosen_run()
+    if chosen is None:
         return
-    run = widgets.run_picker(container=st.sidebar)
-    try:
-        info = loaders.read_run(run)
-    except ClusterScopeError as exc:
-        widgets.error_panel(exc, what=f"Run {run}")
-        return
+    run, info = chosen
     dynamics_ui(run, info)
     rotation_ui(run)
 

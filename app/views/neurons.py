@@ -150,11 +150,12 @@ def best_neurons_ui(run: str, epoch: int, layers: list[str], labels: pd.DataFram
 
 
 def page() -> None:
-    if widgets.empty_store_ui():
+    chosen = widgets.chosen_run()
+    if chosen is None:
         return
-    run = widgets.run_picker(container=st.sidebar)
+    run, info = chosen
     try:
-        info, snaps = loaders.read_run(run), loaders.snapshots(run)
+        snaps = loaders.snapshots(run)
         samples = loaders.read_samples(run, thumbnails=True)
     except ClusterScopeError as exc:
         widgets.error_panel(exc, what=f"Run {run}")
