@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from app.charts import HOUSE_TEMPLATE, NOISE_COLOUR, SEQUENTIAL, house_layout, style
+from app.charts import HOUSE_TEMPLATE, NOISE_COLOUR, OKABE_ITO, SEQUENTIAL, TOL_MUTED, category_colours, house_layout, style
 
 AXES = {"umap": ("umap_x", "umap_y", "UMAP 1 (a.u.)", "UMAP 2 (a.u.)"),
         "pca": ("pca_x", "pca_y", "PC 1 (a.u.)", "PC 2 (a.u.)")}
@@ -98,7 +98,9 @@ def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours
     ``ranges``: fixed (x, y) axis ranges, e.g. the same for every frame of an animation.
     """
     x, y, xt, yt = AXES[projection]
-    xs, ys, ids, cluster = (np.asarray(df[c].to_numpy()) for c in (x, y, "sample_id", "cluster"))
+    # float32 positions: a screen needs no more, and the figure's JSON (sent on every redraw) is 1/3 smaller
+    xs, ys = (np.asarray(df[c].to_numpy(), dtype=np.float32) for c in (x, y))
+    ids, cluster = (np.asarray(df[c].to_numpy()) for c in ("sample_id", "cluster"))
     size = 9 if present else 6
     opacity = np.where(np.isin(ids, list(highlight)), 0.95, 0.12) if highlight else None
     traces = []
@@ -130,6 +132,27 @@ def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours
                       "legend": {"itemsizing": "constant"}, "dragmode": "lasso", "uirevision": f"{projection}-{colour}",
                       "meta": META}
     return fast_figure(traces, layout)
+
+
+def colour_map(df: pd.DataFrame, dataset: dict, colour: str) -> dict[str, str] | None:
+    """The colours of an Embeddings colouring (``COLOUR_COLUMNS``, "correct" or "neuron"; None: numeric).
+
+    df : the view (:func:`view_points`), whose ``colour_value`` holds the cluster names when colouring by cluster.
+    dataset : the run's ``dataset`` record (label_names, superclass_names, target), so a class keeps its
+        colour in every figure of the run.
+    """
+    if colour == "neuron":
+        return None
+    if colour == "correct":
+        return {"correct": OKABE_ITO[2], "wrong": OKABE_ITO[5], "unknown": NOISE_COLOUR}
+    if colour == "cluster":
+        ordered = sorted(df["colour_value"].unique(), key=lambda n: (n != "noise", int(n.split()[-1]) if n != "noise" else -1))
+        return cluster_colours(ordered, OKABE_ITO[:7] + TOL_MUTED[:9])
+    if colour == "class" and dataset.get("target") == "superclass" and dataset.get("superclass_names"):
+        return category_colours(dataset["superclass_names"])
+    if colour == "superclass":
+        return category_colours(dataset.get("superclass_names") or [])
+    return category_colours(dataset["label_names"])
 
 
 def cluster_colours(names: list[str], palette: list[str]) -> dict[str, str]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from backend import api
@@ -177,14 +178,44 @@ def embedding_view(run_id: str, layer: str, epoch: int, colour: str, unit: int |
     more than drawing them); callers must not modify the frame. Keyed on the files it is built from.
     """
     store = _store()
+    return _embedding_view(str(store.root), run_id, layer, int(epoch), colour, unit if colour == "neuron" else None,
+                           int(max_points), _view_stamps(store, run_id, layer, epoch, colour))
+
+
+def embedding_figure(run_id: str, layer: str, epoch: int, colour: str, unit: int | None, max_points: int, *,
+                     projection: str, highlight: frozenset[int] | None, title: str, present: bool) -> go.Figure:
+    """The Embeddings scatter of one view (charts_embeddings.embedding_scatter of :func:`embedding_view`,
+    coloured by charts_embeddings.colour_map), kept per view and figure setting, so moving back to an epoch
+    already seen only re-sends the figure. Callers must not modify it."""
+    store = _store()
+    return _embedding_figure(str(store.root), run_id, layer, int(epoch), colour, unit if colour == "neuron" else None,
+                             int(max_points), _view_stamps(store, run_id, layer, epoch, colour), projection,
+                             highlight or None, title, present)
+
+
+def _view_stamps(store: api.RunStore, run_id: str, layer: str, epoch: int, colour: str) -> tuple[float, ...]:
+    """The modification times of the files one Embeddings view is built from."""
     stamps = [_mtime(store.analysis.path(run_id, "points", layer, epoch)), _mtime(store.samples_path(run_id)),
               _mtime(store.run_json_path(run_id))]
     if colour == "correct":
         stamps.append(_mtime(store.predictions_path(run_id, epoch)))
     elif colour == "neuron":
         stamps.append(_mtime(store.activation_path(run_id, layer, epoch)))
-    return _embedding_view(str(store.root), run_id, layer, int(epoch), colour, unit if colour == "neuron" else None,
-                           int(max_points), tuple(stamps))
+    return tuple(stamps)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _embedding_figure(root: str, run_id: str, layer: str, epoch: int, colour: str, unit: int | None, max_points: int,
+                      stamps: tuple[float, ...], projection: str, highlight: frozenset[int] | None, title: str,
+                      present: bool) -> go.Figure:
+    from app import charts_embeddings
+
+    df = _embedding_view(root, run_id, layer, epoch, colour, unit, max_points, stamps)[0]
+    dataset = read_run(run_id)["dataset"]
+    return charts_embeddings.embedding_scatter(
+        df, projection=projection, colour="colour_value", colours=charts_embeddings.colour_map(df, dataset, colour),
+        highlight=set(highlight) if highlight else None, title=title, present=present,
+        colour_label=f"unit {unit} pre-activation (a.u.)" if colour == "neuron" else "")
 
 
 @st.cache_resource(show_spinner=False, max_entries=48)
@@ -210,7 +241,10 @@ def hover_script(run_id: str, ids: np.ndarray) -> tuple[Any, int]:
     """(the hover-card script for the points ``ids`` of a run, for ``st.html``; how many of them have a
     thumbnail); see app/hover.py."""
     store = _store()
-    return _hover_script(str(store.root), run_id, np.unique(np.asarray(ids, dtype=np.int64)),
+    ids = np.asarray(ids, dtype=np.int64)
+    if len(ids) > 1 and not (ids[1:] > ids[:-1]).all():  # a view's ids are sorted already: skip the sort
+        ids = np.unique(ids)
+    return _hover_script(str(store.root), run_id, ids,
                          _mtime(store.samples_path(run_id)), _mtime(store.run_json_path(run_id)))
 
 

@@ -1,11 +1,15 @@
 """Benchmark: the server-side time of an epoch switch on the Embeddings page against the minimal work.
 
 Targets (issue): switching the epoch of an embedding with 10,000 points redraws in under 300 ms on the
-server side; at 10,000 and 100,000 points the switch on the Embeddings page costs at most 1.5x the
-minimal work of drawing the new epoch: read its embedding with pyarrow, build the Plotly figure
-directly (one ``Scattergl`` trace of x, y) and serialise it (``fig.to_json()``). Both are printed, and
-next to them the ratio to a "plain page": that minimal work as a one-slider Streamlit script run
-through AppTest, i.e. with the harness's and Streamlit's own per-rerun cost, which no page avoids.
+server side; at 10,000 and 100,000 points the switch on the Embeddings page costs at most 1.5x "the
+minimal work (read the embedding with pyarrow and build the Plotly figure directly)". The figure is the
+one the page draws, so the baseline the target is checked against (``same figure``) reads the epoch's
+points with pyarrow and builds that figure with Plotly's graph objects: one ``Scattergl`` per class in
+its colour, each point's [sample id, cluster] hover data and the page's hover template, title, axis
+titles and template, then ``fig.to_json()``. Printed next to it: a ``bare trace`` (one x/y
+``Scattergl``, no colours or hover data, i.e. less than the page shows), the same bare work as a
+one-slider Streamlit page through AppTest (``plain page``: the harness's and Streamlit's own per-rerun
+cost, which no page avoids), AppTest's floor and the cost of recompiling the scripts.
 
 "Epoch switch" is what the server does when a user moves the epoch slider: Streamlit's AppTest
 sets the sidebar slider to the other epoch and reruns the whole app script (``app/main.py``:
@@ -13,7 +17,7 @@ navigation, then the Embeddings page), with the page's default settings (UMAP, c
 "Max points drawn" 10,000: above that a stratified sample is drawn). The browser's side (sending
 the figure, Plotly.js drawing it) is not part of it. Both epochs are viewed once before timing,
 so the page's loaders serve them from Streamlit's cache, as in a session where the user moves back
-and forth; ``first view`` lines time the switch with the analysis cache emptied first.
+and forth; ``first view`` times the switch with the page's per-(layer, epoch) caches emptied first.
 
 The store is synthetic: one run, ``n`` probe samples in 10 classes grouped in 5 superclasses, one
 layer, epochs 1 and 2 with different layouts, written through ``RunStore`` (run.json,
@@ -154,8 +158,9 @@ def page_switcher(store: api.RunStore) -> tuple[Callable[[], str], Callable[[], 
             raise RuntimeError(at.exception[0].message)
         return at.get("plotly_chart")[0].proto.spec
 
-    def forget() -> None:
-        loaders._analysis.clear()  # the points and layers tables of every (layer, epoch)
+    def forget() -> None:  # what the page keeps per (layer, epoch): its tables, the labelled view, the figure
+        for cached in (loaders._analysis, loaders._embedding_view, loaders._embedding_figure):
+            cached.clear()
 
     return switch, forget
 
@@ -169,6 +174,41 @@ def minimal_drawer(store: api.RunStore) -> Callable[[], str]:
         current[0] = 1 - current[0]
         t = pq.read_table(paths[current[0]], columns=["umap_x", "umap_y"])
         fig = go.Figure(go.Scattergl(x=t["umap_x"].to_numpy(), y=t["umap_y"].to_numpy(), mode="markers"))
+        return fig.to_json()
+
+    return draw
+
+
+def same_figure_drawer(store: api.RunStore, n: int, cap: int = 10_000) -> Callable[[], str]:
+    """The figure the page draws, built directly with Plotly's graph objects and serialised.
+
+    Per switch: read the other epoch's points (sample id, x, y, cluster) with pyarrow, one ``go.Scattergl``
+    per class in the class's colour with the page's hover data ([sample id, cluster] per point) and its
+    hover template, the page's title, axis titles and template, ``fig.to_json()``. Like the page, above
+    ``cap`` points a sample of ``cap`` is drawn. In the baseline's favour, the class labels are read and
+    the sample is drawn once, outside the timing (they do not change with the epoch), the sample is a
+    plain uniform one rather than stratified, and there are no widgets, score panel, hover cards or downloads.
+    """
+    from app.charts import category_colours
+
+    paths = [store.analysis.path(RUN_ID, "points", LAYER, e) for e in EPOCHS]
+    labels = pq.read_table(store.samples_path(RUN_ID), columns=["label_name"])["label_name"].to_numpy(zero_copy_only=False)
+    keep = np.sort(np.random.default_rng(0).choice(n, cap, replace=False)) if n > cap else np.arange(n)
+    labels = labels[keep]
+    colours = category_colours([str(d) for d in range(CLASSES)])
+    masks = {name: labels == name for name in colours}
+    current = [0]
+
+    def draw() -> str:
+        current[0] = 1 - current[0]
+        t = pq.read_table(paths[current[0]], columns=["sample_id", "umap_x", "umap_y", "cluster"])
+        ids, x, y, cluster = (t[c].to_numpy()[keep] for c in ("sample_id", "umap_x", "umap_y", "cluster"))
+        fig = go.Figure([go.Scattergl(x=x[m], y=y[m], mode="markers", name=name, customdata=np.column_stack([ids[m], cluster[m]]),
+                                      hovertemplate="<b>%{fullData.name}</b><br>sample %{customdata[0]} · cluster %{customdata[1]}",
+                                      marker={"size": 6, "color": colours[name], "opacity": 0.8})
+                         for name, m in masks.items()])
+        fig.update_layout(title=f"{RUN_ID} · {LAYER} · epoch {EPOCHS[current[0]]} · UMAP", template="plotly_white",
+                          xaxis_title="UMAP 1 (a.u.)", yaxis_title="UMAP 2 (a.u.)", height=560)
         return fig.to_json()
 
     return draw
@@ -235,12 +275,16 @@ def measure(n: int, args: argparse.Namespace, tmp: Path, deadline: float) -> dic
     store = build_store(tmp / f"n{n}", n, args.seed)
     switch, forget = page_switcher(store)
     draw = minimal_drawer(store)
-    for _ in range(2):  # warm-up: both epochs viewed (and cached), both code paths run
-        timed(switch), timed(draw)
+    same_figure = same_figure_drawer(store, n)
+    for _ in range(2):  # warm-up: both epochs viewed (and cached), every code path run
+        timed(switch), timed(draw), timed(same_figure)
     spec = switch()
     assert f"epoch {EPOCHS[1]}" in spec or f"epoch {EPOCHS[0]}" in spec, "the page did not draw the embedding"
-    page, minimal, disturbed = paired(switch, draw, repeats=args.repeats, max_wait=args.max_wait, retries=args.retries,
-                                      deadline=deadline)
+    page, same, disturbed = paired(switch, same_figure, repeats=args.repeats, max_wait=args.max_wait,
+                                   retries=args.retries, deadline=deadline)
+    page_b, minimal, disturbed_b = paired(switch, draw, repeats=args.repeats, max_wait=args.max_wait,
+                                          retries=args.retries, deadline=deadline)
+    page += page_b
 
     def first_view() -> str:
         forget()
@@ -255,10 +299,10 @@ def measure(n: int, args: argparse.Namespace, tmp: Path, deadline: float) -> dic
     plain = plain_page(store)
     plain()
     plains = [timed(plain) for _ in range(args.repeats)]
-    m_page, m_min, m_cold, m_floor, m_compile, m_plain = (
-        median([t.wall for t in ts]) for ts in (page, minimal, cold, bare, compiles, plains))
-    return {"n": n, "page": m_page, "minimal": m_min, "cold": m_cold, "floor": m_floor, "compile": m_compile,
-            "plain": m_plain, "disturbed": disturbed}
+    m_page, m_same, m_min, m_cold, m_floor, m_compile, m_plain = (
+        median([t.wall for t in ts]) for ts in (page, same, minimal, cold, bare, compiles, plains))
+    return {"n": n, "page": m_page, "same": m_same, "minimal": m_min, "cold": m_cold, "floor": m_floor,
+            "compile": m_compile, "plain": m_plain, "disturbed": int(disturbed) + int(disturbed_b)}
 
 
 def main(argv: list[str] | None = None) -> list[float]:
@@ -277,30 +321,34 @@ def main(argv: list[str] | None = None) -> list[float]:
         for n in args.sizes:
             results.append(measure(n, args, tmp, started + args.budget))
             r = results[-1]
-            print(f"  {n:,} points: page {r['page'] * 1e3:.0f} ms, minimal {r['minimal'] * 1e3:.0f} ms", flush=True)
+            print(f"  {n:,} points: page {r['page'] * 1e3:.0f} ms, same figure {r['same'] * 1e3:.0f} ms, "
+                  f"bare trace {r['minimal'] * 1e3:.0f} ms", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print()
-    print(table(["points", "page switch ms", "minimal ms", "page/minimal", "first view ms", "first view/minimal",
-                 "AppTest floor ms", "recompile ms", "server-like/minimal", "plain page ms", "plain/minimal"],
-                [[f"{r['n']:,}", f"{r['page'] * 1e3:.1f}", f"{r['minimal'] * 1e3:.1f}", f"{r['page'] / r['minimal']:.2f}",
-                  f"{r['cold'] * 1e3:.1f}", f"{r['cold'] / r['minimal']:.2f}", f"{r['floor'] * 1e3:.1f}",
-                  f"{r['compile'] * 1e3:.1f}", f"{(r['page'] - r['compile']) / r['minimal']:.2f}",
-                  f"{r['plain'] * 1e3:.1f}", f"{r['plain'] / r['minimal']:.2f}"] for r in results]))
-    print("(medians. 'first view': the page's analysis cache emptied before the switch. 'AppTest floor': a rerun of a "
-          "one-slider script through AppTest. 'recompile': compiling main.py and the page, which AppTest repeats on "
-          "every rerun and a real server does once; 'server-like' is the page switch without it. 'plain page': a "
-          "one-slider script that does the minimal work and hands the figure to st.plotly_chart, through AppTest. "
-          f"Wall time of the benchmark {time.monotonic() - started:.0f} s.)")
+    print(table(["points", "page switch ms", "same figure ms", "page/same", "first view/same", "bare trace ms",
+                 "page/bare", "AppTest floor ms", "recompile ms", "plain page ms", "page/plain"],
+                [[f"{r['n']:,}", f"{r['page'] * 1e3:.1f}", f"{r['same'] * 1e3:.1f}", f"{r['page'] / r['same']:.2f}",
+                  f"{r['cold'] / r['same']:.2f}", f"{r['minimal'] * 1e3:.1f}", f"{r['page'] / r['minimal']:.2f}",
+                  f"{r['floor'] * 1e3:.1f}", f"{r['compile'] * 1e3:.1f}", f"{r['plain'] * 1e3:.1f}",
+                  f"{r['page'] / r['plain']:.2f}"] for r in results]))
+    print("(medians. 'same figure': the page's figure (one Scattergl per class, hover data, titles) built directly with "
+          "Plotly and serialised, after a pyarrow read. 'first view': the page's caches emptied before the switch. "
+          "'bare trace': pyarrow read, one x/y Scattergl, to_json. 'AppTest floor': a rerun of a one-slider script "
+          "through AppTest. 'recompile': compiling main.py and the page, which AppTest repeats on every rerun and a "
+          "real server does once. 'plain page': a one-slider script that does the bare-trace work and hands the "
+          f"figure to st.plotly_chart, through AppTest. Wall time of the benchmark {time.monotonic() - started:.0f} s.)")
     disturbed = sum(int(r["disturbed"]) for r in results)
     if disturbed:
         print(contention_note(disturbed, args.max_wait).split(" Rerun")[0] + " Rerun on a quiet machine.")
     ratios = []
     for r in results:
-        ratios.append(r["page"] / r["minimal"])
-        print(f"RATIO epoch switch/minimal at {r['n']} points = {ratios[-1]:.2f} (target <= {TARGET})")
+        ratios.append(r["page"] / r["same"])
+        print(f"RATIO epoch switch/same figure built directly at {r['n']} points = {ratios[-1]:.2f} (target <= {TARGET})")
+        print(f"RATIO epoch switch/bare trace at {r['n']} points = {r['page'] / r['minimal']:.2f} "
+              "(one x/y trace, no colours or hover data: less than the page shows)")
         print(f"RATIO epoch switch/plain page at {r['n']} points = {r['page'] / r['plain']:.2f} "
-              f"(the same minimal work as a one-slider Streamlit page through AppTest; target <= {TARGET})")
+              "(the bare-trace work as a one-slider Streamlit page through AppTest)")
         print(f"ABS epoch switch at {r['n']} points = {r['page'] * 1e3:.0f} ms (issue: under 300 ms server side)")
     return ratios
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import charts, charts_embeddings, loaders, state, widgets
+from app import charts_embeddings, loaders, state, widgets
 from backend.api import ClusterScopeError
 
 COLOURINGS = {
@@ -73,28 +73,11 @@ def view_frame(run: str, layer: str, epoch: int, v: dict) -> pd.DataFrame:
     return loaders.embedding_view(run, layer, epoch, v["colour"], v["unit"], v["max_points"])[0]
 
 
-def colour_map(df: pd.DataFrame, info: dict, colour: str) -> dict[str, str] | None:
-    names = info["dataset"]
-    if colour == "neuron":
-        return None
-    if colour == "correct":
-        return {"correct": charts.OKABE_ITO[2], "wrong": charts.OKABE_ITO[5], "unknown": charts.NOISE_COLOUR}
-    if colour == "cluster":
-        ordered = sorted(df["colour_value"].unique(), key=lambda n: (n != "noise", int(n.split()[-1]) if n != "noise" else -1))
-        return charts_embeddings.cluster_colours(ordered, charts.OKABE_ITO[:7] + charts.TOL_MUTED[:9])
-    if colour == "class" and names.get("target") == "superclass" and names.get("superclass_names"):
-        return charts.category_colours(names["superclass_names"])
-    if colour == "superclass":
-        return charts.category_colours(names.get("superclass_names") or [])
-    return charts.category_colours(names["label_names"])
-
-
-def draw(df: pd.DataFrame, info: dict, v: dict, *, title: str, key: str, highlight: set[int] | None) -> set[int]:
+def draw(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, highlight: set[int] | None) -> set[int]:
     """One scatter with downloads; returns the sample ids the user selected in it."""
-    unit_label = f"unit {v['unit']} pre-activation (a.u.)" if v["colour"] == "neuron" else ""
-    fig = charts_embeddings.embedding_scatter(
-        df, projection=v["proj"], colour="colour_value", colours=colour_map(df, info, v["colour"]),
-        highlight=highlight, title=title, present=state.presenting(), colour_label=unit_label)
+    fig = loaders.embedding_figure(run, layer, epoch, v["colour"], v["unit"], v["max_points"], projection=v["proj"],
+                                   highlight=frozenset(highlight) if highlight else None, title=title,
+                                   present=state.presenting())
     event = st.plotly_chart(fig, width="stretch", key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
     widgets.figure_downloads(fig, title.replace(" ", "_").replace("·", ""), key=key)
     points = (event or {}).get("selection", {}).get("points", []) if event else []
@@ -151,7 +134,7 @@ def animation_ui(run: str, info: dict, v: dict) -> None:
     frames = pd.concat([view_frame(run, v["layer"], e, v | {"colour": "class" if v["colour"] == "neuron" else v["colour"]})
                         .assign(epoch=e) for e in epochs])
     fig = charts_embeddings.embedding_animation(frames, projection=v["proj"], colour="colour_value",
-                                                colours=colour_map(frames, info, v["colour"]) or {},
+                                                colours=charts_embeddings.colour_map(frames, info["dataset"], v["colour"]) or {},
                                                 title=f"{run} · {v['layer']} · epochs {epochs[0]}-{epochs[-1]}")
     hover_cards_ui(run, frames["sample_id"].to_numpy())
     st.plotly_chart(fig, width="stretch", key="animation")
@@ -170,7 +153,7 @@ def gif_ui(run: str, info: dict, v: dict, frames: pd.DataFrame, epochs: list[int
     key = f"gif:{run}:{v['layer']}:{v['proj']}:{v['colour']}:{v['max_points']}:{','.join(map(str, epochs))}"
     if st.button("Make an animated GIF", icon=":material/gif_box:", key="w-make-gif",
                  help="Draws every epoch's layout as an image and joins them into a GIF for slides."):
-        colours = colour_map(frames, info, v["colour"]) or {}
+        colours = charts_embeddings.colour_map(frames, info["dataset"], v["colour"]) or {}
         ranges = charts_embeddings.animation_ranges(frames, projection=v["proj"])
         figs = [charts_embeddings.embedding_scatter(frames[frames["epoch"] == e], projection=v["proj"], colour="colour_value",
                                                     colours=colours, ranges=ranges, title=f"{run} · {v['layer']} · epoch {e}")
@@ -224,7 +207,7 @@ def page() -> None:
     if v["other"] is None:
         plot_col, side = st.columns([3, 1])
         with plot_col:
-            selected = draw(df, info, v, title=title, key="view-a", highlight=selected or None)
+            selected = draw(run, v["layer"], v["epoch"], v, title=title, key="view-a", highlight=selected or None)
         with side:
             scores_ui(v["analysed"], v["layer"], v["epoch"])
     else:
@@ -232,12 +215,11 @@ def page() -> None:
         layer_b, epoch_b = (v["layer"], value) if kind == "epoch" else (value, v["epoch"])
         left, right = st.columns(2)
         with left:
-            sel_a = draw(df, info, v, title=title, key="view-a", highlight=selected or None)
+            sel_a = draw(run, v["layer"], v["epoch"], v, title=title, key="view-a", highlight=selected or None)
             scores_ui(v["analysed"], v["layer"], v["epoch"])
         with right:
             try:
-                df_b = view_frame(run, layer_b, epoch_b, v)
-                sel_b = draw(df_b, info, v, title=f"{run} · {layer_b} · epoch {epoch_b}", key="view-b",
+                sel_b = draw(run, layer_b, epoch_b, v, title=f"{run} · {layer_b} · epoch {epoch_b}", key="view-b",
                              highlight=selected or None)
                 scores_ui(v["analysed"], layer_b, epoch_b)
             except ClusterScopeError as exc:
