@@ -229,7 +229,11 @@ def run_sweep(sweep: Sweep, store: RunStore, *, address: str | None = None, work
 def _drive(ray: Any, sweep: Sweep, todo: list[Trial], root: str, retries: int, *, limit: int | None, bar: Any,
            say: Callable[[str], None]) -> list[TrialResult]:
     """Submit the trials, retry failures, collect results (in completion order)."""
-    task = ray.remote(run_trial).options(num_cpus=sweep.cpus_per_trial, max_retries=0)
+    # numba (pynndescent's parallel neighbour search) reads its thread count when imported: without this
+    # each worker would start one thread per core, so two 1-CPU trials would run four on two cores
+    threads = {"NUMBA_NUM_THREADS": str(sweep.cpus_per_trial), "OMP_NUM_THREADS": str(sweep.cpus_per_trial)}
+    task = ray.remote(run_trial).options(num_cpus=sweep.cpus_per_trial, max_retries=0,
+                                         runtime_env={"env_vars": threads})
     queue = list(todo)
     attempts: dict[str, int] = {}
     running: dict[Any, Trial] = {}
