@@ -80,6 +80,33 @@ def _custom(ids: np.ndarray, cluster: np.ndarray) -> np.ndarray:
     return np.column_stack([ids, cluster]).astype(np.int32)  # shape (n, 2); int32: a JS typed array
 
 
+TYPED = {np.dtype(np.float32): "f4", np.dtype(np.float64): "f8", np.dtype(np.int32): "i4"}
+
+
+def typed_array(values: np.ndarray) -> dict[str, str]:
+    """``values`` as a plotly.js typed-array spec (``{"dtype", "bdata"[, "shape"]}``), the form Plotly
+    itself sends NumPy arrays in. Built once per cached figure: handing Plotly the arrays instead makes
+    every ``st.plotly_chart`` call convert each of them again (~0.1 ms per array, whatever its size, and
+    an embedding has three per class)."""
+    import base64
+
+    values = np.ascontiguousarray(values)
+    spec = {"dtype": TYPED[values.dtype], "bdata": base64.b64encode(values.tobytes()).decode("ascii")}
+    if values.ndim > 1:
+        spec["shape"] = ", ".join(map(str, values.shape))
+    return spec
+
+
+def decode_typed(value: object) -> object:
+    """The NumPy array of a typed-array spec (:func:`typed_array`); anything else unchanged."""
+    import base64
+
+    if isinstance(value, dict) and {"dtype", "bdata"} <= set(value):
+        arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        return arr.reshape([int(d) for d in value["shape"].split(",")]) if "shape" in value else arr
+    return value
+
+
 def fast_figure(traces: list[dict], layout: dict) -> go.Figure:
     """A figure from plain dicts in Plotly's canonical form (``title={"text": ...}``, no ``x_title``
     shorthands), without Plotly's per-property validation: for the 10-20 WebGL traces of an embedding it
@@ -106,10 +133,11 @@ def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours
     traces = []
     if colours is None:  # numeric colouring, e.g. a neuron's activation
         traces.append({
-            "type": "scattergl", "x": xs, "y": ys, "mode": "markers", "customdata": _custom(ids, cluster),
+            "type": "scattergl", "x": typed_array(xs), "y": typed_array(ys), "mode": "markers",
+            "customdata": typed_array(_custom(ids, cluster)),
             "hovertemplate": HOVER_NUMERIC, "showlegend": False,
-            "marker": {"size": size, "color": np.asarray(df[colour].to_numpy(dtype=float)), "colorscale": SEQUENTIAL,
-                       "opacity": 0.8 if opacity is None else opacity,
+            "marker": {"size": size, "color": typed_array(df[colour].to_numpy(dtype=np.float64)), "colorscale": SEQUENTIAL,
+                       "opacity": 0.8 if opacity is None else typed_array(opacity),
                        "colorbar": {"title": {"text": colour_label or colour}}},
         })
     else:
@@ -119,9 +147,10 @@ def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours
             if not mask.any():
                 continue
             traces.append({
-                "type": "scattergl", "x": xs[mask], "y": ys[mask], "mode": "markers", "name": str(name),
-                "customdata": _custom(ids[mask], cluster[mask]), "hovertemplate": HOVER,
-                "marker": {"size": size, "color": colour_hex, "opacity": 0.8 if opacity is None else opacity[mask],
+                "type": "scattergl", "x": typed_array(xs[mask]), "y": typed_array(ys[mask]), "mode": "markers",
+                "name": str(name), "customdata": typed_array(_custom(ids[mask], cluster[mask])), "hovertemplate": HOVER,
+                "marker": {"size": size, "color": colour_hex,
+                           "opacity": 0.8 if opacity is None else typed_array(opacity[mask]),
                            "line": {"width": 0}},
             })
     house = house_layout(present=present, height=640 if present else 560)  # as charts.style sets it

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -107,14 +107,42 @@ def _snapshots(root: str, run_id: str, m1: float, m2: float) -> pd.DataFrame:
 def analysis(run_id: str, table: str, layer: str | None = None, epoch: int | None = None) -> pd.DataFrame:
     """An analysis table (raises ClusterScopeError when missing or corrupt; pages show it in the panel)."""
     store = _store()
+    return _analysis(str(store.root), run_id, table, layer, epoch, _table_stamp(store, run_id, table, layer, epoch))
+
+
+def _table_stamp(store: api.RunStore, run_id: str, table: str, layer: str | None = None, epoch: int | None = None) -> float:
+    """The latest modification time of an analysis table's file(s)."""
     if layer is not None:
-        stamp = _mtime(store.analysis.path(run_id, table, layer, epoch))
-    elif table in ("network", "rotation"):
-        stamp = _mtime(store.analysis.path(run_id, table))
-    else:
-        folder = store.analysis.root(run_id) / table
-        stamp = max([_folder_mtime(folder)] + ([_folder_mtime(p) for p in folder.iterdir()] if folder.is_dir() else []))
-    return _analysis(str(store.root), run_id, table, layer, epoch, stamp)
+        return _mtime(store.analysis.path(run_id, table, layer, epoch))
+    if table in ("network", "rotation"):
+        return _mtime(store.analysis.path(run_id, table))
+    folder = store.analysis.root(run_id) / table
+    return max([_folder_mtime(folder)] + ([_folder_mtime(p) for p in folder.iterdir()] if folder.is_dir() else []))
+
+
+class LayerScores(NamedTuple):
+    """A run's ``layers`` analysis table with the lookups a page needs on every rerun, built once."""
+
+    table: pd.DataFrame  # one row per analysed (layer, epoch); read-only
+    epochs: dict[str, list[int]]  # layer -> its analysed epochs, ascending
+    rows: dict[tuple[str, int], pd.Series]  # (layer, epoch) -> its row
+
+
+def layer_scores(run_id: str) -> LayerScores:
+    """The ``layers`` table and its per-(layer, epoch) lookups (raises ClusterScopeError like
+    :func:`analysis`). Kept as one object (``st.cache_resource``, no copy per rerun): do not modify it."""
+    store = _store()
+    return _layer_scores(str(store.root), run_id, _table_stamp(store, run_id, "layers"))
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _layer_scores(root: str, run_id: str, mtime: float) -> LayerScores:
+    table = api.read_analysis(api.open_store(root), run_id, "layers", None, None)
+    rows = {(str(r["layer"]), int(r["epoch"])): r for _, r in table.iterrows()}
+    epochs: dict[str, list[int]] = {}
+    for layer, epoch in sorted(rows, key=lambda k: k[1]):
+        epochs.setdefault(layer, []).append(epoch)
+    return LayerScores(table, epochs, rows)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

@@ -29,7 +29,7 @@ def test_highlight_fades_the_rest_and_numeric_colouring_has_a_colour_bar() -> No
     df = frame().assign(colour_value=lambda d: d["pca_x"])
     fig = charts_embeddings.embedding_scatter(df, projection="pca", colour="colour_value", highlight={0, 1},
                                               colour_label="unit 3")
-    opacity = np.asarray(fig.data[0].marker.opacity)
+    opacity = charts_embeddings.decode_typed(fig.data[0].marker.opacity)
     assert opacity[:2].tolist() == [0.95, 0.95] and (opacity[2:] == 0.12).all()
     assert fig.data[0].marker.colorbar.title.text == "unit 3"
 
@@ -72,9 +72,12 @@ def test_scatter_is_a_valid_plotly_figure_with_numeric_customdata() -> None:
     assert json.loads(checked.to_json()) == json.loads(fig.to_json())
     assert fig.layout.title.text == "T" and fig.layout.title.font.size == 26 and fig.layout.height == 640
     assert fig.layout.template == charts.HOUSE_TEMPLATE and fig.layout.meta == charts_embeddings.META
-    custom = np.asarray(fig.data[1].customdata)
+    custom = charts_embeddings.decode_typed(fig.data[1].customdata)
     assert custom.dtype.kind == "i" and custom.shape == (20, 2)
     assert custom[:, 0].tolist() == list(range(20, 40)) and custom[:, 1].tolist() == (np.arange(20, 40) % 4 - 1).tolist()
+    # the arrays are typed-array specs, as Plotly sends NumPy arrays: positions float32, exact to that precision
+    xs = charts_embeddings.decode_typed(fig.data[1].x)
+    assert xs.dtype == np.float32 and xs.tolist() == df["umap_x"].to_numpy(dtype=np.float32)[20:40].tolist()
 
 
 def test_view_points_labels_colours_and_caps() -> None:

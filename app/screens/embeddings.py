@@ -1,0 +1,233 @@
+"""Embeddings: how one layer lays out the probe samples at one epoch (UMAP or PCA), and how that changes.
+
+Everything shown was precomputed by `clusterscope analyze`; this page only reads and draws. Streamlit
+runs app/views/embeddings.py, which calls :func:`page`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app import charts_embeddings, loaders, state, widgets
+from backend.api import ClusterScopeError
+
+COLOURINGS = {
+    "class": "Class (trained on)",
+    "fine": "Fine label (subclass)",
+    "superclass": "Superclass",
+    "cluster": "HDBSCAN cluster",
+    "correct": "Correct at this epoch",
+    "neuron": "A neuron's activation",
+}
+PROJECTIONS = {"umap": "UMAP", "pca": "PCA"}
+DEFAULT_MAX_POINTS = 10_000
+
+
+def controls_ui(run: str, info: dict) -> dict | None:
+    """Sidebar: layer, epoch, projection, colouring, sample cap, second view. None if nothing to show."""
+    sb = st.sidebar
+    try:
+        scores = loaders.layer_scores(run)
+    except ClusterScopeError as exc:
+        widgets.error_panel(exc, what="Cannot read this run's analysis")
+        return None
+    if not scores.rows:
+        status = info["status"]
+        st.info(f"Run **{run}** has no analysis yet ({status}). Embeddings appear here as soon as "
+                f"`clusterscope analyze {run}` has processed a snapshot; the demo builder runs it by itself.")
+        return None
+    order = [layer["name"] for layer in info.get("layers", [])]
+    layers = sorted(scores.epochs, key=lambda n: order.index(n) if n in order else len(order))
+    layer = widgets.layer_picker(layers, container=sb)
+    epochs = scores.epochs[layer]
+    epoch = widgets.epoch_picker(epochs, container=sb)
+    proj = sb.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get, horizontal=True, key="w-proj",
+                    index=list(PROJECTIONS).index(state.choice("proj", list(PROJECTIONS))),
+                    help="UMAP keeps neighbourhoods (check its trustworthiness); PCA keeps global linear structure.")
+    options = [k for k in COLOURINGS if k != "superclass" or info["dataset"].get("superclass_names")]
+    colour = sb.selectbox("Colour by", options, format_func=COLOURINGS.get, key="w-colour",
+                          index=options.index(state.choice("colour", options)))
+    unit = None
+    if colour == "neuron":
+        layer_units = next((la["units"] for la in info.get("layers", []) if la["name"] == layer), 1)
+        unit = int(sb.number_input("Unit", 0, max(layer_units - 1, 0), key="w-unit",
+                                   value=min(int(state.choice("unit", list(range(layer_units)), 0) or 0), layer_units - 1)))
+    max_points = int(sb.number_input("Max points drawn", 500, 200_000, DEFAULT_MAX_POINTS, step=500, key="w-maxpts",
+                                     help="Above this many samples a stratified sample is drawn (by class)."))
+    second = sb.selectbox("Second view", ["none", "epoch", "layer"], key="w-second",
+                          index=["none", "epoch", "layer"].index(state.choice("second", ["none", "epoch", "layer"])),
+                          format_func={"none": "None", "epoch": "Another epoch", "layer": "Another layer"}.get)
+    other = None
+    if second == "epoch":
+        other = ("epoch", widgets.epoch_picker(epochs, key="epoch_b", label="Epoch B", container=sb))
+    elif second == "layer":
+        other = ("layer", widgets.layer_picker(layers, key="layer_b", label="Layer B", container=sb))
+    state.remember(proj=proj, colour=colour, unit=unit, second=second if second != "none" else None)
+    return {"layer": layer, "epoch": epoch, "proj": proj, "colour": colour, "unit": unit, "max_points": max_points,
+            "other": other, "scores": scores}
+
+
+def view_frame(run: str, layer: str, epoch: int, v: dict) -> pd.DataFrame:
+    """Points of one (layer, epoch) with labels and ``colour_value`` (cached; do not modify)."""
+    return loaders.embedding_view(run, layer, epoch, v["colour"], v["unit"], v["max_points"])[0]
+
+
+def draw(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, highlight: set[int] | None) -> set[int]:
+    """One scatter with downloads; returns the sample ids the user selected in it."""
+    fig = loaders.embedding_figure(run, layer, epoch, v["colour"], v["unit"], v["max_points"], projection=v["proj"],
+                                   highlight=frozenset(highlight) if highlight else None, title=title,
+                                   present=state.presenting())
+    event = st.plotly_chart(fig, width="stretch", key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
+    widgets.figure_downloads(fig, title.replace(" ", "_").replace("·", ""), key=key)
+    points = (event or {}).get("selection", {}).get("points", []) if event else []
+    return {int(p["customdata"][0]) for p in points if p.get("customdata") is not None}  # [sample_id, cluster]
+
+
+def scores_ui(scores: loaders.LayerScores, layer: str, epoch: int) -> None:
+    r = scores.rows.get((layer, epoch))
+    if r is None:
+        return
+    st.markdown(f"**{layer} · epoch {epoch}**")
+    st.metric("Class purity", f"{r.class_purity:.0%}", help="Share of clustered training samples in their cluster's majority class.")
+    st.metric("Subclass purity", f"{r.subclass_purity:.0%}" if pd.notna(r.subclass_purity) else "n/a",
+              delta=f"chance {r.subclass_chance:.0%}" if pd.notna(r.subclass_chance) else None, delta_color="off",
+              help="Within each cluster's majority class, the share of its majority subclass (SCIENCE.md 3.5).")
+    st.metric("Clusters", int(r.n_clusters), help=f"HDBSCAN, min_cluster_size {int(r.min_cluster_size)}")
+    st.metric("Noise", f"{r.noise_fraction:.0%}")
+    st.metric("Fragmentation", f"{r.fragmentation:.2f}", help="Clusters >= 60 % pure per class; > 1 means classes split.")
+    st.caption(f"ARI/NMI vs class {r.ari_class:.2f}/{r.nmi_class:.2f}"
+               + (f" · vs subclass {r.ari_subclass:.2f}/{r.nmi_subclass:.2f}" if pd.notna(r.ari_subclass) else ""))
+    st.caption(f"Trustworthiness (k=10): UMAP {r.trust_umap:.3f} · PCA {r.trust_pca:.3f}. "
+               "1 = every neighbour in the picture is a neighbour in the layer.")
+
+
+def selection_ui(run: str, df: pd.DataFrame, ids: set[int]) -> None:
+    if not ids:
+        st.caption("Select points (click, box or lasso) to see their images and composition; the other view highlights them.")
+        return
+    chosen = df[df["sample_id"].isin(ids)]
+    st.subheader(f"Selection: {len(chosen)} samples")
+    left, right = st.columns([2, 1])
+    thumbs = loaders.read_samples(run, thumbnails=True).set_index("sample_id")["thumbnail"]
+    shown = chosen.head(48)
+    left.image([thumbs[i] for i in shown["sample_id"]], width=56,
+               caption=[f"{a}/{b}" for a, b in zip(shown["class_name"], shown["subclass_name"], strict=True)])
+    right.dataframe(charts_embeddings.composition(chosen), hide_index=True, width="stretch",
+                    column_config={"share": st.column_config.NumberColumn(format="percent")})
+    csv = chosen[["sample_id", "split", "class_name", "subclass_name", "superclass_name", "cluster"]].to_csv(index=False)
+    right.download_button("Download selection (CSV)", csv, file_name=f"{run}-selection.csv", mime="text/csv",
+                          on_click="ignore", icon=":material/download:")
+
+
+def hover_cards_ui(run: str, ids: np.ndarray) -> None:
+    """Hovering a point shows its thumbnail and labels (a card drawn in the browser, app/hover.py)."""
+    script, with_images = loaders.hover_script(run, ids)
+    st.html(script, unsafe_allow_javascript=True)
+    if 0 < with_images < len(ids):
+        st.caption(f"Hover cards show thumbnails for {with_images:,} of {len(ids):,} points (the rest: labels only).")
+
+
+def animation_ui(run: str, info: dict, v: dict) -> None:
+    epochs = v["scores"].epochs[v["layer"]]
+    frames = pd.concat([view_frame(run, v["layer"], e, v | {"colour": "class" if v["colour"] == "neuron" else v["colour"]})
+                        .assign(epoch=e) for e in epochs])
+    fig = charts_embeddings.embedding_animation(frames, projection=v["proj"], colour="colour_value",
+                                                colours=charts_embeddings.colour_map(frames, info["dataset"], v["colour"]) or {},
+                                                title=f"{run} · {v['layer']} · epochs {epochs[0]}-{epochs[-1]}")
+    hover_cards_ui(run, frames["sample_id"].to_numpy())
+    st.plotly_chart(fig, width="stretch", key="animation")
+    left, right = st.columns(2)
+    left.download_button("Download animation (HTML)", lambda: fig.to_html(include_plotlyjs=True), on_click="ignore",
+                         file_name=f"{run}-{v['layer']}-animation.html", mime="text/html", icon=":material/movie:")
+    with right:
+        gif_ui(run, info, v, frames, epochs)
+
+
+def gif_ui(run: str, info: dict, v: dict, frames: pd.DataFrame, epochs: list[int]) -> None:
+    """An animated GIF of the epochs, rendered (kaleido, about a second per epoch) only when asked for."""
+    if widgets.static_export_browser() is None:
+        st.caption("GIF export needs Chrome or Chromium on the server (e.g. `apt install chromium`).")
+        return
+    key = f"gif:{run}:{v['layer']}:{v['proj']}:{v['colour']}:{v['max_points']}:{','.join(map(str, epochs))}"
+    if st.button("Make an animated GIF", icon=":material/gif_box:", key="w-make-gif",
+                 help="Draws every epoch's layout as an image and joins them into a GIF for slides."):
+        colours = charts_embeddings.colour_map(frames, info["dataset"], v["colour"]) or {}
+        ranges = charts_embeddings.animation_ranges(frames, projection=v["proj"])
+        figs = [charts_embeddings.embedding_scatter(frames[frames["epoch"] == e], projection=v["proj"], colour="colour_value",
+                                                    colours=colours, ranges=ranges, title=f"{run} · {v['layer']} · epoch {e}")
+                for e in epochs]
+        bar = st.progress(0.0, text=f"Drawing {len(figs)} epochs")
+        try:
+            pngs = widgets.render_pngs(figs, width=1000, height=800,
+                                       progress=lambda done: bar.progress(done / (len(figs) + 1),
+                                                                          text=f"Drew {done} of {len(figs)} epochs"))
+            bar.progress(len(figs) / (len(figs) + 1), text="Joining the frames")
+            st.session_state[key] = charts_embeddings.gif_from_pngs(pngs)
+        except Exception as exc:  # noqa: BLE001 - kaleido/Chromium failures are shown, never a traceback
+            widgets.error_panel(exc, what="Cannot draw the GIF")
+        finally:
+            bar.empty()
+    if key in st.session_state:
+        st.download_button("Download animation (GIF)", st.session_state[key], file_name=f"{run}-{v['layer']}-animation.gif",
+                           mime="image/gif", on_click="ignore", icon=":material/download:", key="w-gif-download")
+
+
+def page() -> None:
+    st.title("Embeddings")
+    run = widgets.run_picker(container=st.sidebar)
+    if run is None:
+        return
+    try:
+        info = loaders.read_run(run)
+    except ClusterScopeError as exc:
+        widgets.error_panel(exc, what=f"Cannot read run {run}")
+        return
+    v = controls_ui(run, info)
+    if v is None:
+        return
+    errors = loaders.analysis_status(run).get("errors", {})
+    if f"{v['layer']}@{v['epoch']}" in errors:
+        st.warning(errors[f"{v['layer']}@{v['epoch']}"])
+    animate = st.toggle("Animate epochs", key="w-animate", help="Plays the aligned layouts of this layer over training.")
+    if animate:
+        animation_ui(run, info, v)
+        return
+    try:
+        df, total = loaders.embedding_view(run, v["layer"], v["epoch"], v["colour"], v["unit"], v["max_points"])
+    except ClusterScopeError as exc:
+        widgets.error_panel(exc, what=f"Cannot draw {v['layer']} at epoch {v['epoch']}")
+        return
+    if len(df) < total:
+        st.caption(f"Showing a stratified sample of {len(df):,} of {total:,} samples (raise *Max points drawn* to see all).")
+    hover_cards_ui(run, df["sample_id"].to_numpy())
+    selected: set[int] = st.session_state.get("selected_ids", set())
+    title = f"{run} · {v['layer']} · epoch {v['epoch']} · {PROJECTIONS[v['proj']]}"
+    if v["other"] is None:
+        plot_col, side = st.columns([3, 1])
+        with plot_col:
+            selected = draw(run, v["layer"], v["epoch"], v, title=title, key="view-a", highlight=selected or None)
+        with side:
+            scores_ui(v["scores"], v["layer"], v["epoch"])
+    else:
+        kind, value = v["other"]
+        layer_b, epoch_b = (v["layer"], value) if kind == "epoch" else (value, v["epoch"])
+        left, right = st.columns(2)
+        with left:
+            sel_a = draw(run, v["layer"], v["epoch"], v, title=title, key="view-a", highlight=selected or None)
+            scores_ui(v["scores"], v["layer"], v["epoch"])
+        with right:
+            try:
+                sel_b = draw(run, layer_b, epoch_b, v, title=f"{run} · {layer_b} · epoch {epoch_b}", key="view-b",
+                             highlight=selected or None)
+                scores_ui(v["scores"], layer_b, epoch_b)
+            except ClusterScopeError as exc:
+                widgets.error_panel(exc, what=f"Cannot draw {layer_b} at epoch {epoch_b}")
+                sel_b = set()
+        selected = sel_a | sel_b
+    if selected != st.session_state.get("selected_ids", set()):
+        st.session_state["selected_ids"] = selected
+        st.rerun()
+    selection_ui(run, df, selected)
+
