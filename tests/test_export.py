@@ -1,0 +1,56 @@
+"""Static export of the dashboard's figures (PNG and SVG through kaleido and the system Chromium, self-contained
+HTML, the animated GIF), on the Embeddings scatter, whose arrays are typed-array specs (charts_embeddings.typed_array).
+
+Needs Chromium, like tests/test_e2e_browser.py (`.ci/run` installs it); fails, rather than skips, without it.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+
+import numpy as np
+import pandas as pd
+import plotly.io as pio
+import pytest
+from PIL import Image
+
+from app import charts, charts_embeddings
+
+
+@pytest.fixture(scope="module")
+def figures() -> list:
+    if shutil.which("chromium") is None and shutil.which("google-chrome") is None:
+        pytest.fail("Static export needs Chrome or Chromium (`.ci/run` installs the Debian package chromium).")
+    rng = np.random.default_rng(0)
+    n = 600
+    label = np.arange(n) % 3
+    df = pd.DataFrame({"sample_id": np.arange(n), "cluster": label, "umap_x": rng.normal(size=n) + 6 * label,
+                       "umap_y": rng.normal(size=n), "colour_value": np.asarray(["a", "b", "c"])[label]})
+    colours = charts.category_colours(["a", "b", "c"])
+    return [charts_embeddings.embedding_scatter(df, projection="umap", colour="colour_value", colours=colours,
+                                                title=f"export test · epoch {e}", ranges=([-4, 18], [-4, 4]))
+            for e in (1, 2)]
+
+
+def test_png_svg_and_html_draw_the_points(figures: list) -> None:
+    fig = figures[0]
+    png = Image.open(io.BytesIO(pio.to_image(fig, format="png", width=800, height=500))).convert("RGB")
+    assert png.size == (800, 500)
+    pixels = np.asarray(png).reshape(-1, 3)
+    # the three classes' colours are drawn (markers are opaque at their centres; allow anti-aliasing)
+    for hex_colour in charts.category_colours(["a", "b", "c"]).values():
+        rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+        assert (np.abs(pixels.astype(int) - rgb).sum(axis=1) < 60).sum() > 200, hex_colour
+    svg = pio.to_image(fig, format="svg", width=800, height=500).decode()
+    assert svg.startswith("<svg") and "export test · epoch 1" in svg
+    html = fig.to_html(include_plotlyjs=True, full_html=True)
+    assert "bdata" in html and len(html) > 1_000_000  # plotly.js itself is inside: it opens offline
+
+
+def test_gif_of_the_epochs(figures: list) -> None:
+    from app import widgets
+
+    pngs = widgets.render_pngs(figures, width=400, height=300)
+    gif = Image.open(io.BytesIO(charts_embeddings.gif_from_pngs(pngs)))
+    assert gif.format == "GIF" and gif.n_frames == 2 and gif.size == (400, 300)
