@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -200,6 +201,23 @@ def demo(if_missing: bool, detach: bool, no_progress: bool, store_root: Path | N
     click.echo(f"demo store {store.root}: {len(done)} run(s) trained; {len(missing_runs(store))} missing.")
 
 
+# Streamlit options `clusterscope app` sets unless the user does (command-line options and STREAMLIT_*
+# variables override them); benchmarks/dashboard.py runs the pages with the same.
+APP_STREAMLIT_DEFAULTS: dict[str, bool | str] = {
+    "browser.gatherUsageStats": False,  # a lab tool phones nobody home (and skips per-command telemetry)
+    "client.toolbarMode": "viewer",  # no "Deploy" button in a meeting
+    # The pages never use "magic" (bare expressions written to the page; tests/test_architecture.py checks),
+    # so their scripts need not be rewritten before compiling.
+    "runner.magicEnabled": False,
+}
+
+
+def streamlit_env_name(option: str) -> str:
+    """The environment variable Streamlit reads for a config option: browser.gatherUsageStats ->
+    STREAMLIT_BROWSER_GATHER_USAGE_STATS."""
+    return "STREAMLIT_" + re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", option.replace(".", "_")).upper()
+
+
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @store_option
 @click.argument("streamlit_args", nargs=-1, type=click.UNPROCESSED)
@@ -211,11 +229,8 @@ def app(store_root: Path | None, streamlit_args: tuple[str, ...]) -> None:
     if not main_py.is_file():
         raise ClusterScopeError(f"the dashboard's entry point {main_py} is missing; reinstall clusterscope.")
     env = os.environ.copy()
-    env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")  # a lab tool phones nobody home
-    env.setdefault("STREAMLIT_CLIENT_TOOLBAR_MODE", "viewer")  # no "Deploy" button in a meeting
-    # The pages never use "magic" (bare expressions written to the page; tests/test_architecture.py checks),
-    # so their scripts need not be rewritten before compiling.
-    env.setdefault("STREAMLIT_RUNNER_MAGIC_ENABLED", "false")
+    for option, value in APP_STREAMLIT_DEFAULTS.items():  # the user's own STREAMLIT_* variables win
+        env.setdefault(streamlit_env_name(option), str(value).lower() if isinstance(value, bool) else str(value))
     env["CLUSTERSCOPE_STORE"] = str(api.open_store(store_root).root.resolve())
     cmd = [sys.executable, "-m", "streamlit", "run", str(main_py), *streamlit_args]
     os.execvpe(cmd[0], cmd, env)

@@ -133,7 +133,10 @@ def serve_like_the_cli() -> None:
     script this process runs, the page and the baselines alike."""
     from streamlit import config
 
-    config.set_option("runner.magicEnabled", False)
+    from backend.cli import APP_STREAMLIT_DEFAULTS
+
+    for option, value in APP_STREAMLIT_DEFAULTS.items():
+        config.set_option(option, value)
 
 
 def page_switcher(store: api.RunStore) -> tuple[Callable[[], str], Callable[[], None]]:
