@@ -10,11 +10,16 @@ Both sides train (and, unless --no-analyze, analyse) the same runs into fresh te
 * **sweep**: ``run_sweep`` on a local Ray with ``--workers`` CPUs (one run per CPU, one torch thread
   each), including Ray's start-up, as ``clusterscope sweep`` does.
 
+* **one worker** (unless ``--no-one-worker``): the same sweep with ``--workers 1``: Ray's one worker
+  process trains and analyses the runs one after another, one CPU (one torch thread, one numba
+  thread) per run. Its ratio to the sweep is how the sweep scales with workers, which the target's
+  baseline does not show once one process already uses both cores.
+
 The sides alternate (sequential first, then sweep, ...) ``--repeats`` times; the ratio is
 median(sequential wall time) / median(sweep wall time), i.e. how many times more runs per hour the
 sweep trains. Target: >= 1.6 with 2 workers on 2 cores. Also printed: the ratio without Ray's
-start-up (measured separately), and the share of time this process waited for a CPU (other jobs).
-Prints timings and ratios (``grep ^RATIO``) and asserts nothing.
+start-up (measured separately), the ratio to one worker, and the share of time this process waited
+for a CPU (other jobs). Prints timings and ratios (``grep ^RATIO``) and asserts nothing.
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2, help="Ray CPUs, one run each (default 2)")
     p.add_argument("--repeats", type=int, default=1, help="pairs of measurements (default 1)")
     p.add_argument("--no-analyze", action="store_true", help="train only")
+    p.add_argument("--no-one-worker", action="store_true", help="skip the one-worker sweep")
     p.add_argument("--quick", action="store_true", help="4 runs of 3 epochs, training only")
     args = p.parse_args()
     if args.quick:
@@ -89,23 +95,31 @@ def main() -> None:
     print(f"# {args.runs} digits-VGG runs x {args.epochs} epochs, {'train only' if args.no_analyze else 'train + analyse'}, "
           f"{args.workers} Ray workers, {args.repeats} pair(s)")
     work = Path(tempfile.mkdtemp(prefix="cs-bench-sweep-"))
-    seq, ray_side = [], []
+    seq, ray_side, one = [], [], []
     try:
         for r in range(args.repeats):
             seq.append(timed(lambda r=r: sequential(sweep, work / f"seq-{r}")))
             print(f"sequential {r + 1}: {seq[-1].wall:.1f} s (waited for a CPU {seq[-1].wait_share:.0%})", flush=True)
             ray_side.append(timed(lambda r=r: on_ray(sweep, work / f"ray-{r}", args.workers)))
             print(f"sweep      {r + 1}: {ray_side[-1].wall:.1f} s", flush=True)
+            if not args.no_one_worker:
+                one.append(timed(lambda r=r: on_ray(sweep, work / f"one-{r}", 1)))
+                print(f"one worker {r + 1}: {one[-1].wall:.1f} s", flush=True)
         startup = ray_startup(args.workers)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     s, w = median([t.wall for t in seq]), median([t.wall for t in ray_side])
     rows = [["sequential (1 process)", s, args.runs * 3600 / s], ["sweep (Ray, incl. start-up)", w, args.runs * 3600 / w],
             ["sweep minus Ray start-up", w - startup, args.runs * 3600 / (w - startup)]]
+    if one:
+        o = median([t.wall for t in one])
+        rows.append(["sweep, 1 worker (Ray, incl. start-up)", o, args.runs * 3600 / o])
     print(table(["side", "wall s", "runs/hour"], rows))
     print(f"Ray start-up alone: {startup:.1f} s")
     print(f"RATIO sweep throughput / sequential = {s / w:.2f} (target >= 1.6)")
     print(f"RATIO without Ray start-up = {s / (w - startup):.2f}")
+    if one:
+        print(f"RATIO sweep with {args.workers} workers / with 1 worker = {o / w:.2f} (how the sweep scales with workers)")
 
 
 if __name__ == "__main__":
