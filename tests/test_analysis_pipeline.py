@@ -90,6 +90,23 @@ def test_threaded_umap_fits_equal_sequential_ones() -> None:
         np.testing.assert_array_equal(a, b)
 
 
+def test_fit_threads_follow_omp_num_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 1-CPU sweep trial (Ray sets OMP_NUM_THREADS=1) runs its UMAP fits one after the other."""
+    import os
+
+    from backend.analysis import embed
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    free = embed._cpus()
+    assert free == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert embed._cpus() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "64")
+    assert embed._cpus() == free  # a cap, never more than the process may use
+    monkeypatch.setenv("OMP_NUM_THREADS", "4,2")  # nested OpenMP levels: not a cap we read
+    assert embed._cpus() == free
+
+
 def test_aligned_layouts_move_less_than_independent_ones(trained_store: tuple[RunStore, str]) -> None:
     store, run_id = trained_store
     labels = probe_labels(store.read_samples(run_id), store.read_run(run_id))

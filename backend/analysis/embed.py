@@ -133,10 +133,18 @@ def _release_gil() -> bool:
 
 
 def _cpus() -> int:
+    """The CPUs this process may use: its affinity mask, capped by ``OMP_NUM_THREADS`` when that is set
+    (the usual bound on a job's compute threads: Ray sets it to a task's CPUs, so a 1-CPU sweep trial
+    runs its fits one after the other; HPC schedulers set it too; torch follows it as well)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    try:
+        limit = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:  # unset, or not a number (e.g. "4,2", nested levels): no cap
+        return cpus
+    return max(1, min(cpus, limit))
 
 
 def umap_embed_many(x: np.ndarray, graph: KnnGraph, fits: Sequence[dict[str, Any]], *, metric: str, seed: int,
