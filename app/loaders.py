@@ -150,6 +150,16 @@ def _analysis(root: str, run_id: str, table: str, layer: str | None, epoch: int 
     return api.read_analysis(api.open_store(root), run_id, table, layer, epoch)
 
 
+def has_analysis(run_id: str) -> bool:
+    """Whether any snapshot of the run is analysed (a file in its ``layers`` analysis table). Uncached: a
+    directory walk of one run, used to choose a page's first run."""
+    folder = _store().analysis.root(run_id) / "layers"
+    try:
+        return any(True for _ in folder.rglob("*.parquet"))
+    except OSError:
+        return False
+
+
 def analysis_status(run_id: str) -> dict[str, Any]:
     return api.analysis_status(_store(), run_id)
 

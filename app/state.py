@@ -3,6 +3,10 @@
 A copied URL reopens the same view: pages read their defaults from ``st.query_params`` through
 :func:`choice` and write the user's choice back with :func:`remember`. Invalid or stale values
 (a deleted run, an epoch that does not exist) fall back to the default instead of failing.
+
+Streamlit drops the query parameters when the user moves to another page in the sidebar, so the
+session also keeps the last value of each choice: a page opened without one in its URL starts from
+it (the run chosen on Embeddings is the run shown on Neurons), then writes it to its own URL.
 """
 
 from __future__ import annotations
@@ -13,17 +17,26 @@ from typing import TypeVar
 import streamlit as st
 
 T = TypeVar("T")
+MEMORY = "cs-choices"  # session key: {choice: its last value as text} across pages
 
 
 def choice(key: str, options: Sequence[T], default: T | None = None) -> T | None:
-    """The query parameter ``key`` if it names one of ``options``, else ``default`` (else the first option)."""
-    raw = st.query_params.get(key)
-    for option in options:
-        if raw is not None and str(option) == raw:
-            return option
+    """The query parameter ``key`` if it names one of ``options``, else this session's last value of it
+    (:func:`remembered`), else ``default`` (else the first option)."""
+    for raw in (st.query_params.get(key), remembered(key)):
+        if raw is None:
+            continue
+        for option in options:
+            if str(option) == raw:
+                return option
     if default is not None and default in options:
         return default
     return options[0] if options else None
+
+
+def remembered(key: str) -> str | None:
+    """The last value this session gave the choice ``key`` (as text), on any page; None if none."""
+    return st.session_state.get(MEMORY, {}).get(key)
 
 
 def choices(key: str, options: Sequence[str]) -> list[str]:
@@ -34,13 +47,17 @@ def choices(key: str, options: Sequence[str]) -> list[str]:
 
 def remember(**values: object) -> None:
     """Write choices back to the URL (None removes the parameter). Only changes are written: each write
-    sends the browser a message, and a page remembers ~10 choices on every rerun."""
+    sends the browser a message, and a page remembers ~10 choices on every rerun. The session keeps them
+    too (:func:`remembered`), for the next page."""
+    memory = st.session_state.setdefault(MEMORY, {})
     for key, value in values.items():
         if value is None:
+            memory.pop(key, None)
             if key in st.query_params:
                 del st.query_params[key]
             continue
         text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+        memory[key] = text
         if st.query_params.get(key) != text:
             st.query_params[key] = text
 

@@ -12,13 +12,21 @@ from app import charts, loaders, state
 from backend.api import ClusterScopeError
 
 
-def run_picker(*, key: str = "run", label: str = "Run", runs: Sequence[str] | None = None, container=st) -> str | None:  # noqa: ANN001
-    """Select a run; the choice is kept in the URL. Returns None (with a hint) when the store is empty."""
+def run_picker(*, key: str = "run", label: str = "Run", runs: Sequence[str] | None = None, container=st,  # noqa: ANN001
+               prefer: Callable[[str], bool] | None = None) -> str | None:
+    """Select a run; the choice is kept in the URL. Returns None (with a hint) when the store is empty.
+
+    ``prefer``: with no run chosen yet (none in the URL, none picked in this session on any page), start
+    on the first run it accepts, e.g. an analysed one while the demo still analyses the others."""
     ids = list(runs) if runs is not None else loaders.list_runs()["run_id"].tolist()
     if not ids:
         container.info("No runs yet: create the demo with `make demo` (or `clusterscope demo`).")
         return None
-    current = state.choice(key, ids)
+    default = None
+    if prefer is not None and all(v not in ids for v in (st.query_params.get(key), st.session_state.get(f"w-{key}"),
+                                                         state.remembered(key))):
+        default = next((r for r in ids if prefer(r)), None)
+    current = state.choice(key, ids, default=default)
     run = container.selectbox(label, ids, key=f"w-{key}", **_initial(f"w-{key}", ids.index(current), ids))
     state.remember(**{key: run})
     return run
@@ -183,11 +191,12 @@ def empty_store_ui() -> bool:
     return True
 
 
-def chosen_run() -> tuple[str, dict] | None:
-    """The sidebar's run and its run.json; None after saying why (an empty store, an unreadable run)."""
+def chosen_run(*, prefer: Callable[[str], bool] | None = None) -> tuple[str, dict] | None:
+    """The sidebar's run (``prefer``: see :func:`run_picker`) and its run.json; None after saying why (an
+    empty store, an unreadable run)."""
     if empty_store_ui():
         return None
-    run = run_picker(container=st.sidebar)
+    run = run_picker(container=st.sidebar, prefer=prefer)
     try:
         return run, loaders.read_run(run)
     except ClusterScopeError as exc:

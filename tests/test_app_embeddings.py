@@ -92,6 +92,39 @@ def test_unanalysed_run_and_corrupt_file(analysed_store: tuple[api.RunStore, str
     assert any("no analysis yet" in i.value for i in at.info), [e.value for e in [*at.info, *at.error, *at.warning]]
 
 
+def test_first_visit_starts_on_an_analysed_run(analysed_store: tuple[api.RunStore, str], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the demo builder still analyses runs, Embeddings, Neurons and Layers open on one that has
+    pictures, not on the first run in the list; a run named in the URL, or chosen on another page of the
+    session, is still shown as asked."""
+    import json
+
+    store, run_id = analysed_store
+    copy = api.open_store(tmp_path / "s")
+    shutil.copytree(store.run_dir(run_id), copy.root / run_id)
+    early = "aaa-not-analysed-yet"  # sorts first
+    shutil.copytree(store.run_dir(run_id), copy.root / early)
+    shutil.rmtree(copy.analysis.root(early))
+    info = json.loads((copy.root / early / "run.json").read_text())
+    (copy.root / early / "run.json").write_text(json.dumps(info | {"run_id": early}))
+    assert copy.run_ids()[0] == early
+    at = open_embeddings(copy.root, monkeypatch)
+    assert not at.exception
+    assert at.sidebar.selectbox(key="w-run").value == run_id and at.get("plotly_chart")
+    for page in ("views/neurons.py", "views/layers.py"):  # a first visit each: a new session
+        other = AppTest.from_file(MAIN, default_timeout=90)
+        other.switch_page(page).run()
+        assert not other.exception and other.sidebar.selectbox(key="w-run").value == run_id, page
+    at = open_embeddings(copy.root, monkeypatch, run=early)
+    assert at.sidebar.selectbox(key="w-run").value == early
+    assert any("no analysis yet" in i.value for i in at.info)
+    # Moving to another page in the sidebar drops the URL's parameters: the session remembers the run
+    at.query_params.clear()
+    at.switch_page("views/neurons.py").run()
+    assert not at.exception and at.sidebar.selectbox(key="w-run").value == early
+    assert at.query_params["run"] in (early, [early])
+
+
 def test_points_carry_sample_ids_and_hover_cards_get_thumbnails(analysed_store: tuple[api.RunStore, str],
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     store, run_id = analysed_store

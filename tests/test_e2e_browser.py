@@ -193,6 +193,22 @@ def test_runs_page_links_open_the_run_in_another_page(server: str, page, analyse
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+def test_sidebar_navigation_keeps_the_view(server: str, page, analysed_store: tuple[api.RunStore, str]) -> None:  # noqa: ANN001
+    """Streamlit drops the URL's parameters when the sidebar switches pages; the session's memory of the
+    choices (app/state.py) opens Neurons on the layer and epoch chosen on Embeddings, not on its defaults
+    (the last layer and epoch)."""
+    _, run_id = analysed_store
+    page.goto(f"{server}/embeddings?run={run_id}&layer=fc1.relu&epoch=1", timeout=60_000)
+    page.wait_for_selector(PLOT, timeout=120_000)
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Neurons").first.click()
+    page.wait_for_url("**/neurons?**", timeout=60_000)
+    # the page writes its parameters one by one as its script runs: wait for the epoch, the last of them
+    page.wait_for_url(re.compile(r".*[?&]epoch=\d.*"), timeout=30_000)
+    assert f"run={run_id}" in page.url and "layer=fc1.relu" in page.url and "epoch=1" in page.url, page.url
+    assert page.get_by_role("heading", name="Neurons").is_visible()
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
 @pytest.fixture(scope="module")
 def upload_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """A server over an empty store of its own, so the import does not change the shared tiny store."""

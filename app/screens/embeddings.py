@@ -176,7 +176,7 @@ def gif_ui(run: str, info: dict, v: dict, frames: pd.DataFrame, epochs: list[int
 
 def page() -> None:
     st.title("Embeddings")
-    run = widgets.run_picker(container=st.sidebar)
+    run = widgets.run_picker(container=st.sidebar, prefer=loaders.has_analysis)
     if run is None:
         return
     try:

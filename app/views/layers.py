@@ -98,7 +98,7 @@ def network_ui(run: str, lr_steps: list[int]) -> None:
 
 
 def page() -> None:
-    chosen = widgets.chosen_run()
+    chosen = widgets.chosen_run(prefer=loaders.has_analysis)
     if chosen is None:
         return
     run, info = chosen

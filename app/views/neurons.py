@@ -150,7 +150,7 @@ def best_neurons_ui(run: str, epoch: int, layers: list[str], labels: pd.DataFram
 
 
 def page() -> None:
-    chosen = widgets.chosen_run()
+    chosen = widgets.chosen_run(prefer=loaders.has_analysis)
     if chosen is None:
         return
     run, info = chosen
