@@ -249,7 +249,7 @@ def _embedding_figure(root: str, run_id: str, layer: str, epoch: int, colour: st
     from app import charts_embeddings
 
     df = _embedding_view(root, run_id, layer, epoch, colour, unit, max_points, stamps)[0]
-    dataset = read_run(run_id)["dataset"]
+    dataset = api.read_run(api.open_store(root), run_id)["dataset"]
     return charts_embeddings.embedding_scatter(
         df, projection=projection, colour="colour_value", colours=charts_embeddings.colour_map(df, dataset, colour),
         highlight=set(highlight) if highlight else None, title=title, present=present,
