@@ -45,10 +45,14 @@ def _folder_mtime(path: Path) -> float:
 # ------------------------------------------------------------------ runs
 
 
+def _run_json_stamps(root: Path) -> tuple[float, ...]:
+    """The modification time of every run's run.json: changes when a run is added, trains or finishes."""
+    return tuple(_mtime(root / r / "run.json") for r in sorted(os.listdir(root))) if root.is_dir() else ()
+
+
 def list_runs() -> pd.DataFrame:
     root = store_root()
-    stamps = tuple(_mtime(root / r / "run.json") for r in sorted(os.listdir(root))) if root.is_dir() else ()
-    return _list_runs(str(root), _mtime(root), stamps)
+    return _list_runs(str(root), _mtime(root), _run_json_stamps(root))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -191,11 +195,7 @@ def compare(run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _compare_stamps(store: api.RunStore, run_ids: list[str]) -> tuple:
-    def layers_stamp(run_id: str) -> float:
-        folder = store.analysis.root(run_id) / "layers"
-        return max([_folder_mtime(folder)] + ([_folder_mtime(p) for p in folder.iterdir()] if folder.is_dir() else []))
-
-    return tuple((_mtime(store.run_json_path(r)), _mtime(store.analysis.path(r, "network")), layers_stamp(r))
+    return tuple((_mtime(store.run_json_path(r)), _table_stamp(store, r, "network"), _table_stamp(store, r, "layers"))
                  for r in run_ids)
 
 
@@ -249,7 +249,7 @@ def _embedding_figure(root: str, run_id: str, layer: str, epoch: int, colour: st
     from app import charts_embeddings
 
     df = _embedding_view(root, run_id, layer, epoch, colour, unit, max_points, stamps)[0]
-    dataset = api.read_run(api.open_store(root), run_id)["dataset"]
+    dataset = read_run(run_id)["dataset"]  # through the loaders, as _embedding_view reads it
     return charts_embeddings.embedding_scatter(
         df, projection=projection, colour="colour_value", colours=charts_embeddings.colour_map(df, dataset, colour),
         highlight=set(highlight) if highlight else None, title=title, present=present,
@@ -263,7 +263,7 @@ def _embedding_view(root: str, run_id: str, layer: str, epoch: int, colour: str,
 
     # through the other loaders, so the tables are read from disk once for every view that uses them
     samples = read_samples(run_id)
-    labels = charts_embeddings.label_samples(samples, target=read_run(run_id)["dataset"].get("target", "label"))
+    labels = _labels(run_id, samples)
     values = None
     if colour == "correct":
         values = predictions(run_id, epoch)[["sample_id", "correct"]]
@@ -273,6 +273,13 @@ def _embedding_view(root: str, run_id: str, layer: str, epoch: int, colour: str,
     points = analysis(run_id, "points", layer, epoch)
     df = charts_embeddings.view_points(points, labels, colour=colour, values=values, max_points=max_points)
     return df, len(samples)
+
+
+def _labels(run_id: str, samples: pd.DataFrame) -> pd.DataFrame:
+    """charts_embeddings.label_samples with the run's training target."""
+    from app import charts_embeddings
+
+    return charts_embeddings.label_samples(samples, target=read_run(run_id)["dataset"].get("target", "label"))
 
 
 def hover_script(run_id: str, ids: np.ndarray) -> tuple[Any, int]:
@@ -288,10 +295,10 @@ def hover_script(run_id: str, ids: np.ndarray) -> tuple[Any, int]:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _hover_script(root: str, run_id: str, ids: np.ndarray, m1: float, m2: float) -> tuple[Any, int]:
-    from app import charts_embeddings, hover
+    from app import hover
 
     samples = read_samples(run_id, thumbnails=True)
-    labels = charts_embeddings.label_samples(samples, target=read_run(run_id)["dataset"].get("target", "label"))
+    labels = _labels(run_id, samples)
     data, with_images = hover.table(labels, samples.set_index("sample_id")["thumbnail"], ids)
     return hover.Html(hover.script(data)), with_images
 
@@ -339,8 +346,7 @@ def _rotation_runs(root: str, run_ids: tuple[str, ...], stamps: tuple) -> pd.Dat
 
 def list_sweeps() -> pd.DataFrame:
     root = store_root()
-    stamps = tuple(_mtime(root / r / "run.json") for r in sorted(os.listdir(root))) if root.is_dir() else ()
-    return _list_sweeps(str(root), stamps)
+    return _list_sweeps(str(root), _run_json_stamps(root))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -350,8 +356,7 @@ def _list_sweeps(root: str, mtimes: tuple[float, ...]) -> pd.DataFrame:
 
 def sweep_runs(name: str) -> pd.DataFrame:
     root = store_root()
-    stamps = tuple(_mtime(root / r / "run.json") for r in sorted(os.listdir(root))) if root.is_dir() else ()
-    return _sweep_runs(str(root), name, stamps)
+    return _sweep_runs(str(root), name, _run_json_stamps(root))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

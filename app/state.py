@@ -21,17 +21,25 @@ MEMORY = "cs-choices"  # session key: {choice: its last value as text} across pa
 
 
 def choice(key: str, options: Sequence[T], default: T | None = None) -> T | None:
+    """:func:`chosen`, else ``default`` (else the first option)."""
+    found = chosen(key, options)
+    if found is not None:
+        return found
+    if default is not None and default in options:
+        return default
+    return options[0] if options else None
+
+
+def chosen(key: str, options: Sequence[T]) -> T | None:
     """The query parameter ``key`` if it names one of ``options``, else this session's last value of it
-    (:func:`remembered`), else ``default`` (else the first option)."""
+    (:func:`remembered`) if that does; None when the user has chosen none of them."""
     for raw in (st.query_params.get(key), remembered(key)):
         if raw is None:
             continue
         for option in options:
             if str(option) == raw:
                 return option
-    if default is not None and default in options:
-        return default
-    return options[0] if options else None
+    return None
 
 
 def remembered(key: str) -> str | None:

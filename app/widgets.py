@@ -22,11 +22,9 @@ def run_picker(*, key: str = "run", label: str = "Run", runs: Sequence[str] | No
     if not ids:
         container.info("No runs yet: create the demo with `make demo` (or `clusterscope demo`).")
         return None
-    default = None
-    if prefer is not None and all(v not in ids for v in (st.query_params.get(key), st.session_state.get(f"w-{key}"),
-                                                         state.remembered(key))):
-        default = next((r for r in ids if prefer(r)), None)
-    current = state.choice(key, ids, default=default)
+    current = state.chosen(key, ids)  # the widget's own value is remembered too, by the remember() below
+    if current is None:
+        current = next((r for r in ids if prefer(r)), ids[0]) if prefer is not None else ids[0]
     run = container.selectbox(label, ids, key=f"w-{key}", **_initial(f"w-{key}", ids.index(current), ids))
     state.remember(**{key: run})
     return run

@@ -230,4 +230,3 @@ def page() -> None:
         st.session_state["selected_ids"] = selected
         st.rerun()
     selection_ui(run, df, selected)
-

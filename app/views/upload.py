@@ -81,7 +81,7 @@ def _quote(text: str) -> str:
     return json.dumps(text)
 
 
-def trust_ui(files: list) -> bool:
+def trust_ui() -> bool:
     """The TorchScript warning and trust checkbox (disabled where the deployment switched TorchScript off)."""
     if not api.torchscript_allowed():
         st.info("TorchScript files are switched off on this server (CLUSTERSCOPE_ALLOW_TORCHSCRIPT=0); upload a "
@@ -126,7 +126,7 @@ def import_form() -> None:
     probe_test = c.number_input("Probe samples from the test split", min_value=0, value=2000, step=500, key="up-ptest",
                                 help="snapshots.probe_test.")
     overrides += [f"snapshots.probe_train={int(probe_train)}", f"snapshots.probe_test={int(probe_test)}"]
-    trust = trust_ui(files or [])
+    trust = trust_ui()
     if st.button("Import", type="primary", icon=":material/upload:", key="up-go", disabled=not files):
         try:
             job = start_import([(f.name, f.getvalue()) for f in files or []], arch=arch, overrides=overrides,
