@@ -163,3 +163,16 @@ def test_animation_downloads_an_animated_gif(analysed_store: tuple[api.RunStore,
     image = Image.open(io.BytesIO(at.session_state[f"gif:{run_id}:fc2.relu:umap:class:10000:0,1,2"]))
     assert image.format == "GIF" and image.n_frames == 3 and image.size == (1000, 800)
     assert [b for b in at.get("download_button") if "GIF" in b.proto.label]
+
+
+def test_animation_while_colouring_by_a_neuron_draws_the_classes(analysed_store: tuple[api.RunStore, str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The animation has no per-point numeric colouring: coloured by a neuron, it shows the classes."""
+    store, run_id = analysed_store
+    at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc2.relu", colour="neuron")
+    assert at.sidebar.selectbox(key="w-colour").value == "neuron"
+    at.toggle(key="w-animate").set_value(True).run()
+    assert not at.exception
+    fig = figure_of(at.get("plotly_chart")[0])
+    assert [t["name"] for t in fig["data"]] == ["round", "stroke", "bend", "twin-curve", "hook"]
+    assert all(len(f["data"]) == 5 for f in fig["frames"])

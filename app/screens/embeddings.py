@@ -130,9 +130,10 @@ def hover_cards_ui(run: str, ids: np.ndarray) -> None:
 
 
 def animation_ui(run: str, info: dict, v: dict) -> None:
+    if v["colour"] == "neuron":  # the animation's traces are categories: a neuron's values are shown by class
+        v = v | {"colour": "class", "unit": None}
     epochs = v["scores"].epochs[v["layer"]]
-    frames = pd.concat([view_frame(run, v["layer"], e, v | {"colour": "class" if v["colour"] == "neuron" else v["colour"]})
-                        .assign(epoch=e) for e in epochs])
+    frames = pd.concat([view_frame(run, v["layer"], e, v).assign(epoch=e) for e in epochs])
     fig = charts_embeddings.embedding_animation(frames, projection=v["proj"], colour="colour_value",
                                                 colours=charts_embeddings.colour_map(frames, info["dataset"], v["colour"]) or {},
                                                 title=f"{run} · {v['layer']} · epochs {epochs[0]}-{epochs[-1]}")
