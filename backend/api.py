@@ -24,7 +24,7 @@ __all__ = [
     "read_analysis", "read_activations", "analysis_status", "launch_training", "read_predictions",
     # importing checkpoints
     "torchscript_allowed", "import_checkpoints", "safe_upload_name", "new_import_job", "save_upload", "check_data_zip",
-    "launch_import", "import_job_status", "IMPORT_ARCHITECTURES", "server_paths_allowed",
+    "launch_import", "import_job_status", "IMPORT_ARCHITECTURES", "server_paths_allowed", "parse_epochs",
     # training dynamics and layer rotation (SCIENCE.md 3.3, 3.4)
     "dynamics_layers", "read_dynamics", "mechanisms", "rotation_runs",
     # sweeps (docs/sweeps.md)
@@ -191,12 +191,7 @@ def compare(store: RunStore, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataF
     if len(run_ids) < 2:
         raise ClusterScopeError(f"compare needs at least 2 runs; got {len(run_ids)}. List runs with `clusterscope runs`.")
     infos = [store.read_run(r) for r in run_ids]
-    rows = []
-    for run_id, info in zip(run_ids, infos, strict=True):
-        final = info.get("final") or {}
-        rows.append({"run_id": run_id, "test_accuracy": final.get("test_accuracy", float("nan")),
-                     **run_measures(store, run_id)})
-    runs = pd.DataFrame(rows)
+    runs = _measure_rows(store, run_ids, infos)
     hparams = hyperparameter_axes([i.get("config") or {} for i in infos])
     return pd.concat([runs, hparams], axis=1), kendall_table(runs, hparams)
 
@@ -250,16 +245,37 @@ def read_predictions(store: RunStore, run_id: str, epoch: int) -> pd.DataFrame:
 IMPORT_ARCHITECTURES = ("auto", "mlp", "vgg", "resnet", "tv:<torchvision name>")
 
 
+def _allowed(variable: str) -> bool:
+    """A deployment switch: on unless the environment variable says 0, false, no or off."""
+    return os.environ.get(variable, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def torchscript_allowed() -> bool:
     """Whether TorchScript files may be loaded at all here: off when ``CLUSTERSCOPE_ALLOW_TORCHSCRIPT=0``
     (for shared deployments, where one user's upload must not run code on the server)."""
-    return os.environ.get("CLUSTERSCOPE_ALLOW_TORCHSCRIPT", "1").strip().lower() not in ("0", "false", "no", "off")
+    return _allowed("CLUSTERSCOPE_ALLOW_TORCHSCRIPT")
 
 
 def server_paths_allowed() -> bool:
     """Whether dashboard users may name folders on the server as data (data.root): off when
     ``CLUSTERSCOPE_ALLOW_SERVER_PATHS=0``, so on a shared server they probe only with built-in data or a zip."""
-    return os.environ.get("CLUSTERSCOPE_ALLOW_SERVER_PATHS", "1").strip().lower() not in ("0", "false", "no", "off")
+    return _allowed("CLUSTERSCOPE_ALLOW_SERVER_PATHS")
+
+
+def _require_torchscript_allowed(trust_torchscript: bool) -> None:
+    if trust_torchscript and not torchscript_allowed():
+        raise ClusterScopeError("TorchScript loading is switched off on this deployment (CLUSTERSCOPE_ALLOW_TORCHSCRIPT=0); "
+                                "import the weights as a state_dict (.pt) or safetensors file instead.")
+
+
+def parse_epochs(text: str | None, *, what: str = "epochs") -> list[int] | None:
+    """``"0,5,10"`` -> [0, 5, 10]; None for an empty or missing text. ``what`` names the input in the error."""
+    if not text:
+        return None
+    try:
+        return [int(e) for e in text.split(",")]
+    except ValueError:
+        raise ClusterScopeError(f"{what} must be integers separated by commas, e.g. 0,5,10; got {text!r}.") from None
 
 
 def import_checkpoints(store: RunStore, files: list[Path], *, arch: str = "auto", overrides: list[str] | tuple[str, ...] = (),
@@ -269,9 +285,7 @@ def import_checkpoints(store: RunStore, files: list[Path], *, arch: str = "auto"
     """Import one checkpoint or a sequence (files or folders) as a new run; return its id (not analysed yet)."""
     from backend.importing.importer import ImportRequest, import_run
 
-    if trust_torchscript and not torchscript_allowed():
-        raise ClusterScopeError("TorchScript loading is switched off on this deployment (CLUSTERSCOPE_ALLOW_TORCHSCRIPT=0); "
-                                "import the weights as a state_dict (.pt) or safetensors file instead.")
+    _require_torchscript_allowed(trust_torchscript)
     req = ImportRequest(files=tuple(Path(f) for f in files), arch=arch, overrides=tuple(overrides),
                         epochs=tuple(epochs) if epochs is not None else None, names=tuple(names), data_zip=data_zip,
                         data_zip_name=data_zip_name, trust_torchscript=trust_torchscript, extra=extra or {})
@@ -321,8 +335,7 @@ def launch_import(store: RunStore, job_id: str, files: list[Path], *, names: lis
 
     from backend.config import parse_override
 
-    if trust_torchscript and not torchscript_allowed():
-        raise ClusterScopeError("TorchScript loading is switched off on this deployment (CLUSTERSCOPE_ALLOW_TORCHSCRIPT=0).")
+    _require_torchscript_allowed(trust_torchscript)
     for item in overrides:
         key, _ = parse_override(item)
         if key in ("data.root", "data.superclass_map") and not server_paths_allowed():
@@ -513,14 +526,16 @@ def compare_sweep(store: RunStore, name: str, run_ids: list[str] | None = None) 
                                 "least 2. Finish it with `clusterscope sweep SWEEP.toml` (it resumes).")
     axes = [c for c in done.columns if c not in ("run_id", "status", "train.seed")]
     hparams = done[axes].reset_index(drop=True)
-    runs = _measure_rows(store, done["run_id"].tolist())
+    ids = done["run_id"].tolist()
+    runs = _measure_rows(store, ids, [store.read_run(r) for r in ids])
     return pd.concat([runs, hparams], axis=1), kendall_table(runs, hparams)
 
 
-def _measure_rows(store: RunStore, run_ids: list[str]) -> pd.DataFrame:
+def _measure_rows(store: RunStore, run_ids: list[str], infos: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per run: run_id, its final test accuracy and its measures (:func:`run_measures`)."""
     rows = []
-    for run_id in run_ids:
-        final = store.read_run(run_id).get("final") or {}
+    for run_id, info in zip(run_ids, infos, strict=True):
+        final = info.get("final") or {}
         rows.append({"run_id": run_id, "test_accuracy": final.get("test_accuracy", float("nan")),
                      **run_measures(store, run_id)})
     return pd.DataFrame(rows)

@@ -10,7 +10,6 @@ import functools
 import json
 import os
 import re
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ import click
 from backend import api
 from backend.errors import ClusterScopeError
 from backend.jobs import analyze_runs
+from backend.liveness import sigterm_as_interrupt
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,15 +48,6 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _sigterm_as_interrupt() -> None:
-    """Make ``kill`` (SIGTERM) stop training like Ctrl-C, so the run is marked interrupted."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="clusterscope")
 def cli() -> None:
@@ -77,7 +68,7 @@ def train(config: Path | None, overrides: tuple[str, ...], resume_id: str | None
     from backend.config import load_config
 
     store = api.open_store(store_root)
-    _sigterm_as_interrupt()
+    sigterm_as_interrupt()
     if resume_id:
         if config or overrides:
             raise ClusterScopeError("--resume continues a run with its recorded config; drop CONFIG and --set.")
@@ -196,7 +187,7 @@ def demo(if_missing: bool, detach: bool, no_progress: bool, store_root: Path | N
         proc = spawn_builder(store)
         click.echo(f"building {len(missing)} demo run(s) in the background (pid {proc.pid}, log {store.root / '.demo.log'}).")
         return
-    _sigterm_as_interrupt()
+    sigterm_as_interrupt()
     done = build_demo(store, progress=not no_progress)
     click.echo(f"demo store {store.root}: {len(done)} run(s) trained; {len(missing_runs(store))} missing.")
 
@@ -271,10 +262,7 @@ def import_(paths: tuple[Path, ...], arch: str, overrides: tuple[str, ...], epoc
     from backend.importing.jobs import run_import_job
 
     store = api.open_store(store_root)
-    try:
-        epoch_list = [int(e) for e in epochs.split(",")] if epochs else None
-    except ValueError:
-        raise ClusterScopeError(f"--epochs must be integers separated by commas, e.g. 0,5,10; got {epochs!r}.") from None
+    epoch_list = api.parse_epochs(epochs, what="--epochs")
     try:
         run_id = run_import_job(store, list(paths), arch=arch, overrides=overrides, epochs=epoch_list, data_zip=data_zip,
                                 trust_torchscript=trust_torchscript, analyze=not no_analyze, progress=not no_progress,
@@ -320,7 +308,7 @@ def sweep(sweep_file: Path, address: str | None, workers: int | None, retries: i
             click.echo(f"{t.run_id}  {state:8s}  " + "  ".join(f"{a}={v}" for a, v in t.axes.items()))
         click.echo(f"{len(trials)} run(s) in sweep {spec.name}.")
         return
-    _sigterm_as_interrupt()
+    sigterm_as_interrupt()
     try:
         report = api.run_sweep(spec, store, address=address, workers=workers, retries=retries, progress=not no_progress)
     except KeyboardInterrupt:

@@ -1,9 +1,12 @@
-"""Is the process that marked a run 'running' still alive? (A killed run cannot update its status.)"""
+"""Is the process that marked a run 'running' still alive? (A killed run cannot update its status.)
+And :func:`sigterm_as_interrupt`, which makes ``kill`` stop our long jobs the way Ctrl-C does."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +43,16 @@ def process_alive(info: dict[str, Any]) -> bool:
         return True
     recorded, now = info.get("pid_start"), process_start_time(pid)
     return recorded is None or now is None or recorded == now
+
+
+def sigterm_as_interrupt() -> Any:
+    """Make SIGTERM (``kill``) raise KeyboardInterrupt, so a job stops as on Ctrl-C: a run is marked
+    interrupted, a sweep shuts Ray down and keeps its runs resumable. Returns the previous handler, or
+    None off the main thread, where Python cannot install one."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)

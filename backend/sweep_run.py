@@ -21,6 +21,7 @@ from typing import Any
 
 from backend.config import RunConfig, from_dict, to_dict
 from backend.errors import ClusterScopeError
+from backend.liveness import sigterm_as_interrupt
 from backend.store import RunStore
 from backend.sweep import Sweep, Trial, expand, run_record
 
@@ -157,27 +158,14 @@ def ray_session(address: str | None, workers: int) -> Iterator[Any]:
         where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
         raise ClusterScopeError(f"cannot start or reach {where}: {exc}. Check the address (e.g. ray://HOST:10001 or auto) "
                                 "or run without --address to start Ray on this machine.") from None
-    previous = _sigterm_stops_the_sweep()
+    # Ray's driver aborts on SIGTERM: interrupt instead, so `kill` stops a sweep like Ctrl-C
+    previous = sigterm_as_interrupt()
     try:
         yield ray
     finally:
         ray.shutdown()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-
-
-def _sigterm_stops_the_sweep() -> Any:
-    """Ray's driver aborts on SIGTERM; raise KeyboardInterrupt instead, so ``kill`` stops a sweep like Ctrl-C
-    (Ray is shut down, runs cut short stay resumable). Returns the previous handler (None off the main thread)."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, handler)
 
 
 def _error_text(exc: BaseException) -> str:

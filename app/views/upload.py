@@ -105,10 +105,7 @@ def start_import(files: list[tuple[str, bytes]], *, arch: str, overrides: list[s
     if zipped is not None:
         zip_path = api.save_upload(store, job_id, "data.zip", zipped[1])
         api.check_data_zip(zip_path, zipped[0])  # refuse a hostile zip here, before the job starts
-    try:
-        epoch_list = [int(e) for e in epochs.split(",")] if epochs.strip() else None
-    except ValueError:
-        raise ClusterScopeError(f"epochs must be integers separated by commas, e.g. 0,5,10; got {epochs!r}.") from None
+    epoch_list = api.parse_epochs(epochs.strip())
     return api.launch_import(store, job_id, paths, names=names, arch=arch, overrides=overrides, data_zip=zip_path,
                              data_zip_name=zipped[0] if zipped else "", trust_torchscript=trust, epochs=epoch_list)
 
