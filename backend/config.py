@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -177,8 +178,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         p = Path(path)
         raw = read_toml(p, what=f"config file {str(p)!r}",
                         missing="; give the path of a TOML file, e.g. configs/digits_mlp.toml.")
-    for item in overrides:
-        key, value = parse_override(item)
+    return config_from_items((parse_override(item) for item in overrides), raw)
+
+
+def config_from_items(items: Iterable[tuple[str, Any]], raw: dict[str, Any] | None = None) -> RunConfig:
+    """A validated config from dotted keys and values (``("train.lr", 0.1)``), set in order on top of
+    ``raw`` (a nested config as read from TOML; the defaults when None)."""
+    raw = {} if raw is None else raw
+    for key, value in items:
         _set_dotted(raw, key, value)
     cfg = from_dict(RunConfig, raw)
     validate(cfg)

@@ -7,7 +7,7 @@ A sweep file names the sweep, a base run configuration and the hyperparameter ax
     base = "../digits_vgg.toml"     # optional run config (path relative to this file)
     retries = 1                     # extra attempts of a failed trial
     analyze = true                  # analyse every run once trained
-    cpus_per_trial = 1              # Ray CPUs (and torch threads) per trial
+    cpus_per_trial = 1              # Ray CPUs (and torch and numba threads) per trial
 
     [base]                          # run-config keys on top of `base`
     train.epochs = 12

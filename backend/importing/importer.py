@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from backend.config import RunConfig, load_config, parse_override
+from backend.config import RunConfig, config_from_items, parse_override
 from backend.data import Dataset, load_dataset
 from backend.errors import ConfigError
 from backend.importing import zipsafe
-from backend.importing.architecture import Architecture, ArchitectureError, load_weights, mismatch_message, resolve
+from backend.importing.architecture import Architecture, ArchitectureError, compare, load_weights, mismatch_message, resolve
 from backend.importing.checkpoints import Checkpoint, assign_epochs, checkpoint_files, load_checkpoint, sha256_of
 from backend.store import RunStore, check_run_id, new_run_id
 
@@ -60,8 +60,9 @@ def import_run(store: RunStore, req: ImportRequest, *, progress: Progress = _noo
     first = ckpts[0]
     arch = resolve(req.arch, first.state, scripted_name=getattr(first.scripted, "original_name", "") or "")
     raw = user_overrides(req.overrides)
+    zip_sha256 = sha256_of(req.data_zip) if req.data_zip is not None else None
     if req.data_zip is not None:
-        raw |= zip_dataset(store, req.data_zip, req.data_zip_name or req.data_zip.name, raw)
+        raw |= zip_dataset(store, req.data_zip, req.data_zip_name or req.data_zip.name, raw, zip_sha256)
     raw |= data_from_weights(arch, raw)
     cfg, data = configure(raw, arch, [c.epoch for c in ckpts])
     from backend.runner import prepare
@@ -74,15 +75,13 @@ def import_run(store: RunStore, req: ImportRequest, *, progress: Progress = _noo
                                 "Choose a data set (or data.image_size / data.channels) the model was trained on.") from None
     expected = {k: tuple(v.shape) for k, v in p.model.state_dict().items()}
     for c in ckpts:  # every file is checked before anything is written
-        from backend.importing.architecture import compare
-
         if any(compare(expected, c.state)):
             raise ArchitectureError(f"checkpoint {c.name!r}: " + mismatch_message(arch.name, expected, c.state))
     run_id = new_run_id(cfg, store, tag="import")
     store.require_new(check_run_id(run_id))
     staged = store.staging(uuid.uuid4().hex)
     try:
-        record_run(staged, run_id, p, ckpts, origin(req, ckpts, arch, unit), progress)
+        record_run(staged, run_id, p, ckpts, origin(req, ckpts, arch, unit, zip_sha256), progress)
         store.publish(staged, run_id)
     finally:
         store.discard(staged)
@@ -116,10 +115,9 @@ def user_overrides(overrides: tuple[str, ...]) -> dict[str, Any]:
     return raw
 
 
-def zip_dataset(store: RunStore, path: Path, label: str, raw: dict[str, Any]) -> dict[str, Any]:
-    """Extract an image-folder zip once into ``.datasets/<sha256>`` and point data.* at it."""
-    digest = sha256_of(path)[:32]
-    dest = store.dataset_dir(digest)
+def zip_dataset(store: RunStore, path: Path, label: str, raw: dict[str, Any], sha256: str) -> dict[str, Any]:
+    """Extract an image-folder zip (``sha256``: its digest) once into ``.datasets/<sha256>`` and point data.* at it."""
+    dest = store.dataset_dir(sha256[:32])
     if not dest.is_dir():
         zipsafe.extract_zip(path, dest, label=label)
     root = zipsafe.data_root(dest)
@@ -157,7 +155,7 @@ def configure(raw: dict[str, Any], arch: Architecture, epochs: list[int]) -> tup
     items |= {"train.epochs": max(max(epochs), 1), "snapshots.epochs": sorted(epochs), "snapshots.checkpoints": True}
     target_given = "data.target" in items
     items.setdefault("data.target", "label")
-    cfg = load_config(None, [f"{k}={_toml(v)}" for k, v in items.items()])
+    cfg = config_from_items(items.items())
     data = load_dataset(cfg.data)
     check_input(arch, data)  # the more basic misfit first: the classes of another data set follow from it
     n_label = data.num_labels
@@ -177,18 +175,6 @@ def configure(raw: dict[str, Any], arch: Architecture, epochs: list[int]) -> tup
         raise ArchitectureError(f"wrong number of classes: the checkpoint's classifier has {arch.num_classes} outputs but "
                                 f"data set {data.name!r} has {counts}. Choose the data set the model was trained on.")
     return replace(cfg, **{"data.target": target}), data
-
-
-def _toml(v: Any) -> str:
-    import json
-
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    if isinstance(v, str):
-        return json.dumps(v)
-    return repr(v)
 
 
 def check_input(arch: Architecture, data: Dataset) -> None:
@@ -211,13 +197,14 @@ def check_input(arch: Architecture, data: Dataset) -> None:
                                     f"data.channels={arch.in_channels}.")
 
 
-def origin(req: ImportRequest, ckpts: list[Checkpoint], arch: Architecture, unit: str) -> dict[str, Any]:
-    """Provenance recorded in run.json (docs/store.md, "origin")."""
+def origin(req: ImportRequest, ckpts: list[Checkpoint], arch: Architecture, unit: str,
+           zip_sha256: str | None) -> dict[str, Any]:
+    """Provenance recorded in run.json (docs/store.md, "origin"); ``zip_sha256``: the data zip's digest."""
     return {"kind": "imported", "imported": datetime.now(UTC).isoformat(timespec="seconds"),
             "format": ckpts[0].format, "architecture": arch.name, "architecture_requested": req.arch or "auto",
             "num_classes": arch.num_classes, "epoch_unit": unit, "torchscript_trusted": bool(req.trust_torchscript),
             "sources": [c.provenance() for c in ckpts],
-            "data_zip": ({"file": req.data_zip_name or req.data_zip.name, "sha256": sha256_of(req.data_zip)}
+            "data_zip": ({"file": req.data_zip_name or req.data_zip.name, "sha256": zip_sha256}
                          if req.data_zip is not None else None),
             **req.extra}
 
