@@ -186,10 +186,16 @@ def run_measures(store: RunStore, run_id: str) -> dict[str, Any]:
 
 def compare(store: RunStore, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(runs, table): each run's measures and test accuracy, and the Kendall table of every measure."""
-    from backend.analysis.compare import hyperparameter_axes, kendall_table
-
     if len(run_ids) < 2:
         raise ClusterScopeError(f"compare needs at least 2 runs; got {len(run_ids)}. List runs with `clusterscope runs`.")
+    return _compare_runs(store, run_ids)
+
+
+def _compare_runs(store: RunStore, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tables of :func:`compare` and :func:`compare_sweep`: one hyperparameter column per config key
+    that differs between the runs (compare.hyperparameter_axes), so the same runs give the same table."""
+    from backend.analysis.compare import hyperparameter_axes, kendall_table
+
     infos = [store.read_run(r) for r in run_ids]
     runs = _measure_rows(store, run_ids, infos)
     hparams = hyperparameter_axes([i.get("config") or {} for i in infos])
@@ -512,11 +518,10 @@ def sweep_runs(store: RunStore, name: str) -> pd.DataFrame:
 
 
 def compare_sweep(store: RunStore, name: str, run_ids: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`compare` over the complete runs of sweep ``name`` (only those of ``run_ids`` when given),
-    with the sweep's own axes as the hyperparameter columns (granulated Kendall per axis and in total;
-    ``train.seed`` counts as a replicate, not an axis)."""
-    from backend.analysis.compare import kendall_table
-
+    """:func:`compare` over the complete runs of sweep ``name`` (only those of ``run_ids`` when given): the
+    same table as ``compare`` of those runs, one hyperparameter column per config key that differs between
+    them (a linked sweep axis such as "train.lr,train.weight_decay" gives one column per key, as in the
+    thesis's tables; ``train.seed`` counts as a replicate, not an axis)."""
     members = sweep_runs(store, name)
     if run_ids is not None:
         members = members[members["run_id"].isin(run_ids)]
@@ -524,11 +529,7 @@ def compare_sweep(store: RunStore, name: str, run_ids: list[str] | None = None) 
     if len(done) < 2:
         raise ClusterScopeError(f"sweep {name!r} has {len(done)} complete run(s) of {len(members)}; compare needs at "
                                 "least 2. Finish it with `clusterscope sweep SWEEP.toml` (it resumes).")
-    axes = [c for c in done.columns if c not in ("run_id", "status", "train.seed")]
-    hparams = done[axes].reset_index(drop=True)
-    ids = done["run_id"].tolist()
-    runs = _measure_rows(store, ids, [store.read_run(r) for r in ids])
-    return pd.concat([runs, hparams], axis=1), kendall_table(runs, hparams)
+    return _compare_runs(store, done["run_id"].tolist())
 
 
 def _measure_rows(store: RunStore, run_ids: list[str], infos: list[dict[str, Any]]) -> pd.DataFrame:

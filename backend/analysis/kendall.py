@@ -79,14 +79,25 @@ def granulated_kendall(measure: ArrayLike, target: ArrayLike, hparams: pd.DataFr
     cols = list(hparams.columns)
     if "total" in cols or len(set(cols)) != len(cols):
         raise ValueError(expected("hparams columns", expected="unique names other than 'total'", got=cols))
-    keys = {c: [_key(v) for v in hparams[c].to_numpy(dtype=object)] for c in cols}
     psi = {}
-    for h in cols:
-        groups: dict[tuple, list[int]] = defaultdict(list)
-        for i in range(len(m)):
-            groups[tuple(keys[c][i] for c in cols if c != h)].append(i)
-        taus = np.array([kendall_tau(m[idx], g[idx], ties=ties) for idx in groups.values() if len(idx) >= 2])
+    for h, groups in axis_groups(hparams).items():
+        taus = np.array([kendall_tau(m[idx], g[idx], ties=ties) for idx in groups])
         psi[h] = float(taus[~np.isnan(taus)].mean()) if (~np.isnan(taus)).any() else float("nan")
     values = np.array(list(psi.values()))
     psi["total"] = float(values[~np.isnan(values)].mean()) if (~np.isnan(values)).any() else float("nan")
     return pd.Series(psi, dtype=np.float64, name="granulated_tau")
+
+
+def axis_groups(hparams: pd.DataFrame) -> dict[str, list[list[int]]]:
+    """For each column h of ``hparams`` (one row per model), the groups of >= 2 row positions that share
+    every *other* column's value (missing values equal each other): the groups the granulated Kendall
+    coefficient averages over (SCIENCE.md 3.2, step 1). An empty list: no two models differ in h alone."""
+    cols = list(hparams.columns)
+    keys = {c: [_key(v) for v in hparams[c].to_numpy(dtype=object)] for c in cols}
+    out = {}
+    for h in cols:
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for i in range(len(hparams)):
+            groups[tuple(keys[c][i] for c in cols if c != h)].append(i)
+        out[h] = [idx for idx in groups.values() if len(idx) >= 2]
+    return out
