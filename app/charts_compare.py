@@ -151,10 +151,10 @@ def measures_over_epochs(network: pd.DataFrame, metrics: pd.DataFrame, run_ids: 
 
 
 def kendall_columns(table: pd.DataFrame) -> list[str]:
-    """Column order for api.compare's Kendall table: measure, runs, τ, τ-b, ψ per axis, total."""
+    """Column order for api.compare's Kendall table: measure, runs, τ, τ-b, ψ per axis, total, its axis count."""
     psi = sorted(c for c in table.columns if c.startswith("psi["))
     head = [c for c in ("measure", "runs", "tau", "tau_b") if c in table.columns]
-    return head + psi + (["granulated_total"] if "granulated_total" in table.columns else [])
+    return head + psi + [c for c in ("granulated_total", "total_axes") if c in table.columns]
 
 
 def symbol_legend(values: pd.Series) -> dict[str, str]:

@@ -21,6 +21,7 @@ __all__ = [
     "ClusterScopeError", "ConfigError", "DataError", "StoreError", "RunStore", "RunConfig",
     "default_store_root", "open_store", "list_runs", "read_run", "read_metrics", "read_samples",
     "snapshots", "train", "resume", "demo_status", "analysis_config", "analyze", "run_measures", "compare",
+    "kendall_export", "kendall_notes",
     "read_analysis", "read_activations", "analysis_status", "launch_training", "read_predictions",
     # importing checkpoints
     "torchscript_allowed", "import_checkpoints", "safe_upload_name", "new_import_job", "save_upload", "check_data_zip",
@@ -200,6 +201,24 @@ def _compare_runs(store: RunStore, run_ids: list[str]) -> tuple[pd.DataFrame, pd
     runs = _measure_rows(store, run_ids, infos)
     hparams = hyperparameter_axes([i.get("config") or {} for i in infos])
     return pd.concat([runs, hparams], axis=1), kendall_table(runs, hparams)
+
+
+def kendall_export(table: pd.DataFrame) -> pd.DataFrame:
+    """A Kendall table of :func:`compare` as the CLI prints it and writes CSV: each ψ cell of an axis that
+    is not measurable reads "not measurable: no two runs share the other settings" (analysis.compare)."""
+    from backend.analysis.compare import export_table
+
+    return export_table(table)
+
+
+def kendall_notes(table: pd.DataFrame) -> dict[str, str | None]:
+    """What a reader of a Kendall table of :func:`compare` must know, as sentences (None when nothing to say):
+    ``not_measurable``, the axes without a granulated τ; ``ties``, how many pairs of runs tie in test
+    accuracy; ``ties_warning``, when more than half do (the table then says little)."""
+    from backend.analysis.compare import not_measurable_note, ties_note
+
+    ties, warning = ties_note(table)
+    return {"not_measurable": not_measurable_note(table), "ties": ties, "ties_warning": warning}
 
 
 def read_activations(store: RunStore, run_id: str, layer: str, epoch: int) -> tuple[Any, Any]:

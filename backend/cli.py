@@ -121,8 +121,10 @@ def analyze(run_ids: tuple[str, ...], all_runs: bool, overrides: tuple[str, ...]
 def compare(run_ids: tuple[str, ...], sweep_name: str | None, csv_path: Path | None, store_root: Path | None) -> None:
     """Kendall tau of every measure against test accuracy across RUN_IDS (all runs when none given).
 
-    tau: the reference coefficient (SCIENCE.md 3.2, ties count as agreement); tau_b: tie-aware;
-    psi[axis]: granulated tau per hyperparameter axis that varies; granulated_total: their mean.
+    tau: the reference coefficient (SCIENCE.md 3.2: a pair tied in the measure or in test accuracy scores 0,
+    one tied in both is left out); tau_b: scipy's tie-corrected tau-b; psi[key]: granulated tau per
+    hyperparameter (config key) that differs between the runs, or "not measurable" when no two runs share
+    the other settings; granulated_total: the mean of the measurable psi, over total_axes axes.
     """
     store = api.open_store(store_root)
     if sweep_name and run_ids:
@@ -131,13 +133,27 @@ def compare(run_ids: tuple[str, ...], sweep_name: str | None, csv_path: Path | N
         runs, table = api.compare_sweep(store, sweep_name)
     else:
         runs, table = api.compare(store, list(run_ids) or store.run_ids())
+    export = api.kendall_export(table)
     with pd_options():
         click.echo(runs.drop(columns=[c for c in runs.columns if c == "epoch"]).to_string(index=False))
         click.echo("")
-        click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        click.echo(export.map(_cell).to_string(index=False))
+    notes = api.kendall_notes(table)
+    for key in ("not_measurable", "ties"):
+        if notes[key]:
+            click.echo(notes[key])
+    if notes["ties_warning"]:
+        click.echo(f"warning: {notes['ties_warning']}", err=True)
     if csv_path:
-        table.to_csv(csv_path, index=False)
+        export.to_csv(csv_path, index=False)
         click.echo(f"wrote {csv_path}")
+
+
+def _cell(value: object) -> object:
+    """A Kendall table cell as printed: 3 decimals; a not-measurable ψ shortened (the note below says why)."""
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return "not measurable" if isinstance(value, str) and value.startswith("not measurable") else value
 
 
 def pd_options():  # noqa: ANN201 - a pandas option context

@@ -70,12 +70,12 @@ def test_compare_two_runs(compare_store: api.RunStore, monkeypatch: pytest.Monke
     assert not at.exception
     assert at.query_params["runs"] == "tiny,tiny-b" and at.query_params["colour"] == "train.lr"
     kendall = at.dataframe[0].value.set_index("measure")
-    assert list(kendall.columns) == ["runs", "tau", "tau_b", "psi[train.lr]", "granulated_total"]
+    assert list(kendall.columns) == ["runs", "tau", "tau_b", "psi[train.lr]", "granulated_total", "total_axes"]
     # tiny-b has every c higher and a lower accuracy: a perfectly reversed order, by every variant of tau
     for m in ("c1", "c2", "c3", "c4"):
         assert kendall.loc[m, ["tau", "tau_b", "psi[train.lr]", "granulated_total"]].tolist() == [-1.0] * 4
     assert kendall.loc["class_purity", "tau"] == 0.0  # equal measures: the two ordered pairs cancel
-    assert any("counts ties as agreement" in c.value and "tie-aware" in c.value for c in at.caption)
+    assert any("No tie counts as agreement" in c.value and "τ-b" in c.value for c in at.caption)
 
     net = api.read_analysis(compare_store, "tiny", "network").set_index("epoch")
     acc = api.read_run(compare_store, "tiny")["final"]["test_accuracy"]
@@ -218,6 +218,7 @@ def test_compare_figure_builders() -> None:
     table = pd.DataFrame(columns=["granulated_total", "psi[train.lr]", "tau_b", "measure", "psi[data.name]", "tau", "runs"])
     assert charts_compare.kendall_columns(table) == ["measure", "runs", "tau", "tau_b", "psi[data.name]", "psi[train.lr]",
                                                      "granulated_total"]
+    assert charts_compare.kendall_columns(table.assign(total_axes=1))[-2:] == ["granulated_total", "total_axes"]
     runs = pd.DataFrame({"run_id": ["a", "b", "c"], "test_accuracy": [0.9, 0.8, 0.7], "epoch": [3, 3, 2],
                          "c1": [0.5, 0.6, float("nan")], "train.lr": [0.1, 0.01, 0.1], "data.name": ["digits", "synthclust", "digits"]})
     assert charts_compare.hyperparameter_columns(runs) == ["train.lr", "data.name"]
@@ -263,7 +264,8 @@ def test_compare_a_sweep(sweep_store: api.RunStore, monkeypatch: pytest.MonkeyPa
     assert at.multiselect(key="w-cmp-runs-grid").value == ["grid-0", "grid-1", "grid-2", "grid-3"]  # not the failed one
     assert any("Sweep **grid**: 5 runs (4 complete, 1 failed)" in c.value for c in at.caption)
     kendall = at.dataframe[0].value.set_index("measure")
-    assert list(kendall.columns) == ["runs", "tau", "tau_b", "psi[model.width]", "psi[train.lr]", "granulated_total"]
+    assert list(kendall.columns) == ["runs", "tau", "tau_b", "psi[model.width]", "psi[train.lr]", "granulated_total",
+                                     "total_axes"]
     assert kendall.loc["c1", ["tau", "psi[train.lr]", "psi[model.width]", "granulated_total"]].tolist() == \
         pytest.approx([1 / 3, 0.0, 1.0, 0.5])
     colours = at.selectbox(key="w-cmp-colour").options
@@ -286,13 +288,14 @@ def test_compare_a_sweep(sweep_store: api.RunStore, monkeypatch: pytest.MonkeyPa
 
 
 def test_compare_sweep_from_the_url(sweep_store: api.RunStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    at = open_page(sweep_store.root, monkeypatch, COMPARE, sweep="grid", runs="grid-0,grid-2", colour="model.width",
+    at = open_page(sweep_store.root, monkeypatch, COMPARE, sweep="grid", runs="grid-0,grid-2", colour="run_id",
                    kcoef="granulated_total")
     assert not at.exception
     assert at.multiselect(key="w-cmp-runs-grid").value == ["grid-0", "grid-2"]
-    assert at.selectbox(key="w-cmp-colour").value == "model.width"
+    assert at.selectbox(key="w-cmp-colour").value == "run_id"
     kendall = at.dataframe[0].value.set_index("measure")
     assert kendall.loc["c1", "psi[train.lr]"] == 1.0  # (.1, .70) vs (.2, .90), both at width 8
+    assert "psi[model.width]" not in kendall  # the same width: not a column, as `compare grid-0 grid-2` has none
     at = open_page(sweep_store.root, monkeypatch, COMPARE, sweep="ghost")
     assert at.selectbox(key="w-cmp-sweep").value == "grid"  # a stale sweep name falls back to the default
 

@@ -19,6 +19,7 @@ from backend import api, schema
 from backend.cli import cli
 from backend.config import to_dict
 from tests.conftest import tiny_config
+from tests.test_app_compare_runs import COMPARE, open_page
 
 BASE = to_dict(tiny_config())
 
@@ -92,3 +93,106 @@ def test_a_linked_axis_gives_one_column_per_hyperparameter_whichever_command(tmp
     invoke("compare", *ids, "--store", root, "--csv", str(tmp_path / "runs.csv"))
     invoke("compare", "--sweep", "linked", "--store", root, "--csv", str(tmp_path / "sweep.csv"))
     assert (tmp_path / "runs.csv").read_text() == (tmp_path / "sweep.csv").read_text()
+
+
+# ------------------------------------------------------------------ 2. axes with no group of two runs
+
+NOT_MEASURABLE = "not measurable: no two runs share the other settings"
+RANDOM_POINTS = [  # the random search of docs/sweeps.md in small: every run has its own draws
+    ({"train.augment": False, "model.dropout": 0.1127, "train.lr": 0.0213}, 0.10, 0.70),
+    ({"train.augment": False, "model.dropout": 0.3018, "train.lr": 0.0871}, 0.30, 0.80),
+    ({"train.augment": True, "model.dropout": 0.0415, "train.lr": 0.0502}, 0.20, 0.90),
+    ({"train.augment": True, "model.dropout": 0.2466, "train.lr": 0.0134}, 0.25, 0.95),
+]
+
+
+def test_a_random_search_has_no_measurable_axis_and_says_so(tmp_path: Path) -> None:
+    store = api.open_store(tmp_path / "store")
+    add_sweep(store, "random", RANDOM_POINTS)
+    _, table = api.compare_sweep(store, "random")
+    row = table.set_index("measure").loc["c1"]
+    assert row["tau"] == pytest.approx(1 / 3)  # tau over all pairs is still defined
+    assert row["total_axes"] == 0 and np.isnan(row["granulated_total"])
+    assert row["not_measurable"] == "model.dropout, train.lr, train.augment"
+
+    out = invoke("compare", "--sweep", "random", "--store", str(store.root), "--csv", str(tmp_path / "t.csv"))
+    assert f"model.dropout, train.lr, train.augment: {NOT_MEASURABLE}" in out
+    csv = pd.read_csv(tmp_path / "t.csv").set_index("measure")
+    assert csv.loc["c1", ["psi[model.dropout]", "psi[train.augment]", "psi[train.lr]"]].tolist() == [NOT_MEASURABLE] * 3
+    assert csv.loc["c1", "granulated_total"] == "no measurable axis" and csv.loc["c1", "total_axes"] == 0
+
+
+def test_an_unmeasurable_axis_is_left_out_of_the_total_which_counts_its_axes(tmp_path: Path) -> None:
+    """lr x width grid plus one run with its own dropout and lr: dropout is not measurable (no two runs
+    share every other setting), lr and width are, and the total averages those two."""
+    store = api.open_store(tmp_path / "store")
+    points = [({"train.lr": lr, "model.width": w, "model.dropout": 0.0}, c1, acc) for lr, w, c1, acc in
+              [(0.01, 8, 0.1, 0.70), (0.01, 16, 0.3, 0.80), (0.1, 8, 0.2, 0.90), (0.1, 16, 0.25, 0.95)]]
+    ids = add_sweep(store, "grid", [*points, ({"train.lr": 0.5, "model.width": 8, "model.dropout": 0.2}, 0.5, 0.6)])
+    _, table = api.compare(store, ids)
+    row = table.set_index("measure").loc["c1"]
+    assert row["not_measurable"] == "model.dropout" and row["total_axes"] == 2
+    assert (row["psi[train.lr]"], row["psi[model.width]"]) == pytest.approx((0.0, 1.0))
+    assert row["granulated_total"] == pytest.approx(0.5)
+    csv = tmp_path / "t.csv"
+    out = invoke("compare", *ids, "--store", str(store.root), "--csv", str(csv))
+    assert f"model.dropout: {NOT_MEASURABLE}" in out
+    exported = pd.read_csv(csv).set_index("measure")
+    assert exported.loc["c1", "psi[model.dropout]"] == NOT_MEASURABLE
+    assert float(exported.loc["c1", "granulated_total"]) == pytest.approx(0.5)
+
+
+def test_the_compare_page_names_the_unmeasurable_axes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = api.open_store(tmp_path / "store")
+    add_sweep(store, "random", RANDOM_POINTS)
+    at = open_page(store.root, monkeypatch, COMPARE, sweep="random")
+    assert not at.exception
+    kendall = at.dataframe[0].value.set_index("measure")
+    assert not [c for c in kendall.columns if c.startswith("psi[")]  # no column of Nones
+    assert kendall.loc["c1", "total_axes"] == 0 and np.isnan(kendall.loc["c1", "granulated_total"])
+    notes = [i.value for i in at.info]
+    assert any(f"model.dropout, train.lr, train.augment: {NOT_MEASURABLE}" in n for n in notes), notes
+
+
+# ------------------------------------------------------------------ 3. ties in test accuracy
+
+TIED_POINTS = [({"train.lr": lr}, c1, acc) for lr, c1, acc in
+               [(0.01, 0.1, 0.9), (0.02, 0.2, 0.9), (0.05, 0.3, 0.9), (0.1, 0.4, 0.9), (0.2, 0.5, 0.8)]]
+
+
+def test_the_table_says_how_many_pairs_tie_in_test_accuracy(tmp_path: Path) -> None:
+    """4 runs at 90 % and one at 80 %: 6 of the 10 pairs tie, more than half, so the CLI warns."""
+    store = api.open_store(tmp_path / "store")
+    add_sweep(store, "tied", TIED_POINTS)
+    _, table = api.compare_sweep(store, "tied")
+    row = table.set_index("measure").loc["c1"]
+    assert (row["pairs"], row["tied_accuracy"]) == (10, 6)
+    # the 4 pairs with the 80 % run disagree, the 6 ties score 0 (SCIENCE.md 3.2): tau = -4/10, not +2/10
+    assert row["tau"] == pytest.approx(-0.4)
+    result = CliRunner().invoke(cli, ["compare", "--sweep", "tied", "--store", str(store.root), "--csv", str(tmp_path / "t.csv")])
+    assert result.exit_code == 0, result.output
+    assert "6 of the 10 pairs of runs tie in test accuracy" in result.stdout
+    assert "warning: Most pairs of runs (6 of 10) tie in test accuracy, so this table says little" in result.stderr
+    csv = pd.read_csv(tmp_path / "t.csv").set_index("measure")
+    assert (csv.loc["c1", "pairs"], csv.loc["c1", "tied_accuracy"]) == (10, 6)
+
+    other = api.open_store(tmp_path / "other")
+    add_sweep(other, "linked", LINKED_POINTS)
+    result = CliRunner().invoke(cli, ["compare", "--sweep", "linked", "--store", str(other.root)])
+    assert "0 of the 15 pairs of runs tie in test accuracy" in result.stdout and "warning" not in result.stderr
+
+
+def test_the_compare_page_warns_when_most_pairs_tie(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = api.open_store(tmp_path / "store")
+    add_sweep(store, "tied", TIED_POINTS)
+    at = open_page(store.root, monkeypatch, COMPARE, sweep="tied")
+    assert not at.exception
+    assert any("Most pairs of runs (6 of 10) tie in test accuracy" in w.value for w in at.warning)
+    assert any("6 of the 10 pairs of runs tie in test accuracy" in c.value for c in at.caption)
+    caption = next(c.value for c in at.caption if "reference code's Kendall" in c.value)
+    assert "No tie counts as agreement" in caption and "counts ties as agreement" not in caption
+
+
+def test_the_docs_say_how_ties_count() -> None:
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "sweeps.md").read_text()
+    assert "ties count as agreement" not in docs and "No tie counts as agreement" in docs

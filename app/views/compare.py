@@ -114,24 +114,34 @@ def scatter_section(table: pd.DataFrame, kendall: pd.DataFrame, present: bool) -
 def kendall_section(kendall: pd.DataFrame) -> None:
     st.subheader("Kendall coefficients")
     cols = charts_compare.kendall_columns(kendall)
-    # An axis along which no two chosen runs differ alone has no ψ at all: list it instead of a column of Nones.
-    hidden = [c for c in cols if c.startswith("psi[") and kendall[c].isna().all()]
+    notes = api.kendall_notes(kendall)
+    # An axis along which no two chosen runs share the other settings has no ψ at all: the note names it instead.
+    ranked = kendall[kendall["runs"] >= 2]  # the measures with values to rank
+    lacking = ranked["not_measurable"].fillna("").str.split(", ") if "not_measurable" in ranked else pd.Series()
+    hidden = [c for c in cols if c.startswith("psi[") and not lacking.empty and lacking.map(lambda a, c=c: c[4:-1] in a).all()]
     cols = [c for c in cols if c not in hidden]
     number = {c: st.column_config.NumberColumn(c.replace("psi[", "ψ["), format="%.2f") for c in cols if c.startswith("psi[")}
     number |= {"tau": st.column_config.NumberColumn("τ", format="%.2f"),
                "tau_b": st.column_config.NumberColumn("τ-b", format="%.2f"),
                "granulated_total": st.column_config.NumberColumn("granulated total", format="%.2f"),
+               "total_axes": st.column_config.NumberColumn("axes in total", format="%d",
+                                                           help="How many ψ columns the granulated total averages."),
                "runs": st.column_config.NumberColumn("runs", format="%d")}
     st.dataframe(kendall[cols], hide_index=True, width="stretch", column_config=number)
+    if notes["ties_warning"]:
+        st.warning(notes["ties_warning"], icon=":material/warning:")
+    if notes["not_measurable"]:
+        st.info(notes["not_measurable"], icon=":material/block:")
+    if notes["ties"]:
+        st.caption(notes["ties"])
     st.caption(
         "+1: the measure orders the runs exactly as test accuracy does; 0: no relation; −1: the reverse order. "
-        "**τ** is the reference code's Kendall coefficient over all ordered pairs of runs. It counts ties as "
-        "agreement (sign(0) = +1): a pair tied in both measure and accuracy adds +1, a pair tied in one of "
-        "them cancels out. **τ-b** (scipy) is tie-aware: tied pairs count neither way, and it is None when "
-        "the measure or the accuracy is the same for every run. **ψ[axis]** (granulated Kendall, Jiang et "
-        "al. 2020) averages τ over the groups of runs that differ only in that hyperparameter; it is None "
-        "when no such group has two runs. **granulated total** is the mean of the ψ columns (SCIENCE.md 3.2)."
-        + (f" Axes without such a group (hidden): {', '.join(c[4:-1] for c in hidden)}." if hidden else "")
+        "**τ** is the reference code's Kendall coefficient over all ordered pairs of runs (SCIENCE.md 3.2). No "
+        "tie counts as agreement: a pair tied in the measure or in test accuracy scores 0 but stays in the "
+        "count, so ties pull τ towards 0; a pair tied in both is left out. **τ-b** (scipy) corrects its "
+        "denominator for ties, and is None when the measure or the accuracy is the same for every run. "
+        "**ψ[key]** (granulated Kendall, Jiang et al. 2020) averages τ over the groups of runs that differ only "
+        "in that hyperparameter; **granulated total** is the mean of the measurable ψ, over *axes in total* axes."
     )
 
 

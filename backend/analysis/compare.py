@@ -10,11 +10,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from backend.analysis.kendall import granulated_kendall, kendall_tau
+from backend.analysis.kendall import axis_groups, granulated_kendall, kendall_tau
 
 # Network-level measures (SCIENCE.md 3.1) and layer-averaged cluster scores (3.5 [P]) compared by default.
 MEASURES = ("c1", "c2", "c3", "c4", "class_purity", "subclass_purity", "fragmentation", "ari_subclass", "nmi_subclass",
             "wtm_fraction")
+# An axis along which no two runs share every other setting (a random search's draws): no group, no ψ.
+NOT_MEASURABLE = "not measurable: no two runs share the other settings"
+NO_AXIS = "no measurable axis"
 IGNORED_AXES = ("run_id", "train.device", "train.seed", "data.root", "data.download")
 
 
@@ -42,7 +45,9 @@ def kendall_table(runs: pd.DataFrame, hparams: pd.DataFrame, *, measures: Sequen
     """One row per measure: n runs, τ (reference), τ-b, granulated τ per axis (ψ_h) and their mean.
 
     runs : one row per run with a column per measure and ``target``; hparams : same rows, one column
-    per hyperparameter axis.
+    per hyperparameter axis. With axes, each row also has ``total_axes`` (how many ψ_h the total
+    averages) and ``not_measurable`` (the axes, comma-separated, along which no two of the row's runs
+    share every other setting: their ψ is NaN and left out of the total; :func:`export_table`).
     """
     rows = []
     g = runs[target].to_numpy(float)
@@ -53,9 +58,79 @@ def kendall_table(runs: pd.DataFrame, hparams: pd.DataFrame, *, measures: Sequen
         ok = np.isfinite(values) & np.isfinite(g)
         row: dict[str, object] = {"measure": m, "runs": int(ok.sum()), "tau": kendall_tau(values[ok], g[ok]),
                                   "tau_b": kendall_tau(values[ok], g[ok], ties="tau-b")}
-        if not hparams.empty and ok.sum() >= 2:
-            psi = granulated_kendall(values[ok], g[ok], hparams[ok].reset_index(drop=True))
-            row |= {f"psi[{axis}]": v for axis, v in psi.items() if axis != "total"}
-            row["granulated_total"] = psi["total"]
-        rows.append(row)
+        if not hparams.empty:
+            row |= _granulated(values[ok], g[ok], hparams[ok].reset_index(drop=True))
+        rows.append(row | accuracy_ties(g[ok]))
     return pd.DataFrame(rows)
+
+
+def accuracy_ties(g: np.ndarray) -> dict[str, int]:
+    """``pairs``: the unordered pairs of runs; ``tied_accuracy``: those tied in the target (each scores 0 in τ:
+    SCIENCE.md 3.2, so many ties pull every coefficient towards 0 whatever the measure)."""
+    n = len(g)
+    tied = int(np.triu(g[:, None] == g[None, :], k=1).sum())
+    return {"pairs": n * (n - 1) // 2, "tied_accuracy": tied}
+
+
+def ties_note(table: pd.DataFrame) -> tuple[str | None, str | None]:
+    """(how many pairs of runs tie in test accuracy, a warning when more than half do), for the row of
+    the table with the most runs; (None, None) for a table without pairs."""
+    if "pairs" not in table or not (table["pairs"] > 0).any():
+        return None, None
+    row = table.loc[table["pairs"].idxmax()]
+    tied, pairs = int(row["tied_accuracy"]), int(row["pairs"])
+    note = (f"{tied} of the {pairs} pairs of runs tie in test accuracy (tied_accuracy); a tied pair scores 0 in τ "
+            "and ψ whatever the measure does, and stays in the count (SCIENCE.md 3.2).")
+    if 2 * tied <= pairs:
+        return note, None
+    return note, (f"Most pairs of runs ({tied} of {pairs}) tie in test accuracy, so this table says little about the "
+                  "measures: every coefficient is pulled towards 0. Compare runs whose test accuracies differ "
+                  "(a harder task, a larger test set).")
+
+
+def _granulated(m: np.ndarray, g: np.ndarray, hparams: pd.DataFrame) -> dict[str, object]:
+    """ψ per axis, the total, how many axes the total averages and the axes that are not measurable."""
+    axes = list(hparams.columns)
+    if len(m) < 2:  # the measure is missing, not the axes: nothing to call not measurable
+        return {f"psi[{axis}]": float("nan") for axis in axes} | {"granulated_total": float("nan"), "total_axes": 0,
+                                                                  "not_measurable": ""}
+    empty = [a for a, groups in axis_groups(hparams).items() if not groups]
+    psi = granulated_kendall(m, g, hparams)
+    out: dict[str, object] = {f"psi[{axis}]": float(psi[axis]) for axis in axes}
+    return out | {"granulated_total": float(psi["total"]), "total_axes": int(np.isfinite(psi[axes].to_numpy(float)).sum()),
+                  "not_measurable": ", ".join(empty)}
+
+
+def not_measurable(table: pd.DataFrame) -> dict[str, list[str]]:
+    """Axis -> the measures (rows of a :func:`kendall_table`) along which it is not measurable."""
+    out: dict[str, list[str]] = {}
+    if "not_measurable" not in table:
+        return out
+    for measure, axes in zip(table["measure"], table["not_measurable"], strict=True):
+        for axis in (axes.split(", ") if isinstance(axes, str) and axes else []):
+            out.setdefault(axis, []).append(measure)
+    return out
+
+
+def export_table(table: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`kendall_table` as the CLI prints it and writes it to CSV: the ψ cell of an axis that is not
+    measurable for that row reads :data:`NOT_MEASURABLE`, and a total over no axis reads "no measurable axis"."""
+    out = table.drop(columns=["not_measurable"], errors="ignore").astype(object)
+    for axis, measures in not_measurable(table).items():
+        out.loc[table["measure"].isin(measures), f"psi[{axis}]"] = NOT_MEASURABLE
+    if "total_axes" in table:  # every axis not measurable: say so rather than leave the total empty
+        nothing = table["total_axes"].eq(0) & table["not_measurable"].fillna("").ne("")
+        out.loc[nothing.fillna(False), "granulated_total"] = NO_AXIS
+    return out
+
+
+def not_measurable_note(table: pd.DataFrame) -> str | None:
+    """One sentence naming the axes that are not measurable (for which measures, when not all), or None."""
+    axes = not_measurable(table)
+    if not axes:
+        return None
+    every = set(table.loc[table["runs"] >= 2, "measure"])  # the measures with values to rank
+    named = [axis if set(ms) == every else f"{axis} (for {', '.join(ms)})" for axis, ms in axes.items()]
+    them = "it" if len(named) == 1 else "them"
+    return (f"{', '.join(named)}: {NOT_MEASURABLE}; no granulated τ along {them}, and the granulated total "
+            f"leaves {them} out (total_axes: how many axes the total averages).")
