@@ -44,7 +44,9 @@ def units_table_ui(units: pd.DataFrame, labels: pd.DataFrame, unit: int, key: st
                  column_config={
                      "c1": nc("c1", format="%.2f", help="Best subclass selectivity (pre-activations; SCIENCE.md 3.1)."),
                      "c3": nc("c3", format="%.2f", help="Best within-class / whole-data std ratio (SCIENCE.md 3.1)."),
-                     "hap": nc("purity", format="percent", help="Class purity of the unit's highest activations."),
+                     "hap": nc("purity", format="percent", help="Class purity of the unit's highest activations "
+                               "(the samples where it fires at or above its quantile; empty for a unit that never "
+                               "fires; SCIENCE.md 3.4, proposed)."),
                      "chance": nc("chance", format="percent", help="Purity by chance: share of the largest class."),
                      "wtm": nc("WTM", format="%.2f", help="Winner-take-most index; > 1 separates clusters of one "
                                "class more than it separates classes (SCIENCE.md 3.4, proposed)."),
@@ -64,7 +66,7 @@ def focus_ui(run: str, unit_row: pd.Series, labels: pd.DataFrame) -> tuple[int |
     focus = right.selectbox("Focus " + ("subclass" if hier else "class"), [-1, *label_names], key=f"w-focus-{run}",
                             format_func=lambda o: auto if o == -1 else label_names[o],
                             disabled=compare == "every class")
-    if compare == "every class":
+    if compare == "every class" or (focus == -1 and best < 0):  # a unit that never fires has no best (sub)class
         return None, level
     return (best if focus == -1 else int(focus)), level
 

@@ -24,7 +24,7 @@ from backend.config import AnalysisConfig
 from backend.errors import ClusterScopeError, StoreError
 from backend.store import RunStore
 
-ANALYSIS_VERSION = 2  # bump when a change to the code changes results: stored files are then redone
+ANALYSIS_VERSION = 3  # bump when a change to the code changes results: stored files are then redone
 SNAPSHOT_TABLES = ("points", "units", "unit_stats", "layers", "groups")
 
 
