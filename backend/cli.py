@@ -135,9 +135,23 @@ def compare(run_ids: tuple[str, ...], sweep_name: str | None, csv_path: Path | N
         click.echo(runs.drop(columns=[c for c in runs.columns if c == "epoch"]).to_string(index=False))
         click.echo("")
         click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    for note in compare_notes(store, runs):
+        click.echo(note)
     if csv_path:
         table.to_csv(csv_path, index=False)
         click.echo(f"wrote {csv_path}")
+
+
+def compare_notes(store: api.RunStore, runs: Any) -> list[str]:
+    """What the compare table's numbers mean: noise floors, k's share of the units, runs without c1/c2."""
+    notes = ["", "c1_shuffled, c2_shuffled: noise floor, the same measure with subclasses shuffled within "
+                 "superclasses (SCIENCE.md 3.1); k_c1, k_c3: top-k of n_units units."]
+    for _, row in runs.iterrows():
+        if warning := api.k_warning(row):
+            notes.append(f"note: run {row['run_id']}: {warning}")
+        if reason := api.intraclass_reason(store.read_run(row["run_id"])):
+            notes.append(f"note: run {row['run_id']}: no c1, c2, subclass purity, WTM. {reason}")
+    return notes
 
 
 def pd_options():  # noqa: ANN201 - a pandas option context

@@ -7,6 +7,7 @@ import streamlit as st
 
 from app import charts, loaders, state, widgets
 from app import charts_neurons as cn
+from backend import api
 from backend.api import ClusterScopeError
 
 st.title("Neurons")
@@ -53,9 +54,10 @@ def units_table_ui(units: pd.DataFrame, labels: pd.DataFrame, unit: int, key: st
                  })
 
 
-def focus_ui(run: str, unit_row: pd.Series, labels: pd.DataFrame) -> tuple[int | None, str]:
-    """What the distributions compare: (focus (sub)class id, or None for every class; its level)."""
-    hier = cn.has_subclasses(labels)
+def focus_ui(run: str, unit_row: pd.Series, labels: pd.DataFrame, intraclass: bool) -> tuple[int | None, str]:
+    """What the distributions compare: (focus (sub)class id, or None for every class; its level).
+    Subclasses only when the run was trained on superclasses (``intraclass``: c1 is defined)."""
+    hier = intraclass and cn.has_subclasses(labels)
     level = "sub" if hier else "cls"
     label_names = cn.names(labels, level)
     best = int(unit_row["c1_subclass"]) if hier else int(unit_row["hap_class"])
@@ -72,8 +74,8 @@ def focus_ui(run: str, unit_row: pd.Series, labels: pd.DataFrame) -> tuple[int |
 
 
 def distributions_ui(run: str, layer: str, epoch: int, unit: int, epochs: list[int], units: pd.DataFrame,
-                     labels: pd.DataFrame) -> None:
-    focus, level = focus_ui(run, units[units["unit"] == unit].iloc[0], labels)
+                     labels: pd.DataFrame, intraclass: bool) -> None:
+    focus, level = focus_ui(run, units[units["unit"] == unit].iloc[0], labels, intraclass)
     shown = cn.pick_epochs(epochs, keep=epoch)
     columns = {}
     try:
@@ -184,14 +186,17 @@ def page() -> None:
     st.caption(f"Run **{run}** · layer **{layer}** ({len(units)} units) · epoch **{epoch}**. "
                "Click a row to choose a unit; click a column header to sort.")
     units_table_ui(units, labels, unit, key=f"units-{run}-{layer}-{epoch}", unit_key=f"w-unit-{run}-{layer}")
+    reason = api.intraclass_reason(info)
+    if reason:
+        st.caption("The c1, subclass and WTM columns are empty. " + reason)
     st.header(f"Unit {unit}")
-    distributions_ui(run, layer, epoch, unit, epochs, units, labels)
+    distributions_ui(run, layer, epoch, unit, epochs, units, labels, reason is None)
     left, right = st.columns(2)
     with left:
         top_images_ui(run, layer, epoch, unit, labels, samples)
     with right:
         history_ui(run, layer, epoch, unit, epochs)
-    if cn.has_subclasses(labels):
+    if reason is None and cn.has_subclasses(labels):
         best_neurons_ui(run, epoch, [n for n in layers if epoch in set(analysed.loc[analysed["layer"] == n, "epoch"])],
                         labels)
 
