@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from app.charts import category_colours, style
+from backend.api import MEASURE_CONTEXT
 
 # Short names for axis titles; the Kendall table keeps the raw column names.
 MEASURE_LABELS = {
@@ -33,7 +34,7 @@ NETWORK_MEASURES = ("c1", "c2", "c3", "c4")
 PANEL_TITLE = {False: 15, True: 22}  # subplot title font size (normal, presentation)
 SYMBOLS = ("circle", "diamond", "square", "triangle-up", "cross", "x", "star", "hexagon")
 # Columns of api.compare's runs table that are neither measures nor hyperparameters.
-NOT_AXES = {"run_id", "test_accuracy", "epoch", *MEASURE_LABELS}
+NOT_AXES = {"run_id", "test_accuracy", "epoch", *MEASURE_LABELS, *MEASURE_CONTEXT}
 
 
 def label(measure: str) -> str:

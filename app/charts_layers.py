@@ -162,10 +162,16 @@ NETWORK_MEASURES = {
 }
 
 
+NOISE_FLOOR = "noise floor (subclasses shuffled within superclasses)"
+NOISE_FLOOR_COLOUR = "#555555"  # dark grey: readable on white, apart from the Okabe-Ito measure colours
+
+
 def network_measures(network: pd.DataFrame, *, lr_steps: Sequence[int] = (), title: str = "") -> go.Figure:
     """Network-level c1..c4 against epoch, one panel each, with lr-drop markers (SCIENCE.md 6.4).
 
-    network : columns epoch, c1, c2, c3, c4 (the ``network`` analysis table).
+    network : columns epoch, c1, c2, c3, c4 (the ``network`` analysis table); where it has
+    c1_shuffled / c2_shuffled values, their noise floor (subclasses shuffled within superclasses,
+    SCIENCE.md 3.1 "Invariances") is drawn dashed in grey in the c1 and c2 panels.
     """
     net = network.sort_values("epoch")
     fig = make_subplots(rows=2, cols=2, shared_xaxes=True, subplot_titles=list(NETWORK_MEASURES.values()),
@@ -175,10 +181,18 @@ def network_measures(network: pd.DataFrame, *, lr_steps: Sequence[int] = (), tit
         fig.add_trace(go.Scatter(x=net["epoch"], y=net[measure], mode="lines+markers", name=measure,
                                  line={"color": OKABE_ITO[k], "width": 3}, marker={"size": 6}, showlegend=False),
                       row=row + 1, col=col + 1)
+        floor = f"{measure}_shuffled"
+        if floor in net and net[floor].notna().any():
+            fig.add_trace(go.Scatter(x=net["epoch"], y=net[floor], mode="lines+markers", name=NOISE_FLOOR,
+                                     legendgroup="floor", showlegend=measure == "c1",
+                                     line={"color": NOISE_FLOOR_COLOUR, "width": 2, "dash": "dash"}, marker={"size": 5},
+                                     hovertemplate=f"epoch %{{x}}<br>{measure} noise floor = %{{y:.3f}}<extra></extra>"),
+                          row=row + 1, col=col + 1)
         fig.update_yaxes(title_text=measure, row=row + 1, col=col + 1)
         _lr_drops(fig, lr_steps, row=row + 1, col=col + 1)
     fig.update_xaxes(title_text="epoch", row=2)
     integer_epochs(fig, net["epoch"])
-    fig.update_layout(title=title or "Network-level measures over training", font=FONT, height=560, margin={"t": 90})
+    fig.update_layout(title=title or "Network-level measures over training", font=FONT, height=560, margin={"t": 90},
+                      legend={"orientation": "h", "y": -0.15, "x": 0})
     fig.update_annotations(font_size=14)
     return set_template(fig)

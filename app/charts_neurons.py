@@ -29,8 +29,8 @@ def sample_labels(samples: pd.DataFrame, dataset: Mapping[str, Any]) -> pd.DataF
     samples : samples.parquet (sample_id, split, label, label_name, superclass, superclass_name).
     dataset : run.json ``dataset`` (``target``). Returns columns sample_id, split and, each with a
     ``*_name`` twin: cls (the training target), sub (the fine label) and sup (its superclass). When
-    the data have no superclasses, sub and sup are -1 with empty names: c1 needs the hierarchy
-    (the analysis computes c1 whenever superclasses exist, also for runs trained on fine labels).
+    the data have no superclasses, sub and sup are -1 with empty names. c1 needs more: a run trained
+    on superclasses (the analysis leaves c1 out for runs trained on fine labels; api.intraclass_reason).
     """
     has_sup = bool(samples["superclass"].notna().all()) and not samples.empty
     out = pd.DataFrame({"sample_id": samples["sample_id"].to_numpy(), "split": samples["split"].to_numpy()})

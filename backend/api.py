@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from backend.analysis.caveats import K_SHARE_LIMIT  # noqa: F401 - re-exported for the app
 from backend.config import AnalysisConfig, RunConfig
 from backend.errors import ClusterScopeError, ConfigError, DataError, StoreError
 from backend.store import RunStore
@@ -164,11 +165,16 @@ def read_analysis(store: RunStore, run_id: str, table: str, layer: str | None = 
     return store.analysis.read_all(run_id, table)
 
 
+# Columns beside the measures in run_measures and compare's runs table: not measures, not hyperparameters.
+MEASURE_CONTEXT = ("c1_shuffled", "c2_shuffled", "k_c1", "k_c3", "n_units")
+
+
 def run_measures(store: RunStore, run_id: str) -> dict[str, Any]:
-    """Measures of a run at its last analysed epoch: network c1..c4 and layer-averaged cluster scores."""
+    """Measures of a run at its last analysed epoch: network c1..c4 and layer-averaged cluster scores,
+    then (:data:`MEASURE_CONTEXT`) c1's and c2's noise floors, k of c1 and c3 and the network's units."""
     from backend.analysis.compare import MEASURES
 
-    out: dict[str, Any] = {m: float("nan") for m in MEASURES}
+    out: dict[str, Any] = {m: float("nan") for m in (*MEASURES, *MEASURE_CONTEXT)}
     try:
         net = store.analysis.read(run_id, "network")
     except StoreError:
@@ -179,10 +185,27 @@ def run_measures(store: RunStore, run_id: str) -> dict[str, Any]:
         return out | {"epoch": None}
     row = net[net["epoch"] == epoch].iloc[0]
     out |= {m: float(row[m]) for m in ("c1", "c2", "c3", "c4")}
+    out |= {m: float(row[m]) for m in MEASURE_CONTEXT if m in row}  # noise floors, k and units (store version 2)
     last = layers[layers["epoch"] == epoch]
     for m in ("class_purity", "subclass_purity", "fragmentation", "ari_subclass", "nmi_subclass", "wtm_fraction"):
         out[m] = float(last[m].mean()) if not last.empty else float("nan")
     return out | {"epoch": epoch}
+
+
+def intraclass_reason(info: dict[str, Any]) -> str | None:
+    """None when c1, c2, subclass purity and WTM are the thesis's measures for this run (trained on
+    superclasses), else one sentence saying why they are left out (see backend.analysis.pipeline)."""
+    from backend.analysis.caveats import intraclass_reason as reason
+
+    return reason(info)
+
+
+def k_warning(row: Any) -> str | None:
+    """A sentence when a network-table row's (or run_measures') k for c1 or c3 covers more than 10 % of
+    the network's units, else None (see backend.analysis.caveats)."""
+    from backend.analysis.caveats import k_warning as warning
+
+    return warning(row.get("k_c1"), row.get("k_c3"), row.get("n_units"))
 
 
 def compare(store: RunStore, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -588,9 +611,9 @@ def k_sensitivity(store: RunStore, run_ids: list[str], ks: tuple[int, ...] | Non
             continue
         if not pres or any(not np.isfinite(p).all() for p in pres):
             continue
-        # as the network table does (pipeline._network_measures): c1 whenever the data have superclasses
-        sub = labels.fine[t] if labels.hierarchical else None
-        sup = labels.superclass[t] if labels.hierarchical else None
+        # as the network table does (pipeline._network_measures): c1 only for runs trained on superclasses
+        sub = labels.subclass[t] if labels.intraclass else None
+        sup = labels.superclass[t] if labels.intraclass else None
         table = measures_over_k(pres, classes=labels.classes[t], subclass=sub, superclass=sup, ks=ks or K_VALUES)
         ratio = len(np.unique(sub)) / len(np.unique(labels.classes[t])) if sub is not None else float("nan")
         parts.append(table.assign(run_id=run_id, epoch=epoch, units=sum(p.shape[1] for p in pres), subclass_ratio=ratio))

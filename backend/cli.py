@@ -142,6 +142,8 @@ def compare(run_ids: tuple[str, ...], sweep_name: str | None, csv_path: Path | N
     for key in ("not_measurable", "ties"):
         if notes[key]:
             click.echo(notes[key])
+    for note in compare_notes(store, runs):
+        click.echo(note)
     if notes["ties_warning"]:
         click.echo(f"warning: {notes['ties_warning']}", err=True)
     if csv_path:
@@ -154,6 +156,18 @@ def _cell(value: object) -> object:
     if isinstance(value, float):
         return f"{value:.3f}"
     return "not measurable" if isinstance(value, str) and value.startswith("not measurable") else value
+
+
+def compare_notes(store: api.RunStore, runs: Any) -> list[str]:
+    """What the compare table's numbers mean: noise floors, k's share of the units, runs without c1/c2."""
+    notes = ["", "c1_shuffled, c2_shuffled: noise floor, the same measure with subclasses shuffled within "
+                 "superclasses (SCIENCE.md 3.1); k_c1, k_c3: top-k of n_units units."]
+    for _, row in runs.iterrows():
+        if warning := api.k_warning(row):
+            notes.append(f"note: run {row['run_id']}: {warning}")
+        if reason := api.intraclass_reason(store.read_run(row["run_id"])):
+            notes.append(f"note: run {row['run_id']}: no c1, c2, subclass purity, WTM. {reason}")
+    return notes
 
 
 def pd_options():  # noqa: ANN201 - a pandas option context

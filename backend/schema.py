@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: network.parquet gains c1_shuffled, c2_shuffled, n_units (version-1 files read as NaN)
 
 # Key-value metadata keys carried by every Parquet file of the store.
 META_PREFIX = "clusterscope."
@@ -137,6 +137,8 @@ NETWORK_SCHEMA = pa.schema([
     pa.field("epoch", pa.int32(), nullable=False),
     pa.field("c1", pa.float64()), pa.field("c2", pa.float64()), pa.field("c3", pa.float64()), pa.field("c4", pa.float64()),
     pa.field("k_c1", pa.int32()), pa.field("k_c2", pa.int32()), pa.field("k_c3", pa.int32()), pa.field("k_c4", pa.int32()),
+    # version 2: noise floor of c1 and c2 (subclasses shuffled within superclasses) and the units behind c1, c3
+    pa.field("c1_shuffled", pa.float64()), pa.field("c2_shuffled", pa.float64()), pa.field("n_units", pa.int32()),
 ])
 ROTATION_SCHEMA = pa.schema([
     pa.field("epoch", pa.int32(), nullable=False),

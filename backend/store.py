@@ -494,7 +494,7 @@ class AnalysisFiles:
 
     def write(self, run_id: str, table: str, data: pd.DataFrame, *, params: str, params_hash: str,
               layer: str | None = None, epoch: int | None = None) -> None:
-        sch = schema.ANALYSIS_SCHEMAS.get(table) or {"network": schema.NETWORK_SCHEMA, "rotation": schema.ROTATION_SCHEMA}[table]
+        sch = _schema_of(table)
         frame = data.copy()
         if layer is not None:
             frame.insert(0, "epoch", int(epoch or 0))
@@ -522,13 +522,22 @@ class AnalysisFiles:
         path = self.path(run_id, table, layer, epoch)
         if not path.is_file():
             raise StoreError(f"{what} not found: expected {path}. Run `clusterscope analyze {run_id}`.")
-        return self.store._read_table(path, what, columns).to_pandas()
+        return self._read_versioned(path, what, table, columns)
+
+    def _read_versioned(self, path: Path, what: str, table: str, columns: list[str] | None) -> pd.DataFrame:
+        """One file; the schema columns an older store version lacks come back as NaN (``_missing_as_nan``)."""
+        present = columns
+        if columns is not None:
+            with contextlib.suppress(OSError, pa.ArrowException):  # unreadable: _read_table says so
+                names = set(pq.read_schema(path).names)
+                present = [c for c in columns if c in names or c not in _schema_of(table).names]
+        return _missing_as_nan(self.store._read_table(path, what, present).to_pandas(), table, columns)
 
     def read_all(self, run_id: str, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         """Every (layer, epoch) file of ``table`` concatenated (empty frame with the schema if none)."""
         folder = self.root(run_id) / table
         files = sorted(folder.glob("*/epoch=*.parquet")) if folder.is_dir() else []
-        frames = [self.store._read_table(f, f"analysis file {f}", columns).to_pandas() for f in files]
+        frames = [self._read_versioned(f, f"analysis file {f}", table, columns) for f in files]
         if not frames:
             return schema.ANALYSIS_SCHEMAS[table].empty_table().to_pandas()[columns or slice(None)]
         return pd.concat(frames, ignore_index=True)
@@ -547,6 +556,18 @@ class AnalysisFiles:
             return {}
 
 
+def _missing_as_nan(frame: pd.DataFrame, table: str, columns: list[str] | None) -> pd.DataFrame:
+    """An analysis table read from an older store version, with the columns it lacks added as NaN
+    (version 1 ``network.parquet`` has no c1_shuffled, c2_shuffled, n_units)."""
+    sch = _schema_of(table)
+    missing = [n for n in (columns or sch.names) if n in sch.names and n not in frame.columns]
+    return frame.assign(**dict.fromkeys(missing, np.nan)) if missing else frame
+
+
+def _schema_of(table: str) -> pa.Schema:
+    return schema.ANALYSIS_SCHEMAS.get(table) or {"network": schema.NETWORK_SCHEMA, "rotation": schema.ROTATION_SCHEMA}[table]
+
+
 def new_run_id(cfg: Any, store: RunStore, *, tag: str = "") -> str:
     """The configured run id, or ``<data>-<model>[-<tag>]-<YYYYmmdd-HHMMSS>`` made unique in the store."""
     if cfg.run_id:
@@ -560,7 +581,8 @@ def new_run_id(cfg: Any, store: RunStore, *, tag: str = "") -> str:
 
 
 def _upgrade_run_info(info: dict[str, Any]) -> dict[str, Any]:
-    """Converter for older run.json versions. Version 1 is the first; nothing to convert yet."""
+    """Converter for older run.json versions. run.json is the same in versions 1 and 2 (version 2 adds
+    analysis columns, which :meth:`AnalysisStore.read` fills with NaN for older files): nothing to convert."""
     version = int(info.get("schema_version", 1))
     if version > schema.SCHEMA_VERSION:
         raise StoreError(

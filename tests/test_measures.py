@@ -194,6 +194,33 @@ def test_hap_by_hand() -> None:
     np.testing.assert_allclose(df["hap_subclass_concentration"], [1.0, 0.0], atol=1e-12)
 
 
+def test_hap_sparse_units_by_hand() -> None:
+    """A unit that fires on few samples is judged on those samples, not on the zeros (SCIENCE.md 3.4 [P])."""
+    classes = np.repeat(np.arange(5), 200)  # 5 classes of 200: chance 0.2
+    sub = np.repeat(np.arange(10), 100)  # 2 subclasses of 100 per class
+    pre = np.full((1000, 4), -1.0)
+    pre[[400, 410, 420, 430], 0] = 1.0  # unit 0 fires on 4 samples, all of class 2 (subclass 4)
+    # unit 1 never fires
+    pre[800:808, 2] = np.arange(11, 19)  # unit 2: values 1..20 on 20 samples, 0 elsewhere
+    pre[[600, 601, 602, 603, 604, 605, 606, 607, 608, 609, 610, 611], 2] = [19, 20, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    pre[:50, 3] = 2.0  # unit 3: tied at 2.0 on 50 samples ...
+    pre[200:210, 3] = 2.0  # ... 50 of class 0 and 10 of class 1
+    df = N.unit_scores(pre, classes=classes, subclass=sub, superclass=classes, quantile=0.99)
+    # unit 0: 996 zeros -> Q_0.99 = 0; H = the 4 firing samples -> purity 1, class 2 (the old rule: all 1000 -> 0.2)
+    # unit 1: no H -> NaN, class -1
+    # unit 2: sorted values have 980 zeros then 1..20; Q_0.99 sits at position 0.99 * 999 = 989.01 -> 10.01;
+    #   H = values 11..20: 11..18 at samples 800-807 (class 4), 19, 20 at 600, 601 (class 3) -> purity 0.8, class 4
+    # unit 3: 940 zeros then 60 values 2.0 -> Q = 2.0; the positive ties all enter: 50 / 60 of class 0
+    np.testing.assert_allclose(df["hap"], [1.0, np.nan, 0.8, 50 / 60])
+    assert df["hap_class"].tolist() == [2, -1, 4, 0]
+    np.testing.assert_allclose(df["hap_chance"], 0.2)
+    # subclass concentration: unit 0's H lies in subclass 4 only -> 1; unit 1 has none -> NaN;
+    # unit 2: class 4 holds subclasses 8 (800-899) and 9: H there = 8 samples of subclass 8 -> 1;
+    # unit 3: class 0, subclasses 0 (0-99) and 1: all 50 in subclass 0 -> 1
+    np.testing.assert_allclose(df["hap_subclass_concentration"], [1.0, np.nan, 1.0, 1.0])
+    assert not N.high_activation(pre, quantile=0.99)[:, 1].any()
+
+
 def test_unit_scores_columns_and_hierarchy_free() -> None:
     df = N.unit_scores(PRE, classes=SUP, subclass=SUB, superclass=SUP)
     assert list(df.columns) == ["unit", "dead", "c1", "c1_subclass", "c3", "c3_class", "hap", "hap_class", "hap_chance",
@@ -292,7 +319,11 @@ def test_constant_units_give_no_nan() -> None:
     assert np.isfinite(M.c4_layer_ratios(const, classes=sup)).all()
     only_const = np.full((len(pre), 3), 0.1, dtype=np.float32)
     np.testing.assert_array_equal(M.c4_layer_ratios(only_const, classes=sup), [0.0, 0.0])  # Sigma_D = 0 -> 0
-    assert np.isfinite(N.unit_scores(const, classes=sup, subclass=sub, superclass=sup)[["c1", "c3", "hap"]].to_numpy()).all()
+    units = N.unit_scores(const, classes=sup, subclass=sub, superclass=sup)
+    assert np.isfinite(units[["c1", "c3"]].to_numpy()).all()
+    fires = (const > 0).any(axis=0)  # a unit that never fires has no high-activation set: NaN by design
+    assert fires[-2] and not fires[-1]
+    np.testing.assert_array_equal(np.isfinite(units["hap"].to_numpy()), fires)
 
 
 def test_singleton_superclasses_give_nan_without_warnings() -> None:

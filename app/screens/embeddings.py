@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts_embeddings, loaders, state, widgets
+from backend import api
 from backend.api import ClusterScopeError
 
 COLOURINGS = {
@@ -66,7 +67,7 @@ def controls_ui(run: str, info: dict) -> dict | None:
         other = ("layer", widgets.layer_picker(layers, key="layer_b", label="Layer B", container=sb))
     state.remember(proj=proj, colour=colour, unit=unit, second=second if second != "none" else None)
     return {"layer": layer, "epoch": epoch, "proj": proj, "colour": colour, "unit": unit, "max_points": max_points,
-            "other": other, "scores": scores}
+            "other": other, "scores": scores, "reason": api.intraclass_reason(info)}
 
 
 def view_frame(run: str, layer: str, epoch: int, v: dict) -> pd.DataFrame:
@@ -85,7 +86,8 @@ def draw(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, hig
     return {int(p["customdata"][0]) for p in points if p.get("customdata") is not None}  # [sample_id, cluster]
 
 
-def scores_ui(scores: loaders.LayerScores, layer: str, epoch: int) -> None:
+def scores_ui(scores: loaders.LayerScores, layer: str, epoch: int, reason: str | None = None) -> None:
+    """The cluster scores of one (layer, epoch); ``reason``: why subclass scores are absent (api.intraclass_reason)."""
     r = scores.rows.get((layer, epoch))
     if r is None:
         return
@@ -93,7 +95,10 @@ def scores_ui(scores: loaders.LayerScores, layer: str, epoch: int) -> None:
     st.metric("Class purity", f"{r.class_purity:.0%}", help="Share of clustered training samples in their cluster's majority class.")
     st.metric("Subclass purity", f"{r.subclass_purity:.0%}" if pd.notna(r.subclass_purity) else "n/a",
               delta=f"chance {r.subclass_chance:.0%}" if pd.notna(r.subclass_chance) else None, delta_color="off",
-              help="Within each cluster's majority class, the share of its majority subclass (SCIENCE.md 3.5).")
+              help="Within each cluster's majority class, the share of its majority subclass (SCIENCE.md 3.5)."
+                   + (f" n/a: {reason}" if reason else ""))
+    if reason and pd.isna(r.subclass_purity):
+        st.caption("Subclass purity n/a: " + reason)
     st.metric("Clusters", int(r.n_clusters), help=f"HDBSCAN, min_cluster_size {int(r.min_cluster_size)}")
     st.metric("Noise", f"{r.noise_fraction:.0%}")
     st.metric("Fragmentation", f"{r.fragmentation:.2f}", help="Clusters >= 60 % pure per class; > 1 means classes split.")
@@ -210,19 +215,19 @@ def page() -> None:
         with plot_col:
             selected = draw(run, v["layer"], v["epoch"], v, title=title, key="view-a", highlight=selected or None)
         with side:
-            scores_ui(v["scores"], v["layer"], v["epoch"])
+            scores_ui(v["scores"], v["layer"], v["epoch"], v["reason"])
     else:
         kind, value = v["other"]
         layer_b, epoch_b = (v["layer"], value) if kind == "epoch" else (value, v["epoch"])
         left, right = st.columns(2)
         with left:
             sel_a = draw(run, v["layer"], v["epoch"], v, title=title, key="view-a", highlight=selected or None)
-            scores_ui(v["scores"], v["layer"], v["epoch"])
+            scores_ui(v["scores"], v["layer"], v["epoch"], v["reason"])
         with right:
             try:
                 sel_b = draw(run, layer_b, epoch_b, v, title=f"{run} · {layer_b} · epoch {epoch_b}", key="view-b",
                              highlight=selected or None)
-                scores_ui(v["scores"], layer_b, epoch_b)
+                scores_ui(v["scores"], layer_b, epoch_b, v["reason"])
             except ClusterScopeError as exc:
                 widgets.error_panel(exc, what=f"Cannot draw {layer_b} at epoch {epoch_b}")
                 sel_b = set()

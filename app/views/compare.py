@@ -107,8 +107,42 @@ def scatter_section(table: pd.DataFrame, kendall: pd.DataFrame, present: bool) -
                    "coefficients over all runs, mix settings that the thesis compares separately (SCIENCE.md 6.1).")
     missing = [m for m in measures if table[m].isna().any()]
     if missing:
-        st.caption(f"Runs without a value are left out of the panels of {', '.join(missing)} "
-                   "(c1 and c2 need subclasses: a data set with superclasses, trained on them).")
+        st.caption(f"Runs without a value are left out of the panels of {', '.join(missing)}.")
+
+
+def noise_floor_section(table: pd.DataFrame) -> None:
+    """Each run's c1 and c2 beside their noise floor, and the k of c1 and c3 with its share of the units."""
+    if table[["c1", "c2"]].isna().all().all() and table["k_c1"].isna().all():
+        return
+    st.subheader("c1 and c2 against chance; k")
+    shown = table[["run_id", "c1", "c1_shuffled", "c2", "c2_shuffled", "k_c1", "k_c3", "n_units"]].copy()
+    k = shown[["k_c1", "k_c3"]].max(axis=1)  # NaN skipped
+    shown["k share"] = k.where(k < shown["n_units"], shown["n_units"]) / shown["n_units"]
+    number = st.column_config.NumberColumn
+    st.dataframe(shown, hide_index=True, width="stretch", column_config={
+        "run_id": "run", "c1": number(format="%.3f"), "c2": number(format="%.3f"),
+        "c1_shuffled": number("c1 noise floor", format="%.3f", help="c1 with subclasses shuffled within superclasses."),
+        "c2_shuffled": number("c2 noise floor", format="%.3f", help="c2 with subclasses shuffled within superclasses."),
+        "k_c1": number("k (c1)", format="%d"), "k_c3": number("k (c3)", format="%d"),
+        "n_units": number("units", format="%d", help="ReLU units of the network, over all layers."),
+        "k share": number("k / units", format="percent", help=f"Flagged above {api.K_SHARE_LIMIT:.0%}.")})
+    warnings = [f"**{r['run_id']}**: {w}" for _, r in shown.iterrows() if (w := api.k_warning(r))]
+    st.caption("Noise floor: the same measure, run and epoch with the subclass labels shuffled within each "
+               "superclass (fixed seed): the value when subclasses mean nothing (SCIENCE.md 3.1, \"Invariances\"; "
+               "c2's is about 0). c1 and c3 are top-k means over all units (k / units: the share averaged).")
+    for w in warnings:
+        st.warning(w, icon=":material/warning:")
+
+
+def intraclass_ui(reasons: dict[str, str | None]) -> None:
+    """Which runs have no c1, c2, subclass purity or WTM, and why (api.intraclass_reason)."""
+    without = {r: why for r, why in reasons.items() if why}
+    if not without:
+        return
+    kinds = sorted(set(without.values()))
+    st.caption(f"c1, c2, subclass purity, ARI/NMI vs subclass and the WTM fraction are left out for "
+               f"{len(without)} of {len(reasons)} run(s) ({', '.join(without)}), so their Kendall rows count only "
+               "the other runs. " + " ".join(kinds))
 
 
 def kendall_section(kendall: pd.DataFrame) -> None:
@@ -262,6 +296,8 @@ def main() -> None:
         return
     present = state.presenting()
     scatter_section(table, kendall, present)
+    intraclass_ui({r: api.intraclass_reason(loaders.read_run(r)) for r in ready})
+    noise_floor_section(table)
     kendall_section(kendall)
     k_section(table, present)
     epochs_section(table, networks, present)

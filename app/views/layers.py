@@ -9,6 +9,7 @@ import streamlit as st
 
 from app import charts_layers as cl
 from app import loaders, state, widgets
+from backend import api
 from backend.api import ClusterScopeError
 
 st.title("Layers")
@@ -47,8 +48,10 @@ def open_in_embeddings(run: str, cell: tuple[str, int], label: str) -> None:
                  help=f"Opens {state.link('embeddings', **params)}")
 
 
-def heatmap_ui(run: str, layers: pd.DataFrame) -> None:
+def heatmap_ui(run: str, layers: pd.DataFrame, reason: str | None) -> None:
     score = score_ui(layers)
+    if reason:
+        st.caption("Not offered: c1, c2, subclass purity, ARI/NMI vs subclass and the WTM fraction. " + reason)
     best = cl.best_cell(layers, score)
     fig = cl.score_heatmap(layers, score, title=f"{cl.SCORES[score].label} per layer and epoch ({run})")
     event = widgets.show(fig, f"{run}-{score}-heatmap", f"heat-{run}-{score}", on_select="rerun", selection_mode="points")
@@ -81,8 +84,13 @@ def rotation_ui(run: str, info: dict, lr_steps: list[int]) -> None:
                "parameters excluded); 1 means orthogonal to the initialisation. Colour: depth, dark = first layer.")
 
 
-def network_ui(run: str, lr_steps: list[int]) -> None:
+NOISE_FLOOR_HELP = "c1 or c2 with subclasses shuffled within superclasses: the value at chance (SCIENCE.md 3.1)."
+
+
+def network_ui(run: str, lr_steps: list[int], reason: str | None) -> None:
     st.subheader("Network-level measures")
+    if reason:
+        st.info("c1 and c2 are empty for this run. " + reason, icon=":material/info:")
     try:
         network = loaders.analysis(run, "network")
     except ClusterScopeError as exc:
@@ -90,11 +98,45 @@ def network_ui(run: str, lr_steps: list[int]) -> None:
         return
     widgets.show(cl.network_measures(network, lr_steps=lr_steps, title=f"c1-c4 over training ({run})"),
          f"{run}-network-measures", "fig-network")
-    ks = network.iloc[-1] if not network.empty else None
-    if ks is not None and {"k_c1", "k_c2", "k_c3", "k_c4"} <= set(network):
-        st.caption(f"Top-k means with k = {int(ks['k_c1'])} units (c1), {int(ks['k_c2'])} layer(s) (c2), "
-                   f"{int(ks['k_c3'])} units (c3), {int(ks['k_c4'])} layer(s) (c4); SCIENCE.md 3.1."
-                   + (" Dashed lines: learning-rate drops." if lr_steps else ""))
+    last = network.sort_values("epoch").iloc[-1] if not network.empty else None
+    if last is not None:
+        network_table_ui(last)
+        st.caption(k_text(last) + (" Dashed vertical lines: learning-rate drops." if lr_steps else ""))
+        warning = api.k_warning(last)
+        if warning:
+            st.warning(warning, icon=":material/warning:")
+
+
+def units_k(k: float, units: float) -> str:
+    """'30 units of 96 (31 %)': a top-k mean's k over units, with its share of the network when known."""
+    share = f" of {int(units)} ({min(float(k), float(units)) / float(units):.0%})" if pd.notna(units) and units > 0 else ""
+    return f"{int(k)} units{share}"
+
+
+def k_text(row: pd.Series) -> str:
+    """Which k each top-k mean used, with the share of the network's units for c1 and c3 (SCIENCE.md 3.1)."""
+    units = row.get("n_units")
+    return (f"Top-k means with k = {units_k(row['k_c1'], units)} (c1), {int(row['k_c2'])} layer(s) (c2), "
+            f"{units_k(row['k_c3'], units)} (c3), {int(row['k_c4'])} layer(s) (c4); SCIENCE.md 3.1.")
+
+
+def network_table_ui(row: pd.Series) -> None:
+    """The last analysed epoch's c1..c4, with c1's and c2's noise floor and c1's and c3's k beside them."""
+    def value(name: str) -> float | None:
+        return float(row[name]) if name in row and pd.notna(row[name]) else None
+
+    table = pd.DataFrame([
+        {"measure": "c1", "value": value("c1"), "noise floor": value("c1_shuffled"), "k": units_k(row["k_c1"], row.get("n_units"))},
+        {"measure": "c2", "value": value("c2"), "noise floor": value("c2_shuffled"), "k": f"{int(row['k_c2'])} layer(s)"},
+        {"measure": "c3", "value": value("c3"), "noise floor": None, "k": units_k(row["k_c3"], row.get("n_units"))},
+        {"measure": "c4", "value": value("c4"), "noise floor": None, "k": f"{int(row['k_c4'])} layer(s)"},
+    ])
+    st.dataframe(table, hide_index=True, column_config={
+        "value": st.column_config.NumberColumn(f"epoch {int(row['epoch'])}", format="%.3f"),
+        "noise floor": st.column_config.NumberColumn(format="%.3f", help=NOISE_FLOOR_HELP)})
+    st.caption("Noise floor: the same measure on the same activations with the subclass labels shuffled within "
+               "each superclass (fixed seed, analysis.seed), i.e. what c1 and c2 give when subclasses mean nothing "
+               "(SCIENCE.md 3.1, \"Invariances\"; c2's is about 0). A value near its floor is chance level.")
 
 
 def page() -> None:
@@ -110,10 +152,11 @@ def page() -> None:
         layers = None
     if layers is not None and not widgets.analysis_state_ui(run, info, loaders.snapshots(run), layers):
         return
+    reason = api.intraclass_reason(info)
     if layers is not None:
-        heatmap_ui(run, layers)
+        heatmap_ui(run, layers, reason)
     rotation_ui(run, info, lr_steps)
-    network_ui(run, lr_steps)
+    network_ui(run, lr_steps, reason)
 
 
 page()

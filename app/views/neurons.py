@@ -7,6 +7,7 @@ import streamlit as st
 
 from app import charts, loaders, state, widgets
 from app import charts_neurons as cn
+from backend import api
 from backend.api import ClusterScopeError
 
 st.title("Neurons")
@@ -44,16 +45,19 @@ def units_table_ui(units: pd.DataFrame, labels: pd.DataFrame, unit: int, key: st
                  column_config={
                      "c1": nc("c1", format="%.2f", help="Best subclass selectivity (pre-activations; SCIENCE.md 3.1)."),
                      "c3": nc("c3", format="%.2f", help="Best within-class / whole-data std ratio (SCIENCE.md 3.1)."),
-                     "hap": nc("purity", format="percent", help="Class purity of the unit's highest activations."),
+                     "hap": nc("purity", format="percent", help="Class purity of the unit's highest activations "
+                               "(the samples where it fires at or above its quantile; empty for a unit that never "
+                               "fires; SCIENCE.md 3.4, proposed)."),
                      "chance": nc("chance", format="percent", help="Purity by chance: share of the largest class."),
                      "wtm": nc("WTM", format="%.2f", help="Winner-take-most index; > 1 separates clusters of one "
                                "class more than it separates classes (SCIENCE.md 3.4, proposed)."),
                  })
 
 
-def focus_ui(run: str, unit_row: pd.Series, labels: pd.DataFrame) -> tuple[int | None, str]:
-    """What the distributions compare: (focus (sub)class id, or None for every class; its level)."""
-    hier = cn.has_subclasses(labels)
+def focus_ui(run: str, unit_row: pd.Series, labels: pd.DataFrame, intraclass: bool) -> tuple[int | None, str]:
+    """What the distributions compare: (focus (sub)class id, or None for every class; its level).
+    Subclasses only when the run was trained on superclasses (``intraclass``: c1 is defined)."""
+    hier = intraclass and cn.has_subclasses(labels)
     level = "sub" if hier else "cls"
     label_names = cn.names(labels, level)
     best = int(unit_row["c1_subclass"]) if hier else int(unit_row["hap_class"])
@@ -64,14 +68,14 @@ def focus_ui(run: str, unit_row: pd.Series, labels: pd.DataFrame) -> tuple[int |
     focus = right.selectbox("Focus " + ("subclass" if hier else "class"), [-1, *label_names], key=f"w-focus-{run}",
                             format_func=lambda o: auto if o == -1 else label_names[o],
                             disabled=compare == "every class")
-    if compare == "every class":
+    if compare == "every class" or (focus == -1 and best < 0):  # a unit that never fires has no best (sub)class
         return None, level
     return (best if focus == -1 else int(focus)), level
 
 
 def distributions_ui(run: str, layer: str, epoch: int, unit: int, epochs: list[int], units: pd.DataFrame,
-                     labels: pd.DataFrame) -> None:
-    focus, level = focus_ui(run, units[units["unit"] == unit].iloc[0], labels)
+                     labels: pd.DataFrame, intraclass: bool) -> None:
+    focus, level = focus_ui(run, units[units["unit"] == unit].iloc[0], labels, intraclass)
     shown = cn.pick_epochs(epochs, keep=epoch)
     columns = {}
     try:
@@ -182,14 +186,17 @@ def page() -> None:
     st.caption(f"Run **{run}** · layer **{layer}** ({len(units)} units) · epoch **{epoch}**. "
                "Click a row to choose a unit; click a column header to sort.")
     units_table_ui(units, labels, unit, key=f"units-{run}-{layer}-{epoch}", unit_key=f"w-unit-{run}-{layer}")
+    reason = api.intraclass_reason(info)
+    if reason:
+        st.caption("The c1, subclass and WTM columns are empty. " + reason)
     st.header(f"Unit {unit}")
-    distributions_ui(run, layer, epoch, unit, epochs, units, labels)
+    distributions_ui(run, layer, epoch, unit, epochs, units, labels, reason is None)
     left, right = st.columns(2)
     with left:
         top_images_ui(run, layer, epoch, unit, labels, samples)
     with right:
         history_ui(run, layer, epoch, unit, epochs)
-    if cn.has_subclasses(labels):
+    if reason is None and cn.has_subclasses(labels):
         best_neurons_ui(run, epoch, [n for n in layers if epoch in set(analysed.loc[analysed["layer"] == n, "epoch"])],
                         labels)
 

@@ -209,6 +209,27 @@ def layer_c3(pre: ArrayLike, *, classes: ArrayLike, k: int = 5) -> float:
     return c3([pre], classes=classes, k=k)
 
 
+# ---------------------------------------------------------------- noise floor of c1 and c2
+def shuffle_within(subclass: ArrayLike, superclass: ArrayLike, *, seed: int = 0) -> NDArray[np.int64]:
+    """Subclass labels permuted at random among the samples of each superclass (SCIENCE.md 3.1, "Invariances").
+
+    subclass, superclass : (n_samples,), each subclass inside one superclass. Returns (n_samples,):
+    every subclass keeps its size and its superclass, but its members are drawn at random from the
+    superclass, so c1 and c2 computed with these labels give their noise floor (c2 about 0) for
+    the same activations, samples and k. Deterministic for a given ``seed``.
+    """
+    sub = np.asarray(subclass)
+    sup = check_labels(superclass, name="superclass", n=len(sub))
+    sub = check_labels(subclass, name="subclass", n=len(sup))
+    parent_of(np.unique(sub), sub, sup, name="superclass")
+    rng = np.random.default_rng(seed)
+    out = sub.copy()
+    for s in np.unique(sup):
+        idx = np.flatnonzero(sup == s)
+        out[idx] = sub[idx][rng.permutation(len(idx))]
+    return out
+
+
 # ---------------------------------------------------------------- c2: layer-level silhouettes
 def _subsample(inv: NDArray[np.int64], cap: int | None, rng: np.random.Generator, *, name: str) -> NDArray[np.int64]:
     """Sorted sample indices keeping at most ``cap`` samples of each group (all when cap is None)."""

@@ -32,14 +32,20 @@ def _onehot(labels: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.fl
 
 
 def high_activation(pre: ArrayLike, *, quantile: float = 0.99) -> NDArray[np.bool_]:
-    """H_n(q) of SCIENCE.md 3.4 [P]: samples whose post-ReLU value is >= the unit's q-quantile.
+    """H_n(q) of SCIENCE.md 3.4 [P]: samples where the unit fires (post-ReLU > 0) at or above its q-quantile.
 
-    pre : (n_samples, n_units) -> (n_samples, n_units) bool; every column has at least one True.
+    pre : (n_samples, n_units) -> (n_samples, n_units) bool.
+    [P choice] A zero post-ReLU value never enters H, whatever q: when more than a fraction q of a
+    unit's values are 0, the q-quantile is 0 and ``>= Q_q`` alone would put every sample in H, so
+    the sparsest, most selective units would score at chance. Such a unit's H is the samples it
+    fires on (fewer than (1 - q) N). Positive values tied at the quantile all enter: they are
+    equally high, and leaving them out could empty H for a unit with few distinct values. A unit
+    that never fires (dead, or pre-activation <= 0 everywhere) has an empty H: its purity is NaN.
     """
     if not 0 <= quantile <= 1:
         raise ValueError(expected("quantile", expected="a number in [0, 1]", got=quantile))
     post = np.maximum(check_pre(pre), 0.0)
-    return post >= np.quantile(post, quantile, axis=0)
+    return (post > 0) & (post >= np.quantile(post, quantile, axis=0))
 
 
 def subclass_concentration(high: NDArray[np.bool_], *, subclass: ArrayLike, superclass: ArrayLike) -> Array:
@@ -47,7 +53,7 @@ def subclass_concentration(high: NDArray[np.bool_], *, subclass: ArrayLike, supe
 
     high : (n_samples, n_units) bool from :func:`high_activation` -> (n_units,). The entropy is
     normalised by log(number of subclasses of that superclass), absent subclasses counting as 0;
-    NaN when that superclass has a single subclass. Ties for the majority go to the smallest id.
+    NaN when that superclass has a single subclass or H is empty. Ties for the majority go to the smallest id.
     """
     h = check_pre(high, name="high")
     sub = check_labels(subclass, name="subclass", n=len(h))
@@ -57,10 +63,11 @@ def subclass_concentration(high: NDArray[np.bool_], *, subclass: ArrayLike, supe
     member = parent_of(sub_ids, sub, sup, name="superclass")[None, :] == sup_ids[:, None]  # (n_superclasses, n_subclasses)
     majority = (h.T @ sup_hot).argmax(axis=1)  # (n_units,)
     counts = (h.T @ sub_hot) * member[majority]  # (n_units, n_subclasses), zero outside the majority superclass
-    p = counts / counts.sum(axis=1, keepdims=True)  # the majority superclass always holds >= 1 sample of H
+    total = counts.sum(axis=1, keepdims=True)  # 0 only when H is empty
+    p = counts / np.where(total > 0, total, 1.0)
     m = member[majority].sum(axis=1)
     norm = np.log(np.maximum(m, 2))
-    return np.where(m >= 2, 1.0 - entr(p).sum(axis=1) / norm, np.nan)
+    return np.where((m >= 2) & (total[:, 0] > 0), 1.0 - entr(p).sum(axis=1) / norm, np.nan)
 
 
 def unit_scores(pre: ArrayLike, *, classes: ArrayLike, subclass: ArrayLike | None = None, superclass: ArrayLike | None = None,
@@ -76,8 +83,9 @@ def unit_scores(pre: ArrayLike, *, classes: ArrayLike, subclass: ArrayLike | Non
       c3, c3_class: max over classes of r(n, i) (SCIENCE.md 3.1, c3) and its class id;
         the ids are -1 for dead or constant units, whose scores are all 0;
       hap, hap_class, hap_chance: high-activation class purity [P] (SCIENCE.md 3.4) at ``quantile``
-        q: H = samples with post-ReLU >= the unit's q-quantile, hap = max_c |H & C_c| / |H|, the
-        majority class (smallest id on ties) and the chance level max_c |C_c| / N;
+        q: H = :func:`high_activation` (post-ReLU > 0 and >= the unit's q-quantile), hap =
+        max_c |H & C_c| / |H|, the majority class (smallest id on ties) and the chance level
+        max_c |C_c| / N; a unit that never fires has no H: hap NaN, hap_class -1;
       hap_subclass_concentration: :func:`subclass_concentration` (NaN without hierarchy).
     """
     x = check_pre(pre)
@@ -97,8 +105,9 @@ def unit_scores(pre: ArrayLike, *, classes: ArrayLike, subclass: ArrayLike | Non
         df["c1"], df["c1_subclass"] = _best(sel, sub_ids, none)
         conc = subclass_concentration(high, subclass=subclass, superclass=superclass)
     df["c3"], df["c3_class"] = c3, c3_class
-    df["hap"] = in_class.max(axis=1) / high.sum(axis=0)
-    df["hap_class"] = class_ids[in_class.argmax(axis=1)]
+    size = high.sum(axis=0)
+    df["hap"] = np.where(size > 0, in_class.max(axis=1) / np.maximum(size, 1), np.nan)
+    df["hap_class"] = np.where(size > 0, class_ids[in_class.argmax(axis=1)], -1)
     df["hap_chance"] = hot.sum(axis=0).max() / len(x)
     df["hap_subclass_concentration"] = conc
     return df

@@ -24,7 +24,7 @@ from backend.config import AnalysisConfig
 from backend.errors import ClusterScopeError, StoreError
 from backend.store import RunStore
 
-ANALYSIS_VERSION = 2  # bump when a change to the code changes results: stored files are then redone
+ANALYSIS_VERSION = 3  # bump when a change to the code changes results: stored files are then redone
 SNAPSHOT_TABLES = ("points", "units", "unit_stats", "layers", "groups")
 
 
@@ -168,7 +168,11 @@ def _analyze_one(store: RunStore, run_id: str, layer: str, epoch: int, samples: 
 
 def _network_measures(store: RunStore, run_id: str, info: dict[str, Any], samples: pd.DataFrame, a: AnalysisConfig,
                       ptag: tuple[str, str], *, force: bool, report: AnalysisReport) -> None:
-    """Network-level c1..c4 per epoch (SCIENCE.md 3.1): c1, c3 over all units; c2, c4 top-k over layers."""
+    """Network-level c1..c4 per epoch (SCIENCE.md 3.1): c1, c3 over all units; c2, c4 top-k over layers.
+
+    Beside c1 and c2, their noise floor (the same measure with subclasses shuffled within
+    superclasses, seed ``analysis.seed``), and ``n_units`` (units over all layers, for k's share).
+    """
     text, phash = ptag
     if not force and store.analysis.params_hash(run_id, "network") == phash:
         return
@@ -187,10 +191,16 @@ def _network_measures(store: RunStore, run_id: str, info: dict[str, Any], sample
                 continue
         if not pres or any(not np.isfinite(p).all() for p in pres):
             continue
-        row = {"epoch": epoch, "c1": np.nan, "c2": np.nan, "k_c1": a.k_c1, "k_c2": k2, "k_c3": a.k_c3, "k_c4": k4}
-        if labels.hierarchical:
-            row["c1"] = measures.c1(pres, subclass=labels.fine[t], superclass=labels.superclass[t], k=a.k_c1)
+        row = {"epoch": epoch, "c1": np.nan, "c2": np.nan, "c1_shuffled": np.nan, "c2_shuffled": np.nan,
+               "k_c1": a.k_c1, "k_c2": k2, "k_c3": a.k_c3, "k_c4": k4, "n_units": sum(p.shape[1] for p in pres)}
+        if labels.intraclass:  # trained on superclasses: the fine labels are hidden subclasses (snapshot.Labels)
+            sub, sup = labels.subclass[t], labels.superclass[t]
+            row["c1"] = measures.c1(pres, subclass=sub, superclass=sup, k=a.k_c1)
             row["c2"] = _over_layers(groups, epoch, "silhouette", lambda m: measures.c2(m, k=k2))
+            # noise floor (SCIENCE.md 3.1, "Invariances"): subclasses shuffled within superclasses, fixed seed
+            shuffled = measures.shuffle_within(sub, sup, seed=a.seed)
+            row["c1_shuffled"] = measures.c1(pres, subclass=shuffled, superclass=sup, k=a.k_c1)
+            row["c2_shuffled"] = _over_layers(groups, epoch, "silhouette_shuffled", lambda m: measures.c2(m, k=k2))
         row["c3"] = measures.c3(pres, classes=labels.classes[t], k=a.k_c3)
         row["c4"] = _over_layers(groups, epoch, "c4_ratio", lambda m: measures.c4(m, k=k4))
         rows.append(row)

@@ -43,7 +43,19 @@ class Labels:
 
     @property
     def hierarchical(self) -> bool:
+        """The data have superclasses (whatever the network was trained on)."""
         return self.superclass is not None
+
+    @property
+    def intraclass(self) -> bool:
+        """The fine labels are hidden subclasses of the training classes (trained on superclasses).
+
+        Only then are c1, c2, subclass purity, subclass concentration and the WTM index the thesis's
+        intraclass measures (SCIENCE.md 2, "Hierarchical labels"). For a run trained on the fine
+        labels, "subclasses" are the very classes the network was told about: the same formulas
+        would measure class separation, so they are not computed (NaN).
+        """
+        return self.subclass is not None and self.superclass is not None
 
 
 @dataclass(frozen=True)
@@ -122,13 +134,18 @@ def layer_measures(pre: np.ndarray, labels: Labels, a: AnalysisConfig) -> tuple[
     pre_t, classes = pre[t], labels.classes[t]
     row: dict[str, float] = {"c1": np.nan, "c2": np.nan}
     groups = []
-    if labels.hierarchical:
-        fine, sup = labels.fine[t], labels.superclass[t]  # type: ignore[index]
-        row["c1"] = measures.layer_c1(pre_t, subclass=fine, superclass=sup, k=a.layer_top_k)
-        sil = measures.subclass_silhouettes(np.maximum(pre_t, 0), subclass=fine, superclass=sup, metric="cosine",
+    if labels.intraclass:
+        sub, sup = labels.subclass[t], labels.superclass[t]  # type: ignore[index]
+        row["c1"] = measures.layer_c1(pre_t, subclass=sub, superclass=sup, k=a.layer_top_k)
+        sil = measures.subclass_silhouettes(np.maximum(pre_t, 0), subclass=sub, superclass=sup, metric="cosine",
                                             max_per_subclass=a.c4_max_per_class, seed=a.seed)
         row["c2"] = measures.layer_c2(sil)
-        groups += [("silhouette", int(g), float(v)) for g, v in zip(np.unique(fine), sil, strict=True)]
+        groups += [("silhouette", int(g), float(v)) for g, v in zip(np.unique(sub), sil, strict=True)]
+        # c2's noise floor (SCIENCE.md 3.1, "Invariances"): the same silhouettes with shuffled subclasses
+        shuffled = measures.shuffle_within(sub, sup, seed=a.seed)
+        floor = measures.subclass_silhouettes(np.maximum(pre_t, 0), subclass=shuffled, superclass=sup, metric="cosine",
+                                              max_per_subclass=a.c4_max_per_class, seed=a.seed)
+        groups += [("silhouette_shuffled", int(g), float(v)) for g, v in zip(np.unique(sub), floor, strict=True)]
     row["c3"] = measures.layer_c3(pre_t, classes=classes, k=a.layer_top_k)
     ratios = measures.c4_layer_ratios(pre_t, classes=classes, max_per_class=a.c4_max_per_class,
                                       upper_triangle=a.c4_upper_triangle, seed=a.seed)
@@ -138,21 +155,25 @@ def layer_measures(pre: np.ndarray, labels: Labels, a: AnalysisConfig) -> tuple[
 
 
 def unit_tables(pre: np.ndarray, labels: Labels, a: AnalysisConfig) -> tuple[pd.DataFrame, pd.DataFrame, float]:
-    """Step 6 on the training samples: per-unit scores, per-class statistics, WTM fraction."""
+    """Step 6 on the training samples: per-unit scores, per-class statistics, WTM fraction.
+
+    The subclass scores (c1, subclass concentration, WTM) only when ``labels.intraclass``; the
+    per-subclass statistics (descriptive, for the drill-down) whenever the data have superclasses.
+    """
     t = labels.train if labels.train.any() else np.ones_like(labels.train)
     pre_t = pre[t]
-    sub = labels.fine[t] if labels.hierarchical else None
-    sup = labels.superclass[t] if labels.hierarchical else None  # type: ignore[index]
+    sub = labels.subclass[t] if labels.intraclass else None  # type: ignore[index]
+    sup = labels.superclass[t] if labels.intraclass else None  # type: ignore[index]
     units = neurons.unit_scores(pre_t, classes=labels.classes[t], subclass=sub, superclass=sup, quantile=a.hap_quantile)
     wtm_fraction = np.nan
     units["wtm"] = np.nan
-    if labels.hierarchical:
+    if labels.intraclass:
         wtm = neurons.wtm_index(pre_t, cluster=sub, cluster_class=sup)
         units["wtm"] = wtm
         wtm_fraction = neurons.wtm_fraction(wtm)
     stats = [neurons.class_stats(pre_t, labels=labels.classes[t]).assign(level="class")]
     if labels.hierarchical:
-        stats.append(neurons.class_stats(pre_t, labels=sub).assign(level="subclass"))
+        stats.append(neurons.class_stats(pre_t, labels=labels.fine[t]).assign(level="subclass"))
     return units, pd.concat(stats, ignore_index=True), wtm_fraction
 
 
