@@ -157,23 +157,25 @@ def analyze(store: RunStore, run_id: str, params: AnalysisConfig | None = None, 
 def read_analysis(store: RunStore, run_id: str, table: str, layer: str | None = None, epoch: int | None = None
                   ) -> pd.DataFrame:
     """One analysis table: per (layer, epoch) when both are given, else every file of it concatenated
-    (``network`` and ``rotation`` are whole-run tables)."""
-    if table in ("network", "rotation") or layer is not None:
+    (``network``, ``rotation`` and ``baselines`` are whole-run tables)."""
+    if table in ("network", "rotation", "baselines") or layer is not None:
         return store.analysis.read(run_id, table, layer, epoch)
     return store.analysis.read_all(run_id, table)
 
 
 def run_measures(store: RunStore, run_id: str) -> dict[str, Any]:
-    """Measures of a run at its last analysed epoch: network c1..c4 and layer-averaged cluster scores."""
+    """Measures of a run at its last analysed epoch: network c1..c4, layer-averaged cluster scores and the
+    baselines c0, 1/σ′, 1/σ″, 1/α′, 1/α″ (NaN when analysis/baselines.parquet is absent, as in version-1 stores)."""
     from backend.analysis.compare import MEASURES
 
     out: dict[str, Any] = {m: float("nan") for m in MEASURES}
     try:
         net = store.analysis.read(run_id, "network")
     except StoreError:
-        return out | {"epoch": None}
+        return out | _baselines_at(store, run_id, None) | {"epoch": None}
     layers = store.analysis.read_all(run_id, "layers")
     epoch = int(net["epoch"].max()) if not net.empty else None
+    out |= _baselines_at(store, run_id, epoch)
     if epoch is None:
         return out | {"epoch": None}
     row = net[net["epoch"] == epoch].iloc[0]
@@ -182,6 +184,22 @@ def run_measures(store: RunStore, run_id: str) -> dict[str, Any]:
     for m in ("class_purity", "subclass_purity", "fragmentation", "ari_subclass", "nmi_subclass", "wtm_fraction"):
         out[m] = float(last[m].mean()) if not last.empty else float("nan")
     return out | {"epoch": epoch}
+
+
+def _baselines_at(store: RunStore, run_id: str, epoch: int | None) -> dict[str, float]:
+    """c0 and the inverse sharpness scales at ``epoch`` (the last baselines epoch when None); {} when absent."""
+    from backend.analysis.compare import BASELINE_MEASURES
+
+    try:
+        table = store.analysis.read(run_id, "baselines")
+    except StoreError:
+        return {}
+    rows = table[table["epoch"] == (int(table["epoch"].max()) if epoch is None and not table.empty else epoch)]
+    if rows.empty:
+        return {}
+    row = rows.iloc[0]
+    values = {m: float(row[c]) for m, c in BASELINE_MEASURES.items()}
+    return {m: v if m == "c0" else (1.0 / v if v != 0 else float("nan")) for m, v in values.items()}
 
 
 def compare(store: RunStore, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -472,6 +472,10 @@ class RunStore:
         return self.root / ".datasets" / digest
 
 
+# whole-run analysis tables, analysis/<name>.parquet (baselines: schema version 2 on)
+RUN_TABLES = {"network": schema.NETWORK_SCHEMA, "rotation": schema.ROTATION_SCHEMA, "baselines": schema.BASELINES_SCHEMA}
+
+
 class AnalysisFiles:
     """analysis/<table>/<layer>/epoch=NNNN.parquet per snapshot, analysis/<name>.parquet per run.
 
@@ -486,15 +490,16 @@ class AnalysisFiles:
         return self.store.run_dir(run_id) / "analysis"
 
     def path(self, run_id: str, table: str, layer: str | None = None, epoch: int | None = None) -> Path:
-        if table not in schema.ANALYSIS_SCHEMAS and table not in ("network", "rotation"):
-            raise StoreError(f"analysis table {table!r} is not one of {sorted(schema.ANALYSIS_SCHEMAS)} + network, rotation.")
+        if table not in schema.ANALYSIS_SCHEMAS and table not in RUN_TABLES:
+            raise StoreError(f"analysis table {table!r} is not one of {sorted(schema.ANALYSIS_SCHEMAS)} + "
+                             f"{', '.join(RUN_TABLES)}.")
         if layer is None:
             return self.root(run_id) / f"{table}.parquet"
         return self.root(run_id) / table / check_layer(layer) / f"epoch={int(epoch or 0):04d}.parquet"
 
     def write(self, run_id: str, table: str, data: pd.DataFrame, *, params: str, params_hash: str,
               layer: str | None = None, epoch: int | None = None) -> None:
-        sch = schema.ANALYSIS_SCHEMAS.get(table) or {"network": schema.NETWORK_SCHEMA, "rotation": schema.ROTATION_SCHEMA}[table]
+        sch = schema.ANALYSIS_SCHEMAS.get(table) or RUN_TABLES[table]
         frame = data.copy()
         if layer is not None:
             frame.insert(0, "epoch", int(epoch or 0))
@@ -560,7 +565,8 @@ def new_run_id(cfg: Any, store: RunStore, *, tag: str = "") -> str:
 
 
 def _upgrade_run_info(info: dict[str, Any]) -> dict[str, Any]:
-    """Converter for older run.json versions. Version 1 is the first; nothing to convert yet."""
+    """Converter for older run.json versions. Version 1 differs from 2 only by lacking
+    analysis/baselines.parquet, which readers treat as absent: nothing to convert."""
     version = int(info.get("schema_version", 1))
     if version > schema.SCHEMA_VERSION:
         raise StoreError(
