@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from click.testing import CliRunner
 from scipy.stats import norm
 from torch import nn
 
+from backend import api
 from backend.analysis import baselines as b
+from backend.cli import cli
+from tests.conftest import tiny_config
 
 SIG = 1.0 / (1.0 + math.exp(-1.0)), 1.0 / (1.0 + math.exp(2.0))  # σ(1), σ(-2)
 
@@ -112,3 +120,89 @@ def test_the_same_seed_gives_the_same_values() -> None:
     kw = {"kernels_only": False, "batch_stats": False, "samples": 100, "steps": 6, "seed": 3}
     assert b.sharpness_random(model, x, y, draws=2, **kw) == b.sharpness_random(model, x, y, draws=2, **kw)
     assert b.sharpness_worstcase(model, x, y, ascent_steps=2, **kw) == b.sharpness_worstcase(model, x, y, ascent_steps=2, **kw)
+
+
+# ------------------------------------------------------------------------- real runs, end to end
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[api.RunStore, list[str]]:
+    """Two tiny digits MLPs trained on superclasses at two learning rates, analysed with the defaults."""
+    store = api.open_store(tmp_path_factory.mktemp("baselines"))
+    ids = []
+    for i, lr in enumerate((0.02, 0.1)):
+        cfg = tiny_config(f'run_id="lr{i}"', f"train.lr={lr}", "train.epochs=4", "snapshots.epochs=[4]")
+        ids.append(api.train(cfg, store, progress=False))
+        report = api.analyze(store, ids[-1])
+        assert not report.errors, report.errors
+    return store, ids
+
+
+def test_digits_runs_give_finite_baselines_in_every_kendall_table(two_runs, tmp_path: Path) -> None:
+    store, ids = two_runs
+    table = api.read_analysis(store, ids[0], "baselines")
+    assert table["epoch"].tolist() == [4] and table["reason"].tolist() == [""]
+    assert table[["c0", "sigma_prime", "sigma_dprime", "alpha_prime", "alpha_dprime"]].notna().all(axis=None)
+    assert (table["c0_subclasses"] == 10).all()  # every digit has a sibling digit in its superclass
+    runs, kendall = api.compare(store, ids)
+    rows = kendall.set_index("measure")
+    for m in ("c0", "1/σ′", "1/σ″", "1/α′", "1/α″"):
+        assert rows.loc[m, "runs"] == 2 and np.isfinite(rows.loc[m, "tau"])
+        assert np.isfinite(runs[m]).all()
+    assert runs["1/σ′"].iloc[0] == pytest.approx(1.0 / table["sigma_prime"].iloc[0])
+    result = CliRunner().invoke(cli, ["compare", *ids, "--csv", str(tmp_path / "k.csv"), "--store", str(store.root)])
+    assert result.exit_code == 0, result.output
+    assert {"c0", "1/σ′", "1/α″"} <= set(pd.read_csv(tmp_path / "k.csv")["measure"])
+
+
+def test_a_baseline_knob_redoes_the_baselines_only(two_runs) -> None:
+    store, ids = two_runs
+    run = ids[1]
+    before = store.analysis.params_hash(run, "points", "fc1.relu", 4)
+    old = api.read_analysis(store, run, "baselines")
+    report = api.analyze(store, run, api.analysis_config(store, run, ["analysis.c0_pairs=7", "analysis.sharpness_steps=3"]))
+    assert not report.errors and not report.analysed  # no snapshot redone
+    assert store.analysis.params_hash(run, "points", "fc1.relu", 4) == before
+    new = api.read_analysis(store, run, "baselines")
+    assert new["c0"].iloc[0] != old["c0"].iloc[0]
+    assert new["sigma_prime"].iloc[0] in {2.0 * k / 16 for k in range(1, 16)}  # 3 bisection steps on [0, 2]
+
+
+def test_a_failing_baseline_is_one_error_of_the_report(two_runs, tmp_path: Path) -> None:
+    store, ids = two_runs
+    copy = api.open_store(tmp_path / "store")
+    shutil.copytree(store.run_dir(ids[0]), copy.run_dir(ids[0]))
+    copy.analysis.path(ids[0], "baselines").unlink()
+    info = json.loads(copy.run_json_path(ids[0]).read_text())
+    info["config"]["data"]["name"] = "mnist"  # its files are not there: the data set cannot be loaded
+    info["config"]["data"]["root"] = str(tmp_path / "nowhere")
+    copy.run_json_path(ids[0]).write_text(json.dumps(info))
+    report = api.analyze(copy, ids[0])
+    assert list(report.errors) == ["baselines"] and "c0 and the sharpness baselines failed" in report.errors["baselines"]
+    assert not copy.analysis.path(ids[0], "baselines").exists()
+    assert not api.read_analysis(copy, ids[0], "network").empty  # the other artefacts are there
+    assert np.isnan(api.run_measures(copy, ids[0])["1/σ′"])
+
+
+def test_a_version_1_store_reads_without_baselines(two_runs, tmp_path: Path) -> None:
+    store, ids = two_runs
+    copy = api.open_store(tmp_path / "store")
+    shutil.copytree(store.run_dir(ids[0]), copy.run_dir(ids[0]))
+    copy.analysis.path(ids[0], "baselines").unlink()
+    info = json.loads(copy.run_json_path(ids[0]).read_text())
+    copy.run_json_path(ids[0]).write_text(json.dumps(info | {"schema_version": 1}))
+    assert copy.read_run(ids[0])["schema_version"] == 1
+    measures = api.run_measures(copy, ids[0])
+    assert np.isfinite(measures["c3"]) and all(np.isnan(measures[m]) for m in ("c0", "1/σ′", "1/σ″", "1/α′", "1/α″"))
+
+
+def test_a_run_without_hierarchy_has_nan_c0_with_the_reason() -> None:
+    from backend.analysis.baselines_run import _model_and_data, baselines_row
+    from backend.config import AnalysisConfig, to_dict
+
+    cfg = tiny_config('data.target="label"')
+    model, inputs = _model_and_data({"config": to_dict(cfg)}, 0)
+    assert not inputs["hierarchical"]
+    row = baselines_row(model, inputs, AnalysisConfig(sharpness_steps=1, sharpness_target=0.05), epoch=0)
+    assert np.isnan(row["c0"]) and row["c0_subclasses"] == 0
+    assert "c0 needs hierarchical labels" in row["reason"]
