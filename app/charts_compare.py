@@ -19,10 +19,15 @@ from backend.api import MEASURE_CONTEXT
 
 # Short names for axis titles; the Kendall table keeps the raw column names.
 MEASURE_LABELS = {
+    "c0": "c0 · interpolation drop ratio",
     "c1": "c1 · subclass selectivity",
     "c2": "c2 · subclass silhouette",
     "c3": "c3 · variance ratio",
     "c4": "c4 · distance-spread ratio",
+    "1/σ′": "1/σ′ · random-noise sharpness",
+    "1/σ″": "1/σ″ · random-noise sharpness (kernels, batch stats)",
+    "1/α′": "1/α′ · worst-case sharpness",
+    "1/α″": "1/α″ · worst-case sharpness (kernels, batch stats)",
     "class_purity": "class purity",
     "subclass_purity": "subclass purity",
     "fragmentation": "fragmentation",

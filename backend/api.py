@@ -159,8 +159,8 @@ def analyze(store: RunStore, run_id: str, params: AnalysisConfig | None = None, 
 def read_analysis(store: RunStore, run_id: str, table: str, layer: str | None = None, epoch: int | None = None
                   ) -> pd.DataFrame:
     """One analysis table: per (layer, epoch) when both are given, else every file of it concatenated
-    (``network`` and ``rotation`` are whole-run tables)."""
-    if table in ("network", "rotation") or layer is not None:
+    (``network``, ``rotation`` and ``baselines`` are whole-run tables)."""
+    if table in ("network", "rotation", "baselines") or layer is not None:
         return store.analysis.read(run_id, table, layer, epoch)
     return store.analysis.read_all(run_id, table)
 
@@ -170,7 +170,8 @@ MEASURE_CONTEXT = ("c1_shuffled", "c2_shuffled", "k_c1", "k_c3", "n_units")
 
 
 def run_measures(store: RunStore, run_id: str) -> dict[str, Any]:
-    """Measures of a run at its last analysed epoch: network c1..c4 and layer-averaged cluster scores,
+    """Measures of a run at its last analysed epoch: network c1..c4, layer-averaged cluster scores and the
+    baselines c0, 1/σ′, 1/σ″, 1/α′, 1/α″ (NaN when analysis/baselines.parquet is absent, as in version-1 stores),
     then (:data:`MEASURE_CONTEXT`) c1's and c2's noise floors, k of c1 and c3 and the network's units."""
     from backend.analysis.compare import MEASURES
 
@@ -178,9 +179,10 @@ def run_measures(store: RunStore, run_id: str) -> dict[str, Any]:
     try:
         net = store.analysis.read(run_id, "network")
     except StoreError:
-        return out | {"epoch": None}
+        return out | _baselines_at(store, run_id, None) | {"epoch": None}
     layers = store.analysis.read_all(run_id, "layers")
     epoch = int(net["epoch"].max()) if not net.empty else None
+    out |= _baselines_at(store, run_id, epoch)
     if epoch is None:
         return out | {"epoch": None}
     row = net[net["epoch"] == epoch].iloc[0]
@@ -206,6 +208,22 @@ def k_warning(row: Any) -> str | None:
     from backend.analysis.caveats import k_warning as warning
 
     return warning(row.get("k_c1"), row.get("k_c3"), row.get("n_units"))
+
+
+def _baselines_at(store: RunStore, run_id: str, epoch: int | None) -> dict[str, float]:
+    """c0 and the inverse sharpness scales at ``epoch`` (the last baselines epoch when None); {} when absent."""
+    from backend.analysis.compare import BASELINE_MEASURES
+
+    try:
+        table = store.analysis.read(run_id, "baselines")
+    except StoreError:
+        return {}
+    rows = table[table["epoch"] == (int(table["epoch"].max()) if epoch is None and not table.empty else epoch)]
+    if rows.empty:
+        return {}
+    row = rows.iloc[0]
+    values = {m: float(row[c]) for m, c in BASELINE_MEASURES.items()}
+    return {m: v if m == "c0" else (1.0 / v if v != 0 else float("nan")) for m, v in values.items()}
 
 
 def compare(store: RunStore, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:

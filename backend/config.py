@@ -140,6 +140,16 @@ class AnalysisConfig:
     c4_max_per_class: int = 1000  # [P] subsample per class for c4's pairwise distances
     max_samples: int = 10000  # stratified cap on the samples embedded and clustered
     seed: int = 0
+    # c0 and the sharpness baselines (SCIENCE.md 3.1, 3.2), from the checkpoints and the training split.
+    # Their own parameters: changing one redoes analysis/baselines.parquet only (pipeline.BASELINE_KEYS).
+    baselines: bool = True  # compute c0, sigma', sigma'', alpha', alpha'' (needs checkpoints)
+    baselines_over_training: bool = False  # at every checkpoint epoch; false = the last one only
+    c0_pairs: int = 50  # pairs per subclass and kind (same / other subclass); reference: every sample of the subclass
+    sharpness_samples: int = 500  # training samples per accuracy estimate; reference: 10 % of the training set
+    sharpness_draws: int = 3  # noise draws averaged per scale for sigma; reference: 10
+    sharpness_steps: int = 8  # bisection steps on the scale; reference: up to 20 (resolution 2^-steps of the bound)
+    sharpness_ascent_steps: int = 10  # projected gradient-ascent steps per scale for alpha; reference: 250 (5 x 50)
+    sharpness_target: float = 0.9  # the accuracy the perturbed model must keep (reference: 90 %)
 
 
 @dataclass(frozen=True)
@@ -398,3 +408,7 @@ def validate_analysis(a: AnalysisConfig) -> None:
     _check(a.c4_max_per_class >= 2, "analysis.c4_max_per_class", "an integer >= 2", a.c4_max_per_class)
     _check(a.max_samples >= 10, "analysis.max_samples", "an integer >= 10", a.max_samples)
     _check(a.seed >= 0, "analysis.seed", "an integer >= 0", a.seed)
+    for key in ("c0_pairs", "sharpness_draws", "sharpness_steps", "sharpness_ascent_steps"):
+        _check(getattr(a, key) >= 1, f"analysis.{key}", "an integer >= 1", getattr(a, key))
+    _check(a.sharpness_samples >= 10, "analysis.sharpness_samples", "an integer >= 10", a.sharpness_samples)
+    _check(0.0 < a.sharpness_target < 1.0, "analysis.sharpness_target", "a number in (0, 1)", a.sharpness_target)

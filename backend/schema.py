@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2  # 2: network.parquet gains c1_shuffled, c2_shuffled, n_units (version-1 files read as NaN)
+SCHEMA_VERSION = 2
+# Version 2 adds c1_shuffled, c2_shuffled, n_units to network.parquet (version-1 files read as NaN) and
+# analysis/baselines.parquet (absent in version 1: the values are NaN).
 
 # Key-value metadata keys carried by every Parquet file of the store.
 META_PREFIX = "clusterscope."
@@ -139,6 +141,22 @@ NETWORK_SCHEMA = pa.schema([
     pa.field("k_c1", pa.int32()), pa.field("k_c2", pa.int32()), pa.field("k_c3", pa.int32()), pa.field("k_c4", pa.int32()),
     # version 2: noise floor of c1 and c2 (subclasses shuffled within superclasses) and the units behind c1, c3
     pa.field("c1_shuffled", pa.float64()), pa.field("c2_shuffled", pa.float64()), pa.field("n_units", pa.int32()),
+])
+# c0 and the sharpness baselines per checkpoint epoch (SCIENCE.md 3.1, 3.2); schema version 2.
+BASELINES_SCHEMA = pa.schema([
+    pa.field("epoch", pa.int32(), nullable=False),
+    pa.field("c0", pa.float64()),  # median over subclasses of drop(other subclass) / drop(same subclass)
+    pa.field("c0_subclasses", pa.int32()),  # subclasses with a ratio (the median's sample)
+    pa.field("sigma_prime", pa.float64()),  # sigma': noise scale keeping the target accuracy, all weights, inference mode
+    pa.field("sigma_prime_accuracy", pa.float64()),  # training accuracy measured at that scale
+    pa.field("sigma_dprime", pa.float64()),  # sigma'': kernels only, batch norm on batch statistics
+    pa.field("sigma_dprime_accuracy", pa.float64()),
+    pa.field("alpha_prime", pa.float64()),  # alpha': worst-case box scale, all weights, inference mode
+    pa.field("alpha_prime_accuracy", pa.float64()),
+    pa.field("alpha_dprime", pa.float64()),  # alpha'': kernels only, batch statistics
+    pa.field("alpha_dprime_accuracy", pa.float64()),
+    pa.field("reason", pa.string()),  # why a value is NaN ("" when none is)
+    pa.field("seconds", pa.float64()),
 ])
 ROTATION_SCHEMA = pa.schema([
     pa.field("epoch", pa.int32(), nullable=False),

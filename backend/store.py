@@ -472,6 +472,10 @@ class RunStore:
         return self.root / ".datasets" / digest
 
 
+# whole-run analysis tables, analysis/<name>.parquet (baselines: schema version 2 on)
+RUN_TABLES = {"network": schema.NETWORK_SCHEMA, "rotation": schema.ROTATION_SCHEMA, "baselines": schema.BASELINES_SCHEMA}
+
+
 class AnalysisFiles:
     """analysis/<table>/<layer>/epoch=NNNN.parquet per snapshot, analysis/<name>.parquet per run.
 
@@ -486,8 +490,9 @@ class AnalysisFiles:
         return self.store.run_dir(run_id) / "analysis"
 
     def path(self, run_id: str, table: str, layer: str | None = None, epoch: int | None = None) -> Path:
-        if table not in schema.ANALYSIS_SCHEMAS and table not in ("network", "rotation"):
-            raise StoreError(f"analysis table {table!r} is not one of {sorted(schema.ANALYSIS_SCHEMAS)} + network, rotation.")
+        if table not in schema.ANALYSIS_SCHEMAS and table not in RUN_TABLES:
+            raise StoreError(f"analysis table {table!r} is not one of {sorted(schema.ANALYSIS_SCHEMAS)} + "
+                             f"{', '.join(RUN_TABLES)}.")
         if layer is None:
             return self.root(run_id) / f"{table}.parquet"
         return self.root(run_id) / table / check_layer(layer) / f"epoch={int(epoch or 0):04d}.parquet"
@@ -565,7 +570,7 @@ def _missing_as_nan(frame: pd.DataFrame, table: str, columns: list[str] | None) 
 
 
 def _schema_of(table: str) -> pa.Schema:
-    return schema.ANALYSIS_SCHEMAS.get(table) or {"network": schema.NETWORK_SCHEMA, "rotation": schema.ROTATION_SCHEMA}[table]
+    return schema.ANALYSIS_SCHEMAS.get(table) or RUN_TABLES[table]
 
 
 def new_run_id(cfg: Any, store: RunStore, *, tag: str = "") -> str:
@@ -582,7 +587,8 @@ def new_run_id(cfg: Any, store: RunStore, *, tag: str = "") -> str:
 
 def _upgrade_run_info(info: dict[str, Any]) -> dict[str, Any]:
     """Converter for older run.json versions. run.json is the same in versions 1 and 2 (version 2 adds
-    analysis columns, which :meth:`AnalysisStore.read` fills with NaN for older files): nothing to convert."""
+    analysis columns, which :meth:`AnalysisStore.read` fills with NaN for older files, and
+    analysis/baselines.parquet, which readers treat as absent): nothing to convert."""
     version = int(info.get("schema_version", 1))
     if version > schema.SCHEMA_VERSION:
         raise StoreError(

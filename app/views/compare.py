@@ -75,8 +75,9 @@ def scatter_ui(measures: list[str], axes: list[str]) -> tuple[list[str], str]:
         [m for m in charts_compare.NETWORK_MEASURES if m in measures]
     chosen = st.sidebar.multiselect("Measures", measures, default=wanted, key="w-cmp-measures",
                               format_func=charts_compare.label,
-                              help="c1-c4 are the thesis's intraclass-clustering measures (SCIENCE.md 3.1); "
-                                   "the others are layer-averaged HDBSCAN cluster scores (3.5, proposed).")
+                              help="c0-c4 are the thesis's intraclass-clustering measures (SCIENCE.md 3.1); "
+                                   "1/σ′, 1/σ″, 1/α′, 1/α″ its sharpness baselines (3.2); the others are "
+                                   "layer-averaged HDBSCAN cluster scores (3.5, proposed).")
     state.remember(measures=chosen)
     options = ["run_id", *axes]
     current = state.choice("colour", options, default="train.lr" if "train.lr" in axes else options[min(1, len(axes))])
@@ -107,7 +108,9 @@ def scatter_section(table: pd.DataFrame, kendall: pd.DataFrame, present: bool) -
                    "coefficients over all runs, mix settings that the thesis compares separately (SCIENCE.md 6.1).")
     missing = [m for m in measures if table[m].isna().any()]
     if missing:
-        st.caption(f"Runs without a value are left out of the panels of {', '.join(missing)}.")
+        st.caption(f"Runs without a value are left out of the panels of {', '.join(missing)} "
+                   "(c0, c1 and c2 need subclasses: a data set with superclasses, trained on them; the sharpness "
+                   "baselines need checkpoints and a model at the 90 % training-accuracy target).")
 
 
 def noise_floor_section(table: pd.DataFrame) -> None:

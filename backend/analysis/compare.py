@@ -13,8 +13,12 @@ import pandas as pd
 from backend.analysis.kendall import axis_groups, granulated_kendall, kendall_tau
 
 # Network-level measures (SCIENCE.md 3.1) and layer-averaged cluster scores (3.5 [P]) compared by default.
-MEASURES = ("c1", "c2", "c3", "c4", "class_purity", "subclass_purity", "fragmentation", "ari_subclass", "nmi_subclass",
-            "wtm_fraction")
+# Baselines (analysis/baselines.parquet): c0 ranks as is; the sharpness scales rank as their inverses 1/σ′ ...
+# (sharper = larger), the names of the thesis's tables (SCIENCE.md 3.2, after Jiang et al. 2020).
+BASELINE_MEASURES = {"c0": "c0", "1/σ′": "sigma_prime", "1/σ″": "sigma_dprime", "1/α′": "alpha_prime",
+                     "1/α″": "alpha_dprime"}  # measure -> column of the baselines table
+MEASURES = ("c0", "c1", "c2", "c3", "c4", "1/σ′", "1/σ″", "1/α′", "1/α″", "class_purity", "subclass_purity",
+            "fragmentation", "ari_subclass", "nmi_subclass", "wtm_fraction")
 # An axis along which no two runs share every other setting (a random search's draws): no group, no ψ.
 NOT_MEASURABLE = "not measurable: no two runs share the other settings"
 NO_AXIS = "no measurable axis"

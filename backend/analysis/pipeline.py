@@ -1,4 +1,5 @@
-"""Analyse a run: every (layer, epoch) snapshot, then the network-level measures and layer rotation.
+"""Analyse a run: every (layer, epoch) snapshot, then the network-level measures, layer rotation and
+the baselines (c0 and sharpness, from the checkpoints: backend.analysis.baselines_run).
 
 Incremental: a (layer, epoch) whose files carry the current parameters' hash is skipped, so
 re-running ``clusterscope analyze`` on an analysed run only checks file metadata (and never imports
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from backend import schema
+from backend.analysis.baselines_run import BASELINE_KEYS, run_baselines
 from backend.config import AnalysisConfig
 from backend.errors import ClusterScopeError, StoreError
 from backend.store import RunStore
@@ -47,7 +49,7 @@ class AnalysisReport:
 
 def params_of(a: AnalysisConfig, info: dict[str, Any]) -> tuple[str, str]:
     """JSON of the parameters that shape the results, and its hash (``auto`` does not count)."""
-    p = {k: v for k, v in asdict(a).items() if k != "auto"}
+    p = {k: v for k, v in asdict(a).items() if k != "auto" and k not in BASELINE_KEYS}
     p |= {"k_c2": resolved_k(a.k_c2, info), "k_c4": resolved_k(a.k_c4, info), "analysis_version": ANALYSIS_VERSION,
           "target": (info.get("dataset") or {}).get("target")}
     text = json.dumps(p, sort_keys=True)
@@ -123,6 +125,7 @@ def analyze_run(store: RunStore, run_id: str, params: AnalysisConfig, *,
     changed = bool(report.analysed)
     _network_measures(store, run_id, info, samples, params, (ptext, phash), force=changed, report=report)
     _rotation(store, run_id, (ptext, phash), report)
+    run_baselines(store, run_id, info, params, report.errors, progress=progress)
     store.analysis.write_status(run_id, {"params_hash": phash, "errors": report.errors,
                                          "analysed": len(report.analysed) + len(report.skipped)})
     return report
