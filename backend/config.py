@@ -89,7 +89,7 @@ class SnapshotConfig:
     probe_test: int = 2000  # and from the test split
     probe_seed: int = 0  # fixed by default, so runs on the same data set share one probe set
     batch_size: int = 512  # forward batch size while recording
-    checkpoints: bool = True  # save checkpoints/epoch=NNNN.pt at every snapshot epoch
+    checkpoints: bool = True  # save checkpoints/epoch=NNNN.pt at every snapshot epoch, and at epoch 0 always
 
 
 @dataclass(frozen=True)

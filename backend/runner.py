@@ -155,6 +155,10 @@ class StoreCallbacks:
                               "accuracy": metrics[f"{split}_accuracy"], "lr": metrics["lr"]})
         self.store.write_metrics(self.run_id, self.rows)
         self.snapshots.on_epoch_end(epoch, model, metrics, final=final)
+        if epoch == 0 and self.p.cfg.snapshots.checkpoints and 0 not in self.p.schedule:
+            # Layer rotation is measured from the initial weights (SCIENCE.md 3.3): keep them even when
+            # epoch 0 is not a snapshot epoch (docs/store.md, schema 2).
+            self.store.save_checkpoint(self.run_id, 0, {k: v.detach().cpu() for k, v in model.state_dict().items()})
         assert self.trainer is not None
         state = self.trainer.state_dict()
         state["model"] = {k: v.detach().cpu() for k, v in state["model"].items()}

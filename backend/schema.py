@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: checkpoints/epoch=0000.pt (the initial weights) always saved with checkpoints
 
 # Key-value metadata keys carried by every Parquet file of the store.
 META_PREFIX = "clusterscope."

@@ -506,6 +506,10 @@ class AnalysisFiles:
         arrow = arrow.replace_schema_metadata(schema.file_metadata(f"analysis.{table}", run_id, **extra))
         self.store._write_table(self.path(run_id, table, layer, epoch), arrow)
 
+    def remove(self, run_id: str, table: str) -> None:
+        """Delete a whole-run table (``network``, ``rotation``) if present, e.g. one that can no longer be trusted."""
+        self.path(run_id, table).unlink(missing_ok=True)
+
     def params_hash(self, run_id: str, table: str, layer: str | None = None, epoch: int | None = None) -> str | None:
         """The parameter hash a file was written with, or None when it is missing or unreadable."""
         path = self.path(run_id, table, layer, epoch)
@@ -560,7 +564,8 @@ def new_run_id(cfg: Any, store: RunStore, *, tag: str = "") -> str:
 
 
 def _upgrade_run_info(info: dict[str, Any]) -> dict[str, Any]:
-    """Converter for older run.json versions. Version 1 is the first; nothing to convert yet."""
+    """Converter for older run.json versions. Version 2 only guarantees ``checkpoints/epoch=0000.pt`` (the initial
+    weights) whenever checkpoints are saved; a version-1 run.json reads unchanged (docs/store.md)."""
     version = int(info.get("schema_version", 1))
     if version > schema.SCHEMA_VERSION:
         raise StoreError(
