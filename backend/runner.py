@@ -56,6 +56,10 @@ def prepare(cfg: RunConfig, data: Dataset | None = None) -> Prepared:
     data = data if data is not None else load_dataset(cfg.data)
     n_classes = data.num_targets(cfg.data.target)
     model = build_model(cfg.model, data.input_shape, n_classes, seed=cfg.train.seed)
+    if cfg.train.optimizer.startswith("layca-"):
+        from backend.training.layca import zero_biases
+
+        zero_biases(model)  # Layca never trains biases: start them at zero as the reference does
     layers = select_layers(probe_layers(model, data.input_shape), cfg.snapshots.layers)
     if cfg.train.augment and data.kind != "image":
         raise ConfigError(f"train.augment is for image data sets only and {data.name!r} holds vectors; set train.augment=false.")
