@@ -69,6 +69,7 @@ class TrainConfig:
     lr: float = 0.05
     momentum: float = 0.9  # sgd only
     weight_decay: float = 0.0
+    weight_decay_style: str = "torch"  # "torch": + wd*w on every parameter; "keras_l2": + 2*wd*w on kernels only (thesis)
     batch_size: int = 128
     epochs: int = 20
     lr_steps: tuple[int, ...] = ()  # epochs after which the learning rate is multiplied by lr_factor
@@ -89,7 +90,7 @@ class SnapshotConfig:
     probe_test: int = 2000  # and from the test split
     probe_seed: int = 0  # fixed by default, so runs on the same data set share one probe set
     batch_size: int = 512  # forward batch size while recording
-    checkpoints: bool = True  # save checkpoints/epoch=NNNN.pt at every snapshot epoch
+    checkpoints: bool = True  # save checkpoints/epoch=NNNN.pt at every snapshot epoch, and at epoch 0 always
 
 
 @dataclass(frozen=True)
@@ -303,6 +304,7 @@ def replace(cfg: RunConfig, **changes: Any) -> RunConfig:
 DATASETS = ("digits", "synthclust", "mnist", "fashion-mnist", "cifar10", "cifar100", "imagefolder")
 MODELS = ("mlp", "vgg", "resnet")
 OPTIMIZERS = ("sgd", "adam", "layca-sgd", "layca-adam")
+WEIGHT_DECAY_STYLES = ("torch", "keras_l2")
 
 
 def _check(ok: bool, key: str, allowed: str, value: Any, hint: str = "") -> None:
@@ -360,6 +362,9 @@ def validate(cfg: RunConfig) -> None:
     _check(t.lr > 0, "train.lr", "a number > 0", t.lr, "Typical values are 0.01 to 0.1 for sgd, 1e-4 to 1e-3 for adam.")
     _check(0.0 <= t.momentum < 1.0, "train.momentum", "a number in [0, 1)", t.momentum)
     _check(t.weight_decay >= 0, "train.weight_decay", "a number >= 0", t.weight_decay)
+    _check(t.weight_decay_style in WEIGHT_DECAY_STYLES, "train.weight_decay_style", "'torch' or 'keras_l2'",
+           t.weight_decay_style, "'torch' adds weight_decay*w to every parameter's gradient (PyTorch's weight_decay); "
+           "'keras_l2' adds 2*weight_decay*w to conv and linear kernels only (Keras's l2(weight_decay), the thesis's).")
     _check(t.batch_size >= 1, "train.batch_size", "an integer >= 1", t.batch_size)
     _check(t.epochs >= 1, "train.epochs", "an integer >= 1", t.epochs)
     _check(all(1 <= e <= t.epochs for e in t.lr_steps), "train.lr_steps", f"epochs in [1, train.epochs={t.epochs}]", list(t.lr_steps))

@@ -56,6 +56,10 @@ def prepare(cfg: RunConfig, data: Dataset | None = None) -> Prepared:
     data = data if data is not None else load_dataset(cfg.data)
     n_classes = data.num_targets(cfg.data.target)
     model = build_model(cfg.model, data.input_shape, n_classes, seed=cfg.train.seed)
+    if cfg.train.optimizer.startswith("layca-"):
+        from backend.training.layca import zero_biases
+
+        zero_biases(model)  # Layca never trains biases: start them at zero as the reference does
     layers = select_layers(probe_layers(model, data.input_shape), cfg.snapshots.layers)
     if cfg.train.augment and data.kind != "image":
         raise ConfigError(f"train.augment is for image data sets only and {data.name!r} holds vectors; set train.augment=false.")
@@ -155,6 +159,10 @@ class StoreCallbacks:
                               "accuracy": metrics[f"{split}_accuracy"], "lr": metrics["lr"]})
         self.store.write_metrics(self.run_id, self.rows)
         self.snapshots.on_epoch_end(epoch, model, metrics, final=final)
+        if epoch == 0 and self.p.cfg.snapshots.checkpoints and 0 not in self.p.schedule:
+            # Layer rotation is measured from the initial weights (SCIENCE.md 3.3): keep them even when
+            # epoch 0 is not a snapshot epoch (docs/store.md, schema 2).
+            self.store.save_checkpoint(self.run_id, 0, {k: v.detach().cpu() for k, v in model.state_dict().items()})
         assert self.trainer is not None
         state = self.trainer.state_dict()
         state["model"] = {k: v.detach().cpu() for k, v in state["model"].items()}

@@ -10,7 +10,8 @@ import pyarrow as pa
 
 SCHEMA_VERSION = 2
 # Version 2 adds c1_shuffled, c2_shuffled, n_units to network.parquet (version-1 files read as NaN) and
-# analysis/baselines.parquet (absent in version 1: the values are NaN).
+# analysis/baselines.parquet (absent in version 1: the values are NaN),
+# and saves checkpoints/epoch=0000.pt (the initial weights) whenever checkpoints are saved.
 
 # Key-value metadata keys carried by every Parquet file of the store.
 META_PREFIX = "clusterscope."

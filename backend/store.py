@@ -511,6 +511,10 @@ class AnalysisFiles:
         arrow = arrow.replace_schema_metadata(schema.file_metadata(f"analysis.{table}", run_id, **extra))
         self.store._write_table(self.path(run_id, table, layer, epoch), arrow)
 
+    def remove(self, run_id: str, table: str) -> None:
+        """Delete a whole-run table (``network``, ``rotation``) if present, e.g. one that can no longer be trusted."""
+        self.path(run_id, table).unlink(missing_ok=True)
+
     def params_hash(self, run_id: str, table: str, layer: str | None = None, epoch: int | None = None) -> str | None:
         """The parameter hash a file was written with, or None when it is missing or unreadable."""
         path = self.path(run_id, table, layer, epoch)
@@ -587,8 +591,8 @@ def new_run_id(cfg: Any, store: RunStore, *, tag: str = "") -> str:
 
 def _upgrade_run_info(info: dict[str, Any]) -> dict[str, Any]:
     """Converter for older run.json versions. run.json is the same in versions 1 and 2 (version 2 adds
-    analysis columns, which :meth:`AnalysisStore.read` fills with NaN for older files, and
-    analysis/baselines.parquet, which readers treat as absent): nothing to convert."""
+    analysis columns, which :meth:`AnalysisStore.read` fills with NaN for older files, analysis/baselines.parquet,
+    which readers treat as absent, and always saves checkpoints/epoch=0000.pt): nothing to convert."""
     version = int(info.get("schema_version", 1))
     if version > schema.SCHEMA_VERSION:
         raise StoreError(

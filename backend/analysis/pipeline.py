@@ -220,22 +220,45 @@ def _over_layers(groups: pd.DataFrame, epoch: int, kind: str, reduce: Callable[[
 
 
 def _rotation(store: RunStore, run_id: str, ptag: tuple[str, str], report: AnalysisReport) -> None:
-    """Layer rotation per kernel and checkpoint epoch (SCIENCE.md 3.3), from checkpoints/epoch=*.pt."""
+    """Layer rotation per kernel and checkpoint epoch (SCIENCE.md 3.3), from checkpoints/epoch=*.pt.
+
+    Without an epoch-0 checkpoint there is no rotation table (a stale one is removed) and the reason
+    goes to ``report.errors["rotation"]``.
+    """
     epochs = store.checkpoint_epochs(run_id)
     text, phash = ptag
     tag = f"{phash}:{','.join(map(str, epochs))}"
     if not epochs or store.analysis.params_hash(run_id, "rotation") == tag:
         return
-    from backend.analysis.rotation import rotation_table
-
     try:
-        states = {e: {k: v.numpy() for k, v in store.load_checkpoint(run_id, e).items() if hasattr(v, "numpy")}
-                  for e in epochs}
-    except StoreError as exc:
+        table = rotation_of_run(store, run_id)
+    except (StoreError, AnalysisInputError) as exc:
+        store.analysis.remove(run_id, "rotation")
         report.errors["rotation"] = str(exc)
         return
-    table = rotation_table(states[epochs[0]], states)
     store.analysis.write(run_id, "rotation", table, params=text, params_hash=tag)
+
+
+def rotation_of_run(store: RunStore, run_id: str) -> pd.DataFrame:
+    """The run's layer-rotation table (:func:`backend.analysis.rotation.rotation_table`), every checkpoint
+    measured from the epoch-0 checkpoint, the initial weights (SCIENCE.md 3.3).
+
+    Raises :class:`AnalysisInputError` when the run has no epoch-0 checkpoint: measuring from the first
+    checkpoint instead would understate the rotation.
+    """
+    from backend.analysis.rotation import rotation_table
+
+    epochs = store.checkpoint_epochs(run_id)
+    if 0 not in epochs:
+        raise AnalysisInputError(
+            f"layer rotation of run {run_id!r} needs the initial weights, since it measures each kernel's angle to its "
+            f"initialisation (SCIENCE.md 3.3), but the run has no epoch-0 checkpoint (checkpoints at epochs "
+            f"{epochs or 'none'}). Provide the weights before training as an epoch-0 checkpoint: import them with "
+            "the other checkpoints (docs/import.md), or train the run again with snapshots.checkpoints = true."
+        )
+    states = {e: {k: v.numpy() for k, v in store.load_checkpoint(run_id, e).items() if hasattr(v, "numpy")}
+              for e in epochs}
+    return rotation_table(states[0], states)
 
 
 def print_progress(done: int, total: int, what: str) -> None:

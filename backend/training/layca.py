@@ -13,7 +13,9 @@ arctan(rho_l): the learning rate *is* the per-step rotation rate tan(theta) of S
 
 As in the reference code [C] ("only kernels are optimized; biases and batchnorm parameters are
 left unchanged. This did not affect performance in our experiments"), every parameter that is not
-a kernel keeps its initial value. Use ``model.bias=false`` to match the thesis's models exactly.
+a kernel keeps its initial value. That value is zero for every bias (:func:`zero_biases`, called by the
+runner for Layca runs), as in the reference's Keras models, rather than PyTorch's random one. Use
+``model.bias=false`` to match the thesis's models exactly.
 """
 
 from __future__ import annotations
@@ -50,6 +52,18 @@ def layer_multipliers(n_layers: int, alpha: float) -> list[float]:
 def kernels(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """The model's kernels (``*.weight`` with ndim >= 2) in parameter order, as layer rotation counts them."""
     return [(name, p) for name, p in model.named_parameters() if name.split(".")[-1] == "weight" and p.ndim >= 2]
+
+
+@torch.no_grad()
+def zero_biases(model: nn.Module) -> None:
+    """Set every ``*.bias`` parameter to zero (Keras's initialiser in the reference code [C]).
+
+    Layca never updates biases, so they would otherwise keep PyTorch's random initial values for the
+    whole run. Batch-norm biases (beta) start at zero anyway.
+    """
+    for name, p in model.named_parameters():
+        if name.split(".")[-1] == "bias":
+            p.zero_()
 
 
 class Layca(torch.optim.Optimizer):

@@ -110,9 +110,29 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
         return Layca.for_model(model, base=cfg.optimizer.removeprefix("layca-"), lr=cfg.lr, alpha=cfg.layca_alpha,
                                momentum=cfg.momentum)
+    groups = decay_groups(model, cfg.weight_decay, cfg.weight_decay_style)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    return torch.optim.Adam(groups, lr=cfg.lr)
+
+
+def decay_groups(model: nn.Module, weight_decay: float, style: str) -> list[dict[str, Any]]:
+    """Parameter groups with their weight decay (an L2 term in the gradient, before momentum or Adam).
+
+    ``torch``: ``weight_decay * w`` on every parameter, biases and batch norm included (PyTorch's
+    convention). ``keras_l2``: ``2 * weight_decay * w`` on conv and linear kernels only, nothing on the
+    rest: the gradient of Keras's ``kernel_regularizer=l2(weight_decay)``, which the thesis used, so its
+    weight-decay values (SCIENCE.md section 4, e.g. 4e-5) mean here what they meant there.
+    """
+    if style == "torch":
+        return [{"params": list(model.parameters()), "weight_decay": weight_decay}]
+    from backend.training.layca import kernels as kernels_of
+
+    kernel_ids = {id(p) for _, p in kernels_of(model)}  # conv and linear weights, as layer rotation counts them
+    kernels = [p for p in model.parameters() if id(p) in kernel_ids]
+    others = [p for p in model.parameters() if id(p) not in kernel_ids]
+    return [g for g in ({"params": kernels, "weight_decay": 2.0 * weight_decay}, {"params": others, "weight_decay": 0.0})
+            if g["params"]]
 
 
 @torch.no_grad()
