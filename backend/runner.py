@@ -227,6 +227,8 @@ def resume_run(run_id: str, store: RunStore, *, progress: bool = True, force: bo
     cfg = from_dict(RunConfig, info["config"])
     validate(cfg)
     p = prepare(cfg)
+    if not store.samples_path(run_id).is_file():  # stopped before the probe set was written
+        store.write_samples(run_id, samples_table(p))
     state = store.load_resume_state(run_id)
     done = int(state["epoch"]) if state else -1
     store.delete_snapshots_after(run_id, done)

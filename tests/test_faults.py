@@ -1,0 +1,99 @@
+"""Faults (issue 13): interrupted runs, concurrent starts, divergence, corrupt files, bad values."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+from typing import Any
+
+import numpy as np
+import pytest
+
+from backend import api
+from backend.store import RunStore
+from tests.conftest import tiny_config
+
+# A few hundred vectors: a run takes well under a second.
+SMALL = ('data.name="synthclust"', "data.synthclust.dim=40", "data.synthclust.clusters_per_class=3",
+         "data.synthclust.active_per_centroid=4", "data.synthclust.train_per_cluster=20",
+         "data.synthclust.test_per_cluster=5", "model.width=8")
+ONE_EPOCH = (*SMALL, "train.epochs=1", "snapshots.epochs=[0, 1]", "snapshots.checkpoints=true")
+
+
+class FaultyStore(RunStore):
+    """The real store, with one fault injected in place of its ``at``-th write (1-based): Ctrl-C
+    (KeyboardInterrupt), or a full disk (OSError ENOSPC). ``at=0``: no fault; ``writes`` counts them."""
+
+    def __init__(self, root: Any, at: int = 0, fault: type[BaseException] = KeyboardInterrupt) -> None:
+        super().__init__(root)
+        self.at, self.fault, self.writes = at, fault, 0
+
+    def _tick(self) -> None:
+        self.writes += 1
+        if self.writes == self.at:
+            raise self.fault(errno.ENOSPC, "No space left on device") if self.fault is OSError else self.fault()
+
+    def write_run(self, run_id: str, info: dict[str, Any]) -> None:
+        self._tick()
+        super().write_run(run_id, info)
+
+    def _write_table(self, path: Any, table: Any) -> None:
+        self._tick()
+        super()._write_table(path, table)
+
+    def _save_torch(self, path: Any, obj: dict[str, Any]) -> Any:  # type: ignore[override]
+        self._tick()
+        return RunStore._save_torch(path, obj)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Any:
+    """Tiny models train faster on one thread than on a machine shared by many."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _same_run(store: RunStore, run_id: str, twin: RunStore) -> None:
+    m, t = store.read_metrics(run_id), twin.read_metrics("r")
+    assert len(m) == len(t) == 4, m  # epochs 0 and 1, train and test
+    assert m[["epoch", "split", "loss", "accuracy"]].equals(t[["epoch", "split", "loss", "accuracy"]])
+    assert store.read_run(run_id)["recorded_epochs"] == [0, 1]
+    for layer in ("fc1.relu", "fc2.relu"):
+        for epoch in (0, 1):
+            np.testing.assert_array_equal(store.read_activations(run_id, layer, epoch)[1],
+                                          twin.read_activations("r", layer, epoch)[1])
+
+
+def test_resume_after_ctrl_c_at_every_write_of_the_first_epoch(tmp_path: Any) -> None:
+    """Stop a run at each write from its creation to the end of epoch 1, resume it (twice, the first
+    resume stopped too where it can be), and find exactly the uninterrupted run: no repeated rows."""
+    twin = FaultyStore(tmp_path / "twin")
+    api.train(tiny_config('run_id="r"', *ONE_EPOCH), twin, progress=False)
+    _interrupt_and_resume(tmp_path, twin, range(2, twin.writes + 1), KeyboardInterrupt)
+
+
+def test_resume_after_a_full_disk(tmp_path: Any) -> None:
+    twin = FaultyStore(tmp_path / "twin")
+    api.train(tiny_config('run_id="r"', *ONE_EPOCH), twin, progress=False)
+    _interrupt_and_resume(tmp_path, twin, (3, twin.writes // 2 + 1, twin.writes - 2), OSError)
+
+
+def _interrupt_and_resume(tmp_path: Any, twin: RunStore, points: Any, fault: type[BaseException]) -> None:
+    for at in points:  # write 1 creates run.json: before it there is no run to resume
+        store = FaultyStore(tmp_path / f"s{at}", at=at, fault=fault)
+        with pytest.raises(fault):
+            api.train(tiny_config('run_id="r"', *ONE_EPOCH), store, progress=False)
+        if store.read_run("r")["status"] == "complete":
+            continue  # the fault hit the last status write only
+        store.at, store.writes = 3, 0  # the first resume is stopped as well, after writing something
+        with contextlib.suppress(fault):
+            api.resume("r", store, progress=False)
+        if store.read_run("r")["status"] != "complete":
+            store.at = 0
+            api.resume("r", store, progress=False)
+        assert store.read_run("r")["status"] == "complete", at
+        _same_run(store, "r", twin)
