@@ -97,3 +97,33 @@ def _interrupt_and_resume(tmp_path: Any, twin: RunStore, points: Any, fault: typ
             api.resume("r", store, progress=False)
         assert store.read_run("r")["status"] == "complete", at
         _same_run(store, "r", twin)
+
+
+def test_incremental_analysis_equals_one_shot(tmp_path: Any) -> None:
+    """Analysing epochs 0-1 now and epoch 2 later (as while a run trains) gives the same files as
+    analysing all at once: the stored layout that seeds the next fit is read back C-ordered."""
+    import shutil
+
+    from backend.config import AnalysisConfig
+
+    params = AnalysisConfig(n_neighbors=8, umap_epochs=30, cluster_epochs=30, pca_components=8, trust_k=3)
+    once = RunStore(tmp_path / "once")
+    api.train(tiny_config('run_id="r"', *SMALL, "train.epochs=2", "snapshots.epochs=[0, 1, 2]"), once, progress=False)
+    later = RunStore(tmp_path / "later")
+    shutil.copytree(once.root, later.root)
+    hidden = tmp_path / "hidden"
+    for layer in ("fc1.relu", "fc2.relu"):
+        (hidden / layer).mkdir(parents=True)
+        shutil.move(later.activation_path("r", layer, 2), hidden / layer)
+    assert not api.analyze(later, "r", params).errors
+    for layer in ("fc1.relu", "fc2.relu"):
+        shutil.move(hidden / layer / "epoch=0002.parquet", later.activation_path("r", layer, 2))
+    report = api.analyze(later, "r", params)
+    assert report.analysed == [("fc1.relu", 2), ("fc2.relu", 2)] and not report.errors
+    assert not api.analyze(once, "r", params).errors
+    for layer in ("fc1.relu", "fc2.relu"):
+        for table in ("points", "layers"):
+            a = once.analysis.read("r", table, layer, 2).drop(columns=["seconds"], errors="ignore")
+            b = later.analysis.read("r", table, layer, 2).drop(columns=["seconds"], errors="ignore")
+            assert a.equals(b), (layer, table)
+    assert once.analysis.read("r", "network").equals(later.analysis.read("r", "network"))
