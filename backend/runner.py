@@ -208,8 +208,9 @@ def train_run(cfg: RunConfig, store: RunStore, *, progress: bool = True, extra: 
     store.require_new(run_id)
     p = prepare(cfg)
     store.create_run(run_id, run_info(run_id, p) | (extra or {}))
-    store.write_samples(run_id, samples_table(p))
-    return _fit(store, run_id, p, rows=[], resume_state=None, progress=progress)
+    with store.lock_run(run_id):
+        store.write_samples(run_id, samples_table(p))
+        return _fit(store, run_id, p, rows=[], resume_state=None, progress=progress)
 
 
 def resume_run(run_id: str, store: RunStore, *, progress: bool = True, force: bool = False) -> str:
@@ -218,6 +219,12 @@ def resume_run(run_id: str, store: RunStore, *, progress: bool = True, force: bo
     A run marked 'running' whose process still seems alive is refused unless ``force`` (used by the
     demo builder, whose store lock proves no other builder is at work).
     """
+    store.read_run(run_id)  # a missing run is reported as such, not as a lock that cannot be taken
+    with store.lock_run(run_id):
+        return _resume_locked(run_id, store, progress=progress, force=force)
+
+
+def _resume_locked(run_id: str, store: RunStore, *, progress: bool, force: bool) -> str:
     info = store.read_run(run_id)
     if info["status"] == "complete":
         raise StoreError(f"run {run_id!r} is already complete; nothing to resume.")

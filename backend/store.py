@@ -139,6 +139,35 @@ class RunStore:
     def exists(self, run_id: str) -> bool:
         return self.run_dir(run_id).exists()
 
+    # ---------------------------------------------------------------- the training lock
+    def lock_path(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / ".lock"
+
+    @contextlib.contextmanager
+    def lock_run(self, run_id: str) -> Iterator[None]:
+        """Hold ``<run>/.lock`` while training into the run; raise :class:`StoreError` if another process holds it.
+
+        An exclusive ``fcntl.flock`` on the file: the operating system releases it when the holder
+        exits, however it ends (kill -9 included), so no lock is ever left stuck. The empty file stays.
+        """
+        import fcntl  # POSIX only, like the rest of the training path
+
+        path = self.lock_path(run_id)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot open the lock file of run {run_id!r} ({exc.strerror or exc}); "
+                             "check that the store is writable.") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StoreError(f"run {run_id!r} is being trained by another process right now; wait for it to "
+                                 "finish or stop it, then resume.") from None
+            yield
+        finally:
+            os.close(fd)  # closing the file releases the lock
+
     # ---------------------------------------------------------------- run.json
     def require_new(self, run_id: str) -> None:
         """Raise :class:`StoreError` if ``run_id`` is taken."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import threading
 from typing import Any
 
 import numpy as np
@@ -24,13 +25,17 @@ class FaultyStore(RunStore):
     """The real store, with one fault injected in place of its ``at``-th write (1-based): Ctrl-C
     (KeyboardInterrupt), or a full disk (OSError ENOSPC). ``at=0``: no fault; ``writes`` counts them."""
 
-    def __init__(self, root: Any, at: int = 0, fault: type[BaseException] = KeyboardInterrupt) -> None:
+    def __init__(self, root: Any, at: int = 0, fault: type[BaseException] | None = KeyboardInterrupt) -> None:
         super().__init__(root)
         self.at, self.fault, self.writes = at, fault, 0
+        self.paused, self.go = threading.Event(), threading.Event()  # fault None: pause there until go
 
     def _tick(self) -> None:
         self.writes += 1
-        if self.writes == self.at:
+        if self.writes == self.at and self.fault is None:
+            self.paused.set()
+            self.go.wait(timeout=120)
+        elif self.writes == self.at:
             raise self.fault(errno.ENOSPC, "No space left on device") if self.fault is OSError else self.fault()
 
     def write_run(self, run_id: str, info: dict[str, Any]) -> None:
@@ -127,3 +132,50 @@ def test_incremental_analysis_equals_one_shot(tmp_path: Any) -> None:
             b = later.analysis.read("r", table, layer, 2).drop(columns=["seconds"], errors="ignore")
             assert a.equals(b), (layer, table)
     assert once.analysis.read("r", "network").equals(later.analysis.read("r", "network"))
+
+
+def test_a_second_resume_of_a_run_in_training_is_refused(tmp_path: Any) -> None:
+    """While one resume trains (paused in the middle of a write), a second resume of the same run is
+    refused with a clear message instead of training into the same folder."""
+    from backend.errors import StoreError
+
+    store = FaultyStore(tmp_path / "s", at=5)
+    with pytest.raises(KeyboardInterrupt):
+        api.train(tiny_config('run_id="r"', *ONE_EPOCH), store, progress=False)
+    store.at, store.writes, store.fault = 4, 0, None
+    first = threading.Thread(target=api.resume, args=("r", store), kwargs={"progress": False})
+    first.start()
+    try:
+        assert store.paused.wait(timeout=120)
+        with pytest.raises(StoreError, match="'r' is being trained by another process right now; wait"):
+            api.resume("r", RunStore(store.root), progress=False)
+    finally:
+        store.go.set()
+        first.join(timeout=120)
+    assert store.read_run("r")["status"] == "complete" and len(store.read_metrics("r")) == 4
+
+
+def test_a_killed_trainer_leaves_no_lock_behind(tmp_path: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from backend.errors import StoreError
+
+    store = FaultyStore(tmp_path / "s", at=5)
+    with pytest.raises(KeyboardInterrupt):
+        api.train(tiny_config('run_id="r"', *ONE_EPOCH), store, progress=False)
+    holder = ("import sys, time; from backend.store import RunStore; "
+              "lock = RunStore(sys.argv[1]).lock_run('r'); lock.__enter__(); print('held', flush=True); time.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-c", holder, str(store.root)], stdout=subprocess.PIPE, text=True,
+                            env=os.environ | {"PYTHONPATH": os.getcwd()})
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        with pytest.raises(StoreError, match="being trained by another process"):
+            api.resume("r", RunStore(store.root), progress=False)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    api.resume("r", RunStore(store.root), progress=False)  # the OS released the dead holder's lock
+    assert store.read_run("r")["status"] == "complete" and len(store.read_metrics("r")) == 4
