@@ -204,9 +204,10 @@ def train_run(cfg: RunConfig, store: RunStore, *, progress: bool = True, extra: 
     ``extra``: more run.json keys written from the start, e.g. ``{"sweep": ...}`` for a sweep's run.
     """
     store.ensure_writable()
-    run_id = new_run_id(cfg, store)
-    store.require_new(run_id)
+    if cfg.run_id:
+        store.require_new(cfg.run_id)
     p = prepare(cfg)
+    run_id = new_run_id(cfg, store)  # after every check: a generated id is reserved in the store
     store.create_run(run_id, run_info(run_id, p) | (extra or {}))
     with store.lock_run(run_id):
         store.write_samples(run_id, samples_table(p))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -179,3 +180,18 @@ def test_a_killed_trainer_leaves_no_lock_behind(tmp_path: Any) -> None:
         proc.wait(timeout=30)
     api.resume("r", RunStore(store.root), progress=False)  # the OS released the dead holder's lock
     assert store.read_run("r")["status"] == "complete" and len(store.read_metrics("r")) == 4
+
+
+def test_two_launches_in_the_same_second_get_two_runs(tmp_path: Any) -> None:
+    """Two dashboard launches with generated ids, at once: two ids, and both runs train to the end."""
+    import os
+
+    store = RunStore(tmp_path / "s")
+    overrides = [*SMALL, "train.epochs=1", "snapshots.epochs=[1]", "analysis.auto=false", 'train.device="cpu"']
+    jobs = [api.launch_training(store, overrides) for _ in range(2)]
+    assert jobs[0]["run_id"] != jobs[1]["run_id"]
+    for job in jobs:  # the children are this process's: wait for each to exit
+        os.waitpid(job["pid"], 0)
+    for job in jobs:
+        assert api.read_run(store, job["run_id"])["status"] == "complete", Path(job["log"]).read_text()
+    assert sorted(store.run_ids()) == sorted(j["run_id"] for j in jobs)
