@@ -284,18 +284,23 @@ def launch_training(store: RunStore, overrides: list[str], *, config: str | None
     from backend.store import new_run_id
 
     cfg = load_config(config, overrides)
-    run_id = new_run_id(cfg, store)
-    store.require_new(run_id)
     store.ensure_writable()
+    run_id = new_run_id(cfg, store)  # a generated id is reserved now: two launches never share one
+    store.require_new(run_id)
     log = store.root / ".logs" / f"{run_id}.log"
-    log.parent.mkdir(exist_ok=True)
     args = [sys.executable, "-m", "backend.cli", "train", "--store", str(store.root), "--no-progress"]
     args += [a for o in [*overrides, f'run_id="{run_id}"'] for a in ("--set", o)]
     if config:
         args.insert(4, config)
-    with open(log, "ab") as fh:
-        proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+    try:
+        log.parent.mkdir(exist_ok=True)
+        with open(log, "ab") as fh:
+            proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+    except BaseException:
+        if not cfg.run_id:
+            store.release_reservation(run_id)
+        raise
     return {"run_id": run_id, "pid": proc.pid, "log": str(log)}
 
 

@@ -212,12 +212,14 @@ def train_run(cfg: RunConfig, store: RunStore, *, progress: bool = True, extra: 
     ``extra``: more run.json keys written from the start, e.g. ``{"sweep": ...}`` for a sweep's run.
     """
     store.ensure_writable()
-    run_id = new_run_id(cfg, store)
-    store.require_new(run_id)
+    if cfg.run_id:
+        store.require_new(cfg.run_id)
     p = prepare(cfg)
+    run_id = new_run_id(cfg, store)  # after every check: a generated id is reserved in the store
     store.create_run(run_id, run_info(run_id, p) | (extra or {}))
-    store.write_samples(run_id, samples_table(p))
-    return _fit(store, run_id, p, rows=[], resume_state=None, progress=progress)
+    with store.lock_run(run_id):
+        store.write_samples(run_id, samples_table(p))
+        return _fit(store, run_id, p, rows=[], resume_state=None, progress=progress)
 
 
 def resume_run(run_id: str, store: RunStore, *, progress: bool = True, force: bool = False) -> str:
@@ -226,6 +228,12 @@ def resume_run(run_id: str, store: RunStore, *, progress: bool = True, force: bo
     A run marked 'running' whose process still seems alive is refused unless ``force`` (used by the
     demo builder, whose store lock proves no other builder is at work).
     """
+    store.read_run(run_id)  # a missing run is reported as such, not as a lock that cannot be taken
+    with store.lock_run(run_id):
+        return _resume_locked(run_id, store, progress=progress, force=force)
+
+
+def _resume_locked(run_id: str, store: RunStore, *, progress: bool, force: bool) -> str:
     info = store.read_run(run_id)
     if info["status"] == "complete":
         raise StoreError(f"run {run_id!r} is already complete; nothing to resume.")
@@ -235,6 +243,8 @@ def resume_run(run_id: str, store: RunStore, *, progress: bool = True, force: bo
     cfg = from_dict(RunConfig, info["config"])
     validate(cfg)
     p = prepare(cfg)
+    if not store.samples_path(run_id).is_file():  # stopped before the probe set was written
+        store.write_samples(run_id, samples_table(p))
     state = store.load_resume_state(run_id)
     done = int(state["epoch"]) if state else -1
     store.delete_snapshots_after(run_id, done)

@@ -42,6 +42,7 @@ from backend.errors import StoreError
 LAYER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 EPOCH_FILE = re.compile(r"^epoch=(\d{4,})\.parquet$")
 CHECKPOINT_FILE = re.compile(r"^epoch=(\d{4,})\.pt$")
+RESERVED = ".reserved"  # in a run folder whose id is claimed by a run about to be created
 UPLOAD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]{0,127}$")
 
 
@@ -139,11 +140,71 @@ class RunStore:
     def exists(self, run_id: str) -> bool:
         return self.run_dir(run_id).exists()
 
+    # ---------------------------------------------------------------- the training lock
+    def lock_path(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / ".lock"
+
+    @contextlib.contextmanager
+    def lock_run(self, run_id: str) -> Iterator[None]:
+        """Hold ``<run>/.lock`` while training into the run; raise :class:`StoreError` if another process holds it.
+
+        An exclusive ``fcntl.flock`` on the file: the operating system releases it when the holder
+        exits, however it ends (kill -9 included), so no lock is ever left stuck. The empty file stays.
+        """
+        import fcntl  # POSIX only, like the rest of the training path
+
+        path = self.lock_path(run_id)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot open the lock file of run {run_id!r} ({exc.strerror or exc}); "
+                             "check that the store is writable.") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StoreError(f"run {run_id!r} is being trained by another process right now; wait for it to "
+                                 "finish or stop it, then resume.") from None
+            yield
+        finally:
+            os.close(fd)  # closing the file releases the lock
+
     # ---------------------------------------------------------------- run.json
     def require_new(self, run_id: str) -> None:
-        """Raise :class:`StoreError` if ``run_id`` is taken."""
-        if self.exists(run_id):
+        """Raise :class:`StoreError` if ``run_id`` is taken (a reserved id counts as free: see :meth:`reserve_run`)."""
+        if self.exists(run_id) and not (self.run_dir(run_id) / RESERVED).is_file():
             raise self._exists_error(run_id)
+
+    def reserve_run(self, run_id: str) -> bool:
+        """Claim a fresh run id for a run about to be created, by any process: False if it is taken.
+
+        ``mkdir`` is atomic, so of two processes that pick the same id only one gets it. The folder
+        holds an empty ``.reserved`` file until :meth:`create_run` (in this or a child process) takes it.
+        """
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.run_dir(run_id).mkdir()
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise StoreError(f"store {str(self.root)!r} is not writable ({exc.strerror or exc}); choose another "
+                             "folder with --store or CLUSTERSCOPE_STORE, or fix its permissions.") from None
+        (self.run_dir(run_id) / RESERVED).touch()
+        return True
+
+    def _take_reservation(self, run_id: str) -> bool:
+        """Consume a reservation; unlink is atomic, so only one taker succeeds."""
+        try:
+            (self.run_dir(run_id) / RESERVED).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def release_reservation(self, run_id: str) -> None:
+        """Give back a reserved id that will not be used (the launch failed)."""
+        if self._take_reservation(run_id):
+            with contextlib.suppress(OSError):
+                self.run_dir(run_id).rmdir()
 
     def _exists_error(self, run_id: str) -> StoreError:
         return StoreError(
@@ -158,7 +219,8 @@ class RunStore:
         try:
             run_dir.mkdir()
         except FileExistsError:
-            raise self._exists_error(run_id) from None
+            if not self._take_reservation(run_id):
+                raise self._exists_error(run_id) from None
         self.write_run(run_id, info)
 
     def write_run(self, run_id: str, info: dict[str, Any]) -> None:
@@ -425,6 +487,7 @@ class RunStore:
     def publish(self, staged: RunStore, run_id: str) -> None:
         """Move a complete run from a staging store into this one with one rename (same file system)."""
         self.require_new(run_id)
+        self._take_reservation(run_id)  # a reserved folder is empty now, and rename replaces an empty folder
         try:
             os.rename(staged.run_dir(run_id), self.run_dir(run_id))
         except OSError as exc:
@@ -578,13 +641,17 @@ def _schema_of(table: str) -> pa.Schema:
 
 
 def new_run_id(cfg: Any, store: RunStore, *, tag: str = "") -> str:
-    """The configured run id, or ``<data>-<model>[-<tag>]-<YYYYmmdd-HHMMSS>`` made unique in the store."""
+    """The configured run id, or ``<data>-<model>[-<tag>]-<YYYYmmdd-HHMMSS>`` made unique in the store.
+
+    A generated id is reserved (:meth:`RunStore.reserve_run`, an atomic mkdir), so two processes
+    starting in the same second get two ids (the second with a suffix ``-2``, ``-3``, ...).
+    """
     if cfg.run_id:
         return cfg.run_id
     model = cfg.model.name.replace(":", "-").lower()
     base = f"{cfg.data.name}-{model}-{tag + '-' if tag else ''}{datetime.now(UTC):%Y%m%d-%H%M%S}"[:60]
     run_id, k = base, 2
-    while store.exists(run_id):
+    while not store.reserve_run(run_id):
         run_id, k = f"{base}-{k}", k + 1
     return run_id
 

@@ -136,7 +136,10 @@ def _stored_layout(store: RunStore, run_id: str, layer: str, epoch: int) -> np.n
         pts = store.analysis.read(run_id, "points", layer, epoch, columns=["umap_x", "umap_y"])
     except StoreError:
         return None
-    return pts[["umap_x", "umap_y"]].to_numpy(np.float32)
+    # pandas hands a two-column block back column-ordered (Fortran order); the layout returned by a
+    # fresh fit is row-ordered, and UMAP seeded from the two gives other layouts. C order makes an
+    # analysis in parts byte-identical to one made at once.
+    return np.ascontiguousarray(pts[["umap_x", "umap_y"]].to_numpy(np.float32))
 
 
 def _analyze_one(store: RunStore, run_id: str, layer: str, epoch: int, samples: pd.DataFrame, labels: Any,

@@ -83,6 +83,9 @@ def import_run(store: RunStore, req: ImportRequest, *, progress: Progress = _noo
     try:
         record_run(staged, run_id, p, ckpts, origin(req, ckpts, arch, unit, zip_sha256), progress)
         store.publish(staged, run_id)
+    except BaseException:
+        store.release_reservation(run_id)  # a generated id was reserved by new_run_id
+        raise
     finally:
         store.discard(staged)
     return run_id

@@ -174,6 +174,7 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, cfg)
         self.epoch = 0
         self.stopped_early = False
+        self.resumed = False  # set by load_state_dict: epoch 0 (the initialisation) is then already recorded
         # Small data sets live on the device once; larger ones travel one batch at a time.
         on_device = device.type != "cpu" and train.x.numel() * 4 < 2 * 1024**3
         self._x = train.x.to(device) if on_device else train.x
@@ -189,11 +190,16 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = int(state["epoch"])
         self.stopped_early = bool(state.get("stopped_early", False))
+        self.resumed = True
 
     # ------------------------------------------------------------ loop
     def fit(self) -> None:
-        """Train from ``self.epoch`` (0 = fresh) to ``cfg.epochs`` or until the early stop."""
-        if self.epoch == 0:
+        """Train from ``self.epoch`` to ``cfg.epochs`` or until the early stop.
+
+        A fresh trainer first evaluates the initialisation as epoch 0; a resumed one (even from a
+        state saved at epoch 0) does not, so a resume never records epoch 0 twice.
+        """
+        if not self.resumed:
             train_loss, train_acc = evaluate(self.model, self.train_data, self.device)
             test_loss, test_acc = evaluate(self.model, self.test_data, self.device)
             self._end_epoch(0, train_loss, train_acc, test_loss, test_acc, final=False)

@@ -1,0 +1,197 @@
+"""Faults (issue 13): interrupted runs, concurrent starts, divergence, corrupt files, bad values."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from backend import api
+from backend.store import RunStore
+from tests.conftest import tiny_config
+
+# A few hundred vectors: a run takes well under a second.
+SMALL = ('data.name="synthclust"', "data.synthclust.dim=40", "data.synthclust.clusters_per_class=3",
+         "data.synthclust.active_per_centroid=4", "data.synthclust.train_per_cluster=20",
+         "data.synthclust.test_per_cluster=5", "model.width=8")
+ONE_EPOCH = (*SMALL, "train.epochs=1", "snapshots.epochs=[0, 1]", "snapshots.checkpoints=true")
+
+
+class FaultyStore(RunStore):
+    """The real store, with one fault injected in place of its ``at``-th write (1-based): Ctrl-C
+    (KeyboardInterrupt), or a full disk (OSError ENOSPC). ``at=0``: no fault; ``writes`` counts them."""
+
+    def __init__(self, root: Any, at: int = 0, fault: type[BaseException] | None = KeyboardInterrupt) -> None:
+        super().__init__(root)
+        self.at, self.fault, self.writes = at, fault, 0
+        self.paused, self.go = threading.Event(), threading.Event()  # fault None: pause there until go
+
+    def _tick(self) -> None:
+        self.writes += 1
+        if self.writes == self.at and self.fault is None:
+            self.paused.set()
+            self.go.wait(timeout=120)
+        elif self.writes == self.at:
+            raise self.fault(errno.ENOSPC, "No space left on device") if self.fault is OSError else self.fault()
+
+    def write_run(self, run_id: str, info: dict[str, Any]) -> None:
+        self._tick()
+        super().write_run(run_id, info)
+
+    def _write_table(self, path: Any, table: Any) -> None:
+        self._tick()
+        super()._write_table(path, table)
+
+    def _save_torch(self, path: Any, obj: dict[str, Any]) -> Any:  # type: ignore[override]
+        self._tick()
+        return RunStore._save_torch(path, obj)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Any:
+    """Tiny models train faster on one thread than on a machine shared by many."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _same_run(store: RunStore, run_id: str, twin: RunStore) -> None:
+    m, t = store.read_metrics(run_id), twin.read_metrics("r")
+    assert len(m) == len(t) == 4, m  # epochs 0 and 1, train and test
+    assert m[["epoch", "split", "loss", "accuracy"]].equals(t[["epoch", "split", "loss", "accuracy"]])
+    assert store.read_run(run_id)["recorded_epochs"] == [0, 1]
+    for layer in ("fc1.relu", "fc2.relu"):
+        for epoch in (0, 1):
+            np.testing.assert_array_equal(store.read_activations(run_id, layer, epoch)[1],
+                                          twin.read_activations("r", layer, epoch)[1])
+
+
+def test_resume_after_ctrl_c_at_every_write_of_the_first_epoch(tmp_path: Any) -> None:
+    """Stop a run at each write from its creation to the end of epoch 1, resume it (twice, the first
+    resume stopped too where it can be), and find exactly the uninterrupted run: no repeated rows."""
+    twin = FaultyStore(tmp_path / "twin")
+    api.train(tiny_config('run_id="r"', *ONE_EPOCH), twin, progress=False)
+    _interrupt_and_resume(tmp_path, twin, range(2, twin.writes + 1), KeyboardInterrupt)
+
+
+def test_resume_after_a_full_disk(tmp_path: Any) -> None:
+    twin = FaultyStore(tmp_path / "twin")
+    api.train(tiny_config('run_id="r"', *ONE_EPOCH), twin, progress=False)
+    _interrupt_and_resume(tmp_path, twin, (3, twin.writes // 2 + 1, twin.writes - 2), OSError)
+
+
+def _interrupt_and_resume(tmp_path: Any, twin: RunStore, points: Any, fault: type[BaseException]) -> None:
+    for at in points:  # write 1 creates run.json: before it there is no run to resume
+        store = FaultyStore(tmp_path / f"s{at}", at=at, fault=fault)
+        with pytest.raises(fault):
+            api.train(tiny_config('run_id="r"', *ONE_EPOCH), store, progress=False)
+        if store.read_run("r")["status"] == "complete":
+            continue  # the fault hit the last status write only
+        store.at, store.writes = 3, 0  # the first resume is stopped as well, after writing something
+        with contextlib.suppress(fault):
+            api.resume("r", store, progress=False)
+        if store.read_run("r")["status"] != "complete":
+            store.at = 0
+            api.resume("r", store, progress=False)
+        assert store.read_run("r")["status"] == "complete", at
+        _same_run(store, "r", twin)
+
+
+def test_incremental_analysis_equals_one_shot(tmp_path: Any) -> None:
+    """Analysing epochs 0-1 now and epoch 2 later (as while a run trains) gives the same files as
+    analysing all at once: the stored layout that seeds the next fit is read back C-ordered."""
+    import shutil
+
+    from backend.config import AnalysisConfig
+
+    params = AnalysisConfig(n_neighbors=8, umap_epochs=30, cluster_epochs=30, pca_components=8, trust_k=3)
+    once = RunStore(tmp_path / "once")
+    api.train(tiny_config('run_id="r"', *SMALL, "train.epochs=2", "snapshots.epochs=[0, 1, 2]"), once, progress=False)
+    later = RunStore(tmp_path / "later")
+    shutil.copytree(once.root, later.root)
+    hidden = tmp_path / "hidden"
+    for layer in ("fc1.relu", "fc2.relu"):
+        (hidden / layer).mkdir(parents=True)
+        shutil.move(later.activation_path("r", layer, 2), hidden / layer)
+    assert not api.analyze(later, "r", params).errors
+    for layer in ("fc1.relu", "fc2.relu"):
+        shutil.move(hidden / layer / "epoch=0002.parquet", later.activation_path("r", layer, 2))
+    report = api.analyze(later, "r", params)
+    assert report.analysed == [("fc1.relu", 2), ("fc2.relu", 2)] and not report.errors
+    assert not api.analyze(once, "r", params).errors
+    for layer in ("fc1.relu", "fc2.relu"):
+        for table in ("points", "layers"):
+            a = once.analysis.read("r", table, layer, 2).drop(columns=["seconds"], errors="ignore")
+            b = later.analysis.read("r", table, layer, 2).drop(columns=["seconds"], errors="ignore")
+            assert a.equals(b), (layer, table)
+    assert once.analysis.read("r", "network").equals(later.analysis.read("r", "network"))
+
+
+def test_a_second_resume_of_a_run_in_training_is_refused(tmp_path: Any) -> None:
+    """While one resume trains (paused in the middle of a write), a second resume of the same run is
+    refused with a clear message instead of training into the same folder."""
+    from backend.errors import StoreError
+
+    store = FaultyStore(tmp_path / "s", at=5)
+    with pytest.raises(KeyboardInterrupt):
+        api.train(tiny_config('run_id="r"', *ONE_EPOCH), store, progress=False)
+    store.at, store.writes, store.fault = 4, 0, None
+    first = threading.Thread(target=api.resume, args=("r", store), kwargs={"progress": False})
+    first.start()
+    try:
+        assert store.paused.wait(timeout=120)
+        with pytest.raises(StoreError, match="'r' is being trained by another process right now; wait"):
+            api.resume("r", RunStore(store.root), progress=False)
+    finally:
+        store.go.set()
+        first.join(timeout=120)
+    assert store.read_run("r")["status"] == "complete" and len(store.read_metrics("r")) == 4
+
+
+def test_a_killed_trainer_leaves_no_lock_behind(tmp_path: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from backend.errors import StoreError
+
+    store = FaultyStore(tmp_path / "s", at=5)
+    with pytest.raises(KeyboardInterrupt):
+        api.train(tiny_config('run_id="r"', *ONE_EPOCH), store, progress=False)
+    holder = ("import sys, time; from backend.store import RunStore; "
+              "lock = RunStore(sys.argv[1]).lock_run('r'); lock.__enter__(); print('held', flush=True); time.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-c", holder, str(store.root)], stdout=subprocess.PIPE, text=True,
+                            env=os.environ | {"PYTHONPATH": os.getcwd()})
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        with pytest.raises(StoreError, match="being trained by another process"):
+            api.resume("r", RunStore(store.root), progress=False)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    api.resume("r", RunStore(store.root), progress=False)  # the OS released the dead holder's lock
+    assert store.read_run("r")["status"] == "complete" and len(store.read_metrics("r")) == 4
+
+
+def test_two_launches_in_the_same_second_get_two_runs(tmp_path: Any) -> None:
+    """Two dashboard launches with generated ids, at once: two ids, and both runs train to the end."""
+    import os
+
+    store = RunStore(tmp_path / "s")
+    overrides = [*SMALL, "train.epochs=1", "snapshots.epochs=[1]", "analysis.auto=false", 'train.device="cpu"']
+    jobs = [api.launch_training(store, overrides) for _ in range(2)]
+    assert jobs[0]["run_id"] != jobs[1]["run_id"]
+    for job in jobs:  # the children are this process's: wait for each to exit
+        os.waitpid(job["pid"], 0)
+    for job in jobs:
+        assert api.read_run(store, job["run_id"])["status"] == "complete", Path(job["log"]).read_text()
+    assert sorted(store.run_ids()) == sorted(j["run_id"] for j in jobs)
