@@ -25,6 +25,7 @@ __all__ = [
     # importing checkpoints
     "torchscript_allowed", "import_checkpoints", "safe_upload_name", "new_import_job", "save_upload", "check_data_zip",
     "launch_import", "import_job_status", "IMPORT_ARCHITECTURES", "server_paths_allowed", "parse_epochs",
+    "switch_off_reason",
     # training dynamics and layer rotation (SCIENCE.md 3.3, 3.4)
     "dynamics_layers", "read_dynamics", "mechanisms", "rotation_runs",
     # sweeps (docs/sweeps.md)
@@ -217,6 +218,7 @@ def launch_training(store: RunStore, overrides: list[str], *, config: str | None
     from backend.config import load_config
     from backend.store import new_run_id
 
+    _require_server_paths_allowed(overrides)
     cfg = load_config(config, overrides)
     run_id = new_run_id(cfg, store)
     store.require_new(run_id)
@@ -246,26 +248,49 @@ IMPORT_ARCHITECTURES = ("auto", "mlp", "vgg", "resnet", "tv:<torchvision name>")
 
 
 def _allowed(variable: str) -> bool:
-    """A deployment switch: on unless the environment variable says 0, false, no or off."""
-    return os.environ.get(variable, "1").strip().lower() not in ("0", "false", "no", "off")
+    """A deployment switch (backend.deployment): the operator's explicit value, else on unless the
+    dashboard is reachable from other machines."""
+    from backend.deployment import allowed
+
+    return allowed(variable)
 
 
 def torchscript_allowed() -> bool:
-    """Whether TorchScript files may be loaded at all here: off when ``CLUSTERSCOPE_ALLOW_TORCHSCRIPT=0``
-    (for shared deployments, where one user's upload must not run code on the server)."""
+    """Whether TorchScript files may be loaded at all here (``CLUSTERSCOPE_ALLOW_TORCHSCRIPT``; off by default
+    on a dashboard reachable from other machines, where one visitor's upload must not run code on the server)."""
     return _allowed("CLUSTERSCOPE_ALLOW_TORCHSCRIPT")
 
 
 def server_paths_allowed() -> bool:
-    """Whether dashboard users may name folders on the server as data (data.root): off when
-    ``CLUSTERSCOPE_ALLOW_SERVER_PATHS=0``, so on a shared server they probe only with built-in data or a zip."""
+    """Whether dashboard users may name folders on the server as data (data.root; ``CLUSTERSCOPE_ALLOW_SERVER_PATHS``,
+    off by default on a dashboard reachable from other machines: visitors probe with built-in data or a zip)."""
     return _allowed("CLUSTERSCOPE_ALLOW_SERVER_PATHS")
+
+
+def switch_off_reason(variable: str) -> str:
+    """Why a deployment switch is off and how the operator turns it on (one clause, for the page)."""
+    from backend.deployment import why_off
+
+    return why_off(variable)
 
 
 def _require_torchscript_allowed(trust_torchscript: bool) -> None:
     if trust_torchscript and not torchscript_allowed():
-        raise ClusterScopeError("TorchScript loading is switched off on this deployment (CLUSTERSCOPE_ALLOW_TORCHSCRIPT=0); "
-                                "import the weights as a state_dict (.pt) or safetensors file instead.")
+        raise ClusterScopeError("TorchScript loading is switched off on this server: "
+                                f"{switch_off_reason('CLUSTERSCOPE_ALLOW_TORCHSCRIPT')}. Import the weights as a "
+                                "state_dict (.pt) or safetensors file instead.")
+
+
+def _require_server_paths_allowed(overrides: list[str] | tuple[str, ...]) -> None:
+    """Refuse config overrides that name a folder of the server where the deployment switch is off."""
+    from backend.config import parse_override
+
+    for item in overrides:
+        key, _ = parse_override(item)
+        if key in ("data.root", "data.superclass_map") and not server_paths_allowed():
+            raise ClusterScopeError(f"{key} names a folder of the server, which is switched off here: "
+                                    f"{switch_off_reason('CLUSTERSCOPE_ALLOW_SERVER_PATHS')}. Use a built-in data "
+                                    "set or upload a zip.")
 
 
 def parse_epochs(text: str | None, *, what: str = "epochs") -> list[int] | None:
@@ -333,14 +358,8 @@ def launch_import(store: RunStore, job_id: str, files: list[Path], *, names: lis
     import subprocess
     import sys
 
-    from backend.config import parse_override
-
     _require_torchscript_allowed(trust_torchscript)
-    for item in overrides:
-        key, _ = parse_override(item)
-        if key in ("data.root", "data.superclass_map") and not server_paths_allowed():
-            raise ClusterScopeError(f"{key} names a folder of the server, which this deployment does not allow "
-                                    "(CLUSTERSCOPE_ALLOW_SERVER_PATHS=0); use a built-in data set or upload a zip.")
+    _require_server_paths_allowed(overrides)
     store.write_job_status(job_id, {"state": "starting", "stage": "starting", "done": 0, "total": 0})
     args = [sys.executable, "-m", "backend.cli", "import", *map(str, files), "--store", str(store.root), "--no-progress",
             "--job", job_id, "--arch", arch]

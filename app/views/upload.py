@@ -56,9 +56,13 @@ def data_ui() -> tuple[list[str], object | None]:
                          help="auto: the labels whose count matches the classifier's outputs.")
     overrides = [] if target == "auto" else [f'data.target="{target}"']
     if source == "Known data set":
-        name = b.selectbox("Data set", DATASETS if api.server_paths_allowed() else DATASETS[:2], key="up-data",
+        paths = api.server_paths_allowed()
+        name = b.selectbox("Data set", DATASETS if paths else DATASETS[:2], key="up-data",
                            help="digits and synthclust are built in; the others read a folder on the server "
                                 "(docs/datasets.md).")
+        if not paths:
+            b.caption("Data sets in folders of the server are switched off: "
+                      f"{api.switch_off_reason('CLUSTERSCOPE_ALLOW_SERVER_PATHS')}. Upload an image-folder zip instead.")
         overrides.append(f'data.name="{name}"')
         if name in FILE_DATASETS:
             root = b.text_input("Data folder on the server", key="up-root", help="data.root: see docs/datasets.md.")
@@ -84,8 +88,9 @@ def _quote(text: str) -> str:
 def trust_ui() -> bool:
     """The TorchScript warning and trust checkbox (disabled where the deployment switched TorchScript off)."""
     if not api.torchscript_allowed():
-        st.info("TorchScript files are switched off on this server (CLUSTERSCOPE_ALLOW_TORCHSCRIPT=0); upload a "
-                "state_dict or safetensors file.", icon=":material/block:")
+        st.info("TorchScript files are switched off on this server: "
+                f"{api.switch_off_reason('CLUSTERSCOPE_ALLOW_TORCHSCRIPT')}. Upload a state_dict or safetensors file.",
+                icon=":material/block:")
         return False
     st.warning("TorchScript archives contain code that runs when they are loaded. Tick the box only for files you "
                "trust; state_dict and safetensors files never run code.", icon=":material/warning:")

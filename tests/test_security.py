@@ -1,0 +1,200 @@
+"""Safe to serve to a lab (issue 13): hostile visitors and faults against the default deployment.
+
+Every test here is one row of the table in docs/security.md (test_the_table_lists_every_test checks it):
+the real server (``clusterscope app`` in a subprocess on 127.0.0.1 and a free port) for the bind
+address and the page's requests, AppTest for the pages, the backend for the refusals behind them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from backend import api, deployment
+from backend.cli import APP_STREAMLIT_DEFAULTS, app_environment
+from tests.test_e2e_browser import free_port, stop, wait_healthy
+
+ROOT = Path(__file__).resolve().parent.parent
+MAIN = str(ROOT / "app" / "main.py")
+SECURITY_MD = ROOT / "docs" / "security.md"
+LAB = "0.0.0.0"  # what an operator passes to serve a lab; only set in the environment here, never bound
+
+
+# ---- the real server -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int, subprocess.Popen]]:
+    """``clusterscope app`` as the README runs it, with only a port and a store: (url, port, process)."""
+    tmp = tmp_path_factory.mktemp("served")
+    port = free_port()
+    log = tmp / "server.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMLIT_", "CLUSTERSCOPE_"))}
+    env["STREAMLIT_SERVER_HEADLESS"] = "true"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "app", "--store", str(tmp / "store"),
+                                 "--server.port", str(port)], cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc, log)
+        yield f"http://127.0.0.1:{port}", port, proc
+    finally:
+        stop(proc)
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses with a socket listening on ``port`` (IPv4 and IPv6), from /proc/net/tcp*."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            addr_hex, port_hex = local.split(":")
+            if state != "0A" or int(port_hex, 16) != port:  # 0A: LISTEN
+                continue
+            raw = bytes.fromhex(addr_hex)
+            words = [raw[i:i + 4][::-1] for i in range(0, len(raw), 4)]  # each 32-bit word is little-endian
+            import ipaddress
+            found.add(str(ipaddress.ip_address(b"".join(words))))
+    return found
+
+
+def test_app_listens_on_loopback_only_by_default(served: tuple[str, int, subprocess.Popen]) -> None:
+    _, port, _ = served
+    addresses = listening_addresses(port)
+    assert addresses, f"nothing listens on port {port}"
+    assert all(deployment.is_loopback(a) for a in addresses), addresses
+
+
+# ---- the deployment switches ---------------------------------------------------------------------
+
+def test_bind_address_and_switches_follow_the_operator(capsys: pytest.CaptureFixture[str]) -> None:
+    bare = {"PATH": "/usr/bin"}
+    env = app_environment((), bare)
+    assert env["STREAMLIT_SERVER_ADDRESS"] == "127.0.0.1" and env[deployment.SERVED_ADDRESS] == "127.0.0.1"
+    assert deployment.allowed(deployment.TORCHSCRIPT, env) and deployment.allowed(deployment.SERVER_PATHS, env)
+    assert capsys.readouterr().err == ""
+    for args, environ in ((("--server.address", LAB), bare), ((f"--server.address={LAB}",), bare),
+                          ((), {**bare, "STREAMLIT_SERVER_ADDRESS": LAB}), (("--server.address", ""), bare)):
+        env = app_environment(args, environ)
+        assert deployment.exposed(env), (args, environ)
+        assert not deployment.allowed(deployment.TORCHSCRIPT, env)
+        assert not deployment.allowed(deployment.SERVER_PATHS, env)
+        assert "anyone who reaches this port" in capsys.readouterr().err
+    env = app_environment(("--server.address", LAB), bare, allow_torchscript=True, allow_server_paths=True)
+    assert deployment.allowed(deployment.TORCHSCRIPT, env) and deployment.allowed(deployment.SERVER_PATHS, env)
+    env = app_environment(("--server.address", LAB), {**bare, deployment.TORCHSCRIPT: "1"})
+    assert deployment.allowed(deployment.TORCHSCRIPT, env) and not deployment.allowed(deployment.SERVER_PATHS, env)
+    # on this machine only, an operator can still switch a feature off
+    assert not deployment.allowed(deployment.TORCHSCRIPT, app_environment((), {**bare, deployment.TORCHSCRIPT: "0"}))
+
+
+def test_loopback_addresses() -> None:
+    for address in ("127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"):
+        assert deployment.is_loopback(address), address
+    for address in ("0.0.0.0", "", "::", "192.168.1.10", "lab.example.org"):
+        assert not deployment.is_loopback(address), address
+
+
+@pytest.fixture
+def lab(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process as the dashboard of a lab server: bound to every interface, no switch set."""
+    monkeypatch.setenv(deployment.SERVED_ADDRESS, LAB)
+    monkeypatch.delenv(deployment.TORCHSCRIPT, raising=False)
+    monkeypatch.delenv(deployment.SERVER_PATHS, raising=False)
+
+
+@pytest.mark.usefixtures("lab")
+def test_lab_server_refuses_torchscript_even_when_ticked(store: api.RunStore, tmp_path: Path) -> None:
+    job = api.new_import_job(store)
+    with pytest.raises(api.ClusterScopeError, match=r"switched off.*reachable from other machines.*ALLOW_TORCHSCRIPT=1"):
+        api.launch_import(store, job, [tmp_path / "model.ts"], overrides=['data.name="digits"'], trust_torchscript=True)
+    with pytest.raises(api.ClusterScopeError, match="switched off"):
+        api.import_checkpoints(store, [tmp_path / "model.ts"], trust_torchscript=True)
+    assert api.import_job_status(store, job) == {}  # nothing started
+
+
+@pytest.mark.usefixtures("lab")
+def test_lab_server_refuses_server_folders(store: api.RunStore, tmp_path: Path) -> None:
+    job = api.new_import_job(store)
+    for key in ("data.root", "data.superclass_map"):
+        with pytest.raises(api.ClusterScopeError, match=rf"{key} names a folder of the server.*ALLOW_SERVER_PATHS=1"):
+            api.launch_import(store, job, [tmp_path / "epoch=0.pt"],
+                              overrides=['data.name="imagefolder"', f'{key}="/etc"'])
+        with pytest.raises(api.ClusterScopeError, match=rf"{key} names a folder of the server"):
+            api.launch_training(store, ['data.name="imagefolder"', f'{key}="/etc"'])
+    assert store.run_ids() == [] and api.import_job_status(store, job) == {}
+
+
+def test_operator_switches_features_on_for_a_lab(store: api.RunStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(deployment.SERVED_ADDRESS, LAB)
+    monkeypatch.setenv(deployment.TORCHSCRIPT, "1")
+    monkeypatch.setenv(deployment.SERVER_PATHS, "yes")
+    assert api.torchscript_allowed() and api.server_paths_allowed()
+    monkeypatch.setenv(deployment.SERVED_ADDRESS, "127.0.0.1")
+    monkeypatch.setenv(deployment.TORCHSCRIPT, "0")
+    assert not api.torchscript_allowed() and "switched it off" in api.switch_off_reason(deployment.TORCHSCRIPT)
+
+
+def open_page(root: Path, monkeypatch: pytest.MonkeyPatch, page: str) -> AppTest:
+    monkeypatch.setenv("CLUSTERSCOPE_STORE", str(root))
+    at = AppTest.from_file(MAIN, default_timeout=90)
+    at.switch_page(page)
+    return at.run()
+
+
+@pytest.mark.usefixtures("lab")
+def test_lab_upload_page_says_why_features_are_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_page(tmp_path / "store", monkeypatch, "views/upload.py")
+    assert not at.exception
+    assert not at.checkbox, "no trust box where TorchScript is off"
+    info = at.info[0].value
+    assert "reachable from other machines" in info and "CLUSTERSCOPE_ALLOW_TORCHSCRIPT=1" in info
+    assert at.selectbox(key="up-data").options == ["digits", "synthclust"]
+    assert any("CLUSTERSCOPE_ALLOW_SERVER_PATHS=1" in c.value for c in at.caption)
+
+
+# ---- the table in docs/security.md ---------------------------------------------------------------
+
+def test_the_table_lists_every_test() -> None:
+    """docs/security.md's table of hostile inputs and faults names every test of this file, and no other."""
+    text = SECURITY_MD.read_text()
+    here = set(re.findall(r"^def (test_\w+)", Path(__file__).read_text(), re.M))
+    listed = set(re.findall(r"^\|[^|]*\|[^|]*\|\s*`(test_\w+)`", text, re.M))
+    assert here - listed == set(), f"add these tests to the table in docs/security.md: {sorted(here - listed)}"
+    assert listed - here == set(), f"docs/security.md lists tests that no longer exist: {sorted(listed - here)}"
+
+
+def test_streamlit_defaults_hide_error_details() -> None:
+    assert APP_STREAMLIT_DEFAULTS["client.showErrorDetails"] == "none"
+    assert APP_STREAMLIT_DEFAULTS["browser.gatherUsageStats"] is False
+
+
+def failing_page_app(script: str) -> None:
+    """An app of one page, run like app/main.py runs its pages."""
+    import streamlit as st
+
+    from app.safety import run_safely
+
+    run_safely(st.navigation([st.Page(script, title="Failing")]))
+
+
+def test_an_unexpected_error_shows_one_line_and_a_reference(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    secret = tmp_path / "secret-folder"
+    script = tmp_path / "failing.py"
+    script.write_text(f"raise RuntimeError('cannot read {secret}')\n")
+    at = AppTest.from_function(failing_page_app, args=(str(script),), default_timeout=30)
+    with caplog.at_level("ERROR", logger="clusterscope.app"):
+        at.run()
+    assert not at.exception, "the traceback reached the page"
+    (error,) = at.error
+    ref = re.search(r"reference \*\*(\w+)\*\*", error.value).group(1)
+    shown = " ".join(str(getattr(e, "proto", "")) for e in at.main)  # everything the page shows
+    assert str(secret) not in shown and "Traceback" not in shown and "RuntimeError" not in shown
+    logged = caplog.records[-1]
+    assert ref in logged.getMessage() and str(secret) in caplog.text and logged.exc_info is not None
