@@ -25,7 +25,7 @@ __all__ = [
     # importing checkpoints
     "torchscript_allowed", "import_checkpoints", "safe_upload_name", "new_import_job", "save_upload", "check_data_zip",
     "launch_import", "import_job_status", "IMPORT_ARCHITECTURES", "server_paths_allowed", "parse_epochs",
-    "switch_off_reason",
+    "switch_off_reason", "discard_import_job", "running_jobs", "max_jobs", "cancel_job",
     # training dynamics and layer rotation (SCIENCE.md 3.3, 3.4)
     "dynamics_layers", "read_dynamics", "mechanisms", "rotation_runs",
     # sweeps (docs/sweeps.md)
@@ -210,11 +210,12 @@ def analysis_status(store: RunStore, run_id: str) -> dict[str, Any]:
 def launch_training(store: RunStore, overrides: list[str], *, config: str | None = None) -> dict[str, Any]:
     """Start ``clusterscope train`` in its own process (it analyses the run when done); return pid and log.
 
-    The config is validated here first, so a bad value is reported at once and nothing starts.
+    The config is validated here first, so a bad value is reported at once and nothing starts; a job beyond
+    the page's cap (backend.launcher) is refused. Cancel it with :func:`cancel_job`.
     """
-    import subprocess
     import sys
 
+    from backend import launcher
     from backend.config import load_config
     from backend.store import new_run_id
 
@@ -229,9 +230,7 @@ def launch_training(store: RunStore, overrides: list[str], *, config: str | None
     args += [a for o in [*overrides, f'run_id="{run_id}"'] for a in ("--set", o)]
     if config:
         args.insert(4, config)
-    with open(log, "ab") as fh:
-        proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+    proc = launcher.start(store, "train", run_id, args, log)  # refused when the page's jobs are at the cap
     return {"run_id": run_id, "pid": proc.pid, "log": str(log)}
 
 
@@ -353,10 +352,12 @@ def launch_import(store: RunStore, job_id: str, files: list[Path], *, names: lis
                   arch: str = "auto", overrides: list[str] | tuple[str, ...] = (), data_zip: Path | None = None,
                   data_zip_name: str = "", trust_torchscript: bool = False, analyze: bool = True,
                   epochs: list[int] | None = None) -> dict[str, Any]:
-    """Start ``clusterscope import --job JOB_ID`` in its own process; it reports progress in the job's status.json."""
+    """Start ``clusterscope import --job JOB_ID`` in its own process; it reports progress in the job's status.json.
+    Refused (and the job's uploads deleted) when the page's jobs are at the cap (backend.launcher)."""
     import json
-    import subprocess
     import sys
+
+    from backend import launcher
 
     _require_torchscript_allowed(trust_torchscript)
     _require_server_paths_allowed(overrides)
@@ -376,13 +377,48 @@ def launch_import(store: RunStore, job_id: str, files: list[Path], *, names: lis
     log = store.job_dir(job_id) / "log.txt"
     with open(log, "ab") as fh:
         fh.write((json.dumps(args) + "\n").encode())
-        proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        proc = launcher.start(store, "import", job_id, args, log)  # refused when the page's jobs are at the cap
+    except ClusterScopeError:
+        discard_import_job(store, job_id)
+        raise
     if store.read_job_status(job_id).get("state") == "starting":  # so a child that dies before reporting is noticed
         from backend.liveness import process_start_time, this_process
 
         store.write_job_status(job_id, {"state": "starting", "stage": "starting", "done": 0, "total": 0,
                                         **this_process(), "pid": proc.pid, "pid_start": process_start_time(proc.pid)})
     return {"job_id": job_id, "pid": proc.pid, "log": str(log)}
+
+
+def discard_import_job(store: RunStore, job_id: str) -> None:
+    """Delete an import job's folder (its uploads and status): for uploads refused before the job starts."""
+    import shutil
+
+    shutil.rmtree(store.job_dir(job_id), ignore_errors=True)
+
+
+def running_jobs(store: RunStore) -> list[dict[str, Any]]:
+    """The training and import jobs started from the page that still run: kind ('train', 'import'), id, pid,
+    started, log; oldest first."""
+    from backend import launcher
+
+    return launcher.running(store)
+
+
+def max_jobs() -> int:
+    """How many jobs the page may run at once (``CLUSTERSCOPE_MAX_JOBS``, default one per two cores)."""
+    from backend import launcher
+
+    return launcher.max_jobs()
+
+
+def cancel_job(store: RunStore, kind: str, ident: str) -> bool:
+    """Stop a job started from the page (SIGTERM to its process group) and mark it cancelled: a training run's
+    status becomes 'cancelled' (continue it with ``clusterscope train --resume``), an import job's state too.
+    False when the job was not running."""
+    from backend import launcher
+
+    return launcher.cancel(store, kind, ident)
 
 
 def import_job_status(store: RunStore, job_id: str) -> dict[str, Any]:

@@ -11,14 +11,17 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from streamlit.testing.v1 import AppTest
 
 from backend import api, deployment
-from backend.cli import APP_STREAMLIT_DEFAULTS, app_environment
+from backend.cli import APP_STREAMLIT_DEFAULTS, app_environment, cli
+from backend.launcher import MAX_JOBS
 from tests.test_e2e_browser import free_port, stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,6 +160,106 @@ def test_lab_upload_page_says_why_features_are_off(tmp_path: Path, monkeypatch: 
     assert "reachable from other machines" in info and "CLUSTERSCOPE_ALLOW_TORCHSCRIPT=1" in info
     assert at.selectbox(key="up-data").options == ["digits", "synthclust"]
     assert any("CLUSTERSCOPE_ALLOW_SERVER_PATHS=1" in c.value for c in at.caption)
+
+
+# ---- jobs started from the page: capped, cancellable ----------------------------------------------
+
+# A run that takes a while (tens of seconds on a busy machine) but resumes in seconds: no analysis afterwards.
+SLOW = ('data.name="digits"', 'model.name="mlp"', "model.depth=1", "model.width=8", "train.epochs=20",
+        "train.batch_size=2048", 'train.device="cpu"', "snapshots.epochs=[0]", "analysis.auto=false")
+SUBMIT = "FormSubmitter:train-form-Start training"
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def epochs_done(store: api.RunStore, run_id: str) -> int:
+    return int(store.read_run(run_id).get("epochs_completed") or 0) if store.exists(run_id) else 0
+
+
+def test_page_jobs_are_capped(store: api.RunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(MAX_JOBS, raising=False)
+    assert api.max_jobs() == max(1, len(os.sched_getaffinity(0)) // 2)
+    for bad in ("0", "many"):
+        monkeypatch.setenv(MAX_JOBS, bad)
+        with pytest.raises(api.ClusterScopeError, match=f"{MAX_JOBS} must be an integer >= 1"):
+            api.launch_training(store, [*SLOW, 'run_id="never"'])
+    monkeypatch.setenv(MAX_JOBS, "1")
+    api.launch_training(store, [*SLOW, 'run_id="first"'])
+    try:
+        with pytest.raises(api.ClusterScopeError, match=r"at most 1 job.*1 are running \(train first\).*cancel one"):
+            api.launch_training(store, [*SLOW, 'run_id="second"'])
+        job = api.new_import_job(store)
+        store.save_upload(job, "epoch=0.pt", b"x" * 1000)
+        with pytest.raises(api.ClusterScopeError, match="at most 1 job"):
+            api.launch_import(store, job, [store.job_dir(job) / "files" / "epoch=0.pt"], overrides=['data.name="digits"'])
+        assert not store.job_dir(job).exists(), "a refused import left its uploads"
+        assert [(j["kind"], j["id"]) for j in api.running_jobs(store)] == [("train", "first")]
+    finally:
+        api.cancel_job(store, "train", "first")
+    assert api.running_jobs(store) == [] and not store.exists("second") and not store.exists("never")
+
+
+def test_cancelled_run_is_marked_and_resumes(store: api.RunStore) -> None:
+    job = api.launch_training(store, [*SLOW, 'run_id="long"'])
+    wait_for(lambda: epochs_done(store, "long") >= 1, "the first epoch")
+    assert api.cancel_job(store, "train", "long")
+    with pytest.raises(ProcessLookupError):  # the whole process group got SIGTERM and is gone
+        os.kill(job["pid"], 0)
+    info = api.read_run(store, "long")
+    assert info["status"] == "cancelled" and info["epochs_completed"] < 20
+    assert api.running_jobs(store) == [] and not api.cancel_job(store, "train", "long")
+    result = CliRunner().invoke(cli, ["train", "--resume", "long", "--store", str(store.root), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert api.read_run(store, "long")["status"] == "complete" and epochs_done(store, "long") == 20
+
+
+def test_runs_page_refuses_over_the_cap_and_cancels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MAX_JOBS, "1")
+    store = api.open_store(tmp_path / "store")
+    api.launch_training(store, [*SLOW, 'run_id="other-visitor"'])  # another visitor's job fills the cap
+    try:
+        at = open_page(store.root, monkeypatch, "views/runs.py")
+        assert not at.exception
+        assert any("at most 1 at once" in m.value for m in at.markdown)
+        at.button(key=SUBMIT).click().run()
+        assert any("Nothing was started" in e.value and "at most 1 job" in e.value for e in at.error), at.error
+        wait_for(lambda: epochs_done(store, "other-visitor") >= 1, "the first epoch")
+        at.button(key="runs-cancel-train-other-visitor").click().run()
+        assert any("Cancelled training run other-visitor" in m.value and "--resume other-visitor" in m.value
+                   for m in at.success), at.success
+        assert api.read_run(store, "other-visitor")["status"] == "cancelled"
+        assert api.running_jobs(store) == []
+    finally:
+        api.cancel_job(store, "train", "other-visitor")
+
+
+def test_upload_page_cancels_an_import_and_leaves_nothing(trained_store: tuple[api.RunStore, str], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    import torch
+
+    src, run_id = trained_store
+    buf = io.BytesIO()
+    torch.save(src.load_checkpoint(run_id, 0), buf)
+    root = tmp_path / "store"
+    at = open_page(root, monkeypatch, "views/upload.py")
+    at.get("file_uploader")[0].set_value(("epoch=0.pt", buf.getvalue(), "application/octet-stream"))
+    at.run()
+    at.button(key="up-go").click().run()
+    assert not at.error, [e.value for e in at.error]
+    at.button(key="up-cancel").click().run()
+    assert any("Cancelled import" in m.value and "nothing was imported" in m.value for m in at.success), at.success
+    assert any("nothing was imported" in i.value for i in at.info)
+    store = api.open_store(root)
+    assert store.run_ids() == [] and api.running_jobs(store) == []
+    assert not list((root / ".imports").glob("*/files")), "the uploads stayed behind"
+    assert not (root / ".staging").exists() or not any((root / ".staging").iterdir())
 
 
 # ---- the table in docs/security.md ---------------------------------------------------------------
