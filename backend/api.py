@@ -25,7 +25,7 @@ __all__ = [
     # importing checkpoints
     "torchscript_allowed", "import_checkpoints", "safe_upload_name", "new_import_job", "save_upload", "check_data_zip",
     "launch_import", "import_job_status", "IMPORT_ARCHITECTURES", "server_paths_allowed", "parse_epochs",
-    "switch_off_reason", "discard_import_job", "running_jobs", "max_jobs", "cancel_job",
+    "switch_off_reason", "discard_import_job", "clean_leftovers", "running_jobs", "max_jobs", "cancel_job",
     # training dynamics and layer rotation (SCIENCE.md 3.3, 3.4)
     "dynamics_layers", "read_dynamics", "mechanisms", "rotation_runs",
     # sweeps (docs/sweeps.md)
@@ -395,6 +395,14 @@ def discard_import_job(store: RunStore, job_id: str) -> None:
     import shutil
 
     shutil.rmtree(store.job_dir(job_id), ignore_errors=True)
+
+
+def clean_leftovers(store: RunStore) -> list[Path]:
+    """Remove what killed imports left in the store (uploads, staging and extraction folders, data sets no run
+    uses); return the removed paths. ``clusterscope app`` runs it before serving."""
+    from backend.importing.leftovers import clean
+
+    return clean(store)
 
 
 def running_jobs(store: RunStore) -> list[dict[str, Any]]:

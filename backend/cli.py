@@ -243,7 +243,10 @@ def app(store_root: Path | None, allow_torchscript: bool, allow_server_paths: bo
         raise ClusterScopeError(f"the dashboard's entry point {main_py} is missing; reinstall clusterscope.")
     env = app_environment(streamlit_args, os.environ, allow_torchscript=allow_torchscript,
                           allow_server_paths=allow_server_paths)
-    env["CLUSTERSCOPE_STORE"] = str(api.open_store(store_root).root.resolve())
+    store = api.open_store(store_root)
+    for path in api.clean_leftovers(store):  # what killed imports left (backend/importing/leftovers.py)
+        click.echo(f"removed the leftover {path.relative_to(store.root)}", err=True)
+    env["CLUSTERSCOPE_STORE"] = str(store.root.resolve())
     cmd = [sys.executable, "-m", "streamlit", "run", str(main_py), *streamlit_args]
     os.execvpe(cmd[0], cmd, env)
 

@@ -7,21 +7,32 @@ address and the page's requests, AppTest for the pages, the backend for the refu
 
 from __future__ import annotations
 
+import io
+import ipaddress
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from backend import api, deployment
 from backend.cli import APP_STREAMLIT_DEFAULTS, app_environment, cli
+from backend.importing.leftovers import OWNER
 from backend.launcher import MAX_JOBS
+from backend.liveness import process_start_time
 from tests.test_e2e_browser import free_port, stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,10 +43,18 @@ LAB = "0.0.0.0"  # what an operator passes to serve a lab; only set in the envir
 
 # ---- the real server -----------------------------------------------------------------------------
 
+class Served(NamedTuple):
+    url: str
+    port: int
+    proc: subprocess.Popen
+    planted: dict[str, Path]  # leftovers of killed imports put in its store before it started
+
+
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int, subprocess.Popen]]:
-    """``clusterscope app`` as the README runs it, with only a port and a store: (url, port, process)."""
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """``clusterscope app`` as the README runs it, with only a port and a store."""
     tmp = tmp_path_factory.mktemp("served")
+    planted = plant_leftovers(tmp / "store")
     port = free_port()
     log = tmp / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMLIT_", "CLUSTERSCOPE_"))}
@@ -46,7 +65,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_healthy(f"http://127.0.0.1:{port}", proc, log)
-        yield f"http://127.0.0.1:{port}", port, proc
+        yield Served(f"http://127.0.0.1:{port}", port, proc, planted)
     finally:
         stop(proc)
 
@@ -62,15 +81,13 @@ def listening_addresses(port: int) -> set[str]:
                 continue
             raw = bytes.fromhex(addr_hex)
             words = [raw[i:i + 4][::-1] for i in range(0, len(raw), 4)]  # each 32-bit word is little-endian
-            import ipaddress
             found.add(str(ipaddress.ip_address(b"".join(words))))
     return found
 
 
-def test_app_listens_on_loopback_only_by_default(served: tuple[str, int, subprocess.Popen]) -> None:
-    _, port, _ = served
-    addresses = listening_addresses(port)
-    assert addresses, f"nothing listens on port {port}"
+def test_app_listens_on_loopback_only_by_default(served: Served) -> None:
+    addresses = listening_addresses(served.port)
+    assert addresses, f"nothing listens on port {served.port}"
     assert all(deployment.is_loopback(a) for a in addresses), addresses
 
 
@@ -240,10 +257,6 @@ def test_runs_page_refuses_over_the_cap_and_cancels(tmp_path: Path, monkeypatch:
 
 def test_upload_page_cancels_an_import_and_leaves_nothing(trained_store: tuple[api.RunStore, str], tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    import io
-
-    import torch
-
     src, run_id = trained_store
     buf = io.BytesIO()
     torch.save(src.load_checkpoint(run_id, 0), buf)
@@ -260,6 +273,104 @@ def test_upload_page_cancels_an_import_and_leaves_nothing(trained_store: tuple[a
     assert store.run_ids() == [] and api.running_jobs(store) == []
     assert not list((root / ".imports").glob("*/files")), "the uploads stayed behind"
     assert not (root / ".staging").exists() or not any((root / ".staging").iterdir())
+
+
+# ---- refusals and failures leave nothing behind ---------------------------------------------------
+
+def image_zip(path: Path, classes: int = 3, per_class: int = 4) -> Path:
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(path, "w") as zf:
+        for c in range(classes):
+            for i in range(per_class):
+                buf = io.BytesIO()
+                Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(buf, format="PNG")
+                zf.writestr(f"shapes/class{c}/img{i}.png", buf.getvalue())
+    return path
+
+
+def checkpoint_file(trained: tuple[api.RunStore, str], path: Path) -> Path:
+    src, run_id = trained
+    torch.save(src.load_checkpoint(run_id, 0), path)
+    return path
+
+
+def folders(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*")) if path.exists() else []
+
+
+def test_failed_zip_import_leaves_no_data_set(trained_store: tuple[api.RunStore, str], store: api.RunStore,
+                                              tmp_path: Path) -> None:
+    ckpt = checkpoint_file(trained_store, tmp_path / "epoch=0.pt")  # 5 outputs; the zip has 3 classes
+    with pytest.raises(api.ClusterScopeError, match="wrong number of classes"):
+        api.import_checkpoints(store, [ckpt], data_zip=image_zip(tmp_path / "shapes.zip"), overrides=('train.device="cpu"',))
+    assert folders(store.root / ".datasets") == [], "the extracted zip stayed behind"
+    assert store.run_ids() == [] and folders(store.root / ".staging") == []
+
+
+def test_refused_upload_leaves_nothing(trained_store: tuple[api.RunStore, str], tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "store"
+    at = open_page(root, monkeypatch, "views/upload.py")
+    at.get("file_uploader")[0].set_value(("epoch=0.pt", checkpoint_file(trained_store, tmp_path / "c.pt").read_bytes(),
+                                          "application/octet-stream"))
+    at.radio(key="up-source").set_value("Upload an image-folder zip").run()
+    evil = io.BytesIO()
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../../escape.png", b"x")
+    at.get("file_uploader")[1].set_value(("data.zip", evil.getvalue(), "application/zip"))
+    at.run()
+    at.button(key="up-go").click().run()
+    assert any("Nothing was imported" in e.value and "leaves the folder" in e.value for e in at.error), at.error
+    assert folders(root / ".imports") == [], "the refused upload stayed on the server"
+
+
+def dead_process() -> dict[str, object]:
+    """The liveness record of a process that has exited."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    record = {"pid": proc.pid, "pid_start": process_start_time(proc.pid), "host": socket.gethostname()}
+    proc.wait()
+    return record
+
+
+def plant_leftovers(root: Path) -> dict[str, Path]:
+    """What killed imports leave (their processes dead, the files old), and what must stay."""
+    store = api.open_store(root)
+    dead, old = dead_process(), time.time() - 3600
+    out = {"uploads": root / ".imports" / "import-killed" / "files", "staging": root / ".staging" / "abc",
+           "extracting": root / ".datasets" / ".0123456789abcdef.x1", "unused": root / ".datasets" / "0123456789abcdef"}
+    for path in out.values():
+        path.mkdir(parents=True)
+        (path / "big.bin").write_bytes(b"x" * 1024)
+    store.write_job_status("import-killed", {"state": "running", **dead})
+    for key in ("staging", "extracting"):
+        (out[key] / OWNER).write_text(json.dumps(dead))
+    os.utime(out["unused"], (old, old))
+    return out
+
+
+def test_leftovers_of_killed_imports_are_cleaned_at_the_next_start(served: Served) -> None:
+    assert [p for p in served.planted.values() if p.exists()] == []
+
+
+def test_cleaning_keeps_what_is_in_use(store: api.RunStore, tmp_path: Path) -> None:
+    planted = plant_leftovers(store.root)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = {"pid": live.pid, "pid_start": process_start_time(live.pid), "host": socket.gethostname()}
+        working = store.root / ".staging" / "working"
+        working.mkdir()
+        (working / OWNER).write_text(json.dumps(owner))
+        young = store.root / ".imports" / "import-saving" / "files"  # a page still saving its uploads: no status yet
+        young.mkdir(parents=True)
+        removed = api.clean_leftovers(store)
+        assert working.exists() and young.exists()
+        assert planted["unused"].exists(), "a data set is kept while an import is in progress"
+        assert set(removed) == {planted["uploads"], planted["staging"], planted["extracting"]}
+    finally:
+        live.kill()
+        live.wait()
+    assert set(api.clean_leftovers(store)) == {working, planted["unused"]}
+    assert young.exists()
 
 
 # ---- the table in docs/security.md ---------------------------------------------------------------
