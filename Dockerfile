@@ -38,6 +38,8 @@ LABEL org.opencontainers.image.title="ClusterScope" \
       org.opencontainers.image.licenses="MIT"
 
 # NUMBA_CACHE_DIR: umap/hdbscan cache their numba JIT code; the venv is read-only for the app user.
+# The container serves on every interface of its own network (Docker publishes the port), so the
+# features that run code or read the server's folders are off, explicitly (docs/security.md).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -50,6 +52,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     STREAMLIT_SERVER_HEADLESS=true \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false \
     STREAMLIT_SERVER_FILE_WATCHER_TYPE=none \
+    CLUSTERSCOPE_ALLOW_TORCHSCRIPT=0 \
+    CLUSTERSCOPE_ALLOW_SERVER_PATHS=0 \
     STREAMLIT_THEME_BASE=light
 
 # The store folder exists and belongs to the app user before VOLUME, so a new named volume is

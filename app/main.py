@@ -15,6 +15,7 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import widgets  # noqa: E402
+from app.safety import run_safely  # noqa: E402
 
 st.set_page_config(page_title="ClusterScope", page_icon=":material/scatter_plot:", layout="wide")
 
@@ -30,4 +31,5 @@ pages = [
 page = st.navigation(pages)
 if widgets.presentation_toggle():
     st.button("Exit presentation", icon=":material/close:", type="tertiary", on_click=widgets.exit_presentation)
-page.run()
+
+run_safely(page)

@@ -27,6 +27,7 @@ __all__ = [
     # importing checkpoints
     "torchscript_allowed", "import_checkpoints", "safe_upload_name", "new_import_job", "save_upload", "check_data_zip",
     "launch_import", "import_job_status", "IMPORT_ARCHITECTURES", "server_paths_allowed", "parse_epochs",
+    "switch_off_reason", "discard_import_job", "clean_leftovers", "running_jobs", "max_jobs", "cancel_job",
     # training dynamics and layer rotation (SCIENCE.md 3.3, 3.4)
     "dynamics_layers", "read_dynamics", "mechanisms", "rotation_runs",
     # sweeps (docs/sweeps.md)
@@ -275,14 +276,16 @@ def analysis_status(store: RunStore, run_id: str) -> dict[str, Any]:
 def launch_training(store: RunStore, overrides: list[str], *, config: str | None = None) -> dict[str, Any]:
     """Start ``clusterscope train`` in its own process (it analyses the run when done); return pid and log.
 
-    The config is validated here first, so a bad value is reported at once and nothing starts.
+    The config is validated here first, so a bad value is reported at once and nothing starts; a job beyond
+    the page's cap (backend.launcher) is refused. Cancel it with :func:`cancel_job`.
     """
-    import subprocess
     import sys
 
+    from backend import launcher
     from backend.config import load_config
     from backend.store import new_run_id
 
+    _require_server_paths_allowed(overrides)
     cfg = load_config(config, overrides)
     store.ensure_writable()
     run_id = new_run_id(cfg, store)  # a generated id is reserved now: two launches never share one
@@ -294,9 +297,7 @@ def launch_training(store: RunStore, overrides: list[str], *, config: str | None
         args.insert(4, config)
     try:
         log.parent.mkdir(exist_ok=True)
-        with open(log, "ab") as fh:
-            proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+        proc = launcher.start(store, "train", run_id, args, log)  # refused when the page's jobs are at the cap
     except BaseException:
         if not cfg.run_id:
             store.release_reservation(run_id)
@@ -317,26 +318,49 @@ IMPORT_ARCHITECTURES = ("auto", "mlp", "vgg", "resnet", "tv:<torchvision name>")
 
 
 def _allowed(variable: str) -> bool:
-    """A deployment switch: on unless the environment variable says 0, false, no or off."""
-    return os.environ.get(variable, "1").strip().lower() not in ("0", "false", "no", "off")
+    """A deployment switch (backend.deployment): the operator's explicit value, else on unless the
+    dashboard is reachable from other machines."""
+    from backend.deployment import allowed
+
+    return allowed(variable)
 
 
 def torchscript_allowed() -> bool:
-    """Whether TorchScript files may be loaded at all here: off when ``CLUSTERSCOPE_ALLOW_TORCHSCRIPT=0``
-    (for shared deployments, where one user's upload must not run code on the server)."""
+    """Whether TorchScript files may be loaded at all here (``CLUSTERSCOPE_ALLOW_TORCHSCRIPT``; off by default
+    on a dashboard reachable from other machines, where one visitor's upload must not run code on the server)."""
     return _allowed("CLUSTERSCOPE_ALLOW_TORCHSCRIPT")
 
 
 def server_paths_allowed() -> bool:
-    """Whether dashboard users may name folders on the server as data (data.root): off when
-    ``CLUSTERSCOPE_ALLOW_SERVER_PATHS=0``, so on a shared server they probe only with built-in data or a zip."""
+    """Whether dashboard users may name folders on the server as data (data.root; ``CLUSTERSCOPE_ALLOW_SERVER_PATHS``,
+    off by default on a dashboard reachable from other machines: visitors probe with built-in data or a zip)."""
     return _allowed("CLUSTERSCOPE_ALLOW_SERVER_PATHS")
+
+
+def switch_off_reason(variable: str) -> str:
+    """Why a deployment switch is off and how the operator turns it on (one clause, for the page)."""
+    from backend.deployment import why_off
+
+    return why_off(variable)
 
 
 def _require_torchscript_allowed(trust_torchscript: bool) -> None:
     if trust_torchscript and not torchscript_allowed():
-        raise ClusterScopeError("TorchScript loading is switched off on this deployment (CLUSTERSCOPE_ALLOW_TORCHSCRIPT=0); "
-                                "import the weights as a state_dict (.pt) or safetensors file instead.")
+        raise ClusterScopeError("TorchScript loading is switched off on this server: "
+                                f"{switch_off_reason('CLUSTERSCOPE_ALLOW_TORCHSCRIPT')}. Import the weights as a "
+                                "state_dict (.pt) or safetensors file instead.")
+
+
+def _require_server_paths_allowed(overrides: list[str] | tuple[str, ...]) -> None:
+    """Refuse config overrides that name a folder of the server where the deployment switch is off."""
+    from backend.config import parse_override
+
+    for item in overrides:
+        key, _ = parse_override(item)
+        if key in ("data.root", "data.superclass_map") and not server_paths_allowed():
+            raise ClusterScopeError(f"{key} names a folder of the server, which is switched off here: "
+                                    f"{switch_off_reason('CLUSTERSCOPE_ALLOW_SERVER_PATHS')}. Use a built-in data "
+                                    "set or upload a zip.")
 
 
 def parse_epochs(text: str | None, *, what: str = "epochs") -> list[int] | None:
@@ -399,19 +423,15 @@ def launch_import(store: RunStore, job_id: str, files: list[Path], *, names: lis
                   arch: str = "auto", overrides: list[str] | tuple[str, ...] = (), data_zip: Path | None = None,
                   data_zip_name: str = "", trust_torchscript: bool = False, analyze: bool = True,
                   epochs: list[int] | None = None) -> dict[str, Any]:
-    """Start ``clusterscope import --job JOB_ID`` in its own process; it reports progress in the job's status.json."""
+    """Start ``clusterscope import --job JOB_ID`` in its own process; it reports progress in the job's status.json.
+    Refused (and the job's uploads deleted) when the page's jobs are at the cap (backend.launcher)."""
     import json
-    import subprocess
     import sys
 
-    from backend.config import parse_override
+    from backend import launcher
 
     _require_torchscript_allowed(trust_torchscript)
-    for item in overrides:
-        key, _ = parse_override(item)
-        if key in ("data.root", "data.superclass_map") and not server_paths_allowed():
-            raise ClusterScopeError(f"{key} names a folder of the server, which this deployment does not allow "
-                                    "(CLUSTERSCOPE_ALLOW_SERVER_PATHS=0); use a built-in data set or upload a zip.")
+    _require_server_paths_allowed(overrides)
     store.write_job_status(job_id, {"state": "starting", "stage": "starting", "done": 0, "total": 0})
     args = [sys.executable, "-m", "backend.cli", "import", *map(str, files), "--store", str(store.root), "--no-progress",
             "--job", job_id, "--arch", arch]
@@ -428,13 +448,56 @@ def launch_import(store: RunStore, job_id: str, files: list[Path], *, names: lis
     log = store.job_dir(job_id) / "log.txt"
     with open(log, "ab") as fh:
         fh.write((json.dumps(args) + "\n").encode())
-        proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        proc = launcher.start(store, "import", job_id, args, log)  # refused when the page's jobs are at the cap
+    except ClusterScopeError:
+        discard_import_job(store, job_id)
+        raise
     if store.read_job_status(job_id).get("state") == "starting":  # so a child that dies before reporting is noticed
         from backend.liveness import process_start_time, this_process
 
         store.write_job_status(job_id, {"state": "starting", "stage": "starting", "done": 0, "total": 0,
                                         **this_process(), "pid": proc.pid, "pid_start": process_start_time(proc.pid)})
     return {"job_id": job_id, "pid": proc.pid, "log": str(log)}
+
+
+def discard_import_job(store: RunStore, job_id: str) -> None:
+    """Delete an import job's folder (its uploads and status): for uploads refused before the job starts."""
+    import shutil
+
+    shutil.rmtree(store.job_dir(job_id), ignore_errors=True)
+
+
+def clean_leftovers(store: RunStore) -> list[Path]:
+    """Remove what killed imports left in the store (uploads, staging and extraction folders, data sets no run
+    uses); return the removed paths. ``clusterscope app`` runs it before serving."""
+    from backend.importing.leftovers import clean
+
+    return clean(store)
+
+
+def running_jobs(store: RunStore) -> list[dict[str, Any]]:
+    """The training and import jobs started from the page that still run: kind ('train', 'import'), id, pid,
+    started, log; oldest first."""
+    from backend import launcher
+
+    return launcher.running(store)
+
+
+def max_jobs() -> int:
+    """How many jobs the page may run at once (``CLUSTERSCOPE_MAX_JOBS``, default one per two cores)."""
+    from backend import launcher
+
+    return launcher.max_jobs()
+
+
+def cancel_job(store: RunStore, kind: str, ident: str) -> bool:
+    """Stop a job started from the page (SIGTERM to its process group) and mark it cancelled: a training run's
+    status becomes 'cancelled' (continue it with ``clusterscope train --resume``), an import job's state too.
+    False when the job was not running."""
+    from backend import launcher
+
+    return launcher.cancel(store, kind, ident)
 
 
 def import_job_status(store: RunStore, job_id: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -230,6 +230,9 @@ APP_STREAMLIT_DEFAULTS: dict[str, bool | str] = {
     # The pages never use "magic" (bare expressions written to the page; tests/test_architecture.py checks),
     # so their scripts need not be rewritten before compiling.
     "runner.magicEnabled": False,
+    # A visitor never sees a traceback or a server path: app/main.py shows one line and a reference into the
+    # server log instead (docs/security.md).
+    "client.showErrorDetails": "none",
 }
 
 
@@ -239,22 +242,67 @@ def streamlit_env_name(option: str) -> str:
     return "STREAMLIT_" + re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", option.replace(".", "_")).upper()
 
 
+def bind_address(streamlit_args: tuple[str, ...], env: Mapping[str, str]) -> str | None:
+    """The address Streamlit will listen on: ``--server.address`` among the arguments, else
+    STREAMLIT_SERVER_ADDRESS, else None (our default applies)."""
+    for i, arg in enumerate(streamlit_args):
+        if arg.startswith("--server.address="):
+            return arg.partition("=")[2]
+        if arg == "--server.address" and i + 1 < len(streamlit_args):
+            return streamlit_args[i + 1]
+    return env.get("STREAMLIT_SERVER_ADDRESS")
+
+
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @store_option
+@click.option("--allow-torchscript", is_flag=True,
+              help="Let visitors load TorchScript (it runs code on this server) even when the page is reachable "
+                   "from other machines; same as CLUSTERSCOPE_ALLOW_TORCHSCRIPT=1.")
+@click.option("--allow-server-paths", is_flag=True,
+              help="Let visitors name folders of this server as data even when the page is reachable from other "
+                   "machines; same as CLUSTERSCOPE_ALLOW_SERVER_PATHS=1.")
 @click.argument("streamlit_args", nargs=-1, type=click.UNPROCESSED)
 @user_errors
-def app(store_root: Path | None, streamlit_args: tuple[str, ...]) -> None:
-    """Serve the dashboard. Extra arguments and STREAMLIT_* variables go to Streamlit,
-    e.g. `clusterscope app --server.port 8600` or STREAMLIT_SERVER_PORT=8600."""
+def app(store_root: Path | None, allow_torchscript: bool, allow_server_paths: bool,
+        streamlit_args: tuple[str, ...]) -> None:
+    """Serve the dashboard on 127.0.0.1 (this machine only). Extra arguments and STREAMLIT_* variables go
+    to Streamlit, e.g. `clusterscope app --server.port 8600`; `--server.address 0.0.0.0` serves a lab, with
+    TorchScript and server folders off unless switched on (docs/security.md)."""
     main_py = Path(__file__).resolve().parent.parent / "app" / "main.py"
     if not main_py.is_file():
         raise ClusterScopeError(f"the dashboard's entry point {main_py} is missing; reinstall clusterscope.")
-    env = os.environ.copy()
-    for option, value in APP_STREAMLIT_DEFAULTS.items():  # the user's own STREAMLIT_* variables win
-        env.setdefault(streamlit_env_name(option), str(value).lower() if isinstance(value, bool) else str(value))
-    env["CLUSTERSCOPE_STORE"] = str(api.open_store(store_root).root.resolve())
+    env = app_environment(streamlit_args, os.environ, allow_torchscript=allow_torchscript,
+                          allow_server_paths=allow_server_paths)
+    store = api.open_store(store_root)
+    for path in api.clean_leftovers(store):  # what killed imports left (backend/importing/leftovers.py)
+        click.echo(f"removed the leftover {path.relative_to(store.root)}", err=True)
+    env["CLUSTERSCOPE_STORE"] = str(store.root.resolve())
     cmd = [sys.executable, "-m", "streamlit", "run", str(main_py), *streamlit_args]
     os.execvpe(cmd[0], cmd, env)
+
+
+def app_environment(streamlit_args: tuple[str, ...], environ: Mapping[str, str], *, allow_torchscript: bool = False,
+                    allow_server_paths: bool = False) -> dict[str, str]:
+    """The dashboard's environment: our Streamlit defaults under the user's STREAMLIT_* variables, the bind
+    address (127.0.0.1 unless the user names one) recorded for backend.deployment, and the operator's switches.
+    Warns on stderr when the page will be reachable from other machines."""
+    from backend import deployment
+
+    env = dict(environ)
+    for option, value in APP_STREAMLIT_DEFAULTS.items():  # the user's own STREAMLIT_* variables win
+        env.setdefault(streamlit_env_name(option), str(value).lower() if isinstance(value, bool) else str(value))
+    address = bind_address(streamlit_args, env)
+    if address is None:  # Streamlit's own default is every interface
+        address = env["STREAMLIT_SERVER_ADDRESS"] = deployment.LOCAL_ADDRESS
+    env[deployment.SERVED_ADDRESS] = address
+    for flag, variable in ((allow_torchscript, deployment.TORCHSCRIPT), (allow_server_paths, deployment.SERVER_PATHS)):
+        if flag:
+            env[variable] = "1"
+    if not deployment.is_loopback(address):
+        off = [v for v in (deployment.TORCHSCRIPT, deployment.SERVER_PATHS) if not deployment.allowed(v, env)]
+        click.echo(f"serving on {address or 'every interface'}: anyone who reaches this port can use the dashboard"
+                   + (f"; off for visitors: {', '.join(off)}" if off else "") + " (docs/security.md).", err=True)
+    return env
 
 
 # ------------------------------------------------------------------------------------------ import

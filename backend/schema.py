@@ -22,7 +22,7 @@ META_LAYER = META_PREFIX + "layer"
 META_EPOCH = META_PREFIX + "epoch"
 META_REDUCTION = META_PREFIX + "reduction"  # max | mean (global pooling of conv channels)
 
-RUN_STATUSES = ("running", "complete", "interrupted", "failed")
+RUN_STATUSES = ("running", "complete", "interrupted", "cancelled", "failed")
 SPLITS = ("train", "test")
 
 METRICS_SCHEMA = pa.schema(

@@ -534,6 +534,44 @@ class RunStore:
             raise StoreError(f"data set folder id {digest!r} must be a hex digest.")
         return self.root / ".datasets" / digest
 
+    # ---------------------------------------------------------------- jobs started from the dashboard
+    # ``.jobs/<kind>-<id>.json``: the process of each training or import job the page started, so the page can
+    # count them (backend.launcher's cap) and cancel them; ``.jobs/.lock`` serialises count-then-start.
+
+    def launch_path(self, kind: str, ident: str) -> Path:
+        if kind not in ("train", "import"):
+            raise StoreError(f"job kind {kind!r} must be 'train' or 'import'.")
+        return self.root / ".jobs" / f"{kind}-{check_run_id(ident)}.json"
+
+    def write_launch(self, kind: str, ident: str, record: dict[str, Any]) -> None:
+        with atomic_path(self.launch_path(kind, ident)) as tmp:
+            tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+
+    def read_launches(self) -> list[dict[str, Any]]:
+        """Every job record, oldest first; an unreadable record (a crash mid-write cannot make one) is skipped."""
+        out = []
+        for path in sorted((self.root / ".jobs").glob("*.json")):
+            with contextlib.suppress(OSError, json.JSONDecodeError, UnicodeDecodeError):
+                out.append(json.loads(path.read_text(encoding="utf-8")))
+        return sorted(out, key=lambda r: str(r.get("started", "")))
+
+    def remove_launch(self, kind: str, ident: str) -> None:
+        self.launch_path(kind, ident).unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def launch_lock(self) -> Iterator[None]:
+        """An exclusive lock on ``.jobs/.lock`` (released when the block ends or the process dies)."""
+        import fcntl
+
+        self.ensure_writable()
+        (self.root / ".jobs").mkdir(exist_ok=True)
+        with open(self.root / ".jobs" / ".lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
 
 # whole-run analysis tables, analysis/<name>.parquet (baselines: schema version 2 on)
 RUN_TABLES = {"network": schema.NETWORK_SCHEMA, "rotation": schema.ROTATION_SCHEMA, "baselines": schema.BASELINES_SCHEMA}

@@ -140,6 +140,15 @@ def test_serves_streamlit_on_8501() -> None:
     assert env.get("STREAMLIT_BROWSER_GATHER_USAGE_STATS") == "false"
 
 
+def test_serves_on_every_interface_with_the_switches_off() -> None:
+    """`clusterscope app` binds 127.0.0.1 by default: the image must name 0.0.0.0 itself, and, reachable from
+    other machines, keep TorchScript and server folders off explicitly (docs/security.md)."""
+    env = env_of(final_stage())
+    assert env.get("STREAMLIT_SERVER_ADDRESS") == "0.0.0.0"
+    assert env.get("CLUSTERSCOPE_ALLOW_TORCHSCRIPT") == "0"
+    assert env.get("CLUSTERSCOPE_ALLOW_SERVER_PATHS") == "0"
+
+
 def test_store_is_a_volume() -> None:
     stage = final_stage()
     assert env_of(stage).get("CLUSTERSCOPE_STORE") == STORE

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app import charts, loaders
+from app import charts, jobs, loaders
 from backend import api
 from backend.api import ClusterScopeError
 
@@ -177,6 +177,7 @@ def runs_table(runs: pd.DataFrame) -> None:
 
 
 def runs_view() -> None:
+    jobs.jobs_panel("runs")
     runs = loaders.list_runs()
     demo = loaders.demo_status()
     if demo["building"]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import loaders
+from app import jobs, loaders
 from backend import api
 from backend.api import ClusterScopeError
 
@@ -56,9 +56,13 @@ def data_ui() -> tuple[list[str], object | None]:
                          help="auto: the labels whose count matches the classifier's outputs.")
     overrides = [] if target == "auto" else [f'data.target="{target}"']
     if source == "Known data set":
-        name = b.selectbox("Data set", DATASETS if api.server_paths_allowed() else DATASETS[:2], key="up-data",
+        paths = api.server_paths_allowed()
+        name = b.selectbox("Data set", DATASETS if paths else DATASETS[:2], key="up-data",
                            help="digits and synthclust are built in; the others read a folder on the server "
                                 "(docs/datasets.md).")
+        if not paths:
+            b.caption("Data sets in folders of the server are switched off: "
+                      f"{api.switch_off_reason('CLUSTERSCOPE_ALLOW_SERVER_PATHS')}. Upload an image-folder zip instead.")
         overrides.append(f'data.name="{name}"')
         if name in FILE_DATASETS:
             root = b.text_input("Data folder on the server", key="up-root", help="data.root: see docs/datasets.md.")
@@ -84,8 +88,9 @@ def _quote(text: str) -> str:
 def trust_ui() -> bool:
     """The TorchScript warning and trust checkbox (disabled where the deployment switched TorchScript off)."""
     if not api.torchscript_allowed():
-        st.info("TorchScript files are switched off on this server (CLUSTERSCOPE_ALLOW_TORCHSCRIPT=0); upload a "
-                "state_dict or safetensors file.", icon=":material/block:")
+        st.info("TorchScript files are switched off on this server: "
+                f"{api.switch_off_reason('CLUSTERSCOPE_ALLOW_TORCHSCRIPT')}. Upload a state_dict or safetensors file.",
+                icon=":material/block:")
         return False
     st.warning("TorchScript archives contain code that runs when they are loaded. Tick the box only for files you "
                "trust; state_dict and safetensors files never run code.", icon=":material/warning:")
@@ -99,15 +104,20 @@ def start_import(files: list[tuple[str, bytes]], *, arch: str, overrides: list[s
         raise ClusterScopeError("upload at least one checkpoint file.")
     store = api.open_store(loaders.store_root())
     job_id = api.new_import_job(store)
-    names = [n for n, _ in files]
-    paths = [api.save_upload(store, job_id, f"{i:03d}-{api.safe_upload_name(n)}", data) for i, (n, data) in enumerate(files)]
-    zip_path = None
-    if zipped is not None:
-        zip_path = api.save_upload(store, job_id, "data.zip", zipped[1])
-        api.check_data_zip(zip_path, zipped[0])  # refuse a hostile zip here, before the job starts
-    epoch_list = api.parse_epochs(epochs.strip())
-    return api.launch_import(store, job_id, paths, names=names, arch=arch, overrides=overrides, data_zip=zip_path,
-                             data_zip_name=zipped[0] if zipped else "", trust_torchscript=trust, epochs=epoch_list)
+    try:
+        names = [n for n, _ in files]
+        paths = [api.save_upload(store, job_id, f"{i:03d}-{api.safe_upload_name(n)}", data)
+                 for i, (n, data) in enumerate(files)]
+        zip_path = None
+        if zipped is not None:
+            zip_path = api.save_upload(store, job_id, "data.zip", zipped[1])
+            api.check_data_zip(zip_path, zipped[0])  # refuse a hostile zip here, before the job starts
+        epoch_list = api.parse_epochs(epochs.strip())
+        return api.launch_import(store, job_id, paths, names=names, arch=arch, overrides=overrides, data_zip=zip_path,
+                                 data_zip_name=zipped[0] if zipped else "", trust_torchscript=trust, epochs=epoch_list)
+    except BaseException:  # a refused upload leaves nothing behind (docs/security.md)
+        api.discard_import_job(store, job_id)
+        raise
 
 
 def import_form() -> None:
@@ -149,6 +159,10 @@ def job_view() -> None:
     done, total = int(status.get("done") or 0), int(status.get("total") or 0)
     if state in ("starting", "running"):
         st.progress(done / total if total else 0.0, text=f"{status.get('stage', 'starting')}: {done} of {total or '?'}")
+        st.button("Cancel the import", key="up-cancel", icon=":material/stop_circle:", on_click=jobs.cancel,
+                  args=("import", job_id))
+    elif state == "cancelled":
+        st.info(jobs.import_cancelled_text(job_id, status), icon=":material/stop_circle:")
     elif state == "failed":
         st.error(f"The import failed: {status.get('error')}", icon=":material/error:")
     elif state == "done":
@@ -173,5 +187,6 @@ def job_running() -> bool:
 
 
 import_form()
+jobs.jobs_panel("up")
 st.session_state["up-polling"] = job_running()
 st.fragment(job_view, run_every=1 if st.session_state["up-polling"] else None)()

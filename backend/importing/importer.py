@@ -12,6 +12,7 @@ and ``clusterscope analyze`` treat an imported run like any other.
 from __future__ import annotations
 
 import math
+import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ import torch
 from backend.config import RunConfig, config_from_items, parse_override
 from backend.data import Dataset, load_dataset
 from backend.errors import ConfigError
-from backend.importing import zipsafe
+from backend.importing import leftovers, zipsafe
 from backend.importing.architecture import Architecture, ArchitectureError, compare, load_weights, mismatch_message, resolve
 from backend.importing.checkpoints import Checkpoint, assign_epochs, checkpoint_files, load_checkpoint, sha256_of
 from backend.store import RunStore, check_run_id, new_run_id
@@ -54,15 +55,32 @@ def _noop(stage: str, done: int, total: int) -> None:
 
 
 def import_run(store: RunStore, req: ImportRequest, *, progress: Progress = _noop) -> str:
-    """Import ``req`` into ``store``; return the new run's id. Raises ClusterScopeError on bad input."""
+    """Import ``req`` into ``store``; return the new run's id. Raises ClusterScopeError on bad input.
+
+    A data set extracted from ``req.data_zip`` by this import is deleted again when the import fails or is
+    interrupted, so a refused import leaves nothing in ``.datasets/`` (docs/security.md)."""
     store.ensure_writable()
     ckpts, unit = load_all(req, progress)
     first = ckpts[0]
     arch = resolve(req.arch, first.state, scripted_name=getattr(first.scripted, "original_name", "") or "")
     raw = user_overrides(req.overrides)
     zip_sha256 = sha256_of(req.data_zip) if req.data_zip is not None else None
-    if req.data_zip is not None:
-        raw |= zip_dataset(store, req.data_zip, req.data_zip_name or req.data_zip.name, raw, zip_sha256)
+    extracted = None
+    if req.data_zip is not None and not store.dataset_dir(zip_sha256[:32]).is_dir():
+        extracted = store.dataset_dir(zip_sha256[:32])
+    try:
+        if req.data_zip is not None:
+            raw |= zip_dataset(store, req.data_zip, req.data_zip_name or req.data_zip.name, raw, zip_sha256)
+        return _build(store, req, ckpts, arch, raw, unit, zip_sha256, progress)
+    except BaseException:
+        if extracted is not None:
+            shutil.rmtree(extracted, ignore_errors=True)
+        raise
+
+
+def _build(store: RunStore, req: ImportRequest, ckpts: list[Checkpoint], arch: Architecture, raw: dict[str, Any],
+           unit: str, zip_sha256: str | None, progress: Progress) -> str:
+    """Configure the run, check every checkpoint against it, record it in a staging store and publish it."""
     raw |= data_from_weights(arch, raw)
     cfg, data = configure(raw, arch, [c.epoch for c in ckpts])
     from backend.runner import prepare
@@ -80,6 +98,7 @@ def import_run(store: RunStore, req: ImportRequest, *, progress: Progress = _noo
     run_id = new_run_id(cfg, store, tag="import")
     store.require_new(check_run_id(run_id))
     staged = store.staging(uuid.uuid4().hex)
+    leftovers.claim(staged.root)  # a killed import's staging folder is removed at the next start
     try:
         record_run(staged, run_id, p, ckpts, origin(req, ckpts, arch, unit, zip_sha256), progress)
         store.publish(staged, run_id)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from backend.errors import ClusterScopeError
+from backend.importing import leftovers
 
 MAX_FILES = 100_000
 MAX_BYTES = 4 * 1024**3  # 4 GiB uncompressed
@@ -123,6 +124,7 @@ def extract_zip(path: Path, dest: Path, *, label: str | None = None, limits: Zip
         raise UnsafeArchiveError(f"extraction folder {dest} already exists.")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    leftovers.claim(tmp)  # a killed extraction's folder is removed at the next start
     try:
         root = tmp.resolve()
         written = 0
@@ -141,6 +143,7 @@ def extract_zip(path: Path, dest: Path, *, label: str | None = None, limits: Zip
                             raise UnsafeArchiveError(f"zip {label!r} entry {info.filename!r} expands beyond its declared "
                                                      "size; refused as a decompression bomb.")
                         out.write(chunk)
+        leftovers.release(tmp)
         os.replace(tmp, dest)
     except zipfile.BadZipFile as exc:
         raise UnsafeArchiveError(f"zip {label!r} is corrupt ({exc}); nothing was kept.") from None

@@ -1,0 +1,118 @@
+"""Jobs the dashboard starts (training, import): each in its own process group, at most N at once, cancellable.
+
+A visitor could otherwise start any number of 1000-epoch runs (each takes a core and several hundred MB).
+:func:`start` counts the page's live jobs under a lock and refuses one more than ``CLUSTERSCOPE_MAX_JOBS``
+(default: one per two cores); :func:`cancel` sends SIGTERM to the job's process group (the job turns it
+into KeyboardInterrupt, backend.liveness.sigterm_as_interrupt, and stops as on Ctrl-C), waits for it,
+and marks the run ``cancelled`` (resumable with ``clusterscope train --resume``) or the import job
+``cancelled``. The records live in ``<store>/.jobs/`` (backend.store).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from backend.errors import ClusterScopeError
+from backend.liveness import process_alive, process_start_time, this_process
+from backend.store import RunStore
+
+MAX_JOBS = "CLUSTERSCOPE_MAX_JOBS"
+STOP_WAIT_S = 20.0  # after SIGTERM, how long a job may take to mark itself stopped before SIGKILL
+
+
+def max_jobs() -> int:
+    """``CLUSTERSCOPE_MAX_JOBS`` if set (an integer >= 1), else one per two cores this process may use."""
+    text = os.environ.get(MAX_JOBS, "").strip()
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ClusterScopeError(f"{MAX_JOBS} must be an integer >= 1 (jobs the page may run at once); got {text!r}.")
+        return value
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // 2)
+
+
+def running(store: RunStore) -> list[dict[str, Any]]:
+    """The page's jobs whose process still runs (oldest first); records of finished ones are removed."""
+    alive = []
+    for record in store.read_launches():
+        if process_alive(record):
+            alive.append(record)
+        else:
+            store.remove_launch(record["kind"], record["id"])
+    return alive
+
+
+def start(store: RunStore, kind: str, ident: str, args: list[str], log: Path) -> subprocess.Popen:
+    """Start ``args`` in a new process group (output appended to ``log``), unless the page's jobs are at the cap."""
+    cap = max_jobs()
+    with store.launch_lock():
+        busy = running(store)
+        if len(busy) >= cap:
+            names = ", ".join(f"{r['kind']} {r['id']}" for r in busy)
+            raise ClusterScopeError(f"this server runs at most {cap} job(s) started from the page at once "
+                                    f"({MAX_JOBS}={cap}) and {len(busy)} are running ({names}). Wait for one to "
+                                    "finish, or cancel one in the list of running jobs.")
+        with open(log, "ab") as fh:
+            proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        store.write_launch(kind, ident, {**this_process(), "kind": kind, "id": ident, "pid": proc.pid,
+                                         "pid_start": process_start_time(proc.pid), "log": str(log),
+                                         "started": datetime.now(UTC).isoformat(timespec="milliseconds")})
+    return proc
+
+
+def cancel(store: RunStore, kind: str, ident: str) -> bool:
+    """Stop a job the page started: SIGTERM to its process group, SIGKILL if it has not stopped within
+    :data:`STOP_WAIT_S`; mark it cancelled. False when the job was not running (nothing is done)."""
+    record = next((r for r in store.read_launches() if r.get("kind") == kind and r.get("id") == ident), None)
+    if record is None or not process_alive(record):
+        return False
+    pid = int(record["pid"])
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_WAIT_S
+    while process_alive(record) and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.1)
+    if process_alive(record):
+        _signal_group(pid, signal.SIGKILL)
+        while process_alive(record) and time.monotonic() < deadline + 5:
+            _reap(pid)
+            time.sleep(0.1)
+    _mark_cancelled(store, kind, ident)
+    store.remove_launch(kind, ident)
+    return True
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)  # the job leads its own session and group (start_new_session)
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the job is our own child (so it does not linger as a zombie)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _mark_cancelled(store: RunStore, kind: str, ident: str) -> None:
+    if kind == "train":
+        if store.exists(ident) and store.read_run(ident).get("status") in ("running", "interrupted"):
+            store.update_run(ident, status="cancelled", error=None)
+        return
+    # The uploads go whatever the job managed (it deletes them itself unless it died before it could).
+    shutil.rmtree(store.job_dir(ident) / "files", ignore_errors=True)
+    status = store.read_job_status(ident)
+    if status.get("state") != "done":
+        store.write_job_status(ident, {**status, "state": "cancelled", "error": "cancelled from the page"})
