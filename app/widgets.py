@@ -123,27 +123,50 @@ def render_pngs(figs: Sequence[go.Figure], *, width: int, height: int, chunk: in
     return out
 
 
+# Presentation mode hides every control (sidebar, toolbar, the widgets in the page: the view stays the one
+# the link or the controls chose) and leaves the page's room to the figures; the exit button stays in the top
+# right corner, invisible until the pointer is over it.
+WIDGETS = ", ".join(f'[data-testid="{t}"]' for t in (
+    "stCheckbox", "stButton", "stDownloadButton", "stSelectbox", "stMultiSelect", "stRadio", "stNumberInput",
+    "stTextInput", "stSlider", "stFileUploader", "stPageLink", "stSegmentedControl", "stPills", "stFormSubmitButton"))
+PRESENT_CSS = f"""<style>
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header, [data-testid="stToolbar"],
+[data-testid="stMain"] :is([data-testid="stExpander"], [data-testid="stForm"], [data-testid="stElementToolbar"],
+  [data-testid="stTooltipIcon"]),
+[data-testid="stMain"] [data-testid="stElementContainer"]:not(.st-key-cs-exit *):has(> :is({WIDGETS})),
+.cs-controls {{display: none !important;}}
+[data-testid="stMainBlockContainer"] {{padding-top: 1rem !important; padding-bottom: 1rem !important;}}
+html, body, [data-testid="stMarkdownContainer"] p {{font-size: 1.35rem;}}
+h1 {{font-size: 2.2rem !important; padding-top: 0 !important;}}
+.st-key-cs-exit {{position: fixed; top: 0.4rem; right: 1rem; z-index: 999990; width: auto !important; opacity: 0;}}
+.st-key-cs-exit:hover, .st-key-cs-exit:focus-within {{opacity: 1;}}
+</style>"""
+
+
 def presentation_toggle() -> bool:
-    """Sidebar switch for presentation mode (``?present=1``): no sidebar or toolbar, larger fonts."""
+    """Sidebar switch for presentation mode (``?present=1``): no controls, larger fonts (``plot`` and
+    ``charts.style``), and an exit button that shows when the pointer reaches the top right corner."""
     on = st.sidebar.toggle("Presentation mode", value=state.presenting(), key="w-present",
                            help="Hides the controls and enlarges fonts for a projector. Add ?present=1 to a link.")
     state.remember(present="1" if on else None)
     if on:
-        st.markdown(
-            """<style>
-            [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header, [data-testid="stToolbar"],
-            .cs-controls {display: none !important;}
-            html, body, [data-testid="stMarkdownContainer"] p {font-size: 1.35rem;}
-            h1 {font-size: 3rem !important;}
-            </style>""",
-            unsafe_allow_html=True,
-        )
+        st.markdown(PRESENT_CSS, unsafe_allow_html=True)
+        with st.container(key="cs-exit"):
+            st.button("Exit presentation", icon=":material/close:", type="tertiary", on_click=exit_presentation)
     return on
 
 
 def exit_presentation() -> None:
     st.session_state["w-present"] = False
     st.query_params.pop("present", None)
+
+
+def plot(fig: go.Figure, *, key: str, container=st, **kwargs: object) -> object:  # noqa: ANN001
+    """``st.plotly_chart`` with the figure's own fonts and colours: ``theme=None``, because Streamlit's default
+    theme ("streamlit") replaces them with its own (fonts about 3/4 of ours, grey axis labels). In presentation
+    mode without Plotly's mode bar (a control)."""
+    config = {"displayModeBar": False} if state.presenting() else {}
+    return container.plotly_chart(fig, width="stretch", key=key, theme=None, config=config, **kwargs)
 
 
 def error_panel(exc: Exception, *, what: str) -> None:
@@ -153,7 +176,7 @@ def error_panel(exc: Exception, *, what: str) -> None:
 
 def show(fig: go.Figure, name: str, key: str, **select: object) -> object:
     """Draw a figure in the house style with its downloads under it; returns the selection event."""
-    event = st.plotly_chart(charts.style(fig, present=state.presenting()), width="stretch", key=key, **select)
+    event = plot(charts.style(fig, present=state.presenting()), key=key, **select)
     figure_downloads(fig, name, key=key)
     return event
 

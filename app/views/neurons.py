@@ -89,7 +89,8 @@ def distributions_ui(run: str, layer: str, epoch: int, unit: int, epochs: list[i
                "Values below the dotted line are cut to 0 by the ReLU.")
 
 
-def top_images_ui(run: str, layer: str, epoch: int, unit: int, labels: pd.DataFrame, samples: pd.DataFrame) -> None:
+def top_images_ui(run: str, layer: str, epoch: int, unit: int, labels: pd.DataFrame, samples: pd.DataFrame,
+                  unit_row: pd.Series) -> None:
     st.subheader(f"Top-activating images at epoch {epoch}")
     try:
         ids, values = loaders.activations(run, layer, epoch)
@@ -109,6 +110,22 @@ def top_images_ui(run: str, layer: str, epoch: int, unit: int, labels: pd.DataFr
         st.caption("This dataset has no image thumbnails; the top samples are listed instead.")
         st.dataframe(top[["sample_id", "cls_name", "sub_name", "sup_name", "value"]], hide_index=True)
     st.caption("Highest pre-activations among the training probe samples; label (superclass) · value.")
+    if cn.has_subclasses(labels):
+        best_subclass_note(unit_row, top, cn.names(labels, "sub"))
+
+
+def best_subclass_note(unit_row: pd.Series, top: pd.DataFrame, sub_names: dict[int, str]) -> None:
+    """Say what the unit's best subclass is when its top images belong to other subclasses: two measures."""
+    best = int(unit_row["c1_subclass"])
+    if best < 0 or best in set(top["sub"].astype(int)):
+        return
+    others = ", ".join(map(str, top["sub_name"].value_counts().index[:3]))
+    st.info(f"The unit's **best subclass** is **{sub_names.get(best, best)}**: the subclass it is most selective "
+            f"for (highest c1, SCIENCE.md 3.1), i.e. whose *mean* pre-activation stands highest above the rest of "
+            f"its superclass, in units of their spreads. The top images are the few *single* highest activations, "
+            f"here from {others}: a unit can respond most to a few samples of other classes while singling out "
+            "one subclass within its own.",
+            icon=":material/info:")
 
 
 def history_ui(run: str, layer: str, epoch: int, unit: int, epochs: list[int]) -> None:
@@ -179,14 +196,15 @@ def page() -> None:
         widgets.error_panel(exc, what=f"Units of {layer} at epoch {epoch}")
         return
     unit = unit_ui(units, run, layer)
-    st.caption(f"Run **{run}** · layer **{layer}** ({len(units)} units) · epoch **{epoch}**. "
-               "Click a row to choose a unit; click a column header to sort.")
-    units_table_ui(units, labels, unit, key=f"units-{run}-{layer}-{epoch}", unit_key=f"w-unit-{run}-{layer}")
+    if not PRESENT:  # the table is the unit picker: a control, so presentation mode leaves the room to the figures
+        st.caption(f"Run **{run}** · layer **{layer}** ({len(units)} units) · epoch **{epoch}**. "
+                   "Click a row to choose a unit; click a column header to sort.")
+        units_table_ui(units, labels, unit, key=f"units-{run}-{layer}-{epoch}", unit_key=f"w-unit-{run}-{layer}")
     st.header(f"Unit {unit}")
     distributions_ui(run, layer, epoch, unit, epochs, units, labels)
     left, right = st.columns(2)
     with left:
-        top_images_ui(run, layer, epoch, unit, labels, samples)
+        top_images_ui(run, layer, epoch, unit, labels, samples, units[units["unit"] == unit].iloc[0])
     with right:
         history_ui(run, layer, epoch, unit, epochs)
     if cn.has_subclasses(labels):
