@@ -80,7 +80,8 @@ def draw(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, hig
                                    highlight=frozenset(highlight) if highlight else None, title=title,
                                    present=state.presenting())
     event = widgets.plot(fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
-    widgets.figure_downloads(fig, title.replace(" ", "_").replace("·", ""), key=key)
+    widgets.figure_downloads(fig, f"{title}_{v['colour']}".replace(" ", "_").replace("·", ""), key=key,
+                             legend=COLOURINGS[v["colour"]] if v["colour"] != "neuron" else "")
     points = (event or {}).get("selection", {}).get("points", []) if event else []
     return {int(p["customdata"][0]) for p in points if p.get("customdata") is not None}  # [sample_id, cluster]
 

@@ -84,7 +84,8 @@ def distributions_ui(run: str, layer: str, epoch: int, unit: int, epochs: list[i
     colours = charts.category_colours(list(cn.names(labels, "cls").values()))
     fig = cn.distributions_over_epochs(cn.unit_values(columns, labels), focus=focus, level=level,
                                        class_colours=colours, title=f"{layer} unit {unit}: pre-activations over training")
-    widgets.show(fig, f"{run}-{layer}-u{unit}-distributions", "fig-dist")
+    widgets.show(fig, f"{run}-{layer}-u{unit}-distributions", "fig-dist", context=f"{run} · epoch {epoch}",
+                 legend="samples")
     st.caption(f"Training probe samples; {len(shown)} of {len(epochs)} recorded epochs. "
                "Values below the dotted line are cut to 0 by the ReLU.")
 
@@ -142,7 +143,7 @@ def history_ui(run: str, layer: str, epoch: int, unit: int, epochs: list[int]) -
     if rows:
         fig = cn.unit_score_lines(pd.concat(rows, ignore_index=True), epoch=epoch,
                                   title=f"{layer} unit {unit}: scores over training")
-        widgets.show(fig, f"{run}-{layer}-u{unit}-scores", "fig-scores")
+        widgets.show(fig, f"{run}-{layer}-u{unit}-scores", "fig-scores", context=run, legend="score")
 
 
 def best_neurons_ui(run: str, epoch: int, layers: list[str], labels: pd.DataFrame) -> None:
@@ -156,7 +157,7 @@ def best_neurons_ui(run: str, epoch: int, layers: list[str], labels: pd.DataFram
     left, right = st.columns([3, 2])
     with left:
         widgets.show(cn.best_neuron_histogram(best, title="Best-neuron c1 per subclass"),
-             f"{run}-e{epoch}-best-neurons", "fig-best")
+                     f"{run}-e{epoch}-best-neurons", "fig-best", context=f"{run} · epoch {epoch}")
     best["open"] = [state.link("neurons", run=run, layer=r.layer, epoch=epoch, unit=r.unit) for r in best.itertuples()]
     right.dataframe(best[["subclass_name", "c1", "layer", "unit", "open"]], hide_index=True, height=300,
                     column_config={"subclass_name": "subclass", "c1": st.column_config.NumberColumn(format="%.2f"),
@@ -200,7 +201,8 @@ def page() -> None:
         st.caption(f"Run **{run}** · layer **{layer}** ({len(units)} units) · epoch **{epoch}**. "
                    "Click a row to choose a unit; click a column header to sort.")
         units_table_ui(units, labels, unit, key=f"units-{run}-{layer}-{epoch}", unit_key=f"w-unit-{run}-{layer}")
-    st.header(f"Unit {unit}")
+    if not PRESENT:  # the figures' titles name the unit
+        st.header(f"Unit {unit}")
     distributions_ui(run, layer, epoch, unit, epochs, units, labels)
     left, right = st.columns(2)
     with left:
