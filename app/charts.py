@@ -20,8 +20,9 @@ MANY = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377
 NOISE_COLOUR = "#BBBBBB"
 SPLIT_COLOURS = {"train": OKABE_ITO[0], "test": OKABE_ITO[1]}
 SPLIT_DASH = {"train": "solid", "test": "dash"}
-FONT = {"size": 16}
-PRESENT_FONT = {"size": 22}
+INK = "#1a1a1a"  # dark text: tick, legend and axis labels read from the back of a room
+FONT = {"size": 16, "color": INK}  # at least 14 px on screen (tests/test_e2e_presentation.py reads the SVG text)
+PRESENT_FONT = {"size": 22, "color": INK}  # at least 18 px in presentation mode
 SEQUENTIAL = "Viridis"  # perceptually uniform, colour-blind safe, prints in grey
 # The house template, looked up once: ``template="plotly_white"`` makes Plotly build and validate the
 # template's ~150 properties again for every figure (~30 ms, the largest part of an epoch switch on the

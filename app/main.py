@@ -29,7 +29,5 @@ pages = [
     st.Page("views/upload.py", title="Upload", icon=":material/upload_file:", url_path="upload"),
 ]
 page = st.navigation(pages)
-if widgets.presentation_toggle():
-    st.button("Exit presentation", icon=":material/close:", type="tertiary", on_click=widgets.exit_presentation)
-
+widgets.presentation_toggle()
 run_safely(page)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import pandas as pd
@@ -77,28 +78,66 @@ def _initial(widget_key: str, index: int, options: Sequence[object]) -> dict[str
     return {"index": index}
 
 
-def figure_downloads(fig: go.Figure, name: str, *, key: str) -> None:
-    """PNG, SVG and self-contained HTML downloads; images are rendered (kaleido) only when clicked."""
+def export_figure(fig: go.Figure, *, context: str = "", legend: str = "") -> go.Figure:
+    """The figure as downloaded: a slide or a paper shows it without the page around it, so its title names the
+    view (``context``, e.g. run · layer · epoch, when the title does not already hold it) and a shown legend has a
+    title (``legend``, e.g. "class"). A copy: the figure on the page is left as it is."""
+    out = go.Figure(fig)
+    title = out.layout.title.text or ""
+    if context and context not in title:
+        out.update_layout(title_text=f"{title} ({context})" if title else context)
+    shows_legend = any(t.showlegend is not False and t.name for t in out.data)
+    if legend and shows_legend and not out.layout.legend.title.text:
+        out.update_layout(legend_title_text=legend)
+    return out
+
+
+def figure_downloads(fig: go.Figure, name: str, *, key: str, context: str = "", legend: str = "") -> None:
+    """PNG, SVG and self-contained HTML downloads of :func:`export_figure`. PNG and SVG are rendered (kaleido,
+    seconds) when their button is clicked, under a spinner; the button then downloads the image."""
     if state.presenting():
         return
-    import plotly.io as pio
-
+    export = functools.partial(export_figure, fig, context=context, legend=legend)
+    html = {"data": lambda: export().to_html(include_plotlyjs=True, full_html=True), "file_name": f"{name}.html",
+            "mime": "text/html", "key": f"html-{key}", "on_click": "ignore", "icon": ":material/code:"}
     if static_export_browser() is None:
-        st.download_button("HTML", data=lambda: fig.to_html(include_plotlyjs=True, full_html=True),
-                           file_name=f"{name}.html", mime="text/html", key=f"html-{key}", on_click="ignore",
-                           icon=":material/code:")
+        st.download_button("HTML", **html)
         st.caption("PNG and SVG export needs Chrome or Chromium on the server (e.g. `apt install chromium`).")
         return
     cols = st.columns(3)
-    cols[0].download_button("PNG", data=lambda: pio.to_image(fig, format="png", width=1600, height=900, scale=2),
-                            file_name=f"{name}.png", mime="image/png", key=f"png-{key}", on_click="ignore",
-                            icon=":material/image:")
-    cols[1].download_button("SVG", data=lambda: pio.to_image(fig, format="svg", width=1600, height=900),
-                            file_name=f"{name}.svg", mime="image/svg+xml", key=f"svg-{key}", on_click="ignore",
-                            icon=":material/draw:")
-    cols[2].download_button("HTML", data=lambda: fig.to_html(include_plotlyjs=True, full_html=True),
-                            file_name=f"{name}.html", mime="text/html", key=f"html-{key}", on_click="ignore",
-                            icon=":material/code:")
+    with cols[0]:
+        static_download("PNG", export, name, "png", key=key)
+    with cols[1]:
+        static_download("SVG", export, name, "svg", key=key)
+    cols[2].download_button("HTML", **html)
+
+
+def _render(export: Callable[[], go.Figure], fmt: str) -> bytes:
+    import plotly.io as pio
+
+    return pio.to_image(export(), format=fmt, width=1600, height=900, scale=2 if fmt == "png" else 1)
+
+
+def static_download(label: str, export: Callable[[], go.Figure], name: str, fmt: str, *, key: str) -> None:
+    """A PNG or SVG export in two steps, so its ~10 s (kaleido starts a headless Chromium) show: the button draws
+    the image under a spinner that counts the seconds, then a download button takes its place (and is gone once
+    used). The image is kept per file name, which names the view, so it is not offered for another view."""
+    stash = f"cs-export-{fmt}-{key}"
+    slot = st.empty()
+    ready = st.session_state.get(stash)
+    if ready is None or ready[0] != name:
+        if not slot.button(label, key=f"{fmt}-{key}", icon={"png": ":material/image:", "svg": ":material/draw:"}[fmt],
+                           help=f"Draws the figure as {label} (about 10 s), then offers it for download."):
+            return
+        with slot, st.spinner(f"Drawing the {label}...", show_time=True):
+            try:
+                ready = st.session_state[stash] = (name, _render(export, fmt))
+            except Exception as exc:  # noqa: BLE001 - kaleido/Chromium failures are shown, never a traceback
+                slot.error(f"Cannot draw the {label}: {exc}", icon=":material/error:")
+                return
+    slot.download_button(f"Save {label}", data=ready[1], file_name=f"{name}.{fmt}", key=f"{fmt}-get-{key}",
+                         mime={"png": "image/png", "svg": "image/svg+xml"}[fmt], icon=":material/download:",
+                         on_click=lambda: st.session_state.pop(stash, None), type="primary")
 
 
 def render_pngs(figs: Sequence[go.Figure], *, width: int, height: int, chunk: int = 8,
@@ -123,21 +162,36 @@ def render_pngs(figs: Sequence[go.Figure], *, width: int, height: int, chunk: in
     return out
 
 
+# Presentation mode hides every control (sidebar, toolbar, the widgets in the page: the view stays the one
+# the link or the controls chose) and leaves the page's room to the figures; the exit button stays in the top
+# right corner, invisible until the pointer is over it.
+WIDGETS = ", ".join(f'[data-testid="{t}"]' for t in (
+    "stCheckbox", "stButton", "stDownloadButton", "stSelectbox", "stMultiSelect", "stRadio", "stNumberInput",
+    "stTextInput", "stSlider", "stFileUploader", "stPageLink", "stButtonGroup", "stFormSubmitButton"))
+PRESENT_CSS = f"""<style>
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header, [data-testid="stToolbar"],
+[data-testid="stMain"] :is([data-testid="stExpander"], [data-testid="stForm"], [data-testid="stElementToolbar"],
+  [data-testid="stTooltipIcon"]),
+[data-testid="stMain"] [data-testid="stElementContainer"]:not(.st-key-cs-exit *):has(> :is({WIDGETS})),
+.cs-controls {{display: none !important;}}
+[data-testid="stMainBlockContainer"] {{padding-top: 1rem !important; padding-bottom: 1rem !important;}}
+html, body, [data-testid="stMarkdownContainer"] p {{font-size: 1.35rem;}}
+h1 {{font-size: 2.2rem !important; padding-top: 0 !important;}}
+.st-key-cs-exit {{position: fixed; top: 0.4rem; right: 1rem; z-index: 999990; width: auto !important; opacity: 0;}}
+.st-key-cs-exit:hover, .st-key-cs-exit:focus-within {{opacity: 1;}}
+</style>"""
+
+
 def presentation_toggle() -> bool:
-    """Sidebar switch for presentation mode (``?present=1``): no sidebar or toolbar, larger fonts."""
+    """Sidebar switch for presentation mode (``?present=1``): no controls, larger fonts (``plot`` and
+    ``charts.style``), and an exit button that shows when the pointer reaches the top right corner."""
     on = st.sidebar.toggle("Presentation mode", value=state.presenting(), key="w-present",
                            help="Hides the controls and enlarges fonts for a projector. Add ?present=1 to a link.")
     state.remember(present="1" if on else None)
     if on:
-        st.markdown(
-            """<style>
-            [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header, [data-testid="stToolbar"],
-            .cs-controls {display: none !important;}
-            html, body, [data-testid="stMarkdownContainer"] p {font-size: 1.35rem;}
-            h1 {font-size: 3rem !important;}
-            </style>""",
-            unsafe_allow_html=True,
-        )
+        st.markdown(PRESENT_CSS, unsafe_allow_html=True)
+        with st.container(key="cs-exit"):
+            st.button("Exit presentation", icon=":material/close:", type="tertiary", on_click=exit_presentation)
     return on
 
 
@@ -146,15 +200,24 @@ def exit_presentation() -> None:
     st.query_params.pop("present", None)
 
 
+def plot(fig: go.Figure, *, key: str, container=st, **kwargs: object) -> object:  # noqa: ANN001
+    """``st.plotly_chart`` with the figure's own fonts and colours: ``theme=None``, because Streamlit's default
+    theme ("streamlit") replaces them with its own (fonts about 3/4 of ours, grey axis labels). In presentation
+    mode without Plotly's mode bar (a control)."""
+    config = {"displayModeBar": False} if state.presenting() else {}
+    return container.plotly_chart(fig, width="stretch", key=key, theme=None, config=config, **kwargs)
+
+
 def error_panel(exc: Exception, *, what: str) -> None:
     """A message in the panel concerned, never a traceback."""
     st.error(f"{what}: {exc}", icon=":material/error:")
 
 
-def show(fig: go.Figure, name: str, key: str, **select: object) -> object:
-    """Draw a figure in the house style with its downloads under it; returns the selection event."""
-    event = st.plotly_chart(charts.style(fig, present=state.presenting()), width="stretch", key=key, **select)
-    figure_downloads(fig, name, key=key)
+def show(fig: go.Figure, name: str, key: str, *, context: str = "", legend: str = "", **select: object) -> object:
+    """Draw a figure in the house style with its downloads under it (``context``, ``legend``: see
+    :func:`export_figure`); returns the selection event."""
+    event = plot(charts.style(fig, present=state.presenting()), key=key, **select)
+    figure_downloads(fig, name, key=key, context=context, legend=legend)
     return event
 
 

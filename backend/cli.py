@@ -24,10 +24,19 @@ from backend.liveness import sigterm_as_interrupt
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-store_option = click.option(
-    "--store", "store_root", type=click.Path(path_type=Path), default=None,
-    help="Run store folder [default: $CLUSTERSCOPE_STORE or data/store].",
-)
+STORE_HELP = "Run store folder [default: $CLUSTERSCOPE_STORE or data/store]."
+
+
+def _store_or_global(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    """A subcommand's ``--store``, else the one given before the subcommand (``clusterscope --store X runs``)."""
+    if value is not None:
+        return value
+    return ctx.find_root().params.get("store_root")
+
+
+# accepted after the subcommand (``clusterscope runs --store X``) and, through the group, before it
+store_option = click.option("--store", "store_root", type=click.Path(path_type=Path), default=None, help=STORE_HELP,
+                            callback=_store_or_global)
 
 
 def user_errors(fn: F) -> F:
@@ -50,7 +59,8 @@ def user_errors(fn: F) -> F:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="clusterscope")
-def cli() -> None:
+@click.option("--store", "store_root", type=click.Path(path_type=Path), default=None, help=STORE_HELP)
+def cli(store_root: Path | None) -> None:
     """ClusterScope: record how a network organises its data, layer by layer and epoch by epoch."""
 
 

@@ -42,6 +42,16 @@ def test_runs_on_empty_store(tmp_path: Path) -> None:
     assert code == 0 and "clusterscope demo" in out
 
 
+def test_store_is_accepted_before_and_after_the_subcommand(tmp_path: Path) -> None:
+    """README: `--store PATH` names the store for every command; both places work, the later one wins."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    for args in (["--store", str(first), "runs"], ["runs", "--store", str(first)],
+                 ["--store", str(second), "runs", "--store", str(first)]):
+        code, out, err = run(*args)
+        assert code == 0, err
+        assert f"no runs in {first}" in out, (args, out)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

@@ -80,8 +80,9 @@ def draw(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, hig
     fig = loaders.embedding_figure(run, layer, epoch, v["colour"], v["unit"], v["max_points"], projection=v["proj"],
                                    highlight=frozenset(highlight) if highlight else None, title=title,
                                    present=state.presenting())
-    event = st.plotly_chart(fig, width="stretch", key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
-    widgets.figure_downloads(fig, title.replace(" ", "_").replace("·", ""), key=key)
+    event = widgets.plot(fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
+    widgets.figure_downloads(fig, f"{title}_{v['colour']}".replace(" ", "_").replace("·", ""), key=key,
+                             legend=COLOURINGS[v["colour"]] if v["colour"] != "neuron" else "")
     points = (event or {}).get("selection", {}).get("points", []) if event else []
     return {int(p["customdata"][0]) for p in points if p.get("customdata") is not None}  # [sample_id, cluster]
 
@@ -143,7 +144,7 @@ def animation_ui(run: str, info: dict, v: dict) -> None:
                                                 colours=charts_embeddings.colour_map(frames, info["dataset"], v["colour"]) or {},
                                                 title=f"{run} · {v['layer']} · epochs {epochs[0]}-{epochs[-1]}")
     hover_cards_ui(run, frames["sample_id"].to_numpy())
-    st.plotly_chart(fig, width="stretch", key="animation")
+    widgets.plot(fig, key="animation")
     left, right = st.columns(2)
     left.download_button("Download animation (HTML)", lambda: fig.to_html(include_plotlyjs=True), on_click="ignore",
                          file_name=f"{run}-{v['layer']}-animation.html", mime="text/html", icon=":material/movie:")

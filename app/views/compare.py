@@ -100,8 +100,8 @@ def scatter_section(table: pd.DataFrame, kendall: pd.DataFrame, present: bool) -
     # Accuracies of different data sets or models are not comparable: tell them apart by marker shape.
     mixed = next((c for c in ("data.name", "model.name") if c in table.columns and c != colour), None)
     fig = charts_compare.measure_scatter(table, measures, colour_by=colour, symbol_by=mixed, present=present)
-    st.plotly_chart(fig, width="stretch", key="compare-scatter")
-    widgets.figure_downloads(fig, "measure-vs-accuracy", key="compare-scatter")
+    widgets.plot(fig, key="compare-scatter")
+    widgets.figure_downloads(fig, "measure-vs-accuracy", key="compare-scatter", legend=colour)
     if mixed:
         shapes = ", ".join(f"{v} {s}" for v, s in charts_compare.symbol_legend(table[mixed]).items())
         st.caption(f"The runs differ in **{mixed}** (marker shape: {shapes}); their accuracies, and the Kendall "
@@ -210,8 +210,8 @@ def k_section(table: pd.DataFrame, present: bool) -> None:
     scale = float(ratio.iloc[0]) if not ratio.empty and ratio.nunique() == 1 else 1.0
     units = int(values["units"].max())
     fig = charts_compare.tau_vs_k(taus, coefficient=coefficient, c1_scale=scale, max_k=units, present=present)
-    st.plotly_chart(fig, width="stretch", key="compare-k")
-    widgets.figure_downloads(fig, "tau-vs-k", key="compare-k")
+    widgets.plot(fig, key="compare-k")
+    widgets.figure_downloads(fig, "tau-vs-k", key="compare-k", legend="measure")
     st.caption(
         f"c1 and c3 recomputed from each run's activations at its last analysed epoch with the top-k mean over k "
         f"neurons, then scored against test accuracy as in the table above (SCIENCE.md 3.2, thesis Fig. 2.5). "
@@ -248,8 +248,8 @@ def epochs_section(table: pd.DataFrame, networks: dict[str, pd.DataFrame], prese
         pd.DataFrame(columns=["run_id", "epoch", "split", "accuracy", "lr"])
     fig = charts_compare.measures_over_epochs(pd.concat(net_parts, ignore_index=True), metrics, run_ids,
                                               present=present)
-    st.plotly_chart(fig, width="stretch", key="compare-epochs")
-    widgets.figure_downloads(fig, "measures-over-epochs", key="compare-epochs")
+    widgets.plot(fig, key="compare-epochs")
+    widgets.figure_downloads(fig, "measures-over-epochs", key="compare-epochs", legend="run")
     st.caption("c1-c4 at each analysed snapshot epoch (network level, training probe samples); accuracies at "
                "every epoch. Dotted vertical lines mark learning-rate drops, in the run's colour.")
 

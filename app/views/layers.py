@@ -79,7 +79,8 @@ def rotation_ui(run: str, info: dict, lr_steps: list[int]) -> None:
         metrics = pd.DataFrame(columns=["epoch", "split", "accuracy"])
     acc = (info.get("final") or {}).get("test_accuracy")
     title = f"Layer rotation and accuracy ({run}" + (f", test accuracy {acc:.1%})" if acc is not None else ")")
-    widgets.show(cl.rotation_and_accuracy(rotation, metrics, lr_steps=lr_steps, title=title), f"{run}-rotation", "fig-rotation")
+    widgets.show(cl.rotation_and_accuracy(rotation, metrics, lr_steps=lr_steps, title=title), f"{run}-rotation", "fig-rotation",
+                 legend="layer")
     st.caption("Rotation = 1 - cosine between a kernel's initial and current weights (biases and batch-norm "
                "parameters excluded); 1 means orthogonal to the initialisation. Colour: depth, dark = first layer.")
 
@@ -97,7 +98,7 @@ def network_ui(run: str, lr_steps: list[int], reason: str | None) -> None:
         widgets.error_panel(exc, what="Network measures")
         return
     widgets.show(cl.network_measures(network, lr_steps=lr_steps, title=f"c1-c4 over training ({run})"),
-         f"{run}-network-measures", "fig-network")
+                 f"{run}-network-measures", "fig-network", legend="measure")
     last = network.sort_values("epoch").iloc[-1] if not network.empty else None
     if last is not None:
         network_table_ui(last)

@@ -60,11 +60,11 @@ def unit_panel_ui(run: str, layer: str, m: dict[str, pd.DataFrame], targets: lis
     with left:
         widgets.show(cm.unit_curves(m["curves"], unit, class_names=targets, cluster_names=labels,
                                     title=f"{layer} unit {unit}: cluster means over training"),
-                     f"{run}-{layer}-u{unit}-curves", "fig-mech-curves")
+                     f"{run}-{layer}-u{unit}-curves", "fig-mech-curves", context=run, legend="class")
     with right:
         widgets.show(cm.final_histograms(m["final"], unit, class_names=targets,
                                          title=f"{layer} unit {unit}: final pre-activations"),
-                     f"{run}-{layer}-u{unit}-final", "fig-mech-final")
+                     f"{run}-{layer}-u{unit}-final", "fig-mech-final", context=run, legend="class")
     if pd.notna(row["wtm_last"]):
         st.caption(f"Winner-take-most index of this unit: {row['wtm_first']:.2f} at the first recording, "
                    f"{row['wtm_last']:.2f} at the last. Above 1 the unit separates clusters of one class more than it "
@@ -88,18 +88,18 @@ def layers_panel_ui(run: str, layers: list[str]) -> None:
             share = m["loss_share"]
     if hists:
         widgets.show(cm.sign_histograms(hists, title=f"Average derivative sign per layer ({run})"),
-                     f"{run}-sign-histograms", "fig-mech-signs")
+                     f"{run}-sign-histograms", "fig-mech-signs", legend="layer")
         st.caption("s̄ = mean over recordings of sign(dLoss/d activation) per (probe sample, unit), zeros ignored. "
                    "-1: raising the unit's activation always lowered that sample's loss ('high' category); +1: the "
                    "opposite. Near the output, the thesis finds s̄ piled up at ±1 (finding 10).")
     if share is not None:
         widgets.show(cm.loss_share_chart(share, title=f"Loss share of easy and difficult examples ({run})"),
-                     f"{run}-loss-share", "fig-mech-share")
+                     f"{run}-loss-share", "fig-mech-share", legend="examples")
         st.caption("Difficult = closer to the other class's centroids than to its own (SCIENCE.md 3.4). "
                    "In the thesis, winner-take-most starts when the difficult share catches up with the easy one.")
     if fractions and any(f["fraction"].notna().any() for f in fractions.values()):
         widgets.show(cm.wtm_chart(fractions, title=f"Winner-take-most index per layer and epoch ({run})"),
-                     f"{run}-wtm", "fig-mech-wtm")
+                     f"{run}-wtm", "fig-mech-wtm", legend="layer")
         st.caption("WTM index = the largest spread of a class's cluster means / the gap between class means (SCIENCE.md "
                    "3.4, proposed). At initialisation the classes are not yet separated, so the gap is near 0 and the "
                    "index is large; during training it falls, and stays above 1 only for units that pull the clusters "
@@ -158,7 +158,7 @@ def rotation_ui(run: str) -> None:
                 "checkpoints by `clusterscope analyze <run>`.")
     if rot.empty:
         return
-    widgets.show(cm.rotation_small_multiples(rot), "rotation-small-multiples", "fig-mech-rotation")
+    widgets.show(cm.rotation_small_multiples(rot), "rotation-small-multiples", "fig-mech-rotation", legend="layer")
     st.caption("Rotation = 1 - cosine between a kernel's initial and current weights; colour: depth (dark = first "
                "layer). Thesis rule of thumb (finding 13): the larger the final rotation of every layer, the better "
                "the test accuracy; Δ is the gap to the best run shown.")

@@ -88,12 +88,14 @@ def distributions_ui(run: str, layer: str, epoch: int, unit: int, epochs: list[i
     colours = charts.category_colours(list(cn.names(labels, "cls").values()))
     fig = cn.distributions_over_epochs(cn.unit_values(columns, labels), focus=focus, level=level,
                                        class_colours=colours, title=f"{layer} unit {unit}: pre-activations over training")
-    widgets.show(fig, f"{run}-{layer}-u{unit}-distributions", "fig-dist")
+    widgets.show(fig, f"{run}-{layer}-u{unit}-distributions", "fig-dist", context=f"{run} · epoch {epoch}",
+                 legend="samples")
     st.caption(f"Training probe samples; {len(shown)} of {len(epochs)} recorded epochs. "
                "Values below the dotted line are cut to 0 by the ReLU.")
 
 
-def top_images_ui(run: str, layer: str, epoch: int, unit: int, labels: pd.DataFrame, samples: pd.DataFrame) -> None:
+def top_images_ui(run: str, layer: str, epoch: int, unit: int, labels: pd.DataFrame, samples: pd.DataFrame,
+                  unit_row: pd.Series) -> None:
     st.subheader(f"Top-activating images at epoch {epoch}")
     try:
         ids, values = loaders.activations(run, layer, epoch)
@@ -113,6 +115,22 @@ def top_images_ui(run: str, layer: str, epoch: int, unit: int, labels: pd.DataFr
         st.caption("This dataset has no image thumbnails; the top samples are listed instead.")
         st.dataframe(top[["sample_id", "cls_name", "sub_name", "sup_name", "value"]], hide_index=True)
     st.caption("Highest pre-activations among the training probe samples; label (superclass) · value.")
+    if cn.has_subclasses(labels):
+        best_subclass_note(unit_row, top, cn.names(labels, "sub"))
+
+
+def best_subclass_note(unit_row: pd.Series, top: pd.DataFrame, sub_names: dict[int, str]) -> None:
+    """Say what the unit's best subclass is when its top images belong to other subclasses: two measures."""
+    best = int(unit_row["c1_subclass"])
+    if best < 0 or best in set(top["sub"].astype(int)):
+        return
+    others = ", ".join(map(str, top["sub_name"].value_counts().index[:3]))
+    st.info(f"The unit's **best subclass** is **{sub_names.get(best, best)}**: the subclass it is most selective "
+            f"for (highest c1, SCIENCE.md 3.1), i.e. whose *mean* pre-activation stands highest above the rest of "
+            f"its superclass, in units of their spreads. The top images are the few *single* highest activations, "
+            f"here from {others}: a unit can respond most to a few samples of other classes while singling out "
+            "one subclass within its own.",
+            icon=":material/info:")
 
 
 def history_ui(run: str, layer: str, epoch: int, unit: int, epochs: list[int]) -> None:
@@ -129,7 +147,7 @@ def history_ui(run: str, layer: str, epoch: int, unit: int, epochs: list[int]) -
     if rows:
         fig = cn.unit_score_lines(pd.concat(rows, ignore_index=True), epoch=epoch,
                                   title=f"{layer} unit {unit}: scores over training")
-        widgets.show(fig, f"{run}-{layer}-u{unit}-scores", "fig-scores")
+        widgets.show(fig, f"{run}-{layer}-u{unit}-scores", "fig-scores", context=run, legend="score")
 
 
 def best_neurons_ui(run: str, epoch: int, layers: list[str], labels: pd.DataFrame) -> None:
@@ -143,7 +161,7 @@ def best_neurons_ui(run: str, epoch: int, layers: list[str], labels: pd.DataFram
     left, right = st.columns([3, 2])
     with left:
         widgets.show(cn.best_neuron_histogram(best, title="Best-neuron c1 per subclass"),
-             f"{run}-e{epoch}-best-neurons", "fig-best")
+                     f"{run}-e{epoch}-best-neurons", "fig-best", context=f"{run} · epoch {epoch}")
     best["open"] = [state.link("neurons", run=run, layer=r.layer, epoch=epoch, unit=r.unit) for r in best.itertuples()]
     right.dataframe(best[["subclass_name", "c1", "layer", "unit", "open"]], hide_index=True, height=300,
                     column_config={"subclass_name": "subclass", "c1": st.column_config.NumberColumn(format="%.2f"),
@@ -183,17 +201,19 @@ def page() -> None:
         widgets.error_panel(exc, what=f"Units of {layer} at epoch {epoch}")
         return
     unit = unit_ui(units, run, layer)
-    st.caption(f"Run **{run}** · layer **{layer}** ({len(units)} units) · epoch **{epoch}**. "
-               "Click a row to choose a unit; click a column header to sort.")
-    units_table_ui(units, labels, unit, key=f"units-{run}-{layer}-{epoch}", unit_key=f"w-unit-{run}-{layer}")
+    if not PRESENT:  # the table is the unit picker: a control, so presentation mode leaves the room to the figures
+        st.caption(f"Run **{run}** · layer **{layer}** ({len(units)} units) · epoch **{epoch}**. "
+                   "Click a row to choose a unit; click a column header to sort.")
+        units_table_ui(units, labels, unit, key=f"units-{run}-{layer}-{epoch}", unit_key=f"w-unit-{run}-{layer}")
     reason = api.intraclass_reason(info)
-    if reason:
+    if reason and not PRESENT:
         st.caption("The c1, subclass and WTM columns are empty. " + reason)
-    st.header(f"Unit {unit}")
+    if not PRESENT:  # the figures' titles name the unit
+        st.header(f"Unit {unit}")
     distributions_ui(run, layer, epoch, unit, epochs, units, labels, reason is None)
     left, right = st.columns(2)
     with left:
-        top_images_ui(run, layer, epoch, unit, labels, samples)
+        top_images_ui(run, layer, epoch, unit, labels, samples, units[units["unit"] == unit].iloc[0])
     with right:
         history_ui(run, layer, epoch, unit, epochs)
     if reason is None and cn.has_subclasses(labels):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app import charts, jobs, loaders
+from app import charts, jobs, loaders, state, widgets
 from backend import api
 from backend.api import ClusterScopeError
 
@@ -152,10 +152,10 @@ def run_card(run_id: str) -> None:
             st.write("No epoch finished yet.")
             return
         left, right = st.columns(2)
-        left.plotly_chart(charts.learning_curves(metrics, metric="accuracy", title="Accuracy"),
-                          width="stretch", key=f"acc-{run_id}")
-        right.plotly_chart(charts.learning_curves(metrics, metric="loss", title="Loss"),
-                           width="stretch", key=f"loss-{run_id}")
+        for col, metric, title in ((left, "accuracy", "Accuracy"), (right, "loss", "Loss")):
+            fig = charts.style(charts.learning_curves(metrics, metric=metric, title=title), present=state.presenting(),
+                               height=340)
+            widgets.plot(fig, key=f"{metric[:3]}-{run_id}", container=col)
 
 
 def runs_table(runs: pd.DataFrame) -> None:
