@@ -69,7 +69,7 @@ def test_compare_two_runs(compare_store: api.RunStore, monkeypatch: pytest.Monke
     at = open_page(compare_store.root, monkeypatch, COMPARE, runs="tiny,tiny-b")
     assert not at.exception
     assert at.query_params["runs"] == "tiny,tiny-b" and at.query_params["colour"] == "train.lr"
-    kendall = at.dataframe[0].value.set_index("measure")
+    kendall = next(d.value for d in at.dataframe if "measure" in d.value.columns).set_index("measure")
     assert list(kendall.columns) == ["runs", "tau", "tau_b", "psi[train.lr]", "granulated_total", "total_axes"]
     # tiny-b has every c higher and a lower accuracy: a perfectly reversed order, by every variant of tau
     for m in ("c1", "c2", "c3", "c4"):
@@ -263,7 +263,7 @@ def test_compare_a_sweep(sweep_store: api.RunStore, monkeypatch: pytest.MonkeyPa
     assert at.selectbox(key="w-cmp-sweep").value == "grid" and at.query_params["sweep"] == "grid"  # default: the sweep
     assert at.multiselect(key="w-cmp-runs-grid").value == ["grid-0", "grid-1", "grid-2", "grid-3"]  # not the failed one
     assert any("Sweep **grid**: 5 runs (4 complete, 1 failed)" in c.value for c in at.caption)
-    kendall = at.dataframe[0].value.set_index("measure")
+    kendall = next(d.value for d in at.dataframe if "measure" in d.value.columns).set_index("measure")
     assert list(kendall.columns) == ["runs", "tau", "tau_b", "psi[model.width]", "psi[train.lr]", "granulated_total",
                                      "total_axes"]
     assert kendall.loc["c1", ["tau", "psi[train.lr]", "psi[model.width]", "granulated_total"]].tolist() == \
@@ -293,7 +293,7 @@ def test_compare_sweep_from_the_url(sweep_store: api.RunStore, monkeypatch: pyte
     assert not at.exception
     assert at.multiselect(key="w-cmp-runs-grid").value == ["grid-0", "grid-2"]
     assert at.selectbox(key="w-cmp-colour").value == "run_id"
-    kendall = at.dataframe[0].value.set_index("measure")
+    kendall = next(d.value for d in at.dataframe if "measure" in d.value.columns).set_index("measure")
     assert kendall.loc["c1", "psi[train.lr]"] == 1.0  # (.1, .70) vs (.2, .90), both at width 8
     assert "psi[model.width]" not in kendall  # the same width: not a column, as `compare grid-0 grid-2` has none
     at = open_page(sweep_store.root, monkeypatch, COMPARE, sweep="ghost")
