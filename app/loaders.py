@@ -344,6 +344,17 @@ def _rotation_runs(root: str, run_ids: tuple[str, ...], stamps: tuple) -> pd.Dat
 # ------------------------------------------------------------------ sweeps
 
 
+def data_sets() -> dict[str, str]:
+    """api.data_sets (run_id -> "name/target"), cached on every run.json."""
+    root = store_root()
+    return _data_sets(str(root), _run_json_stamps(root))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _data_sets(root: str, mtimes: tuple[float, ...]) -> dict[str, str]:
+    return api.data_sets(api.open_store(root))
+
+
 def list_sweeps() -> pd.DataFrame:
     root = store_root()
     return _list_sweeps(str(root), _run_json_stamps(root))

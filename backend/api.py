@@ -22,7 +22,8 @@ __all__ = [
     "ClusterScopeError", "ConfigError", "DataError", "StoreError", "RunStore", "RunConfig",
     "default_store_root", "open_store", "list_runs", "read_run", "read_metrics", "read_samples",
     "snapshots", "train", "resume", "demo_status", "analysis_config", "analyze", "run_measures", "compare",
-    "kendall_export", "kendall_notes",
+    "kendall_export", "kendall_notes", "data_set", "data_sets", "data_set_label", "main_data_set", "default_compare_runs",
+    "mixed_data",
     "read_analysis", "read_activations", "analysis_status", "launch_training", "read_predictions",
     # importing checkpoints
     "torchscript_allowed", "import_checkpoints", "safe_upload_name", "new_import_job", "save_upload", "check_data_zip",
@@ -243,6 +244,63 @@ def _compare_runs(store: RunStore, run_ids: list[str]) -> tuple[pd.DataFrame, pd
     runs = _measure_rows(store, run_ids, infos)
     hparams = hyperparameter_axes([i.get("config") or {} for i in infos])
     return pd.concat([runs, hparams], axis=1), kendall_table(runs, hparams)
+
+
+def data_set(info: dict[str, Any]) -> str:
+    """A run's data set and training target (run config data.name and data.target) as "name/target": test
+    accuracies, hence Kendall coefficients, compare runs that share it (SCIENCE.md 6.1)."""
+    data = (info.get("config") or {}).get("data") or {}
+    return f"{data.get('name')}/{data.get('target')}"
+
+
+def data_set_label(key: str) -> str:
+    """ "digits/superclass" -> "digits (target: superclass)"."""
+    name, _, target = key.partition("/")
+    return f"{name} (target: {target})"
+
+
+def data_sets(store: RunStore) -> dict[str, str]:
+    """run_id -> :func:`data_set` for every readable run of the store."""
+    out = {}
+    for run_id in store.run_ids():
+        try:
+            out[run_id] = data_set(store.read_run(run_id))
+        except StoreError:
+            continue
+    return out
+
+
+def main_data_set(keys: list[str]) -> str | None:
+    """The data set most of ``keys`` share (the first seen among equals); None for no keys."""
+    from collections import Counter
+
+    counts = Counter(keys)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def default_compare_runs(store: RunStore, *, all_data: bool = False) -> tuple[list[str], str | None, dict[str, int]]:
+    """The runs ``clusterscope compare`` compares when none are named: (those of the data set and training
+    target with the most runs, that data set, {data set: runs} of the runs left out); every run, None and {}
+    with ``all_data``."""
+    from collections import Counter
+
+    sets = data_sets(store)
+    main = main_data_set(list(sets.values()))
+    if all_data or main is None:
+        return list(sets), None, {}
+    return [r for r, k in sets.items() if k == main], main, dict(Counter(k for k in sets.values() if k != main))
+
+
+def mixed_data(runs: pd.DataFrame) -> str | None:
+    """A warning when the runs table of :func:`compare` mixes data sets or training targets, else None."""
+    cols = [c for c in ("data.name", "data.target") if c in runs.columns]
+    if not cols:
+        return None
+    keys = runs[cols].astype(str).apply(lambda row: ", ".join(f"{c}={v}" for c, v in row.items()), axis=1)
+    counts = "; ".join(f"{k}: {n} run{'s' if n > 1 else ''}" for k, n in keys.value_counts(sort=False).items())
+    return (f"these runs mix data sets or training targets ({counts}). Test accuracies of different data sets "
+            "are not comparable, so Kendall coefficients across them mix what the thesis keeps apart "
+            "(SCIENCE.md 6.1); compare the runs of one data set.")
 
 
 def kendall_export(table: pd.DataFrame) -> pd.DataFrame:

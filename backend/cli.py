@@ -125,11 +125,16 @@ def analyze(run_ids: tuple[str, ...], all_runs: bool, overrides: tuple[str, ...]
 @click.argument("run_ids", nargs=-1)
 @click.option("--sweep", "sweep_name", default=None, metavar="NAME",
               help="Compare the complete runs of this sweep, with the sweep's axes as the hyperparameter columns.")
+@click.option("--all-data", is_flag=True,
+              help="Without RUN_IDS: compare every run, whatever its data set (default: the runs of the data set "
+                   "and training target with the most runs).")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="Also write the table as CSV.")
 @store_option
 @user_errors
-def compare(run_ids: tuple[str, ...], sweep_name: str | None, csv_path: Path | None, store_root: Path | None) -> None:
-    """Kendall tau of every measure against test accuracy across RUN_IDS (all runs when none given).
+def compare(run_ids: tuple[str, ...], sweep_name: str | None, all_data: bool, csv_path: Path | None,
+            store_root: Path | None) -> None:
+    """Kendall tau of every measure against test accuracy across RUN_IDS (without them: the runs of the
+    data set and training target with the most runs; a warning when the runs mix data sets).
 
     tau: the reference coefficient (SCIENCE.md 3.2: a pair tied in the measure or in test accuracy scores 0,
     one tied in both is left out); tau_b: scipy's tie-corrected tau-b; psi[key]: granulated tau per
@@ -142,7 +147,10 @@ def compare(run_ids: tuple[str, ...], sweep_name: str | None, csv_path: Path | N
     if sweep_name:
         runs, table = api.compare_sweep(store, sweep_name)
     else:
-        runs, table = api.compare(store, list(run_ids) or store.run_ids())
+        runs, table = api.compare(store, list(run_ids) or _default_runs(store, all_data))
+    mixed = api.mixed_data(runs)
+    if mixed:
+        click.echo(f"warning: {mixed}", err=True)
     export = api.kendall_export(table)
     with pd_options():
         click.echo(runs.drop(columns=[c for c in runs.columns if c == "epoch"]).to_string(index=False))
@@ -159,6 +167,16 @@ def compare(run_ids: tuple[str, ...], sweep_name: str | None, csv_path: Path | N
     if csv_path:
         export.to_csv(csv_path, index=False)
         click.echo(f"wrote {csv_path}")
+
+
+def _default_runs(store: api.RunStore, all_data: bool) -> list[str]:
+    """compare's runs when none are named: one data set's (api.default_compare_runs), saying which are left out."""
+    ids, main, left_out = api.default_compare_runs(store, all_data=all_data)
+    if left_out:
+        others = ", ".join(f"{n} on {api.data_set_label(k)}" for k, n in left_out.items())
+        click.echo(f"comparing the {len(ids)} runs on {api.data_set_label(main or '')}, the data set with the most runs; "
+                   f"left out: {others}. Name the runs, or pass --all-data to compare every run.", err=True)
+    return ids
 
 
 def _cell(value: object) -> object:

@@ -196,3 +196,50 @@ def test_the_compare_page_warns_when_most_pairs_tie(tmp_path: Path, monkeypatch:
 def test_the_docs_say_how_ties_count() -> None:
     docs = (Path(__file__).resolve().parent.parent / "docs" / "sweeps.md").read_text()
     assert "ties count as agreement" not in docs and "No tie counts as agreement" in docs
+
+
+# ------------------------------------------------------------------ 4. one data set by default
+
+def mixed_store(root: Path) -> api.RunStore:
+    """Three digits runs trained on superclasses and one SynthClust run trained on its labels."""
+    store = api.open_store(root)
+    for i, (lr, c1, acc) in enumerate([(0.01, 0.1, 0.7), (0.05, 0.2, 0.8), (0.1, 0.3, 0.9)]):
+        add_run(store, f"digits-{i}", acc=acc, c1=c1, sets={"train.lr": lr})
+    add_run(store, "synth", acc=0.5, c1=0.9, sets={"data.name": "synthclust", "data.target": "label", "train.lr": 0.05})
+    return store
+
+
+def test_compare_without_runs_takes_one_data_set_and_warns_when_runs_mix(tmp_path: Path) -> None:
+    store = mixed_store(tmp_path / "store")
+    root = str(store.root)
+    result = CliRunner().invoke(cli, ["compare", "--store", root, "--csv", str(tmp_path / "t.csv")])
+    assert result.exit_code == 0, result.output
+    assert "comparing the 3 runs on digits (target: superclass)" in result.stderr
+    assert "left out: 1 on synthclust (target: label)" in result.stderr and "--all-data" in result.stderr
+    assert "synth " not in result.stdout and "warning" not in result.stderr
+    assert pd.read_csv(tmp_path / "t.csv").set_index("measure").loc["c1", "runs"] == 3
+    assert pd.read_csv(tmp_path / "t.csv").set_index("measure").loc["c1", "tau"] == pytest.approx(1.0)
+
+    for args in (["--all-data"], ["digits-0", "digits-1", "synth"]):
+        result = CliRunner().invoke(cli, ["compare", *args, "--store", root])
+        assert result.exit_code == 0, result.output
+        assert "warning: these runs mix data sets or training targets (data.name=digits, data.target=superclass: " \
+            in result.stderr
+        assert "data.name=synthclust, data.target=label: 1 run)" in result.stderr
+
+
+def test_the_compare_page_compares_one_data_set_unless_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = mixed_store(tmp_path / "store")
+    at = open_page(store.root, monkeypatch, COMPARE)
+    assert not at.exception
+    assert at.selectbox(key="w-cmp-data").value == "digits/superclass"
+    runs = at.multiselect(key="w-cmp-runs-digits/superclass")
+    assert runs.options == ["digits-0", "digits-1", "digits-2"] and runs.value == runs.options
+    assert at.dataframe[0].value.set_index("measure").loc["c1", "runs"] == 3
+    assert not [w for w in at.warning if "mix data sets" in w.value]
+
+    at.selectbox(key="w-cmp-data").select("all").run()
+    assert not at.exception and at.query_params["data"] == "all"
+    assert "synth" in at.multiselect(key="w-cmp-runs-all").value
+    assert at.dataframe[0].value.set_index("measure").loc["c1", "runs"] == 4
+    assert any("These runs mix data sets or training targets" in w.value for w in at.warning)

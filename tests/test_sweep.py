@@ -147,7 +147,7 @@ def test_granulated_kendall_of_a_sweep_matches_hand_computation(swept: tuple[api
                                             str(tmp_path / "t.csv")])
     assert result.exit_code == 0, result.output
     csv = (tmp_path / "t.csv").read_text().splitlines()
-    assert csv[0] == "measure,runs,tau,tau_b,psi[model.width],psi[train.lr],granulated_total"  # config order
+    assert csv[0] == "measure,runs,tau,tau_b,psi[model.width],psi[train.lr],granulated_total,total_axes,pairs,tied_accuracy"
     assert next(line for line in csv if line.startswith("c1,")).startswith("c1,4,0.333")
     assert CliRunner().invoke(api_cli(), ["compare", "--sweep", "nope", "--store", str(store.root)]).exit_code == 2
 

@@ -8,6 +8,8 @@ training for a few chosen runs.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pandas as pd
 import streamlit as st
 
@@ -36,6 +38,7 @@ def network_or_none(run_id: str) -> pd.DataFrame | None:
 
 
 ALL_RUNS = "All runs"
+ALL_DATA = "all"  # the data-set choice that mixes every data set
 EPOCH_RUNS_DEFAULT = 3  # the thesis's Fig. 2.7 follows 2-3 models over training
 
 
@@ -53,15 +56,39 @@ def group_ui(sweeps: pd.DataFrame) -> str | None:
     return None if group == ALL_RUNS else group
 
 
-def runs_ui(ids: list[str], analysed: list[str], sweep: str | None = None) -> list[str]:
-    """Multiselect of runs, kept in the URL as ``runs=a,b,c``; by default every analysed run (of the sweep).
+def data_ui(ids: list[str], analysed: list[str]) -> tuple[list[str], str]:
+    """Which data set's runs to compare (``data=name/target`` in the URL, ``data=all`` for every one): by
+    default the data set and training target with the most analysed runs. Returns (the runs, the choice;
+    "" when the runs share one data set and there is nothing to choose)."""
+    sets = loaders.data_sets()
+    keys = {r: sets.get(r, "None/None") for r in ids}
+    counts = Counter(keys.values())
+    if len(counts) < 2:
+        return ids, ""
+    options = [*counts, ALL_DATA]
+    default = api.main_data_set([keys[r] for r in analysed] or list(keys.values()))
+    current = state.choice("data", options, default=default)
+    chosen = st.sidebar.selectbox(
+        "Data set", options, index=options.index(current), key="w-cmp-data",
+        format_func=lambda k: "All data sets (mixed)" if k == ALL_DATA else f"{api.data_set_label(k)} ({counts[k]} runs)",
+        help="Test accuracies, hence Kendall coefficients, compare runs of one data set and training target "
+             "(run config data.name and data.target; SCIENCE.md 6.1). 'All data sets' mixes them.")
+    if st.query_params.get("data", chosen) != chosen:  # another data set: its runs by default, not the last list
+        state.remember(runs=None)
+    state.remember(data=chosen)
+    return (ids if chosen == ALL_DATA else [r for r in ids if keys[r] == chosen]), chosen
+
+
+def runs_ui(ids: list[str], analysed: list[str], sweep: str | None = None, data: str = "") -> list[str]:
+    """Multiselect of runs, kept in the URL as ``runs=a,b,c``; by default every analysed run (of the sweep
+    and data set).
 
     A ``runs=`` list that names none of these runs (it was made for another group) is ignored.
     """
     remembered = state.choices("runs", ids)
     default = remembered if remembered or st.query_params.get("runs") == "" else analysed
     chosen = st.sidebar.multiselect(
-        "Runs", ids, default=default, key="w-cmp-runs" + (f"-{sweep}" if sweep else ""),
+        "Runs", ids, default=default, key="w-cmp-runs" + (f"-{sweep}" if sweep else "") + (f"-{data}" if data else ""),
         format_func=lambda r: r if r in analysed else f"{r} (not analysed yet)",
         help="Each run is one model. Runs are compared on their measures at the last analysed epoch.",
     )
@@ -280,8 +307,9 @@ def main() -> None:
         sweep_summary(sweep, members)
         ids = members.loc[members["status"] == "complete", "run_id"].tolist()
     networks = {r: network_or_none(r) for r in ids}
+    ids, data = data_ui(ids, [r for r in ids if networks[r] is not None])
     analysed = [r for r in ids if networks[r] is not None]
-    chosen = runs_ui(ids, analysed, sweep)
+    chosen = runs_ui(ids, analysed, sweep, data)
     pending = [r for r in chosen if networks[r] is None]
     if pending:
         st.warning(f"Not analysed yet: {', '.join(pending)}. They join the comparison once analysed "
@@ -297,6 +325,9 @@ def main() -> None:
     except ClusterScopeError as exc:
         widgets.error_panel(exc, what="Cannot compare these runs")
         return
+    mixed = api.mixed_data(table)
+    if mixed:
+        st.warning(mixed[0].upper() + mixed[1:], icon=":material/warning:")
     present = state.presenting()
     scatter_section(table, kendall, present)
     intraclass_ui({r: api.intraclass_reason(loaders.read_run(r)) for r in ready})

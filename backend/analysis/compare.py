@@ -69,8 +69,8 @@ def kendall_table(runs: pd.DataFrame, hparams: pd.DataFrame, *, measures: Sequen
 
 
 def accuracy_ties(g: np.ndarray) -> dict[str, int]:
-    """``pairs``: the unordered pairs of runs; ``tied_accuracy``: those tied in the target (each scores 0 in τ:
-    SCIENCE.md 3.2, so many ties pull every coefficient towards 0 whatever the measure)."""
+    """``pairs``: the unordered pairs of runs; ``tied_accuracy``: those tied in the target, which add nothing to
+    τ whatever the measure (SCIENCE.md 3.2: 0 in the sum, and in the count unless the measure ties too)."""
     n = len(g)
     tied = int(np.triu(g[:, None] == g[None, :], k=1).sum())
     return {"pairs": n * (n - 1) // 2, "tied_accuracy": tied}
@@ -83,12 +83,13 @@ def ties_note(table: pd.DataFrame) -> tuple[str | None, str | None]:
         return None, None
     row = table.loc[table["pairs"].idxmax()]
     tied, pairs = int(row["tied_accuracy"]), int(row["pairs"])
-    note = (f"{tied} of the {pairs} pairs of runs tie in test accuracy (tied_accuracy); a tied pair scores 0 in τ "
-            "and ψ whatever the measure does, and stays in the count (SCIENCE.md 3.2).")
+    note = (f"{tied} of the {pairs} pairs of runs tie in test accuracy (tied_accuracy): such a pair adds nothing to "
+            "τ or ψ whatever the measure does; it scores 0 and stays in the count, unless the measure ties too "
+            "(SCIENCE.md 3.2).")
     if 2 * tied <= pairs:
         return note, None
     return note, (f"Most pairs of runs ({tied} of {pairs}) tie in test accuracy, so this table says little about the "
-                  "measures: every coefficient is pulled towards 0. Compare runs whose test accuracies differ "
+                  "measures: those pairs add nothing to any coefficient. Compare runs whose test accuracies differ "
                   "(a harder task, a larger test set).")
 
 
