@@ -206,3 +206,21 @@ def test_a_run_without_hierarchy_has_nan_c0_with_the_reason() -> None:
     row = baselines_row(model, inputs, AnalysisConfig(sharpness_steps=1, sharpness_target=0.05), epoch=0)
     assert np.isnan(row["c0"]) and row["c0_subclasses"] == 0
     assert "c0 needs hierarchical labels" in row["reason"]
+
+
+def test_over_training_gives_one_row_per_checkpoint(trained_store, tmp_path: Path) -> None:
+    from backend.analysis.baselines_run import run_baselines
+    from backend.config import AnalysisConfig
+
+    src, run_id = trained_store
+    store = api.open_store(tmp_path / "store")
+    shutil.copytree(src.run_dir(run_id), store.run_dir(run_id))
+    errors: dict[str, str] = {}
+    seen: list[str] = []
+    a = AnalysisConfig(baselines_over_training=True, sharpness_steps=2, sharpness_ascent_steps=1, c0_pairs=5)
+    run_baselines(store, run_id, store.read_run(run_id), a, errors, progress=lambda d, n, what: seen.append(what))
+    table = api.read_analysis(store, run_id, "baselines")
+    assert not errors and table["epoch"].tolist() == [0, 1, 2] == store.checkpoint_epochs(run_id)
+    assert seen[0] == "baselines @ epoch 0: c0" and seen[-1] == "baselines @ epoch 2: done"
+    # the untrained network misses the 90 % target: NaN scales, each with its reason
+    assert np.isnan(table.loc[0, "sigma_prime"]) and "below the target 0.9" in table.loc[0, "reason"]
