@@ -46,6 +46,11 @@ class DataConfig:
     channels: int = 3  # imagefolder: 1 (grayscale) or 3 (RGB)
     superclass_map: str = ""  # imagefolder: CSV or JSON file mapping class -> superclass
     test_fraction: float = 0.2  # imagefolder without train/ and test/ subfolders
+    # Train on fewer examples: keep this many training examples per fine label (0 = all), drawn with
+    # subset_seed (not train.seed, so runs that differ in their seed still share their data). Less data
+    # lowers test accuracy and spreads it across settings, as the thesis's study needs (SCIENCE.md 3.2).
+    train_per_label: int = 0
+    subset_seed: int = 0
     synthclust: SynthClustConfig = field(default_factory=SynthClustConfig)
 
 
@@ -327,6 +332,8 @@ def validate(cfg: RunConfig) -> None:
     _check(4 <= d.image_size <= 512, "data.image_size", "an integer in [4, 512]", d.image_size)
     _check(d.channels in (1, 3), "data.channels", "1 or 3", d.channels)
     _check(0.0 < d.test_fraction < 1.0, "data.test_fraction", "a number in (0, 1)", d.test_fraction)
+    _check(0 <= d.train_per_label <= 10**9, "data.train_per_label", "an integer in [0, 1e9] (0 = all)", d.train_per_label)
+    _check(0 <= d.subset_seed < 2**32, "data.subset_seed", "an integer in [0, 2**32)", d.subset_seed)
     sc = d.synthclust
     _check(sc.dim >= 1, "data.synthclust.dim", "an integer >= 1", sc.dim)
     _check(sc.classes >= 2, "data.synthclust.classes", "an integer >= 2", sc.classes)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from backend import api
 from backend.demo import DemoRun, build_demo, builder_active, builder_lock, missing_runs
 from backend.liveness import process_alive
@@ -62,3 +64,23 @@ def test_demo_build_analyses_runs_in_worker_processes(store: api.RunStore) -> No
     for run_id in ("demo-a", "demo-b"):
         layers = api.read_analysis(store, run_id, "layers")
         assert len(layers) == 2 and layers["class_purity"].notna().all()
+
+
+@pytest.mark.slow
+def test_the_demo_digits_runs_differ_in_test_accuracy(store: api.RunStore) -> None:
+    """Issue 12: the Compare page needs runs that differ. The four demo digits runs, trained as the demo
+    trains them (only fewer snapshots), span at least 3 points of test accuracy with no two tied, while
+    each fits its training data."""
+    from backend.demo import DEMO_RUNS, demo_configs
+
+    digits = tuple(r for r in DEMO_RUNS if r.run_id.startswith("demo-digits"))
+    accuracy = {}
+    for r, cfg in demo_configs(tuple(DemoRun(r.run_id, (*r.overrides, "snapshots.epochs=[30]", "snapshots.checkpoints=false"),
+                                             r.description) for r in digits)):
+        api.train(cfg, store, progress=False)
+        m = store.read_metrics(r.run_id)
+        last = m[m["epoch"] == m["epoch"].max()].set_index("split")["accuracy"]
+        assert last["train"] >= 0.99, (r.run_id, last["train"])
+        accuracy[r.run_id] = last["test"]
+    assert len(accuracy) == 4 and len(set(accuracy.values())) == 4, accuracy
+    assert max(accuracy.values()) - min(accuracy.values()) >= 0.03, accuracy
