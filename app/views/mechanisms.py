@@ -18,7 +18,7 @@ HOW_TO_RECORD = (
     "Run **{run}** recorded no training dynamics. Record them by training with `[dynamics] enabled = true`, e.g. the "
     "thesis's SynthClust experiment:\n\n```\nclusterscope train configs/mechanisms/synthclust_wtm.toml\n```\n"
     "or any config with `--set dynamics.enabled=true` (options: `dynamics.every`, `dynamics.probe_size`, "
-    "`dynamics.units`, `dynamics.layers`; see docs/config.md)."
+    "`dynamics.units`, `dynamics.select`, `dynamics.layers`; see docs/config.md)."
 )
 
 
