@@ -155,7 +155,8 @@ def rotation_ui(run: str) -> None:
     missing = [r for r in picked if r not in set(rot["run_id"])]
     if missing:
         st.info("No layer rotation yet for " + ", ".join(f"**{r}**" for r in missing) + ": it is computed from the "
-                "checkpoints by `clusterscope analyze <run>`.")
+                "checkpoints by `clusterscope analyze <run>`, measured from the epoch-0 checkpoint (the initial "
+                "weights); a run without one (e.g. imported without it) has none.")
     if rot.empty:
         return
     widgets.show(cm.rotation_small_multiples(rot), "rotation-small-multiples", "fig-mech-rotation")
