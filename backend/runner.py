@@ -263,6 +263,9 @@ def _fit(store: RunStore, run_id: str, p: Prepared, *, rows: list[dict[str, Any]
     try:
         trainer.fit()
         if replay:
+            if progress:
+                print(f"{run_id}: training again to record the dynamics of the units with the largest outgoing "
+                      "weights (dynamics.select, docs/config.md)", file=sys.stderr)
             replay_dynamics(store, run_id, p, train, test)
     except KeyboardInterrupt:
         store.update_run(run_id, status="interrupted")
