@@ -589,23 +589,15 @@ def read_dynamics(store: RunStore, run_id: str, layer: str | None = None) -> pd.
 
 def _outgoing_norms(store: RunStore, run_id: str, layer: str) -> Any:
     """Outgoing-weight norm of each unit of ``layer`` from the last checkpoint (mlp and vgg), else None."""
-    import numpy as np
+    from backend.analysis.dynamics import layer_outgoing_norms
 
     info = store.read_run(run_id)
     names = [x["name"] for x in info.get("layers") or []]
     epochs = store.checkpoint_epochs(run_id)
     if (info.get("model") or {}).get("name") not in ("mlp", "vgg") or layer not in names or not epochs:
         return None
-    from backend.analysis.rotation import kernel_names
-
     state = store.load_checkpoint(run_id, epochs[-1])
-    kernels = kernel_names({k: v.numpy() for k, v in state.items()})
-    i = names.index(layer) + 1  # sequential models: the kernel after the layer's own one reads it
-    units = next(x["units"] for x in info["layers"] if x["name"] == layer)
-    if i >= len(kernels) or state[kernels[i]].shape[1] != units:
-        return None
-    w = state[kernels[i]].double().numpy()
-    return np.sqrt((np.moveaxis(w, 1, -1).reshape(-1, units) ** 2).sum(axis=0))
+    return layer_outgoing_norms({k: v.numpy() for k, v in state.items() if hasattr(v, "numpy")}, names, layer)
 
 
 def mechanisms(store: RunStore, run_id: str, layer: str) -> dict[str, pd.DataFrame]:

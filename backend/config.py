@@ -109,7 +109,9 @@ class DynamicsConfig:
     probe_size: int = 600  # stratified training samples in the probe batch (all if fewer)
     probe_seed: int = 0
     layers: tuple[str, ...] = ()  # probe-able layers to record; empty = all
-    units: int = 50  # the first N units of each layer (thesis: 50 neurons); 0 = every unit
+    units: int = 50  # N units of each layer (thesis: 50 neurons); 0 = every unit
+    select: str = "top_outgoing"  # which N: "top_outgoing" (largest outgoing-weight norm at the end, the thesis's;
+    #                               mlp and vgg, the training replayed to record them) or "first"
 
 
 @dataclass(frozen=True)
@@ -392,6 +394,9 @@ def validate(cfg: RunConfig) -> None:
     _check(dy.probe_size >= 1, "dynamics.probe_size", "an integer >= 1", dy.probe_size)
     _check(dy.probe_seed >= 0, "dynamics.probe_seed", "an integer >= 0", dy.probe_seed)
     _check(dy.units >= 0, "dynamics.units", "an integer >= 0 (0 = every unit)", dy.units)
+    _check(dy.select in ("top_outgoing", "first"), "dynamics.select", "'top_outgoing' or 'first'", dy.select,
+           "'top_outgoing' records the units with the largest outgoing weights at the end of training (the thesis's); "
+           "'first' records units 0..N-1.")
     validate_analysis(cfg.analysis)
 
 

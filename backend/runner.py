@@ -31,10 +31,10 @@ from backend.liveness import process_alive, this_process
 from backend.store import RunStore, new_run_id
 from backend.training.models import build_model
 from backend.training.snapshots import ProbeLayer, SnapshotCallback, default_schedule, probe_layers, select_layers
-from backend.training.trainer import Trainer, resolve_device, to_tensor_data
+from backend.training.trainer import TensorData, Trainer, resolve_device, to_tensor_data
 
 if TYPE_CHECKING:
-    from backend.training.dynamics import DynamicsRecorder
+    from backend.training.dynamics import DynamicsRecorder, Units
 
 
 @dataclass
@@ -262,7 +262,8 @@ def _fit(store: RunStore, run_id: str, p: Prepared, *, rows: list[dict[str, Any]
     test = to_tensor_data(d.test.x, d.targets(d.test, cfg.data.target), d.mean, d.std)
     bar = tqdm(total=cfg.train.epochs, desc=run_id, unit="epoch", file=sys.stderr, disable=not progress)
     cbs = StoreCallbacks(store, run_id, p, rows, bar)
-    dyn = dynamics_callback(store, run_id, p) if cfg.dynamics.enabled else None
+    replay = needs_replay(p)  # the units to record are known only at the end: record them in a second pass
+    dyn = dynamics_callback(store, run_id, p) if cfg.dynamics.enabled and not replay else None
     # The dynamics flush comes first, so an epoch's recordings are on disk before its resume state.
     trainer = Trainer(p.model, train, test, cfg.train, device=p.device, callbacks=[c for c in (dyn, cbs) if c is not None])
     cbs.trainer = trainer
@@ -271,6 +272,11 @@ def _fit(store: RunStore, run_id: str, p: Prepared, *, rows: list[dict[str, Any]
         bar.n = trainer.epoch
     try:
         trainer.fit()
+        if replay:
+            if progress:
+                print(f"{run_id}: training again to record the dynamics of the units with the largest outgoing "
+                      "weights (dynamics.select, docs/config.md)", file=sys.stderr)
+            replay_dynamics(store, run_id, p, train, test)
     except KeyboardInterrupt:
         store.update_run(run_id, status="interrupted")
         raise
@@ -287,8 +293,45 @@ def _fit(store: RunStore, run_id: str, p: Prepared, *, rows: list[dict[str, Any]
 # ------------------------------------------------------------------------------------------ dynamics
 
 
-def dynamics_callback(store: RunStore, run_id: str, p: Prepared) -> DynamicsRecorder:
+def needs_replay(p: Prepared) -> bool:
+    """True when [dynamics] records the top units by outgoing weight (``dynamics.select = "top_outgoing"``,
+    SCIENCE.md 3.4) of a sequential model (mlp, vgg) and some recorded layer has more than ``dynamics.units``."""
+    dy = p.cfg.dynamics
+    return (dy.enabled and dy.select == "top_outgoing" and dy.units > 0 and p.cfg.model.name in ("mlp", "vgg")
+            and any(layer.units > dy.units for layer in p.dynamics_layers or []))
+
+
+def replay_dynamics(store: RunStore, run_id: str, p: Prepared, train: TensorData, test: TensorData) -> None:
+    """Record the [dynamics] of the units the thesis shows: per layer, the ``dynamics.units`` units with the
+    largest outgoing-weight norm in the trained model ``p.model`` (SCIENCE.md 3.4), by training again from
+    the same initialisation. The determinism contract (trainer.py) makes the second pass repeat the first
+    (exactly on the CPU); run.json ``dynamics`` keeps the units and the largest weight difference at the end.
+    """
+    from backend.analysis.dynamics import layer_outgoing_norms, top_units
+
+    n = p.cfg.dynamics.units
+    state = {k: v.detach().cpu().numpy() for k, v in p.model.state_dict().items()}
+    names = [layer.name for layer in probe_layers(p.model, p.data.input_shape)]
+    chosen: dict[str, np.ndarray] = {}
+    for layer in p.dynamics_layers or []:
+        norms = layer_outgoing_norms(state, names, layer.name)
+        ok = norms is not None and len(norms) == layer.units
+        chosen[layer.name] = top_units(norms, n) if ok else np.arange(min(n, layer.units))  # type: ignore[arg-type]
+    fresh = prepare(p.cfg, data=p.data)
+    trainer = Trainer(fresh.model, train, test, p.cfg.train, device=p.device,
+                      callbacks=[dynamics_callback(store, run_id, fresh, units=chosen)])
+    trainer.fit()
+    diff = max((float((v.detach().cpu().double() - torch.from_numpy(state[k]).double()).abs().max())
+                for k, v in fresh.model.state_dict().items() if v.is_floating_point()), default=0.0)
+    store.update_run(run_id, dynamics={"select": "top_outgoing", "units": {k: v.tolist() for k, v in chosen.items()},
+                                       "replay_max_weight_diff": diff})
+
+
+def dynamics_callback(store: RunStore, run_id: str, p: Prepared, *, units: Units | None = None) -> DynamicsRecorder:
     """The [dynamics] recorder (SCIENCE.md 3.4) for this run; writes dynamics/probe.parquet if missing.
+
+    ``units``: which units to record (see :func:`backend.training.dynamics.unit_indices`); default
+    the first ``dynamics.units``.
 
     The probe batch is a stratified (by fine label, so every SynthClust cluster is present) subset
     of the training split, fixed by ``dynamics.probe_seed``.
@@ -314,4 +357,5 @@ def dynamics_callback(store: RunStore, run_id: str, p: Prepared) -> DynamicsReco
     def sink(epoch: int, records: list[dict[str, Any]]) -> None:
         store.write_dynamics(run_id, epoch, records, split.sample_id)
 
-    return DynamicsRecorder(layers, tensors.x, tensors.y, every=dy.every, units=dy.units, sink=sink)
+    return DynamicsRecorder(layers, tensors.x, tensors.y, every=dy.every, units=dy.units if units is None else units,
+                            sink=sink)

@@ -385,7 +385,8 @@ class RunStore:
             schema.file_metadata("dynamics.probe", run_id)))
 
     def write_dynamics(self, run_id: str, epoch: int, records: list[dict[str, Any]], sample_ids: np.ndarray) -> None:
-        """One epoch of recordings: records hold step, loss (n,), pre and sign {layer: (n, units)}."""
+        """One epoch of recordings: records hold step, loss (n,), pre and sign {layer: (n, units)} and, optionally,
+        units {layer: the recorded units' indices in the layer} (default: the first ones)."""
         ids = np.asarray(sample_ids, dtype=np.int64)
         n = len(ids)
         steps = np.array([r["step"] for r in records], dtype=np.int64)
@@ -399,10 +400,11 @@ class RunStore:
             pre = np.stack([r["pre"][layer] for r in records])  # (n_records, n, units)
             sign = np.stack([r["sign"][layer] for r in records])
             units = pre.shape[2]
+            unit_ids = np.asarray(records[0].get("units", {}).get(layer, np.arange(units)), dtype=np.int32)
             table = pa.table({
                 "step": np.repeat(steps, n * units), "epoch": np.full(pre.size, epoch, np.int32),
                 "sample_id": np.tile(np.repeat(ids, units), len(records)),
-                "unit": np.tile(np.arange(units, dtype=np.int32), n * len(records)),
+                "unit": np.tile(unit_ids, n * len(records)),
                 "pre": pre.ravel().astype(np.float32), "grad_sign": sign.ravel().astype(np.int8),
             }, schema=schema.DYNAMICS_UNITS_SCHEMA)
             meta = schema.file_metadata("dynamics.units", run_id, layer=layer, epoch=int(epoch))

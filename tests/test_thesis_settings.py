@@ -117,3 +117,33 @@ def test_weight_decay_style_is_validated() -> None:
     with pytest.raises(ConfigError, match=r"train.weight_decay_style must be 'torch' or 'keras_l2'; got 'l2'\. 'torch' adds"):
         tiny_config('train.weight_decay_style="l2"')
     assert tiny_config().train.weight_decay_style == "torch"
+
+
+# ------------------------------------------------------------------ 5. dynamics: the units the thesis shows
+def test_dynamics_record_the_units_with_the_largest_outgoing_weights(store: api.RunStore) -> None:
+    import numpy as np
+
+    common = ("model.dropout=0.2", "dynamics.enabled=true", "dynamics.every=4", "dynamics.probe_size=50",
+              'dynamics.layers=["fc1.relu", "fc2.relu"]')
+    every = api.train(tiny_config('run_id="dyn-all"', *common, "dynamics.units=0"), store, progress=False)
+    top = api.train(tiny_config('run_id="dyn-top"', *common, "dynamics.units=4"), store, progress=False)
+    first = api.train(tiny_config('run_id="dyn-first"', *common, "dynamics.units=4", 'dynamics.select="first"'), store,
+                      progress=False)
+    final = store.load_checkpoint(top, 2)
+    for layer, reader in (("fc1.relu", "fc2.linear.weight"), ("fc2.relu", "classifier.weight")):
+        norms = final[reader].double().norm(dim=0).numpy()  # outgoing-weight norm of each of the 16 units
+        expected = sorted(int(u) for u in np.argsort(-norms)[:4])
+        assert expected != [0, 1, 2, 3]
+        rec = api.read_dynamics(store, top, layer)
+        assert sorted(rec["unit"].unique()) == expected
+        # The second pass recorded exactly what a run recording every unit saw for those units.
+        full = api.read_dynamics(store, every, layer)
+        both = rec.merge(full, on=["step", "sample_id", "unit"], suffixes=("", "_all"))
+        assert len(both) == len(rec) > 0
+        np.testing.assert_array_equal(both["pre"], both["pre_all"])
+        np.testing.assert_array_equal(both["grad_sign"], both["grad_sign_all"])
+        assert sorted(api.read_dynamics(store, first, layer)["unit"].unique()) == [0, 1, 2, 3]
+    info = api.read_run(store, top)
+    assert info["dynamics"]["replay_max_weight_diff"] == 0.0 and info["status"] == "complete"
+    shown = api.mechanisms(store, top, "fc2.relu")["units"]
+    np.testing.assert_allclose(shown["out_norm"], sorted(final["classifier.weight"].double().norm(dim=0).numpy())[::-1][:4])

@@ -18,7 +18,7 @@ HOW_TO_RECORD = (
     "Run **{run}** recorded no training dynamics. Record them by training with `[dynamics] enabled = true`, e.g. the "
     "thesis's SynthClust experiment:\n\n```\nclusterscope train configs/mechanisms/synthclust_wtm.toml\n```\n"
     "or any config with `--set dynamics.enabled=true` (options: `dynamics.every`, `dynamics.probe_size`, "
-    "`dynamics.units`, `dynamics.layers`; see docs/config.md)."
+    "`dynamics.units`, `dynamics.select`, `dynamics.layers`; see docs/config.md)."
 )
 
 
@@ -155,7 +155,8 @@ def rotation_ui(run: str) -> None:
     missing = [r for r in picked if r not in set(rot["run_id"])]
     if missing:
         st.info("No layer rotation yet for " + ", ".join(f"**{r}**" for r in missing) + ": it is computed from the "
-                "checkpoints by `clusterscope analyze <run>`.")
+                "checkpoints by `clusterscope analyze <run>`, measured from the epoch-0 checkpoint (the initial "
+                "weights); a run without one (e.g. imported without it) has none.")
     if rot.empty:
         return
     widgets.show(cm.rotation_small_multiples(rot), "rotation-small-multiples", "fig-mech-rotation", legend="layer")

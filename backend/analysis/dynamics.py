@@ -7,6 +7,8 @@ Everything here is pure numpy/pandas.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
@@ -96,6 +98,31 @@ def outgoing_weight_norms(weight: ArrayLike) -> NDArray[np.float64]:
     if w.ndim != 2:
         raise ValueError(expected("weight", expected="a 2-D array (n_out, n_units)", got=w.shape))
     return np.linalg.norm(w, axis=0)
+
+
+def layer_outgoing_norms(state: Mapping[str, ArrayLike], layer_names: Sequence[str], layer: str
+                         ) -> NDArray[np.float64] | None:
+    """Outgoing-weight norm of every unit of ``layer`` in a sequential model (mlp, vgg), else None.
+
+    state : parameter name -> array (a ``state_dict`` as numpy); layer_names : the model's probe-able
+    layers in order, one per kernel. The kernel after the layer's own one reads its units (axis 1);
+    the norm runs over every other axis (SCIENCE.md 3.4: the thesis shows the units with the largest
+    outgoing weights). None when that kernel does not exist or does not read one input per unit.
+    """
+    from backend.analysis.rotation import kernel_names
+
+    kernels = kernel_names(state)
+    i = list(layer_names).index(layer) + 1 if layer in layer_names else len(kernels)
+    if i >= len(kernels) or len(kernels) != len(layer_names) + 1:
+        return None
+    w = np.asarray(state[kernels[i]], dtype=np.float64)
+    return np.sqrt((np.moveaxis(w, 1, -1).reshape(-1, w.shape[1]) ** 2).sum(axis=0))
+
+
+def top_units(norms: ArrayLike, n: int) -> NDArray[np.int64]:
+    """Indices of the ``n`` units with the largest outgoing-weight norm (ties: lower index), ascending."""
+    v = np.asarray(norms, dtype=np.float64)
+    return np.sort(np.argsort(-v, kind="stable")[: max(n, 0)]).astype(np.int64)
 
 
 def sign_histogram(avg_sign: ArrayLike, *, bins: int = 20) -> pd.DataFrame:

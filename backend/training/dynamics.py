@@ -25,7 +25,7 @@ runner's sink writes them through the store, so this module never touches the di
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,14 +71,24 @@ class _Capture:
             h.remove()
 
 
-def probe_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, layers: Sequence[ProbeLayer], units: int
+Units = int | Mapping[str, np.ndarray]  # the first N units of every layer (0 = all), or each layer's unit indices
+
+
+def unit_indices(units: Units, layer: str, n_units: int) -> np.ndarray:
+    """The indices of the units recorded in ``layer`` (of ``n_units``): ascending int64."""
+    if isinstance(units, Mapping):
+        return np.asarray(units[layer], dtype=np.int64) if layer in units else np.arange(n_units)
+    return np.arange(n_units if units <= 0 else min(units, n_units))
+
+
+def probe_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, layers: Sequence[ProbeLayer], units: Units
                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
     """One eval-mode forward+backward pass on (x, y).
 
-    x : (n, *in_shape) on the model's device; y : (n,) int64 targets. Returns
-    ``(pre, sign, loss)``: pre[layer] float32 (n, u) pre-activations of the first u = ``units``
-    units (all when 0), sign[layer] int8 (n, u) sign of dLoss_i/d(activation), loss float32 (n,)
-    per-sample cross-entropy. The model's train/eval mode is restored.
+    x : (n, *in_shape) on the model's device; y : (n,) int64 targets; units : see :func:`unit_indices`.
+    Returns ``(pre, sign, loss)``: pre[layer] float32 (n, u) pre-activations of the chosen u units,
+    sign[layer] int8 (n, u) sign of dLoss_i/d(activation), loss float32 (n,) per-sample cross-entropy.
+    The model's train/eval mode is restored.
     """
     was_training = model.training
     model.eval()
@@ -99,9 +109,9 @@ def probe_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, layers: Seque
             pre, g = pre.amax(dim=(2, 3)), g.sum(dim=(2, 3))
         elif pre.dim() == 3:  # (n, T, F) token sequences
             pre, g = pre.amax(dim=1), g.sum(dim=1)
-        k = pre.shape[1] if units <= 0 else min(units, pre.shape[1])
-        pre_out[name] = pre[:, :k].float().cpu().numpy()
-        sign_out[name] = torch.sign(g[:, :k]).to(torch.int8).cpu().numpy()
+        idx = torch.from_numpy(unit_indices(units, name, pre.shape[1])).to(pre.device)
+        pre_out[name] = pre[:, idx].float().cpu().numpy()
+        sign_out[name] = torch.sign(g[:, idx]).to(torch.int8).cpu().numpy()
     return pre_out, sign_out, losses.detach().float().cpu().numpy()
 
 
@@ -109,10 +119,11 @@ class DynamicsRecorder:
     """Batch and epoch callback: records every ``every`` steps, flushes each epoch's recordings to ``sink``.
 
     ``sink(epoch, records)`` receives a list of dicts with keys step, pre, sign, loss (see
-    :func:`probe_pass`), only for epochs with at least one recording.
+    :func:`probe_pass`) and units ({layer: the recorded units' indices}), only for epochs with at
+    least one recording.
     """
 
-    def __init__(self, layers: Sequence[ProbeLayer], probe_x: torch.Tensor, probe_y: torch.Tensor, *, every: int, units: int,
+    def __init__(self, layers: Sequence[ProbeLayer], probe_x: torch.Tensor, probe_y: torch.Tensor, *, every: int, units: Units,
                  sink: Callable[[int, list[dict[str, Any]]], None]) -> None:
         self.layers = list(layers)
         self.probe_x = probe_x  # (n_probe, *in_shape), normalised, CPU
@@ -135,7 +146,8 @@ class DynamicsRecorder:
             return
         x, y = self._on(next(model.parameters()).device)
         pre, sign, loss = probe_pass(model, x, y, self.layers, self.units)
-        self.records.append({"step": step, "pre": pre, "sign": sign, "loss": loss})
+        chosen = {layer.name: unit_indices(self.units, layer.name, layer.units) for layer in self.layers}
+        self.records.append({"step": step, "pre": pre, "sign": sign, "loss": loss, "units": chosen})
 
     def on_epoch_end(self, epoch: int, model: nn.Module, metrics: dict[str, float], *, final: bool) -> None:
         if self.records:
