@@ -12,6 +12,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from backend import api, deployment
-from backend.cli import APP_STREAMLIT_DEFAULTS, app_environment, cli
+from backend.cli import app_environment, cli
 from backend.importing.leftovers import OWNER
 from backend.launcher import MAX_JOBS
 from backend.liveness import process_start_time
@@ -51,9 +52,11 @@ class Served(NamedTuple):
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """``clusterscope app`` as the README runs it, with only a port and a store."""
+def served(analysed_store: tuple[api.RunStore, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """``clusterscope app`` as the README runs it, with only a port and a store: a copy of the analysed tiny
+    run, plus the leftovers of killed imports."""
     tmp = tmp_path_factory.mktemp("served")
+    shutil.copytree(analysed_store[0].root, tmp / "store")
     planted = plant_leftovers(tmp / "store")
     port = free_port()
     log = tmp / "server.log"
@@ -89,6 +92,35 @@ def test_app_listens_on_loopback_only_by_default(served: Served) -> None:
     addresses = listening_addresses(served.port)
     assert addresses, f"nothing listens on port {served.port}"
     assert all(deployment.is_loopback(a) for a in addresses), addresses
+
+
+PAGES = ("runs", "embeddings", "neurons", "layers", "compare", "mechanisms", "upload")
+
+
+def test_pages_fetch_nothing_from_outside_the_server(served: Served, analysed_store: tuple[api.RunStore, str]) -> None:
+    """A meeting room may be offline: every request of every page goes to the server itself."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_e2e_browser import PLOT, chromium_path
+
+    run_id = analysed_store[1]
+    outside: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("request", lambda r: None if r.url.startswith((served.url + "/", "data:", "blob:"))
+                    else outside.append(r.url))
+            for name in PAGES:
+                page.goto(f"{served.url}/{name}?run={run_id}", timeout=60_000)
+                page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=120_000)
+                if name == "embeddings":  # the figure and its hover script
+                    page.wait_for_selector(PLOT, timeout=120_000)
+                    page.mouse.move(700, 500)
+                page.wait_for_load_state("networkidle")
+        finally:
+            browser.close()
+    assert outside == [], f"the page fetched from outside the server: {sorted(set(outside))}"
 
 
 # ---- the deployment switches ---------------------------------------------------------------------
@@ -385,8 +417,13 @@ def test_the_table_lists_every_test() -> None:
 
 
 def test_streamlit_defaults_hide_error_details() -> None:
-    assert APP_STREAMLIT_DEFAULTS["client.showErrorDetails"] == "none"
-    assert APP_STREAMLIT_DEFAULTS["browser.gatherUsageStats"] is False
+    """The served process's Streamlit reads showErrorDetails 'none' and no usage statistics from our defaults."""
+    env = app_environment((), {"PATH": os.environ.get("PATH", "/usr/bin")})
+    code = ("from streamlit import config; "
+            "print(config.get_option('client.showErrorDetails'), config.get_option('browser.gatherUsageStats'))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["none", "False"], out.stderr
+
 
 
 def failing_page_app(script: str) -> None:
