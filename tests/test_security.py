@@ -125,7 +125,10 @@ def test_pages_fetch_nothing_from_outside_the_server(served: Served, analysed_st
 
 # ---- the deployment switches ---------------------------------------------------------------------
 
-def test_bind_address_and_switches_follow_the_operator(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bind_address_and_switches_follow_the_operator(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no Streamlit config file of the user's
     bare = {"PATH": "/usr/bin"}
     env = app_environment((), bare)
     assert env["STREAMLIT_SERVER_ADDRESS"] == "127.0.0.1" and env[deployment.SERVED_ADDRESS] == "127.0.0.1"
@@ -138,6 +141,11 @@ def test_bind_address_and_switches_follow_the_operator(capsys: pytest.CaptureFix
         assert not deployment.allowed(deployment.TORCHSCRIPT, env)
         assert not deployment.allowed(deployment.SERVER_PATHS, env)
         assert "anyone who reaches this port" in capsys.readouterr().err
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "config.toml").write_text(f'[server]\naddress = "{LAB}"\n')
+    assert deployment.exposed(app_environment((), bare))
+    assert not deployment.exposed(app_environment(("--server.address", "127.0.0.1"), bare))
+    capsys.readouterr()
     env = app_environment(("--server.address", LAB), bare, allow_torchscript=True, allow_server_paths=True)
     assert deployment.allowed(deployment.TORCHSCRIPT, env) and deployment.allowed(deployment.SERVER_PATHS, env)
     env = app_environment(("--server.address", LAB), {**bare, deployment.TORCHSCRIPT: "1"})
