@@ -246,6 +246,9 @@ def test_page_jobs_are_capped(store: api.RunStore, tmp_path: Path, monkeypatch: 
         with pytest.raises(api.ClusterScopeError, match=f"{MAX_JOBS} must be an integer >= 1"):
             api.launch_training(store, [*SLOW, 'run_id="never"'])
     monkeypatch.setenv(MAX_JOBS, "1")
+    (store.root / ".jobs").mkdir(parents=True)
+    for name, text in (("train-junk.json", "[1, 2]"), ("import-empty.json", "{}"), ("train-cut.json", '{"kind": "tr')):
+        (store.root / ".jobs" / name).write_text(text)  # records this code never writes count for nothing
     api.launch_training(store, [*SLOW, 'run_id="first"'])
     try:
         with pytest.raises(api.ClusterScopeError, match=r"at most 1 job.*1 are running \(train first\).*cancel one"):
