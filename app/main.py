@@ -15,9 +15,9 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import widgets  # noqa: E402
-from app.safety import run_safely  # noqa: E402
+from app.safety import favicon, run_safely  # noqa: E402
 
-st.set_page_config(page_title="ClusterScope", page_icon=":material/scatter_plot:", layout="wide")
+st.set_page_config(page_title="ClusterScope", page_icon=favicon(), layout="wide")  # drawn here: nothing fetched
 
 pages = [
     st.Page("views/runs.py", title="Runs", icon=":material/table_chart:", url_path="runs", default=True),

@@ -1,8 +1,10 @@
-"""The page never shows a visitor a traceback or a server path (docs/security.md).
+"""What a visitor's browser gets: never a traceback or a server path, nothing from outside the server
+(docs/security.md).
 
 Streamlit's ``client.showErrorDetails`` is "none" under ``clusterscope app`` (backend.cli); on top of
 that every page runs inside :func:`run_safely`, which shows one friendly line with a reference and logs
-the traceback on the server under that reference.
+the traceback on the server under that reference. The page icon is drawn here (:func:`favicon`): a
+``:material/...:`` icon would make every browser fetch it from fonts.gstatic.com, which fails offline.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import uuid
 from typing import Any
 
 import streamlit as st
+from PIL import Image, ImageDraw
 
 log = logging.getLogger("clusterscope.app")
 
@@ -28,3 +31,14 @@ def run_safely(page: Any) -> None:
         log.exception("page %r failed; reference %s", getattr(page, "title", "?"), ref)
         st.error(f"Something went wrong on this page. The server's log has the details under reference **{ref}**: "
                  "give it to whoever runs this server.", icon=":material/error:")
+
+
+@st.cache_resource(show_spinner=False)
+def favicon() -> Image.Image:
+    """A 64-pixel scatter plot in the Okabe-Ito colours, served by the server itself."""
+    img = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    for (x, y), colour in zip([(16, 44), (24, 20), (40, 36), (48, 14), (30, 50)],
+                              ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00"], strict=True):
+        draw.ellipse((x - 8, y - 8, x + 8, y + 8), fill=colour)
+    return img

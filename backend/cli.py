@@ -272,13 +272,25 @@ def streamlit_env_name(option: str) -> str:
 
 def bind_address(streamlit_args: tuple[str, ...], env: Mapping[str, str]) -> str | None:
     """The address Streamlit will listen on: ``--server.address`` among the arguments, else
-    STREAMLIT_SERVER_ADDRESS, else None (our default applies)."""
+    STREAMLIT_SERVER_ADDRESS, else ``server.address`` in ./.streamlit/config.toml or ~/.streamlit/config.toml
+    (Streamlit's order), else None (our default applies)."""
+    import tomllib
+
     for i, arg in enumerate(streamlit_args):
         if arg.startswith("--server.address="):
             return arg.partition("=")[2]
         if arg == "--server.address" and i + 1 < len(streamlit_args):
             return streamlit_args[i + 1]
-    return env.get("STREAMLIT_SERVER_ADDRESS")
+    if "STREAMLIT_SERVER_ADDRESS" in env:
+        return env["STREAMLIT_SERVER_ADDRESS"]
+    for config in (Path.cwd() / ".streamlit" / "config.toml", Path.home() / ".streamlit" / "config.toml"):
+        try:
+            address = tomllib.loads(config.read_text(encoding="utf-8")).get("server", {}).get("address")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if address is not None:
+            return str(address)
+    return None
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -47,6 +47,8 @@ def running(store: RunStore) -> list[dict[str, Any]]:
     """The page's jobs whose process still runs (oldest first); records of finished ones are removed."""
     alive = []
     for record in store.read_launches():
+        if not isinstance(record, dict) or record.get("kind") not in ("train", "import") or not record.get("id"):
+            continue  # not a record this module wrote
         if process_alive(record):
             alive.append(record)
         else:

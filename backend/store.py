@@ -555,7 +555,7 @@ class RunStore:
         for path in sorted((self.root / ".jobs").glob("*.json")):
             with contextlib.suppress(OSError, json.JSONDecodeError, UnicodeDecodeError):
                 out.append(json.loads(path.read_text(encoding="utf-8")))
-        return sorted(out, key=lambda r: str(r.get("started", "")))
+        return sorted((r for r in out if isinstance(r, dict)), key=lambda r: str(r.get("started", "")))
 
     def remove_launch(self, kind: str, ident: str) -> None:
         self.launch_path(kind, ident).unlink(missing_ok=True)

@@ -12,6 +12,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from backend import api, deployment
-from backend.cli import APP_STREAMLIT_DEFAULTS, app_environment, cli
+from backend.cli import app_environment, cli
 from backend.importing.leftovers import OWNER
 from backend.launcher import MAX_JOBS
 from backend.liveness import process_start_time
@@ -51,9 +52,11 @@ class Served(NamedTuple):
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """``clusterscope app`` as the README runs it, with only a port and a store."""
+def served(analysed_store: tuple[api.RunStore, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """``clusterscope app`` as the README runs it, with only a port and a store: a copy of the analysed tiny
+    run, plus the leftovers of killed imports."""
     tmp = tmp_path_factory.mktemp("served")
+    shutil.copytree(analysed_store[0].root, tmp / "store")
     planted = plant_leftovers(tmp / "store")
     port = free_port()
     log = tmp / "server.log"
@@ -91,9 +94,41 @@ def test_app_listens_on_loopback_only_by_default(served: Served) -> None:
     assert all(deployment.is_loopback(a) for a in addresses), addresses
 
 
+PAGES = ("runs", "embeddings", "neurons", "layers", "compare", "mechanisms", "upload")
+
+
+def test_pages_fetch_nothing_from_outside_the_server(served: Served, analysed_store: tuple[api.RunStore, str]) -> None:
+    """A meeting room may be offline: every request of every page goes to the server itself."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_e2e_browser import PLOT, chromium_path
+
+    run_id = analysed_store[1]
+    outside: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("request", lambda r: None if r.url.startswith((served.url + "/", "data:", "blob:"))
+                    else outside.append(r.url))
+            for name in PAGES:
+                page.goto(f"{served.url}/{name}?run={run_id}", timeout=60_000)
+                page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=120_000)
+                if name == "embeddings":  # the figure and its hover script
+                    page.wait_for_selector(PLOT, timeout=120_000)
+                    page.mouse.move(700, 500)
+                page.wait_for_load_state("networkidle")
+        finally:
+            browser.close()
+    assert outside == [], f"the page fetched from outside the server: {sorted(set(outside))}"
+
+
 # ---- the deployment switches ---------------------------------------------------------------------
 
-def test_bind_address_and_switches_follow_the_operator(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bind_address_and_switches_follow_the_operator(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no Streamlit config file of the user's
     bare = {"PATH": "/usr/bin"}
     env = app_environment((), bare)
     assert env["STREAMLIT_SERVER_ADDRESS"] == "127.0.0.1" and env[deployment.SERVED_ADDRESS] == "127.0.0.1"
@@ -106,6 +141,11 @@ def test_bind_address_and_switches_follow_the_operator(capsys: pytest.CaptureFix
         assert not deployment.allowed(deployment.TORCHSCRIPT, env)
         assert not deployment.allowed(deployment.SERVER_PATHS, env)
         assert "anyone who reaches this port" in capsys.readouterr().err
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "config.toml").write_text(f'[server]\naddress = "{LAB}"\n')
+    assert deployment.exposed(app_environment((), bare))
+    assert not deployment.exposed(app_environment(("--server.address", "127.0.0.1"), bare))
+    capsys.readouterr()
     env = app_environment(("--server.address", LAB), bare, allow_torchscript=True, allow_server_paths=True)
     assert deployment.allowed(deployment.TORCHSCRIPT, env) and deployment.allowed(deployment.SERVER_PATHS, env)
     env = app_environment(("--server.address", LAB), {**bare, deployment.TORCHSCRIPT: "1"})
@@ -206,6 +246,9 @@ def test_page_jobs_are_capped(store: api.RunStore, tmp_path: Path, monkeypatch: 
         with pytest.raises(api.ClusterScopeError, match=f"{MAX_JOBS} must be an integer >= 1"):
             api.launch_training(store, [*SLOW, 'run_id="never"'])
     monkeypatch.setenv(MAX_JOBS, "1")
+    (store.root / ".jobs").mkdir(parents=True)
+    for name, text in (("train-junk.json", "[1, 2]"), ("import-empty.json", "{}"), ("train-cut.json", '{"kind": "tr')):
+        (store.root / ".jobs" / name).write_text(text)  # records this code never writes count for nothing
     api.launch_training(store, [*SLOW, 'run_id="first"'])
     try:
         with pytest.raises(api.ClusterScopeError, match=r"at most 1 job.*1 are running \(train first\).*cancel one"):
@@ -384,9 +427,15 @@ def test_the_table_lists_every_test() -> None:
     assert listed - here == set(), f"docs/security.md lists tests that no longer exist: {sorted(listed - here)}"
 
 
-def test_streamlit_defaults_hide_error_details() -> None:
-    assert APP_STREAMLIT_DEFAULTS["client.showErrorDetails"] == "none"
-    assert APP_STREAMLIT_DEFAULTS["browser.gatherUsageStats"] is False
+def test_streamlit_defaults_hide_error_details(served: Served) -> None:
+    """The served Streamlit got showErrorDetails 'none' and no usage statistics, in the variables it reads."""
+    from streamlit import config
+
+    environ = dict(item.split("=", 1) for item in
+                   Path(f"/proc/{served.proc.pid}/environ").read_text().split("\0") if "=" in item)
+    for option, value in (("client.showErrorDetails", "none"), ("browser.gatherUsageStats", "false")):
+        assert environ.get(config.get_config_options()[option].env_var) == value, option
+
 
 
 def failing_page_app(script: str) -> None:
