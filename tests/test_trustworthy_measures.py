@@ -198,7 +198,7 @@ def test_layers_page_shows_noise_floor_k_and_why(two_runs: api.RunStore, monkeyp
     assert not [o for o in fine.selectbox(key="w-score").options if o.startswith(("c1", "c2", "subclass purity", "WTM"))]
 
 
-def test_neurons_and_compare_pages_say_why(two_runs: api.RunStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_neurons_compare_and_embeddings_pages_say_why(two_runs: api.RunStore, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_page(two_runs.root, monkeypatch, "neurons", run="fine")
     assert not at.exception and not at.error
     assert "The c1, subclass and WTM columns are empty" in texts(at)
@@ -210,3 +210,6 @@ def test_neurons_and_compare_pages_say_why(two_runs: api.RunStore, monkeypatch: 
     assert np.isfinite(table.loc["tiny", "c1_shuffled"]) and np.isnan(table.loc["fine", "c1_shuffled"])
     assert table.loc["tiny", "k share"] == pytest.approx(30 / 32)
     assert "**tiny**: k = 30 for c1 is 94%" in texts(cmp)
+    emb = open_page(two_runs.root, monkeypatch, "embeddings", run="fine")
+    assert not emb.exception and not emb.error
+    assert "Subclass purity n/a: This run was trained on the fine labels" in texts(emb)
