@@ -164,6 +164,11 @@ def has_analysis(run_id: str) -> bool:
         return False
 
 
+def analysis_params(run_id: str) -> dict[str, Any]:
+    """The run's analysis parameters ({} before analysis). Uncached: one Parquet footer."""
+    return api.analysis_params(_store(), run_id)
+
+
 def analysis_status(run_id: str) -> dict[str, Any]:
     return api.analysis_status(_store(), run_id)
 

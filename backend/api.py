@@ -204,6 +204,18 @@ def intraclass_reason(info: dict[str, Any]) -> str | None:
     return reason(info)
 
 
+def analysis_params(store: RunStore, run_id: str) -> dict[str, Any]:
+    """The analysis parameters of the run's network-level table (k_c1, layer_top_k, seed, ...); {} before analysis."""
+    return store.analysis.params(run_id, "network")
+
+
+def layer_k_warning(k: int, units: dict[str, int]) -> str | None:
+    """A sentence when the layer-wise c1/c3's k covers more than 10 % of a layer's units (backend.analysis.caveats)."""
+    from backend.analysis.caveats import layer_k_warning as warning
+
+    return warning(k, units)
+
+
 def k_warning(row: Any) -> str | None:
     """A sentence when a network-table row's (or run_measures') k for c1 or c3 covers more than 10 % of
     the network's units, else None (see backend.analysis.caveats)."""

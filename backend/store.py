@@ -628,6 +628,16 @@ class AnalysisFiles:
         value = meta.get(schema.META_PARAMS_HASH.encode())
         return value.decode() if value else None
 
+    def params(self, run_id: str, table: str, layer: str | None = None, epoch: int | None = None) -> dict[str, Any]:
+        """The analysis parameters a file was written with (its ``clusterscope.params`` JSON); {} when
+        the file is missing, unreadable or has none."""
+        try:
+            meta = pq.read_schema(self.path(run_id, table, layer, epoch)).metadata or {}
+            value = json.loads(meta.get(schema.META_PARAMS.encode(), b"{}"))
+        except (OSError, pa.ArrowException, ValueError):
+            return {}
+        return value if isinstance(value, dict) else {}
+
     def read(self, run_id: str, table: str, layer: str | None = None, epoch: int | None = None,
              columns: list[str] | None = None) -> pd.DataFrame:
         what = f"analysis table {table!r} of run {run_id!r}" + (f", layer {layer!r}, epoch {epoch}" if layer else "")

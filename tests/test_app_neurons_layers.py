@@ -213,7 +213,9 @@ def test_layers_page_heatmap_follows_the_score_and_links_to_embeddings(
     assert [t["name"] for t in rotation["data"]] == [*kernels, "train", "test"]
     network = chart(at, "c1-c4 over training")
     table = api.read_analysis(store, run_id, "network").sort_values("epoch")
-    assert network["data"][2]["y"] == pytest.approx(table["c3"].tolist())
+    assert next(t for t in network["data"] if t["name"] == "c3")["y"] == pytest.approx(table["c3"].tolist())
+    floors = [t for t in network["data"] if t["name"].startswith("noise floor")]  # c1's, then c2's
+    assert [f["y"] for f in floors] == [pytest.approx(table["c1_shuffled"].tolist()), pytest.approx(table["c2_shuffled"].tolist())]
 
 
 def test_layers_query_params_restore_the_score(analysed_store: tuple[api.RunStore, str],

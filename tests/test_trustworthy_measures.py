@@ -72,6 +72,12 @@ def test_k_warning_above_ten_percent_of_the_units() -> None:
     assert caveats.k_warning(30, 30, float("nan")) is None  # a version-1 network table: units unknown
 
 
+def test_layer_k_warning_names_the_narrow_layers() -> None:
+    assert caveats.layer_k_warning(5, {"conv1": 64, "conv2": 128}) is None  # 8 % and 4 %
+    text = caveats.layer_k_warning(5, {"conv1": 16, "conv2": 128, "fc": 3})
+    assert text and "conv1 (31% of 16), fc (100% of 3)" in text and "conv2" not in text
+
+
 def test_intraclass_reason_by_target_and_data() -> None:
     hier = {"name": "digits", "superclass_names": ["a", "b"]}
     assert caveats.intraclass_reason({"dataset": hier | {"target": "superclass"}}) is None
@@ -133,7 +139,8 @@ def test_superclass_run_has_c1_c2_above_their_noise_floor(two_runs: api.RunStore
 
 def test_fine_label_run_has_no_intraclass_measures(two_runs: api.RunStore) -> None:
     net = two_runs.analysis.read("fine", "network")
-    assert net[["c1", "c2", "c1_shuffled", "c2_shuffled"]].isna().all().all()
+    assert net["c1"].isna().all() and net["c2"].isna().all()  # the fine labels are this run's classes
+    assert net[["c1_shuffled", "c2_shuffled"]].isna().all().all()
     assert net[["c3", "c4"]].notna().all().all() and (net["n_units"] == 32).all()
     layers = two_runs.analysis.read_all("fine", "layers")
     assert layers[["c1", "c2", "subclass_purity", "ari_subclass", "wtm_fraction"]].isna().all().all()
@@ -184,10 +191,14 @@ def test_layers_page_shows_noise_floor_k_and_why(two_runs: api.RunStore, monkeyp
     fine = open_page(two_runs.root, monkeypatch, "layers", run="fine")
     assert not fine.exception and not fine.error
     assert "c1 and c2 are empty for this run" in texts(fine) and "fine labels" in texts(fine)
+    assert api.analysis_params(two_runs, "tiny")["layer_top_k"] == 5
+    at.selectbox(key="w-score").set_value("c3").run()  # layer-wise c3: top-5 of 16 units per layer
+    assert not at.exception and "k = 5: the mean of each layer's top 5 units" in texts(at)
+    assert "fc1.relu (31% of 16), fc2.relu (31% of 16)" in texts(at)
     assert not [o for o in fine.selectbox(key="w-score").options if o.startswith(("c1", "c2", "subclass purity", "WTM"))]
 
 
-def test_neurons_and_compare_pages_say_why(two_runs: api.RunStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_neurons_compare_and_embeddings_pages_say_why(two_runs: api.RunStore, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_page(two_runs.root, monkeypatch, "neurons", run="fine")
     assert not at.exception and not at.error
     assert "The c1, subclass and WTM columns are empty" in texts(at)
@@ -199,3 +210,6 @@ def test_neurons_and_compare_pages_say_why(two_runs: api.RunStore, monkeypatch: 
     assert np.isfinite(table.loc["tiny", "c1_shuffled"]) and np.isnan(table.loc["fine", "c1_shuffled"])
     assert table.loc["tiny", "k share"] == pytest.approx(30 / 32)
     assert "**tiny**: k = 30 for c1 is 94%" in texts(cmp)
+    emb = open_page(two_runs.root, monkeypatch, "embeddings", run="fine")
+    assert not emb.exception and not emb.error
+    assert "Subclass purity n/a: This run was trained on the fine labels" in texts(emb)

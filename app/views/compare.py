@@ -330,9 +330,9 @@ def main() -> None:
         st.warning(mixed[0].upper() + mixed[1:], icon=":material/warning:")
     present = state.presenting()
     scatter_section(table, kendall, present)
+    kendall_section(kendall)
     intraclass_ui({r: api.intraclass_reason(loaders.read_run(r)) for r in ready})
     noise_floor_section(table)
-    kendall_section(kendall)
     k_section(table, present)
     epochs_section(table, networks, present)
 

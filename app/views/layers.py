@@ -48,10 +48,26 @@ def open_in_embeddings(run: str, cell: tuple[str, int], label: str) -> None:
                  help=f"Opens {state.link('embeddings', **params)}")
 
 
+def layer_k_ui(run: str, layers: pd.DataFrame) -> None:
+    """The k of the layer-wise c1 / c3 (``analysis.layer_top_k``) against each layer's units, flagged above 10 %."""
+    k = loaders.analysis_params(run).get("layer_top_k")
+    if k is None:
+        return
+    units = {str(r.layer): int(r.n_units) for r in layers.drop_duplicates("layer").itertuples() if pd.notna(r.n_units)}
+    sizes = sorted(set(units.values()))
+    span = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+    st.caption(f"k = {int(k)}: the mean of each layer's top {int(k)} units (analysis.layer_top_k); layers hold {span} units.")
+    warning = api.layer_k_warning(int(k), units)
+    if warning:
+        st.warning(warning, icon=":material/warning:")
+
+
 def heatmap_ui(run: str, layers: pd.DataFrame, reason: str | None) -> None:
     score = score_ui(layers)
     if reason:
         st.caption("Not offered: c1, c2, subclass purity, ARI/NMI vs subclass and the WTM fraction. " + reason)
+    if score in ("c1", "c3"):
+        layer_k_ui(run, layers)
     best = cl.best_cell(layers, score)
     fig = cl.score_heatmap(layers, score, title=f"{cl.SCORES[score].label} per layer and epoch ({run})")
     event = widgets.show(fig, f"{run}-{score}-heatmap", f"heat-{run}-{score}", on_select="rerun", selection_mode="points")

@@ -59,3 +59,14 @@ def k_warning(k_c1: float, k_c3: float, n_units: float) -> str | None:
     return (f"{' and '.join(parts)} of the network's {int(float(n_units))} units (more than "
             f"{K_SHARE_LIMIT:.0%}): the top-k mean averages much of the network rather than a few selective "
             "units (the thesis uses 30 of 960-2880, SCIENCE.md 3.2). Lower analysis.k_c1 / analysis.k_c3.")
+
+
+def layer_k_warning(k: int, units: dict[str, int]) -> str | None:
+    """A sentence naming the layers whose layer-wise c1/c3 top-k (``analysis.layer_top_k``) covers more
+    than :data:`K_SHARE_LIMIT` of their units, else None. units : layer -> its number of units."""
+    wide = {name: n for name, n in units.items() if n > 0 and min(k, n) / n > K_SHARE_LIMIT}
+    if not wide:
+        return None
+    listed = ", ".join(f"{name} ({min(k, n) / n:.0%} of {n})" for name, n in wide.items())
+    return (f"The layer-wise top-{k} covers more than {K_SHARE_LIMIT:.0%} of the units of {listed}: there it "
+            "averages much of the layer rather than its few most selective units. Lower analysis.layer_top_k.")
