@@ -80,6 +80,9 @@ def train(config: Path | None, overrides: tuple[str, ...], resume_id: str | None
     final = info.get("final") or {}
     click.echo(f"run {run_id}: {info['status']}, train accuracy {final.get('train_accuracy', float('nan')):.3f}, "
                f"test accuracy {final.get('test_accuracy', float('nan')):.3f} -> {store.run_dir(run_id)}")
+    if info["status"] == "diverged":
+        click.echo(f"error: run {run_id} {info.get('error')}", err=True)
+        sys.exit(1)
     if info["status"] == "complete" and api.analysis_config(store, run_id).auto:
         analyze_runs(store, [run_id], progress=not no_progress)
 

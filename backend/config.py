@@ -75,6 +75,7 @@ class TrainConfig:
     lr_factor: float = 0.2  # the thesis's step factor (SCIENCE.md section 4)
     augment: bool = False  # crop+flip for 32x32 images, +-1 pixel shifts for digits
     early_stop_loss: float = 0.0  # stop once the epoch's training loss falls below this (0 = off)
+    divergence_patience: int = 0  # epochs in a row with a non-finite loss tolerated before the run stops as diverged
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     layca_alpha: float = 0.0  # layca-*: layer-wise rate multiplier in [-1, 1]; < 0 first layers rotate faster
@@ -355,6 +356,7 @@ def validate(cfg: RunConfig) -> None:
     _check(all(1 <= e <= t.epochs for e in t.lr_steps), "train.lr_steps", f"epochs in [1, train.epochs={t.epochs}]", list(t.lr_steps))
     _check(t.lr_factor > 0, "train.lr_factor", "a number > 0", t.lr_factor)
     _check(t.early_stop_loss >= 0, "train.early_stop_loss", "a number >= 0 (0 = off)", t.early_stop_loss)
+    _check(t.divergence_patience >= 0, "train.divergence_patience", "an integer >= 0", t.divergence_patience)
     _check(t.seed >= 0, "train.seed", "an integer >= 0", t.seed)
     _check(bool(re.match(r"^(auto|cpu|cuda(:\d+)?|mps)$", t.device)), "train.device", "auto, cpu, cuda, cuda:N or mps", t.device)
 

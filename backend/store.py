@@ -313,8 +313,9 @@ class RunStore:
     def write_predictions(self, run_id: str, epoch: int, sample_ids: np.ndarray, logits: np.ndarray,
                           targets: np.ndarray) -> None:
         """predictions/epoch=NNNN.parquet from the probe set's outputs. logits : (n_samples, n_outputs)."""
-        z = logits - logits.max(axis=1, keepdims=True)
-        prob = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", over="ignore"):  # a diverged model's NaN logits give NaN confidences
+            z = logits - logits.max(axis=1, keepdims=True)
+            prob = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
         pred = logits.argmax(axis=1)
         table = pa.table({"sample_id": np.asarray(sample_ids, np.int64), "prediction": pred.astype(np.int32),
                           "correct": pred == np.asarray(targets), "confidence": prob.max(axis=1).astype(np.float32)},

@@ -195,3 +195,54 @@ def test_two_launches_in_the_same_second_get_two_runs(tmp_path: Any) -> None:
     for job in jobs:
         assert api.read_run(store, job["run_id"])["status"] == "complete", Path(job["log"]).read_text()
     assert sorted(store.run_ids()) == sorted(j["run_id"] for j in jobs)
+
+
+# A linear network without batch norm on inputs of scale 1e6: the loss is NaN from epoch 1 on.
+DIVERGES = (*SMALL, "model.batch_norm=false", 'model.activation="linear"', "data.synthclust.noise=1e6",
+            "train.lr=1.0", "train.epochs=4", "snapshots.epochs=[0, 1, 2, 3, 4]", "analysis.auto=false")
+
+
+def test_a_diverging_run_stops_and_is_marked_diverged(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from backend.cli import cli
+    from backend.errors import StoreError
+
+    store = RunStore(tmp_path / "s")
+    api.train(tiny_config('run_id="nan"', *DIVERGES), store, progress=False)
+    info = api.read_run(store, "nan")
+    assert info["status"] == "diverged" and info["epochs_completed"] == 1
+    assert "NaN or infinite" in info["error"] and "train.lr" in info["error"]
+    assert info["recorded_epochs"] == [0, 1]  # the last epoch is recorded, as on an early stop
+    with pytest.raises(StoreError, match="diverged"):
+        api.resume("nan", store, progress=False)
+    api.train(tiny_config('run_id="patient"', *DIVERGES, "train.divergence_patience=2"), store, progress=False)
+    assert api.read_run(store, "patient")["epochs_completed"] == 3
+    assert api.list_runs(store).set_index("run_id")["status"].to_dict() == {"nan": "diverged", "patient": "diverged"}
+    listed = CliRunner().invoke(cli, ["runs", "--store", str(store.root)])
+    assert listed.exit_code == 0 and "nan" in listed.output and "diverged" in listed.output
+    args = ["train", "--store", str(store.root), "--no-progress"]
+    for o in ('data.target="superclass"', 'train.device="cpu"', 'run_id="cli"', *DIVERGES):
+        args += ["--set", o]
+    trained = CliRunner().invoke(cli, args)
+    assert trained.exit_code == 1 and "error: run cli training diverged" in trained.output
+
+
+def test_the_pages_flag_a_diverged_run(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_app_compare_runs import COMPARE, MAIN
+
+    store = RunStore(tmp_path / "s")
+    api.train(tiny_config('run_id="nan"', *DIVERGES), store, progress=False)
+    monkeypatch.setenv("CLUSTERSCOPE_STORE", str(store.root))
+    at = AppTest.from_file(MAIN, default_timeout=90)
+    at.switch_page(COMPARE.replace("compare", "embeddings"))
+    at.run()
+    assert not at.exception
+    assert "nan (diverged)" in at.sidebar.selectbox[0].options
+    assert any("Run **nan** diverged" in w.value for w in at.warning)
+    at.switch_page(COMPARE)
+    at.run()
+    assert not at.exception
+    assert any("diverged (loss NaN or infinite): nan" in c.value for c in at.caption)

@@ -185,6 +185,7 @@ def page() -> None:
     except ClusterScopeError as exc:
         widgets.error_panel(exc, what=f"Cannot read run {run}")
         return
+    widgets.diverged_warning(run, info)
     v = controls_ui(run, info)
     if v is None:
         return

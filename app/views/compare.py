@@ -222,7 +222,10 @@ def sweep_summary(name: str, members: pd.DataFrame) -> None:
 
 def main() -> None:
     runs = loaders.list_runs()
-    ids = runs.loc[runs["status"] != "corrupt", "run_id"].tolist()
+    ids = runs.loc[~runs["status"].isin(["corrupt", "diverged"]), "run_id"].tolist()
+    diverged = runs.loc[runs["status"] == "diverged", "run_id"].tolist()
+    if diverged:
+        st.caption(f"Left out, their training diverged (loss NaN or infinite): {', '.join(diverged)}.")
     if not ids:
         st.info("No runs to compare yet: create the demo with `make demo` (or `clusterscope demo`), "
                 "or run a sweep with `clusterscope sweep configs/sweeps/thesis_digits.toml`.")
