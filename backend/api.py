@@ -273,14 +273,22 @@ def _require_torchscript_allowed(trust_torchscript: bool) -> None:
                                 "import the weights as a state_dict (.pt) or safetensors file instead.")
 
 
+EPOCH_NUMBER_MAX = 2**31 - 1  # epochs are int32 in the store's tables
+
+
 def parse_epochs(text: str | None, *, what: str = "epochs") -> list[int] | None:
     """``"0,5,10"`` -> [0, 5, 10]; None for an empty or missing text. ``what`` names the input in the error."""
     if not text:
         return None
     try:
-        return [int(e) for e in text.split(",")]
+        epochs = [int(e) for e in text.split(",")]
     except ValueError:
         raise ClusterScopeError(f"{what} must be integers separated by commas, e.g. 0,5,10; got {text!r}.") from None
+    bad = [e for e in epochs if not 0 <= e <= EPOCH_NUMBER_MAX]
+    if bad:
+        raise ClusterScopeError(f"{what} must be epoch (or step) numbers in [0, {EPOCH_NUMBER_MAX}]; got {bad[0]}. "
+                                "Give the numbers the checkpoints were saved at.")
+    return epochs
 
 
 def import_checkpoints(store: RunStore, files: list[Path], *, arch: str = "auto", overrides: list[str] | tuple[str, ...] = (),

@@ -6,6 +6,7 @@ training marks the run ``interrupted`` and exits with 130.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -30,6 +31,10 @@ store_option = click.option(
 )
 
 
+DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+               errno.EROFS: "the file system is read-only", errno.EIO: "the disk reported an input/output error"}
+
+
 def user_errors(fn: F) -> F:
     """Turn ClusterScopeError into one line on stderr and exit code 2; interrupts into 130."""
 
@@ -44,6 +49,14 @@ def user_errors(fn: F) -> F:
             click.echo("interrupted: the run is marked 'interrupted'; continue it with "
                        "`clusterscope train --resume RUN_ID`.", err=True)
             sys.exit(130)
+        except OSError as exc:
+            if exc.errno not in DISK_ERRORS:
+                raise
+            where = f" ({exc.filename})" if exc.filename else ""
+            click.echo(f"error: {DISK_ERRORS[exc.errno]}{where}; free space (or choose another store with --store) and "
+                       "run the command again. A training run it stopped continues with `clusterscope train --resume "
+                       "RUN_ID`.", err=True)
+            sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
 

@@ -373,6 +373,9 @@ def validate(cfg: RunConfig) -> None:
     _check(dy.probe_seed >= 0, "dynamics.probe_seed", "an integer >= 0", dy.probe_seed)
     _check(dy.units >= 0, "dynamics.units", "an integer >= 0 (0 = every unit)", dy.units)
     validate_analysis(cfg.analysis)
+    from backend.config_limits import check_limits  # then the bounds of every numeric key
+
+    check_limits(cfg)
 
 
 def validate_analysis(a: AnalysisConfig) -> None:
@@ -400,3 +403,6 @@ def validate_analysis(a: AnalysisConfig) -> None:
     _check(a.c4_max_per_class >= 2, "analysis.c4_max_per_class", "an integer >= 2", a.c4_max_per_class)
     _check(a.max_samples >= 10, "analysis.max_samples", "an integer >= 10", a.max_samples)
     _check(a.seed >= 0, "analysis.seed", "an integer >= 0", a.seed)
+    from backend.config_limits import check_limits
+
+    check_limits(a, "analysis.")

@@ -246,3 +246,70 @@ def test_the_pages_flag_a_diverged_run(tmp_path: Any, monkeypatch: pytest.Monkey
     at.run()
     assert not at.exception
     assert any("diverged (loss NaN or infinite): nan" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("train.seed=18446744073709551616", "train.seed must be an integer in [0, 4294967295]; got 18446744073709551616."),
+    ("model.width=1000000000000", "model.width must be an integer in [1, 65536]; got 1000000000000."),
+    ("model.width=1e12", "model.width must be an integer; got 1000000000000.0."),
+    ("train.epochs=3000000000", "train.epochs must be an integer in [1, 100000]; got 3000000000."),
+    ("train.lr=inf", "train.lr must be a finite number in [0, 100]; got inf."),
+    ("train.lr=nan", "train.lr must be a number > 0; got nan."),
+    ("data.synthclust.noise=inf", "data.synthclust.noise must be a finite number in [0, 1e+06]; got inf."),
+    ("analysis.n_neighbors=100000", "analysis.n_neighbors must be an integer in [2, 1000]; got 100000."),
+])
+def test_out_of_range_values_are_one_line(tmp_path: Any, override: str, message: str) -> None:
+    from click.testing import CliRunner
+
+    from backend.cli import cli
+
+    result = CliRunner().invoke(cli, ["train", "--store", str(tmp_path / "s"), "--set", override])
+    assert result.exit_code == 2 and result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.output.startswith(f"error: {message}") and result.output.count("\n") == 1, result.output
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())
+
+
+def test_every_numeric_key_has_a_range() -> None:
+    from backend.config import RunConfig
+    from backend.config_limits import LIMITS, numeric_keys
+
+    assert set(numeric_keys(RunConfig)) == set(LIMITS)
+
+
+def test_import_epochs_out_of_range(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from backend.cli import cli
+
+    (tmp_path / "a.pt").write_bytes(b"")
+    result = CliRunner().invoke(cli, ["import", str(tmp_path / "a.pt"), "--epochs", "3000000000",
+                                      "--store", str(tmp_path / "s")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert "--epochs must be epoch (or step) numbers in [0, 2147483647]; got 3000000000." in result.output
+
+
+def test_a_full_disk_is_one_line(tmp_path: Any) -> None:
+    """A real ENOSPC (writing to /dev/full) inside a CLI command: one line, exit 2, no traceback."""
+    import click
+    from click.testing import CliRunner
+
+    from backend.cli import user_errors
+
+    @click.command()
+    @user_errors
+    def write() -> None:
+        with open("/dev/full", "w") as fh:
+            fh.write("x")
+
+    result = CliRunner().invoke(write, [])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith("error: the disk is full; free space")
+
+
+def test_docs_list_every_range() -> None:
+
+    from backend.config_limits import LIMITS, _num
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "config.md").read_text(encoding="utf-8")
+    for key, (lo, hi) in LIMITS.items():
+        assert f"| `{key}` | [{_num(lo)}, {_num(hi)}] |" in text, key
