@@ -169,6 +169,7 @@ def pd_options():  # noqa: ANN201 - a pandas option context
 def runs(as_json: bool, store_root: Path | None) -> None:
     """List the runs of the store with status and final accuracies."""
     store = api.open_store(store_root)
+    store.check_is_store()  # a missing or empty store is fine: it has no runs yet
     df = api.list_runs(store)
     if as_json:
         click.echo(json.dumps(json.loads(df.to_json(orient="records")), indent=2))

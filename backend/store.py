@@ -129,6 +129,24 @@ class RunStore:
                 "with --store or CLUSTERSCOPE_STORE, or fix its permissions."
             ) from None
 
+    def check_is_store(self) -> None:
+        """Raise :class:`StoreError` when the root is not a run store: a file, or a folder that holds files
+        besides run folders (a store's top level has only run folders and hidden entries). A missing or
+        empty folder is an empty store."""
+        what = f"store {str(self.root)!r}"
+        fix = "give the folder that holds the runs with --store or CLUSTERSCOPE_STORE (default data/store)."
+        if not self.root.exists():
+            return
+        if not self.root.is_dir():
+            raise StoreError(f"{what} is a file, not a run store; {fix}")
+        try:
+            files = sorted(p.name for p in self.root.iterdir() if not p.name.startswith(".") and not p.is_dir())
+        except OSError as exc:
+            raise StoreError(f"{what} cannot be read ({exc.strerror or exc}); {fix}") from None
+        if files:
+            raise StoreError(f"{what} is not a run store: it holds files ({', '.join(files[:3])}"
+                             f"{', ...' if len(files) > 3 else ''}) besides run folders; {fix}")
+
     def run_ids(self) -> list[str]:
         """Ids of the folders that hold a run.json, sorted."""
         if not self.root.is_dir():

@@ -313,3 +313,22 @@ def test_docs_list_every_range() -> None:
     text = (Path(__file__).resolve().parent.parent / "docs" / "config.md").read_text(encoding="utf-8")
     for key, (lo, hi) in LIMITS.items():
         assert f"| `{key}` | [{_num(lo)}, {_num(hi)}] |" in text, key
+
+
+def test_runs_on_a_path_that_is_not_a_store(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from backend.cli import cli
+
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "notes.txt").write_text("x")
+    (tmp_path / "file").write_text("root:x:0:0")
+    for path, why in ((tmp_path / "file", "is a file, not a run store"),
+                      (tmp_path / "home", "is not a run store: it holds files (notes.txt) besides run folders")):
+        result = CliRunner().invoke(cli, ["runs", "--store", str(path)])
+        assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+        assert result.output.startswith(f"error: store {str(path)!r} {why}; give the folder"), result.output
+    for fine in (tmp_path / "missing", tmp_path / "empty"):
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        result = CliRunner().invoke(cli, ["runs", "--store", str(fine)])
+        assert result.exit_code == 0 and "no runs in" in result.output
