@@ -14,11 +14,11 @@ from typing import Any
 import pandas as pd
 
 from backend.config import AnalysisConfig, RunConfig
-from backend.errors import ClusterScopeError, ConfigError, DataError, StoreError
+from backend.errors import ClusterScopeError, ConfigError, CorruptFileError, DataError, StoreError
 from backend.store import RunStore
 
 __all__ = [
-    "ClusterScopeError", "ConfigError", "DataError", "StoreError", "RunStore", "RunConfig",
+    "ClusterScopeError", "ConfigError", "CorruptFileError", "DataError", "StoreError", "RunStore", "RunConfig",
     "default_store_root", "open_store", "list_runs", "read_run", "read_metrics", "read_samples",
     "snapshots", "train", "resume", "demo_status", "analysis_config", "analyze", "run_measures", "compare",
     "read_analysis", "read_activations", "analysis_status", "launch_training", "read_predictions",
@@ -161,6 +161,12 @@ def read_analysis(store: RunStore, run_id: str, table: str, layer: str | None = 
     if table in ("network", "rotation") or layer is not None:
         return store.analysis.read(run_id, table, layer, epoch)
     return store.analysis.read_all(run_id, table)
+
+
+def read_analysis_parts(store: RunStore, run_id: str, table: str) -> tuple[pd.DataFrame, list[str]]:
+    """Every readable (layer, epoch) file of a per-snapshot table, and a message per corrupt one."""
+    corrupt: list[str] = []
+    return store.analysis.read_all(run_id, table, corrupt=corrupt), corrupt
 
 
 def run_measures(store: RunStore, run_id: str) -> dict[str, Any]:

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from backend import schema
 from backend.config import RUN_ID_PATTERN
-from backend.errors import StoreError
+from backend.errors import CorruptFileError, StoreError
 
 LAYER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 EPOCH_FILE = re.compile(r"^epoch=(\d{4,})\.parquet$")
@@ -279,7 +279,7 @@ class RunStore:
         try:
             return pq.read_table(path, columns=columns)
         except (pa.ArrowException, OSError) as exc:
-            raise StoreError(f"{what} at {path} is not a readable Parquet file ({exc}); the file is corrupt.") from None
+            raise CorruptFileError(f"{what} at {path} is not a readable Parquet file ({exc}); the file is corrupt.") from None
 
     def write_metrics(self, run_id: str, rows: list[dict[str, Any]]) -> None:
         table = pa.Table.from_pylist(rows, schema=schema.METRICS_SCHEMA)
@@ -378,6 +378,26 @@ class RunStore:
                 m = CHECKPOINT_FILE.match(f.name)
                 if m and int(m.group(1)) > epoch:
                     f.unlink(missing_ok=True)
+
+    def corrupt_sources(self, run_id: str) -> dict[str, str]:
+        """Recorded files that cannot be read, by a cheap check (Parquet footer, the zip directory of a
+        .pt file): {"activations <layer>@<epoch>" or "checkpoint <file>": message}. Whole files are not read."""
+        import zipfile
+
+        bad: dict[str, str] = {}
+        for row in self.snapshots(run_id).itertuples():
+            try:
+                pq.ParquetFile(row.path).close()
+            except (pa.ArrowException, OSError) as exc:
+                bad[f"activations {row.layer}@{row.epoch}"] = (f"activations of run {run_id!r}, layer {row.layer!r}, "
+                                                               f"epoch {row.epoch} at {row.path} are corrupt ({exc}).")
+        ckpt_dir = self.run_dir(run_id) / "checkpoints"
+        for f in sorted(ckpt_dir.glob("*.pt")) if ckpt_dir.is_dir() else []:
+            try:
+                zipfile.ZipFile(f).close()  # torch.save writes a zip; a truncated one has no directory
+            except (zipfile.BadZipFile, OSError) as exc:
+                bad[f"checkpoint {f.name}"] = f"checkpoint of run {run_id!r} at {f} is corrupt ({exc})."
+        return bad
 
     # ---------------------------------------------------------------- dynamics (SCIENCE.md 3.4)
     def dynamics_dir(self, run_id: str) -> Path:
@@ -493,7 +513,7 @@ class RunStore:
         try:
             return torch.load(path, map_location="cpu", weights_only=True)  # never unpickle arbitrary objects
         except Exception as exc:  # torch raises many types for corrupt or hostile files
-            raise StoreError(f"{what} at {path} cannot be loaded safely ({type(exc).__name__}: {exc}).") from None
+            raise CorruptFileError(f"{what} at {path} cannot be loaded safely ({type(exc).__name__}: {exc}).") from None
 
 
     # ---------------------------------------------------------------- imports: staging, uploads, jobs
@@ -598,6 +618,17 @@ class AnalysisFiles:
         value = meta.get(schema.META_PARAMS_HASH.encode())
         return value.decode() if value else None
 
+    def unreadable(self, run_id: str, table: str, layer: str | None = None, epoch: int | None = None) -> Path | None:
+        """The file's path when it exists but its Parquet footer cannot be read (a corrupt file), else None."""
+        path = self.path(run_id, table, layer, epoch)
+        try:
+            pq.read_schema(path)
+        except FileNotFoundError:
+            return None
+        except (OSError, pa.ArrowException):
+            return path if path.is_file() else None
+        return None
+
     def read(self, run_id: str, table: str, layer: str | None = None, epoch: int | None = None,
              columns: list[str] | None = None) -> pd.DataFrame:
         what = f"analysis table {table!r} of run {run_id!r}" + (f", layer {layer!r}, epoch {epoch}" if layer else "")
@@ -606,11 +637,24 @@ class AnalysisFiles:
             raise StoreError(f"{what} not found: expected {path}. Run `clusterscope analyze {run_id}`.")
         return self.store._read_table(path, what, columns).to_pandas()
 
-    def read_all(self, run_id: str, table: str, columns: list[str] | None = None) -> pd.DataFrame:
-        """Every (layer, epoch) file of ``table`` concatenated (empty frame with the schema if none)."""
+    def read_all(self, run_id: str, table: str, columns: list[str] | None = None,
+                 corrupt: list[str] | None = None) -> pd.DataFrame:
+        """Every (layer, epoch) file of ``table`` concatenated (empty frame with the schema if none).
+
+        ``corrupt``: when given, an unreadable file is left out and its message appended to it, so
+        one damaged file does not hide the others; else it raises :class:`CorruptFileError`.
+        """
         folder = self.root(run_id) / table
         files = sorted(folder.glob("*/epoch=*.parquet")) if folder.is_dir() else []
-        frames = [self.store._read_table(f, f"analysis file {f}", columns).to_pandas() for f in files]
+        frames = []
+        for f in files:
+            what = f"analysis table {table!r} of run {run_id!r}, layer {f.parent.name!r}, {f.stem}"
+            try:
+                frames.append(self.store._read_table(f, what, columns).to_pandas())
+            except CorruptFileError as exc:
+                if corrupt is None:
+                    raise
+                corrupt.append(str(exc))
         if not frames:
             return schema.ANALYSIS_SCHEMAS[table].empty_table().to_pandas()[columns or slice(None)]
         return pd.concat(frames, ignore_index=True)

@@ -332,3 +332,81 @@ def test_runs_on_a_path_that_is_not_a_store(tmp_path: Any) -> None:
         (tmp_path / "empty").mkdir(exist_ok=True)
         result = CliRunner().invoke(cli, ["runs", "--store", str(fine)])
         assert result.exit_code == 0 and "no runs in" in result.output
+
+
+# ------------------------------------------------------------------------------------- corrupt files
+
+FAST = {"n_neighbors": 8, "umap_epochs": 30, "cluster_epochs": 30, "pca_components": 8, "trust_k": 3}
+
+
+@pytest.fixture(scope="module")
+def small_analysed(tmp_path_factory: pytest.TempPathFactory) -> RunStore:
+    """Runs a and b (copies): 1 epoch, snapshots 0 and 1, analysed with fast UMAP settings."""
+    import shutil
+
+    from backend.config import AnalysisConfig
+
+    store = RunStore(tmp_path_factory.mktemp("analysed"))
+    api.train(tiny_config('run_id="a"', *ONE_EPOCH), store, progress=False)
+    assert not api.analyze(store, "a", AnalysisConfig(**FAST)).errors
+    shutil.copytree(store.run_dir("a"), store.run_dir("b"))
+    info = store.read_run("b")
+    store.write_run("b", info | {"config": info["config"] | {"run_id": "b"}})
+    return store
+
+
+def _copy(src: RunStore, tmp_path: Any) -> RunStore:
+    import shutil
+
+    shutil.copytree(src.root, tmp_path / "store")
+    return RunStore(tmp_path / "store")
+
+
+def test_one_corrupt_layers_file_leaves_the_others_readable(small_analysed: RunStore, tmp_path: Any) -> None:
+    store = _copy(small_analysed, tmp_path)
+    store.analysis.path("a", "layers", "fc1.relu", 1).write_bytes(b"not parquet")
+    table, corrupt = api.read_analysis_parts(store, "a", "layers")
+    assert sorted(zip(table["layer"], table["epoch"], strict=True)) == [("fc1.relu", 0), ("fc2.relu", 0), ("fc2.relu", 1)]
+    assert len(corrupt) == 1 and "layer 'fc1.relu', epoch=0001" in corrupt[0] and "corrupt" in corrupt[0]
+
+
+def test_the_pages_name_a_corrupt_file_and_show_the_rest(small_analysed: RunStore, tmp_path: Any,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_app_compare_runs import COMPARE, MAIN
+
+    store = _copy(small_analysed, tmp_path)
+    store.analysis.path("a", "layers", "fc1.relu", 1).write_bytes(b"not parquet")
+    store.analysis.path("b", "network").write_bytes(b"not parquet either")
+    monkeypatch.setenv("CLUSTERSCOPE_STORE", str(store.root))
+    at = AppTest.from_file(MAIN, default_timeout=90)
+    at.query_params["run"] = "a"
+    at.switch_page(COMPARE.replace("compare", "embeddings"))
+    at.run()
+    assert not at.exception
+    assert any("Left out, corrupt" in e.value and "fc1.relu" in e.value for e in at.error), [e.value for e in at.error]
+    assert [p for p in at.get("plotly_chart")], "the intact snapshots are still drawn"
+    at = AppTest.from_file(MAIN, default_timeout=90)
+    at.query_params["runs"] = "a,b"
+    at.switch_page(COMPARE)
+    at.run()
+    assert not at.exception
+    assert any("Left out, corrupt" in e.value and "network" in e.value for e in at.error), [e.value for e in at.error]
+    assert not any("Not analysed yet" in w.value for w in at.warning)
+
+
+def test_analyze_reports_corrupt_files(small_analysed: RunStore, tmp_path: Any) -> None:
+    from backend.config import AnalysisConfig
+
+    store = _copy(small_analysed, tmp_path)
+    bad_layers = store.analysis.path("a", "layers", "fc1.relu", 1)
+    bad_layers.write_bytes(b"not parquet")
+    act = store.activation_path("a", "fc2.relu", 0)
+    act.write_bytes(act.read_bytes()[:-20])  # truncated: no footer
+    ckpt = store.checkpoint_path("a", 1)
+    ckpt.write_bytes(ckpt.read_bytes()[:100])
+    report = api.analyze(store, "a", AnalysisConfig(**FAST))
+    assert report.corrupt == [str(bad_layers)] and "corrupt, recomputed: " + str(bad_layers) in report.summary()
+    assert store.analysis.read("a", "layers", "fc1.relu", 1)["layer"].tolist() == ["fc1.relu"]  # recomputed
+    assert "corrupt" in report.errors["activations fc2.relu@0"] and "corrupt" in report.errors["checkpoint epoch=0001.pt"]
