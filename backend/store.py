@@ -381,7 +381,7 @@ class RunStore:
 
     def corrupt_sources(self, run_id: str) -> dict[str, str]:
         """Recorded files that cannot be read, by a cheap check (Parquet footer, the zip directory of a
-        .pt file): {"activations <layer>@<epoch>" or "checkpoint <file>": message}. Whole files are not read."""
+        .pt file): {"<layer>@<epoch>" (activations) or "checkpoint <file>": message}. Whole files are not read."""
         import zipfile
 
         bad: dict[str, str] = {}
@@ -389,7 +389,7 @@ class RunStore:
             try:
                 pq.ParquetFile(row.path).close()
             except (pa.ArrowException, OSError) as exc:
-                bad[f"activations {row.layer}@{row.epoch}"] = (f"activations of run {run_id!r}, layer {row.layer!r}, "
+                bad[f"{row.layer}@{row.epoch}"] = (f"activations of run {run_id!r}, layer {row.layer!r}, "
                                                                f"epoch {row.epoch} at {row.path} are corrupt ({exc}).")
         ckpt_dir = self.run_dir(run_id) / "checkpoints"
         for f in sorted(ckpt_dir.glob("*.pt")) if ckpt_dir.is_dir() else []:

@@ -409,4 +409,4 @@ def test_analyze_reports_corrupt_files(small_analysed: RunStore, tmp_path: Any) 
     report = api.analyze(store, "a", AnalysisConfig(**FAST))
     assert report.corrupt == [str(bad_layers)] and "corrupt, recomputed: " + str(bad_layers) in report.summary()
     assert store.analysis.read("a", "layers", "fc1.relu", 1)["layer"].tolist() == ["fc1.relu"]  # recomputed
-    assert "corrupt" in report.errors["activations fc2.relu@0"] and "corrupt" in report.errors["checkpoint epoch=0001.pt"]
+    assert "corrupt" in report.errors["fc2.relu@0"] and "corrupt" in report.errors["checkpoint epoch=0001.pt"]
