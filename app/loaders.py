@@ -130,6 +130,7 @@ class LayerScores(NamedTuple):
     table: pd.DataFrame  # one row per analysed (layer, epoch); read-only
     epochs: dict[str, list[int]]  # layer -> its analysed epochs, ascending
     rows: dict[tuple[str, int], pd.Series]  # (layer, epoch) -> its row
+    corrupt: list[str]  # a message per unreadable file, left out of the above
 
 
 def layer_scores(run_id: str) -> LayerScores:
@@ -141,12 +142,12 @@ def layer_scores(run_id: str) -> LayerScores:
 
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _layer_scores(root: str, run_id: str, mtime: float) -> LayerScores:
-    table = api.read_analysis(api.open_store(root), run_id, "layers", None, None)
+    table, corrupt = api.read_analysis_parts(api.open_store(root), run_id, "layers")
     rows = {(str(r["layer"]), int(r["epoch"])): r for _, r in table.iterrows()}
     epochs: dict[str, list[int]] = {}
     for layer, epoch in sorted(rows, key=lambda k: k[1]):
         epochs.setdefault(layer, []).append(epoch)
-    return LayerScores(table, epochs, rows)
+    return LayerScores(table, epochs, rows, corrupt)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

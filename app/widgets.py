@@ -26,9 +26,25 @@ def run_picker(*, key: str = "run", label: str = "Run", runs: Sequence[str] | No
     current = state.chosen(key, ids)  # the widget's own value is remembered too, by the remember() below
     if current is None:
         current = next((r for r in ids if prefer(r)), ids[0]) if prefer is not None else ids[0]
-    run = container.selectbox(label, ids, key=f"w-{key}", **_initial(f"w-{key}", ids.index(current), ids))
+    diverged = set(diverged_runs())
+    run = container.selectbox(label, ids, key=f"w-{key}", format_func=lambda r: f"{r} (diverged)" if r in diverged else r,
+                              **_initial(f"w-{key}", ids.index(current), ids))
     state.remember(**{key: run})
     return run
+
+
+def diverged_runs() -> list[str]:
+    """Runs whose training diverged (loss NaN or infinite): flagged wherever a run is shown."""
+    runs = loaders.list_runs()
+    return runs.loc[runs["status"] == "diverged", "run_id"].tolist()
+
+
+def diverged_warning(run: str, info: dict) -> None:
+    """Say so when the run diverged: what the pages show of it describes a broken model."""
+    if info.get("status") == "diverged":
+        st.warning(f"Run **{run}** diverged: {info.get('error') or 'its loss became NaN or infinite'} "
+                   "Snapshots after the divergence hold NaN or infinite values and are not analysed.",
+                   icon=":material/warning:")
 
 
 def layer_picker(layers: Sequence[str], *, key: str = "layer", label: str = "Layer", container=st) -> str | None:  # noqa: ANN001
@@ -259,7 +275,9 @@ def chosen_run(*, prefer: Callable[[str], bool] | None = None) -> tuple[str, dic
         return None
     run = run_picker(container=st.sidebar, prefer=prefer)
     try:
-        return run, loaders.read_run(run)
+        info = loaders.read_run(run)
     except ClusterScopeError as exc:
         error_panel(exc, what=f"Run {run}")
         return None
+    diverged_warning(run, info)
+    return run, info

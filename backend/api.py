@@ -15,11 +15,11 @@ import pandas as pd
 
 from backend.analysis.caveats import K_SHARE_LIMIT  # noqa: F401 - re-exported for the app
 from backend.config import AnalysisConfig, RunConfig
-from backend.errors import ClusterScopeError, ConfigError, DataError, StoreError
+from backend.errors import ClusterScopeError, ConfigError, CorruptFileError, DataError, StoreError
 from backend.store import RunStore
 
 __all__ = [
-    "ClusterScopeError", "ConfigError", "DataError", "StoreError", "RunStore", "RunConfig",
+    "ClusterScopeError", "ConfigError", "CorruptFileError", "DataError", "StoreError", "RunStore", "RunConfig",
     "default_store_root", "open_store", "list_runs", "read_run", "read_metrics", "read_samples",
     "snapshots", "train", "resume", "demo_status", "analysis_config", "analyze", "run_measures", "compare",
     "kendall_export", "kendall_notes", "data_set", "data_sets", "data_set_label", "main_data_set", "default_compare_runs",
@@ -169,6 +169,12 @@ def read_analysis(store: RunStore, run_id: str, table: str, layer: str | None = 
 
 # Columns beside the measures in run_measures and compare's runs table: not measures, not hyperparameters.
 MEASURE_CONTEXT = ("c1_shuffled", "c2_shuffled", "k_c1", "k_c3", "n_units")
+
+
+def read_analysis_parts(store: RunStore, run_id: str, table: str) -> tuple[pd.DataFrame, list[str]]:
+    """Every readable (layer, epoch) file of a per-snapshot table, and a message per corrupt one."""
+    corrupt: list[str] = []
+    return store.analysis.read_all(run_id, table, corrupt=corrupt), corrupt
 
 
 def run_measures(store: RunStore, run_id: str) -> dict[str, Any]:
@@ -433,14 +439,22 @@ def _require_server_paths_allowed(overrides: list[str] | tuple[str, ...]) -> Non
                                     "set or upload a zip.")
 
 
+EPOCH_NUMBER_MAX = 2**31 - 1  # epochs are int32 in the store's tables
+
+
 def parse_epochs(text: str | None, *, what: str = "epochs") -> list[int] | None:
     """``"0,5,10"`` -> [0, 5, 10]; None for an empty or missing text. ``what`` names the input in the error."""
     if not text:
         return None
     try:
-        return [int(e) for e in text.split(",")]
+        epochs = [int(e) for e in text.split(",")]
     except ValueError:
         raise ClusterScopeError(f"{what} must be integers separated by commas, e.g. 0,5,10; got {text!r}.") from None
+    bad = [e for e in epochs if not 0 <= e <= EPOCH_NUMBER_MAX]
+    if bad:
+        raise ClusterScopeError(f"{what} must be epoch (or step) numbers in [0, {EPOCH_NUMBER_MAX}]; got {bad[0]}. "
+                                "Give the numbers the checkpoints were saved at.")
+    return epochs
 
 
 def import_checkpoints(store: RunStore, files: list[Path], *, arch: str = "auto", overrides: list[str] | tuple[str, ...] = (),

@@ -6,6 +6,7 @@ training marks the run ``interrupted`` and exits with 130.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -39,6 +40,10 @@ store_option = click.option("--store", "store_root", type=click.Path(path_type=P
                             callback=_store_or_global)
 
 
+DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+               errno.EROFS: "the file system is read-only", errno.EIO: "the disk reported an input/output error"}
+
+
 def user_errors(fn: F) -> F:
     """Turn ClusterScopeError into one line on stderr and exit code 2; interrupts into 130."""
 
@@ -53,6 +58,14 @@ def user_errors(fn: F) -> F:
             click.echo("interrupted: the run is marked 'interrupted'; continue it with "
                        "`clusterscope train --resume RUN_ID`.", err=True)
             sys.exit(130)
+        except OSError as exc:
+            if exc.errno not in DISK_ERRORS:
+                raise
+            where = f" ({exc.filename})" if exc.filename else ""
+            click.echo(f"error: {DISK_ERRORS[exc.errno]}{where}; free space (or choose another store with --store) and "
+                       "run the command again. A training run it stopped continues with `clusterscope train --resume "
+                       "RUN_ID`.", err=True)
+            sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
 
@@ -90,6 +103,9 @@ def train(config: Path | None, overrides: tuple[str, ...], resume_id: str | None
     final = info.get("final") or {}
     click.echo(f"run {run_id}: {info['status']}, train accuracy {final.get('train_accuracy', float('nan')):.3f}, "
                f"test accuracy {final.get('test_accuracy', float('nan')):.3f} -> {store.run_dir(run_id)}")
+    if info["status"] == "diverged":
+        click.echo(f"error: run {run_id} {info.get('error')}", err=True)
+        sys.exit(1)
     if info["status"] == "complete" and api.analysis_config(store, run_id).auto:
         analyze_runs(store, [run_id], progress=not no_progress)
 
@@ -211,6 +227,7 @@ def pd_options():  # noqa: ANN201 - a pandas option context
 def runs(as_json: bool, store_root: Path | None) -> None:
     """List the runs of the store with status and final accuracies."""
     store = api.open_store(store_root)
+    store.check_is_store()  # a missing or empty store is fine: it has no runs yet
     df = api.list_runs(store)
     if as_json:
         click.echo(json.dumps(json.loads(df.to_json(orient="records")), indent=2))

@@ -81,6 +81,7 @@ class TrainConfig:
     lr_factor: float = 0.2  # the thesis's step factor (SCIENCE.md section 4)
     augment: bool = False  # crop+flip for 32x32 images, +-1 pixel shifts for digits
     early_stop_loss: float = 0.0  # stop once the epoch's training loss falls below this (0 = off)
+    divergence_patience: int = 0  # epochs in a row with a non-finite loss tolerated before the run stops as diverged
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     layca_alpha: float = 0.0  # layca-*: layer-wise rate multiplier in [-1, 1]; < 0 first layers rotate faster
@@ -334,8 +335,6 @@ def validate(cfg: RunConfig) -> None:
     _check(4 <= d.image_size <= 512, "data.image_size", "an integer in [4, 512]", d.image_size)
     _check(d.channels in (1, 3), "data.channels", "1 or 3", d.channels)
     _check(0.0 < d.test_fraction < 1.0, "data.test_fraction", "a number in (0, 1)", d.test_fraction)
-    _check(0 <= d.train_per_label <= 10**9, "data.train_per_label", "an integer in [0, 1e9] (0 = all)", d.train_per_label)
-    _check(0 <= d.subset_seed < 2**32, "data.subset_seed", "an integer in [0, 2**32)", d.subset_seed)
     sc = d.synthclust
     _check(sc.dim >= 1, "data.synthclust.dim", "an integer >= 1", sc.dim)
     _check(sc.classes >= 2, "data.synthclust.classes", "an integer >= 2", sc.classes)
@@ -379,6 +378,7 @@ def validate(cfg: RunConfig) -> None:
     _check(all(1 <= e <= t.epochs for e in t.lr_steps), "train.lr_steps", f"epochs in [1, train.epochs={t.epochs}]", list(t.lr_steps))
     _check(t.lr_factor > 0, "train.lr_factor", "a number > 0", t.lr_factor)
     _check(t.early_stop_loss >= 0, "train.early_stop_loss", "a number >= 0 (0 = off)", t.early_stop_loss)
+    _check(t.divergence_patience >= 0, "train.divergence_patience", "an integer >= 0", t.divergence_patience)
     _check(t.seed >= 0, "train.seed", "an integer >= 0", t.seed)
     _check(bool(re.match(r"^(auto|cpu|cuda(:\d+)?|mps)$", t.device)), "train.device", "auto, cpu, cuda, cuda:N or mps", t.device)
 
@@ -398,6 +398,9 @@ def validate(cfg: RunConfig) -> None:
            "'top_outgoing' records the units with the largest outgoing weights at the end of training (the thesis's); "
            "'first' records units 0..N-1.")
     validate_analysis(cfg.analysis)
+    from backend.config_limits import check_limits  # then the bounds of every numeric key
+
+    check_limits(cfg)
 
 
 def validate_analysis(a: AnalysisConfig) -> None:
@@ -429,3 +432,6 @@ def validate_analysis(a: AnalysisConfig) -> None:
         _check(getattr(a, key) >= 1, f"analysis.{key}", "an integer >= 1", getattr(a, key))
     _check(a.sharpness_samples >= 10, "analysis.sharpness_samples", "an integer >= 10", a.sharpness_samples)
     _check(0.0 < a.sharpness_target < 1.0, "analysis.sharpness_target", "a number in (0, 1)", a.sharpness_target)
+    from backend.config_limits import check_limits
+
+    check_limits(a, "analysis.")

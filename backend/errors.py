@@ -23,6 +23,10 @@ class StoreError(ClusterScopeError):
     """The run store or one of its files is missing, unwritable or malformed."""
 
 
+class CorruptFileError(StoreError):
+    """A store file exists but cannot be read (damaged, truncated, not what its name says)."""
+
+
 class DataError(ClusterScopeError):
     """A data set is unknown, missing on disk or malformed."""
 

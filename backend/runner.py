@@ -3,7 +3,7 @@
 Everything that can be wrong with the input (config, data files, model/data fit, store) is checked
 before the run folder is created, so a bad input leaves nothing behind. Once the run exists, its
 status in run.json tells what happened: ``running``, ``complete``, ``interrupted`` (Ctrl-C, kill;
-resumable) or ``failed`` (with the error).
+resumable), ``failed`` (with the error) or ``diverged`` (the loss became NaN or infinite; not resumable).
 """
 
 from __future__ import annotations
@@ -237,6 +237,9 @@ def _resume_locked(run_id: str, store: RunStore, *, progress: bool, force: bool)
     info = store.read_run(run_id)
     if info["status"] == "complete":
         raise StoreError(f"run {run_id!r} is already complete; nothing to resume.")
+    if info["status"] == "diverged":
+        raise StoreError(f"run {run_id!r} diverged (its loss became NaN or infinite); resuming would diverge again. "
+                         "Train a new run with a lower train.lr.")
     if info["status"] == "running" and not force and process_alive(info):
         raise StoreError(f"run {run_id!r} is still running (pid {info.get('pid')} on {info.get('host')}); "
                          "stop it first or wait for it to finish.")
@@ -285,7 +288,13 @@ def _fit(store: RunStore, run_id: str, p: Prepared, *, rows: list[dict[str, Any]
         raise
     finally:
         bar.close()
-    store.update_run(run_id, status="complete", stopped_early=trainer.stopped_early)
+    if trainer.diverged:
+        store.update_run(run_id, status="diverged", stopped_early=False, error=(
+            f"training diverged: the loss was NaN or infinite for {trainer.nonfinite_epochs} epoch(s) in a row, up to "
+            f"epoch {trainer.epoch} (train.divergence_patience={cfg.train.divergence_patience}); train a new run with "
+            "a lower train.lr (or batch norm), and leave this one out of comparisons."))
+    else:
+        store.update_run(run_id, status="complete", stopped_early=trainer.stopped_early)
     return run_id
 
 

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from backend import schema
 from backend.config import RUN_ID_PATTERN
-from backend.errors import StoreError
+from backend.errors import CorruptFileError, StoreError
 
 LAYER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 EPOCH_FILE = re.compile(r"^epoch=(\d{4,})\.parquet$")
@@ -128,6 +128,24 @@ class RunStore:
                 f"store {str(self.root)!r} is not writable ({exc.strerror or exc}); choose another folder "
                 "with --store or CLUSTERSCOPE_STORE, or fix its permissions."
             ) from None
+
+    def check_is_store(self) -> None:
+        """Raise :class:`StoreError` when the root is not a run store: a file, or a folder that holds files
+        besides run folders (a store's top level has only run folders and hidden entries). A missing or
+        empty folder is an empty store."""
+        what = f"store {str(self.root)!r}"
+        fix = "give the folder that holds the runs with --store or CLUSTERSCOPE_STORE (default data/store)."
+        if not self.root.exists():
+            return
+        if not self.root.is_dir():
+            raise StoreError(f"{what} is a file, not a run store; {fix}")
+        try:
+            files = sorted(p.name for p in self.root.iterdir() if not p.name.startswith(".") and not p.is_dir())
+        except OSError as exc:
+            raise StoreError(f"{what} cannot be read ({exc.strerror or exc}); {fix}") from None
+        if files:
+            raise StoreError(f"{what} is not a run store: it holds files ({', '.join(files[:3])}"
+                             f"{', ...' if len(files) > 3 else ''}) besides run folders; {fix}")
 
     def run_ids(self) -> list[str]:
         """Ids of the folders that hold a run.json, sorted."""
@@ -261,7 +279,7 @@ class RunStore:
         try:
             return pq.read_table(path, columns=columns)
         except (pa.ArrowException, OSError) as exc:
-            raise StoreError(f"{what} at {path} is not a readable Parquet file ({exc}); the file is corrupt.") from None
+            raise CorruptFileError(f"{what} at {path} is not a readable Parquet file ({exc}); the file is corrupt.") from None
 
     def write_metrics(self, run_id: str, rows: list[dict[str, Any]]) -> None:
         table = pa.Table.from_pylist(rows, schema=schema.METRICS_SCHEMA)
@@ -313,8 +331,9 @@ class RunStore:
     def write_predictions(self, run_id: str, epoch: int, sample_ids: np.ndarray, logits: np.ndarray,
                           targets: np.ndarray) -> None:
         """predictions/epoch=NNNN.parquet from the probe set's outputs. logits : (n_samples, n_outputs)."""
-        z = logits - logits.max(axis=1, keepdims=True)
-        prob = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", over="ignore"):  # a diverged model's NaN logits give NaN confidences
+            z = logits - logits.max(axis=1, keepdims=True)
+            prob = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
         pred = logits.argmax(axis=1)
         table = pa.table({"sample_id": np.asarray(sample_ids, np.int64), "prediction": pred.astype(np.int32),
                           "correct": pred == np.asarray(targets), "confidence": prob.max(axis=1).astype(np.float32)},
@@ -359,6 +378,26 @@ class RunStore:
                 m = CHECKPOINT_FILE.match(f.name)
                 if m and int(m.group(1)) > epoch:
                     f.unlink(missing_ok=True)
+
+    def corrupt_sources(self, run_id: str) -> dict[str, str]:
+        """Recorded files that cannot be read, by a cheap check (Parquet footer, the zip directory of a
+        .pt file): {"<layer>@<epoch>" (activations) or "checkpoint <file>": message}. Whole files are not read."""
+        import zipfile
+
+        bad: dict[str, str] = {}
+        for row in self.snapshots(run_id).itertuples():
+            try:
+                pq.ParquetFile(row.path).close()
+            except (pa.ArrowException, OSError) as exc:
+                bad[f"{row.layer}@{row.epoch}"] = (f"activations of run {run_id!r}, layer {row.layer!r}, "
+                                                               f"epoch {row.epoch} at {row.path} are corrupt ({exc}).")
+        ckpt_dir = self.run_dir(run_id) / "checkpoints"
+        for f in sorted(ckpt_dir.glob("*.pt")) if ckpt_dir.is_dir() else []:
+            try:
+                zipfile.ZipFile(f).close()  # torch.save writes a zip; a truncated one has no directory
+            except (zipfile.BadZipFile, OSError) as exc:
+                bad[f"checkpoint {f.name}"] = f"checkpoint of run {run_id!r} at {f} is corrupt ({exc})."
+        return bad
 
     # ---------------------------------------------------------------- dynamics (SCIENCE.md 3.4)
     def dynamics_dir(self, run_id: str) -> Path:
@@ -476,7 +515,7 @@ class RunStore:
         try:
             return torch.load(path, map_location="cpu", weights_only=True)  # never unpickle arbitrary objects
         except Exception as exc:  # torch raises many types for corrupt or hostile files
-            raise StoreError(f"{what} at {path} cannot be loaded safely ({type(exc).__name__}: {exc}).") from None
+            raise CorruptFileError(f"{what} at {path} cannot be loaded safely ({type(exc).__name__}: {exc}).") from None
 
 
     # ---------------------------------------------------------------- imports: staging, uploads, jobs
@@ -638,6 +677,17 @@ class AnalysisFiles:
             return {}
         return value if isinstance(value, dict) else {}
 
+    def unreadable(self, run_id: str, table: str, layer: str | None = None, epoch: int | None = None) -> Path | None:
+        """The file's path when it exists but its Parquet footer cannot be read (a corrupt file), else None."""
+        path = self.path(run_id, table, layer, epoch)
+        try:
+            pq.read_schema(path)
+        except FileNotFoundError:
+            return None
+        except (OSError, pa.ArrowException):
+            return path if path.is_file() else None
+        return None
+
     def read(self, run_id: str, table: str, layer: str | None = None, epoch: int | None = None,
              columns: list[str] | None = None) -> pd.DataFrame:
         what = f"analysis table {table!r} of run {run_id!r}" + (f", layer {layer!r}, epoch {epoch}" if layer else "")
@@ -655,11 +705,24 @@ class AnalysisFiles:
                 present = [c for c in columns if c in names or c not in _schema_of(table).names]
         return _missing_as_nan(self.store._read_table(path, what, present).to_pandas(), table, columns)
 
-    def read_all(self, run_id: str, table: str, columns: list[str] | None = None) -> pd.DataFrame:
-        """Every (layer, epoch) file of ``table`` concatenated (empty frame with the schema if none)."""
+    def read_all(self, run_id: str, table: str, columns: list[str] | None = None,
+                 corrupt: list[str] | None = None) -> pd.DataFrame:
+        """Every (layer, epoch) file of ``table`` concatenated (empty frame with the schema if none).
+
+        ``corrupt``: when given, an unreadable file is left out and its message appended to it, so
+        one damaged file does not hide the others; else it raises :class:`CorruptFileError`.
+        """
         folder = self.root(run_id) / table
         files = sorted(folder.glob("*/epoch=*.parquet")) if folder.is_dir() else []
-        frames = [self._read_versioned(f, f"analysis file {f}", table, columns) for f in files]
+        frames = []
+        for f in files:
+            what = f"analysis table {table!r} of run {run_id!r}, layer {f.parent.name!r}, {f.stem}"
+            try:
+                frames.append(self._read_versioned(f, what, table, columns))
+            except CorruptFileError as exc:
+                if corrupt is None:
+                    raise
+                corrupt.append(str(exc))
         if not frames:
             return schema.ANALYSIS_SCHEMAS[table].empty_table().to_pandas()[columns or slice(None)]
         return pd.concat(frames, ignore_index=True)

@@ -71,6 +71,8 @@ def finished(store: RunStore, run_id: str, *, analyze: bool) -> bool:
         info = store.read_run(run_id)
     except ClusterScopeError:
         return False
+    if info.get("status") == "diverged":  # final: resuming would diverge again
+        return True
     return info.get("status") == "complete" and (not analyze or "params_hash" in store.analysis.read_status(run_id))
 
 
@@ -122,7 +124,7 @@ def _train_or_resume(store: RunStore, cfg: RunConfig, record: dict[str, Any]) ->
             shutil.rmtree(store.run_dir(run_id), ignore_errors=True)
         train_run(cfg, store, progress=False, extra={"sweep": record})
         return "trained"
-    if store.read_run(run_id).get("status") == "complete":
+    if store.read_run(run_id).get("status") in ("complete", "diverged"):
         return "done"
     resume_run(run_id, store, progress=False, force=True)  # our claim proves no one else is at work on it
     return "resumed"

@@ -236,8 +236,20 @@ def test_cifar100_fine_label_in_two_superclasses(tmp_path: Path) -> None:
     raw = bytearray(path.read_bytes())
     raw[0] = (coarse_of(np.array(3))[()] + 1) % 20  # first test record: fine 3 now in another coarse label
     path.write_bytes(bytes(raw))
-    with pytest.raises(DataError, match=r"exactly one coarse label; fine labels \[3\] belong to \[2\]"):
+    with pytest.raises(DataError, match=r"fine label 3 \(fine03\) occurs under several coarse labels, 1 \(coarse01\), "
+                                        r"2 \(coarse02\); each fine label belongs to exactly one.*download it again"):
         files.load_cifar100(tmp_path, download=False)
+
+
+def test_cifar100_missing_fine_labels_are_named(tmp_path: Path) -> None:
+    """Fine labels 7 and 42 are in neither file: the message names them, not a list of counts."""
+    fine_tr = np.array([i for i in range(100) if i not in (7, 42)])
+    make_cifar100(tmp_path, "python", fine_tr=fine_tr)
+    with pytest.raises(DataError) as err:
+        files.load_cifar100(tmp_path, download=False)
+    msg = str(err.value)
+    assert "fine label(s) 7 (fine07), 42 (fine42) occur in neither the training nor the test file" in msg
+    assert "data.download=true" in msg and "[0, 0" not in msg
 
 
 def test_cifar_missing_says_where_and_how(tmp_path: Path) -> None:

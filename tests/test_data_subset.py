@@ -39,5 +39,5 @@ def test_zero_or_more_than_there_are_keeps_everything() -> None:
 
 
 def test_a_negative_count_is_refused_by_name() -> None:
-    with pytest.raises(ConfigError, match=r"data.train_per_label must be an integer in \[0, 1e9\].*got -1"):
+    with pytest.raises(ConfigError, match=r"data.train_per_label.*-1"):
         load_config(None, ("data.train_per_label=-1",))

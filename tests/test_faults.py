@@ -195,3 +195,218 @@ def test_two_launches_in_the_same_second_get_two_runs(tmp_path: Any) -> None:
     for job in jobs:
         assert api.read_run(store, job["run_id"])["status"] == "complete", Path(job["log"]).read_text()
     assert sorted(store.run_ids()) == sorted(j["run_id"] for j in jobs)
+
+
+# A linear network without batch norm on inputs of scale 1e6: the loss is NaN from epoch 1 on.
+DIVERGES = (*SMALL, "model.batch_norm=false", 'model.activation="linear"', "data.synthclust.noise=1e6",
+            "train.lr=1.0", "train.epochs=4", "snapshots.epochs=[0, 1, 2, 3, 4]", "analysis.auto=false")
+
+
+def test_a_diverging_run_stops_and_is_marked_diverged(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from backend.cli import cli
+    from backend.errors import StoreError
+
+    store = RunStore(tmp_path / "s")
+    api.train(tiny_config('run_id="nan"', *DIVERGES), store, progress=False)
+    info = api.read_run(store, "nan")
+    assert info["status"] == "diverged" and info["epochs_completed"] == 1
+    assert "NaN or infinite" in info["error"] and "train.lr" in info["error"]
+    assert info["recorded_epochs"] == [0, 1]  # the last epoch is recorded, as on an early stop
+    with pytest.raises(StoreError, match="diverged"):
+        api.resume("nan", store, progress=False)
+    api.train(tiny_config('run_id="patient"', *DIVERGES, "train.divergence_patience=2"), store, progress=False)
+    assert api.read_run(store, "patient")["epochs_completed"] == 3
+    assert api.list_runs(store).set_index("run_id")["status"].to_dict() == {"nan": "diverged", "patient": "diverged"}
+    listed = CliRunner().invoke(cli, ["runs", "--store", str(store.root)])
+    assert listed.exit_code == 0 and "nan" in listed.output and "diverged" in listed.output
+    args = ["train", "--store", str(store.root), "--no-progress"]
+    for o in ('data.target="superclass"', 'train.device="cpu"', 'run_id="cli"', *DIVERGES):
+        args += ["--set", o]
+    trained = CliRunner().invoke(cli, args)
+    assert trained.exit_code == 1 and "error: run cli training diverged" in trained.output
+
+
+def test_the_pages_flag_a_diverged_run(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_app_compare_runs import COMPARE, MAIN
+
+    store = RunStore(tmp_path / "s")
+    api.train(tiny_config('run_id="nan"', *DIVERGES), store, progress=False)
+    monkeypatch.setenv("CLUSTERSCOPE_STORE", str(store.root))
+    at = AppTest.from_file(MAIN, default_timeout=90)
+    at.switch_page(COMPARE.replace("compare", "embeddings"))
+    at.run()
+    assert not at.exception
+    assert "nan (diverged)" in at.sidebar.selectbox[0].options
+    assert any("Run **nan** diverged" in w.value for w in at.warning)
+    at.switch_page(COMPARE)
+    at.run()
+    assert not at.exception
+    assert any("diverged (loss NaN or infinite): nan" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("train.seed=18446744073709551616", "train.seed must be an integer in [0, 4294967295]; got 18446744073709551616."),
+    ("model.width=1000000000000", "model.width must be an integer in [1, 65536]; got 1000000000000."),
+    ("model.width=1e12", "model.width must be an integer; got 1000000000000.0."),
+    ("train.epochs=3000000000", "train.epochs must be an integer in [1, 100000]; got 3000000000."),
+    ("train.lr=inf", "train.lr must be a finite number in [0, 100]; got inf."),
+    ("train.lr=nan", "train.lr must be a number > 0; got nan."),
+    ("data.synthclust.noise=inf", "data.synthclust.noise must be a finite number in [0, 1e+06]; got inf."),
+    ("analysis.n_neighbors=100000", "analysis.n_neighbors must be an integer in [2, 1000]; got 100000."),
+])
+def test_out_of_range_values_are_one_line(tmp_path: Any, override: str, message: str) -> None:
+    from click.testing import CliRunner
+
+    from backend.cli import cli
+
+    result = CliRunner().invoke(cli, ["train", "--store", str(tmp_path / "s"), "--set", override])
+    assert result.exit_code == 2 and result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.output.startswith(f"error: {message}") and result.output.count("\n") == 1, result.output
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())
+
+
+def test_every_numeric_key_has_a_range() -> None:
+    from backend.config import RunConfig
+    from backend.config_limits import LIMITS, numeric_keys
+
+    assert set(numeric_keys(RunConfig)) == set(LIMITS)
+
+
+def test_import_epochs_out_of_range(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from backend.cli import cli
+
+    (tmp_path / "a.pt").write_bytes(b"")
+    result = CliRunner().invoke(cli, ["import", str(tmp_path / "a.pt"), "--epochs", "3000000000",
+                                      "--store", str(tmp_path / "s")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert "--epochs must be epoch (or step) numbers in [0, 2147483647]; got 3000000000." in result.output
+
+
+def test_a_full_disk_is_one_line(tmp_path: Any) -> None:
+    """A real ENOSPC (writing to /dev/full) inside a CLI command: one line, exit 2, no traceback."""
+    import click
+    from click.testing import CliRunner
+
+    from backend.cli import user_errors
+
+    @click.command()
+    @user_errors
+    def write() -> None:
+        with open("/dev/full", "w") as fh:
+            fh.write("x")
+
+    result = CliRunner().invoke(write, [])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith("error: the disk is full; free space")
+
+
+def test_docs_list_every_range() -> None:
+
+    from backend.config_limits import LIMITS, _num
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "config.md").read_text(encoding="utf-8")
+    for key, (lo, hi) in LIMITS.items():
+        assert f"| `{key}` | [{_num(lo)}, {_num(hi)}] |" in text, key
+
+
+def test_runs_on_a_path_that_is_not_a_store(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from backend.cli import cli
+
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "notes.txt").write_text("x")
+    (tmp_path / "file").write_text("root:x:0:0")
+    for path, why in ((tmp_path / "file", "is a file, not a run store"),
+                      (tmp_path / "home", "is not a run store: it holds files (notes.txt) besides run folders")):
+        result = CliRunner().invoke(cli, ["runs", "--store", str(path)])
+        assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+        assert result.output.startswith(f"error: store {str(path)!r} {why}; give the folder"), result.output
+    for fine in (tmp_path / "missing", tmp_path / "empty"):
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        result = CliRunner().invoke(cli, ["runs", "--store", str(fine)])
+        assert result.exit_code == 0 and "no runs in" in result.output
+
+
+# ------------------------------------------------------------------------------------- corrupt files
+
+FAST = {"n_neighbors": 8, "umap_epochs": 30, "cluster_epochs": 30, "pca_components": 8, "trust_k": 3}
+
+
+@pytest.fixture(scope="module")
+def small_analysed(tmp_path_factory: pytest.TempPathFactory) -> RunStore:
+    """Runs a and b (copies): 1 epoch, snapshots 0 and 1, analysed with fast UMAP settings."""
+    import shutil
+
+    from backend.config import AnalysisConfig
+
+    store = RunStore(tmp_path_factory.mktemp("analysed"))
+    api.train(tiny_config('run_id="a"', *ONE_EPOCH), store, progress=False)
+    assert not api.analyze(store, "a", AnalysisConfig(**FAST)).errors
+    shutil.copytree(store.run_dir("a"), store.run_dir("b"))
+    info = store.read_run("b")
+    store.write_run("b", info | {"config": info["config"] | {"run_id": "b"}})
+    return store
+
+
+def _copy(src: RunStore, tmp_path: Any) -> RunStore:
+    import shutil
+
+    shutil.copytree(src.root, tmp_path / "store")
+    return RunStore(tmp_path / "store")
+
+
+def test_one_corrupt_layers_file_leaves_the_others_readable(small_analysed: RunStore, tmp_path: Any) -> None:
+    store = _copy(small_analysed, tmp_path)
+    store.analysis.path("a", "layers", "fc1.relu", 1).write_bytes(b"not parquet")
+    table, corrupt = api.read_analysis_parts(store, "a", "layers")
+    assert sorted(zip(table["layer"], table["epoch"], strict=True)) == [("fc1.relu", 0), ("fc2.relu", 0), ("fc2.relu", 1)]
+    assert len(corrupt) == 1 and "layer 'fc1.relu', epoch=0001" in corrupt[0] and "corrupt" in corrupt[0]
+
+
+def test_the_pages_name_a_corrupt_file_and_show_the_rest(small_analysed: RunStore, tmp_path: Any,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_app_compare_runs import COMPARE, MAIN
+
+    store = _copy(small_analysed, tmp_path)
+    store.analysis.path("a", "layers", "fc1.relu", 1).write_bytes(b"not parquet")
+    store.analysis.path("b", "network").write_bytes(b"not parquet either")
+    monkeypatch.setenv("CLUSTERSCOPE_STORE", str(store.root))
+    at = AppTest.from_file(MAIN, default_timeout=90)
+    at.query_params["run"] = "a"
+    at.switch_page(COMPARE.replace("compare", "embeddings"))
+    at.run()
+    assert not at.exception
+    assert any("Left out, corrupt" in e.value and "fc1.relu" in e.value for e in at.error), [e.value for e in at.error]
+    assert [p for p in at.get("plotly_chart")], "the intact snapshots are still drawn"
+    at = AppTest.from_file(MAIN, default_timeout=90)
+    at.query_params["runs"] = "a,b"
+    at.switch_page(COMPARE)
+    at.run()
+    assert not at.exception
+    assert any("Left out, corrupt" in e.value and "network" in e.value for e in at.error), [e.value for e in at.error]
+    assert not any("Not analysed yet" in w.value for w in at.warning)
+
+
+def test_analyze_reports_corrupt_files(small_analysed: RunStore, tmp_path: Any) -> None:
+    from backend.config import AnalysisConfig
+
+    store = _copy(small_analysed, tmp_path)
+    bad_layers = store.analysis.path("a", "layers", "fc1.relu", 1)
+    bad_layers.write_bytes(b"not parquet")
+    act = store.activation_path("a", "fc2.relu", 0)
+    act.write_bytes(act.read_bytes()[:-20])  # truncated: no footer
+    ckpt = store.checkpoint_path("a", 1)
+    ckpt.write_bytes(ckpt.read_bytes()[:100])
+    report = api.analyze(store, "a", AnalysisConfig(**FAST))
+    assert report.corrupt == [str(bad_layers)] and "corrupt, recomputed: " + str(bad_layers) in report.summary()
+    assert store.analysis.read("a", "layers", "fc1.relu", 1)["layer"].tolist() == ["fc1.relu"]  # recomputed
+    assert "corrupt" in report.errors["fc2.relu@0"] and "corrupt" in report.errors["checkpoint epoch=0001.pt"]

@@ -34,6 +34,11 @@ def controls_ui(run: str, info: dict) -> dict | None:
     except ClusterScopeError as exc:
         widgets.error_panel(exc, what="Cannot read this run's analysis")
         return None
+    for message in scores.corrupt:  # only those snapshots are missing from the pickers
+        st.error(f"Left out, corrupt: {message} Re-analyse it with `clusterscope analyze {run}`.",
+                 icon=":material/broken_image:")
+    if not scores.rows and scores.corrupt:
+        return None
     if not scores.rows:
         status = info["status"]
         st.info(f"Run **{run}** has no analysis yet ({status}). Embeddings appear here as soon as "
@@ -191,6 +196,7 @@ def page() -> None:
     except ClusterScopeError as exc:
         widgets.error_panel(exc, what=f"Cannot read run {run}")
         return
+    widgets.diverged_warning(run, info)
     v = controls_ui(run, info)
     if v is None:
         return

@@ -15,7 +15,7 @@ import streamlit as st
 
 from app import charts_compare, loaders, state, widgets
 from backend import api
-from backend.api import ClusterScopeError
+from backend.api import ClusterScopeError, CorruptFileError
 
 st.title("Compare runs")
 st.caption("Do the measures predict generalization? Each run is one model; a good measure orders the runs "
@@ -25,10 +25,15 @@ st.caption("Do the measures predict generalization? Each run is one model; a goo
 # ---------------------------------------------------------------- widgets
 
 
-def network_or_none(run_id: str) -> pd.DataFrame | None:
-    """The run's network-level c1..c4 per epoch, or None while it is not analysed."""
+def network_or_none(run_id: str, corrupt: dict[str, str] | None = None) -> pd.DataFrame | None:
+    """The run's network-level c1..c4 per epoch, or None while it is not analysed (or, noted in
+    ``corrupt``, when its network.parquet is unreadable)."""
     try:
         net = loaders.analysis(run_id, "network")
+    except CorruptFileError as exc:
+        if corrupt is not None:
+            corrupt[run_id] = str(exc)
+        return None
     except ClusterScopeError:
         return None
     return net if not net.empty else None
@@ -79,7 +84,8 @@ def data_ui(ids: list[str], analysed: list[str]) -> tuple[list[str], str]:
     return (ids if chosen == ALL_DATA else [r for r in ids if keys[r] == chosen]), chosen
 
 
-def runs_ui(ids: list[str], analysed: list[str], sweep: str | None = None, data: str = "") -> list[str]:
+def runs_ui(ids: list[str], analysed: list[str], sweep: str | None = None, data: str = "",
+            corrupt: frozenset[str] = frozenset()) -> list[str]:
     """Multiselect of runs, kept in the URL as ``runs=a,b,c``; by default every analysed run (of the sweep
     and data set).
 
@@ -89,7 +95,7 @@ def runs_ui(ids: list[str], analysed: list[str], sweep: str | None = None, data:
     default = remembered if remembered or st.query_params.get("runs") == "" else analysed
     chosen = st.sidebar.multiselect(
         "Runs", ids, default=default, key="w-cmp-runs" + (f"-{sweep}" if sweep else "") + (f"-{data}" if data else ""),
-        format_func=lambda r: r if r in analysed else f"{r} (not analysed yet)",
+        format_func=lambda r: r if r in analysed else f"{r} ({'analysis corrupt' if r in corrupt else 'not analysed yet'})",
         help="Each run is one model. Runs are compared on their measures at the last analysed epoch.",
     )
     state.remember(runs=chosen)
@@ -296,7 +302,10 @@ def sweep_summary(name: str, members: pd.DataFrame) -> None:
 
 def main() -> None:
     runs = loaders.list_runs()
-    ids = runs.loc[runs["status"] != "corrupt", "run_id"].tolist()
+    ids = runs.loc[~runs["status"].isin(["corrupt", "diverged"]), "run_id"].tolist()
+    diverged = runs.loc[runs["status"] == "diverged", "run_id"].tolist()
+    if diverged:
+        st.caption(f"Left out, their training diverged (loss NaN or infinite): {', '.join(diverged)}.")
     if not ids:
         st.info("No runs to compare yet: create the demo with `make demo` (or `clusterscope demo`), "
                 "or run a sweep with `clusterscope sweep configs/sweeps/thesis_digits.toml`.")
@@ -306,11 +315,15 @@ def main() -> None:
     if members is not None:
         sweep_summary(sweep, members)
         ids = members.loc[members["status"] == "complete", "run_id"].tolist()
-    networks = {r: network_or_none(r) for r in ids}
+    corrupt: dict[str, str] = {}
+    networks = {r: network_or_none(r, corrupt) for r in ids}
     ids, data = data_ui(ids, [r for r in ids if networks[r] is not None])
     analysed = [r for r in ids if networks[r] is not None]
-    chosen = runs_ui(ids, analysed, sweep, data)
-    pending = [r for r in chosen if networks[r] is None]
+    chosen = runs_ui(ids, analysed, sweep, data, frozenset(corrupt))
+    for r in (r for r in chosen if r in corrupt):
+        st.error(f"Left out, corrupt: {corrupt[r]} Re-analyse it with `clusterscope analyze {r}`.",
+                 icon=":material/broken_image:")
+    pending = [r for r in chosen if networks[r] is None and r not in corrupt]
     if pending:
         st.warning(f"Not analysed yet: {', '.join(pending)}. They join the comparison once analysed "
                    "(training analyses a run when it ends; or run `clusterscope analyze RUN`).",

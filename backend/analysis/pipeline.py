@@ -40,10 +40,12 @@ class AnalysisReport:
     analysed: list[tuple[str, int]] = field(default_factory=list)
     skipped: list[tuple[str, int]] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)  # "layer@epoch" -> message
+    corrupt: list[str] = field(default_factory=list)  # corrupt analysis files found (and recomputed)
 
     def summary(self) -> str:
         text = (f"run {self.run_id}: {len(self.analysed)} snapshot(s) analysed, {len(self.skipped)} up to date, "
                 f"{len(self.errors)} failed")
+        text += "".join(f"\n  corrupt, recomputed: {path}" for path in self.corrupt)
         return text + "".join(f"\n  {k}: {v}" for k, v in self.errors.items())
 
 
@@ -105,6 +107,7 @@ def analyze_run(store: RunStore, run_id: str, params: AnalysisConfig, *,
     layers = sorted(set(snaps["layer"]), key=lambda name: depth.get(name, len(depth)))
     report = AnalysisReport(run_id)
     todo = [(lay, int(e)) for lay in layers for e in sorted(snaps.loc[snaps["layer"] == lay, "epoch"])]
+    _find_corrupt(store, run_id, todo, report)
     pending = [(lay, e) for lay, e in todo if not _up_to_date(store, run_id, lay, e, phash)]
     report.skipped = [p for p in todo if p not in pending]
     done = 0
@@ -129,6 +132,20 @@ def analyze_run(store: RunStore, run_id: str, params: AnalysisConfig, *,
     store.analysis.write_status(run_id, {"params_hash": phash, "errors": report.errors,
                                          "analysed": len(report.analysed) + len(report.skipped)})
     return report
+
+
+def _find_corrupt(store: RunStore, run_id: str, todo: list[tuple[str, int]], report: AnalysisReport) -> None:
+    """Name what is corrupt instead of passing over it: analysis files (recomputed below, as their hash
+    cannot be read) in ``report.corrupt``; recorded activations and checkpoints (which analysis cannot
+    redo) in ``report.errors``."""
+    for layer, epoch in todo:
+        for table in SNAPSHOT_TABLES:
+            if (path := store.analysis.unreadable(run_id, table, layer, epoch)) is not None:
+                report.corrupt.append(str(path))
+    for table in ("network", "rotation"):
+        if (path := store.analysis.unreadable(run_id, table)) is not None:
+            report.corrupt.append(str(path))
+    report.errors.update(store.corrupt_sources(run_id))
 
 
 def _stored_layout(store: RunStore, run_id: str, layer: str, epoch: int) -> np.ndarray | None:

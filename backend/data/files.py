@@ -321,11 +321,7 @@ def load_cifar100(root: Path, *, download: bool) -> Dataset:
     train, test, (coarse_names, fine_names), folder = _load_cifar(CIFAR100, root, download)
     labels = np.concatenate([train.label, test.label])  # (N, 2): coarse, fine
     pairs = np.unique(labels[:, ::-1], axis=0)  # distinct (fine, coarse)
-    per_fine = np.bincount(pairs[:, 0], minlength=100)
-    if (per_fine != 1).any():
-        bad = np.flatnonzero(per_fine != 1)[:10].tolist()
-        raise DataError(f"CIFAR-100 in {folder}: every fine label must belong to exactly one coarse label; fine "
-                        f"labels {bad} belong to {per_fine[bad].tolist()}. The files are incomplete; re-download them.")
+    _check_cifar100_labels(folder, pairs, fine_names, coarse_names)
     mapping = np.empty(100, dtype=np.int64)
     mapping[pairs[:, 0]] = pairs[:, 1]
     return image_dataset("cifar100", _column(train, 1), _column(test, 1), fine_names, (coarse_names, mapping))
@@ -333,3 +329,19 @@ def load_cifar100(root: Path, *, download: bool) -> Dataset:
 
 __all__ = ["load_cifar10", "load_cifar100", "load_imagefolder", "load_mnist", "read_idx", "read_superclass_map",
            "unpickle_cifar"]
+
+
+def _check_cifar100_labels(folder: Path, pairs: np.ndarray, fine_names: list[str], coarse_names: list[str]) -> None:
+    """Every fine label occurs, under exactly one coarse label. pairs : distinct (fine, coarse) rows."""
+    per_fine = np.bincount(pairs[:, 0], minlength=100)
+    redo = f"Delete {folder} and download it again (data.download=true), or copy the complete files there."
+    missing = np.flatnonzero(per_fine == 0)
+    if missing.size:
+        named = ", ".join(f"{i} ({fine_names[i]})" for i in missing[:10])
+        more = f" and {missing.size - 10} more" if missing.size > 10 else ""
+        raise DataError(f"CIFAR-100 in {folder}: fine label(s) {named}{more} occur in neither the training nor the "
+                        f"test file, so the files are incomplete. {redo}")
+    for i in np.flatnonzero(per_fine > 1):
+        coarse = ", ".join(f"{c} ({coarse_names[c]})" for c in pairs[pairs[:, 0] == i, 1])
+        raise DataError(f"CIFAR-100 in {folder}: fine label {i} ({fine_names[i]}) occurs under several coarse labels, "
+                        f"{coarse}; each fine label belongs to exactly one. The files are damaged or mixed up. {redo}")

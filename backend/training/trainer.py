@@ -10,6 +10,7 @@ are used; only floating-point rounding differs (cuDNN is put in deterministic mo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -174,6 +175,8 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, cfg)
         self.epoch = 0
         self.stopped_early = False
+        self.nonfinite_epochs = 0  # epochs in a row whose train or test loss was NaN or infinite
+        self.diverged = False  # set once they exceed cfg.divergence_patience: training stops
         self.resumed = False  # set by load_state_dict: epoch 0 (the initialisation) is then already recorded
         # Small data sets live on the device once; larger ones travel one batch at a time.
         on_device = device.type != "cpu" and train.x.numel() * 4 < 2 * 1024**3
@@ -182,7 +185,7 @@ class Trainer:
 
     # ------------------------------------------------------------ state for resuming
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "stopped_early": self.stopped_early,
+        return {"epoch": self.epoch, "stopped_early": self.stopped_early, "nonfinite_epochs": self.nonfinite_epochs,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -190,11 +193,13 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = int(state["epoch"])
         self.stopped_early = bool(state.get("stopped_early", False))
+        self.nonfinite_epochs = int(state.get("nonfinite_epochs", 0))
         self.resumed = True
 
     # ------------------------------------------------------------ loop
     def fit(self) -> None:
-        """Train from ``self.epoch`` to ``cfg.epochs`` or until the early stop.
+        """Train from ``self.epoch`` to ``cfg.epochs``, until the early stop, or until the loss has been
+        non-finite for more than ``cfg.divergence_patience`` epochs in a row (``self.diverged``).
 
         A fresh trainer first evaluates the initialisation as epoch 0; a resumed one (even from a
         state saved at epoch 0) does not, so a resume never records epoch 0 twice.
@@ -203,12 +208,15 @@ class Trainer:
             train_loss, train_acc = evaluate(self.model, self.train_data, self.device)
             test_loss, test_acc = evaluate(self.model, self.test_data, self.device)
             self._end_epoch(0, train_loss, train_acc, test_loss, test_acc, final=False)
-        while self.epoch < self.cfg.epochs and not self.stopped_early:
+        while self.epoch < self.cfg.epochs and not self.stopped_early and not self.diverged:
             epoch = self.epoch + 1
             train_loss, train_acc = self.train_epoch(epoch)
             test_loss, test_acc = evaluate(self.model, self.test_data, self.device)
             self.stopped_early = 0 < train_loss < self.cfg.early_stop_loss
-            final = epoch == self.cfg.epochs or self.stopped_early
+            finite = math.isfinite(train_loss) and math.isfinite(test_loss)
+            self.nonfinite_epochs = 0 if finite else self.nonfinite_epochs + 1
+            self.diverged = self.nonfinite_epochs > self.cfg.divergence_patience
+            final = epoch == self.cfg.epochs or self.stopped_early or self.diverged
             self._end_epoch(epoch, train_loss, train_acc, test_loss, test_acc, final=final)
 
     def _end_epoch(self, epoch: int, train_loss: float, train_acc: float, test_loss: float, test_acc: float,
