@@ -7,6 +7,8 @@ import pytest
 
 from app import charts_neurons as cn
 from backend import api
+from tests.conftest import figure_of
+from tests.test_app_embeddings import open_embeddings
 from tests.test_app_neurons_layers import open_page
 
 
@@ -36,3 +38,75 @@ def test_neurons_page_explains_best_subclass_when_top_images_are_of_other_subcla
     assert len(notes) == 1 and "highest c1" in notes[0] and "top images" in notes[0], notes
     at = open_page("neurons", store.root, monkeypatch, run=run_id, layer="fc2.relu", epoch="2", unit=str(present[0]))
     assert not [i.value for i in at.info if "best subclass" in i.value]
+
+
+# ---------------------------------------------------------------- Embeddings: colours, options, links
+
+
+def test_cluster_colours_are_distinct_and_say_ids_are_per_layer(analysed_store: tuple[api.RunStore, str],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import charts_embeddings
+
+    names = ["noise"] + [f"cluster {i}" for i in range(20)]
+    colours = charts_embeddings.cluster_colours(names, charts_embeddings.CLUSTER_PALETTE)
+    symbols = charts_embeddings.marker_symbols(colours)
+    assert len({(colours[n], symbols[n]) for n in names}) == len(names)  # every legend entry differs
+    real = sorted({colours[n] for n in names[1:]})
+    rgb = [tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in real]
+    closest = min(sum((a - b) ** 2 for a, b in zip(p, q, strict=True)) ** 0.5 for i, p in enumerate(rgb) for q in rgb[i + 1:])
+    assert closest > 65, f"two cluster colours are {closest:.0f} apart in RGB"  # the old palette: #56B4E9 vs #88CCEE, 56
+    store, run_id = analysed_store
+    at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc2.relu", epoch="2", colour="cluster")
+    assert not at.exception
+    fig = figure_of(at.get("plotly_chart")[0])
+    assert "per layer and epoch" in fig["layout"]["legend"]["title"]["text"]
+    drawn = [(t["marker"]["color"], t["marker"]["symbol"]) for t in fig["data"]]
+    assert len(set(drawn)) == len(drawn)
+
+
+def test_superclass_is_not_offered_when_it_is_the_class(analysed_store: tuple[api.RunStore, str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    store, run_id = analysed_store  # trained on superclasses: its classes are the superclasses
+    at = open_embeddings(store.root, monkeypatch, run=run_id, colour="superclass")
+    assert not at.exception
+    picker = at.sidebar.selectbox(key="w-colour")
+    assert "superclass" not in picker.options and "Superclass" not in picker.options
+    assert picker.value == "class"  # a link asking for the superclasses gets them, as the classes
+
+
+def test_a_link_reopens_max_points_and_names_what_does_not_exist(analysed_store: tuple[api.RunStore, str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    store, run_id = analysed_store
+    at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc2.relu", epoch="2", maxpts="1000")
+    assert not at.exception and at.sidebar.number_input(key="w-maxpts").value == 1000
+    assert abs(sum(len(t["x"]) for t in figure_of(at.get("plotly_chart")[0])["data"]) - 1000) <= 5  # of 1,797
+    assert not at.warning
+    at.sidebar.number_input(key="w-maxpts").set_value(1500).run()
+    assert at.query_params["maxpts"] in ("1500", ["1500"])  # written back: a copied link carries it
+    for params, words in (({"run": "no-such-run"}, ("run", "no-such-run", run_id)),
+                          ({"run": run_id, "layer": "conv9.relu"}, ("layer", "conv9.relu", "fc2.relu")),
+                          ({"run": run_id, "layer": "fc1.relu", "epoch": "7"}, ("epoch", "7", "2"))):
+        at = open_embeddings(store.root, monkeypatch, **params)
+        assert not at.exception
+        warnings = [w.value for w in at.warning]
+        assert len(warnings) == 1 and all(w in warnings[0] for w in words), (params, warnings)
+        assert "not in" in warnings[0]
+
+
+def test_hover_caption_says_what_has_no_image() -> None:
+    from app.screens.embeddings import hover_caption
+
+    text = hover_caption(1797, 25158)
+    assert "labels (all 25,158 points" in text and "first 1,797 of them by sample id" in text and "MB" in text
+
+
+def test_png_export_shows_progress_then_a_save_button(analysed_store: tuple[api.RunStore, str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    store, run_id = analysed_store
+    at = open_page("layers", store.root, monkeypatch, run=run_id)
+    assert not at.exception
+    png = next(b for b in at.button if b.label == "PNG")
+    png.click().run()
+    assert not at.exception and not at.error
+    saves = [b for b in at.get("download_button") if b.proto.label == "Save PNG"]
+    assert len(saves) == 1
