@@ -119,6 +119,13 @@ def resume(run_id: str, store: RunStore, *, progress: bool = True) -> str:
     return resume_run(run_id, store, progress=progress)
 
 
+def demo_base_overrides(data_name: str) -> tuple[str, ...]:
+    """The demo run's config overrides for a data set (backend.demo.base_overrides), for the Runs page's form."""
+    from backend.demo import base_overrides
+
+    return base_overrides(data_name)
+
+
 def demo_status(store: RunStore) -> dict[str, Any]:
     """Which demo runs exist and whether a demo builder is working on the store right now."""
     from backend.demo import DEMO_RUNS, builder_active

@@ -52,6 +52,16 @@ DEMO_RUNS: tuple[DemoRun, ...] = (
 )
 
 
+def base_overrides(data_name: str) -> tuple[str, ...]:
+    """The demo's settings for a data set ("digits": the base VGG run, "synthclust": the SynthClust run), minus
+    its run id and device: the Runs page's form starts from them, so a run started there is comparable to the
+    demo's runs (same input setup, model size, optimizer and schedule) unless the form changes something."""
+    run = next((r for r in DEMO_RUNS if f'data.name="{data_name}"' in r.overrides), None)
+    if run is None:
+        raise ClusterScopeError(f"the demo has no run on data set {data_name!r}; choose 'digits' or 'synthclust'.")
+    return tuple(o for o in run.overrides if not o.startswith("train.device="))
+
+
 def demo_configs(runs: tuple[DemoRun, ...] = DEMO_RUNS) -> list[tuple[DemoRun, RunConfig]]:
     return [(r, load_config(None, (f"run_id=\"{r.run_id}\"",) + r.overrides)) for r in runs]
 

@@ -3,6 +3,11 @@ names, the Neurons page's best-subclass note, the Embeddings colourings and capt
 
 from __future__ import annotations
 
+import json
+import re
+import time
+from pathlib import Path
+
 import pytest
 
 from app import charts_neurons as cn
@@ -110,3 +115,55 @@ def test_png_export_shows_progress_then_a_save_button(analysed_store: tuple[api.
     assert not at.exception and not at.error
     saves = [b for b in at.get("download_button") if b.proto.label == "Save PNG"]
     assert len(saves) == 1
+
+
+# ---------------------------------------------------------------- Runs page
+
+
+def test_runs_table_shows_hyperparameters_and_full_progress_when_finished(
+        analysed_store: tuple[api.RunStore, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from tests.conftest import tiny_config
+    from tests.test_app_compare_runs import open_page as open_runs
+
+    src, run_id = analysed_store
+    store = api.open_store(tmp_path / "store")
+    shutil.copytree(src.run_dir(run_id), store.run_dir(run_id))  # 2 epochs
+    api.train(tiny_config('run_id="short"', "train.epochs=1", "snapshots.epochs=[1]", "train.lr=0.01",
+                          "model.width=8"), store, progress=False)
+    at = open_runs(store.root, monkeypatch)
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("run_id")
+    assert {"dataset", "target", "model", "width", "lr", "augment", "optimizer"} <= set(table.columns)
+    assert table.loc["short", "lr"] == 0.01 and table.loc[run_id, "lr"] == 0.05
+    assert table.loc["short", "width"] == "8" and table.loc[run_id, "width"] == "16"
+    assert table.loc["short", "progress"] == 1.0 and table.loc[run_id, "progress"] == 1.0  # both finished
+
+
+def test_training_form_defaults_are_the_demo_runs_settings(store: api.RunStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.config import to_dict
+    from backend.demo import DEMO_RUNS, demo_configs
+    from tests.test_app_compare_runs import SUBMIT, number_input, stop_group
+    from tests.test_app_compare_runs import open_page as open_runs
+
+    at = open_runs(store.root, monkeypatch)
+    number_input(at, "Epochs").set_value(1)  # the one change: a short run
+    at.text_input[0].input("form-default")
+    at.button(key=SUBMIT).click().run()
+    assert not at.exception and not at.error
+    pid = int(re.search(r"process (\d+)", at.success[0].value).group(1))
+    try:
+        deadline = time.monotonic() + 120
+        while not store.run_json_path("form-default").is_file():
+            assert time.monotonic() < deadline, (store.root / ".logs" / "form-default.log").read_text()
+            time.sleep(0.5)
+        got = api.read_run(store, "form-default")["config"]
+    finally:
+        stop_group(pid)
+    demo = next(cfg for r, cfg in demo_configs(DEMO_RUNS[:1]))  # demo-digits-base
+    want = json.loads(json.dumps(to_dict(demo)))
+    for section in ("data", "model"):
+        assert got[section] == want[section], section
+    for key in ("optimizer", "lr", "batch_size", "momentum", "lr_steps", "augment", "seed"):
+        assert got["train"][key] == want["train"][key], key
