@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -255,6 +255,23 @@ IMPORT_ARCHITECTURES = ("auto", "mlp", "vgg", "resnet", "tv:<torchvision name>")
 def _allowed(variable: str) -> bool:
     """A deployment switch: on unless the environment variable says 0, false, no or off."""
     return os.environ.get(variable, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def is_torchscript(file: BinaryIO) -> bool:
+    """Whether an uploaded checkpoint (a seekable binary file) is a TorchScript archive: a zip with a ``code/``
+    folder (backend.importing.checkpoints.detect_format). Reads the zip's directory only; rewinds the file."""
+    import zipfile
+
+    try:
+        file.seek(0)
+        if file.read(4) != b"PK\x03\x04":
+            return False
+        with zipfile.ZipFile(file) as zf:
+            return any("/code/" in n for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+    finally:
+        file.seek(0)
 
 
 def torchscript_allowed() -> bool:

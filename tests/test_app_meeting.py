@@ -167,3 +167,48 @@ def test_training_form_defaults_are_the_demo_runs_settings(store: api.RunStore, 
         assert got[section] == want[section], section
     for key in ("optimizer", "lr", "batch_size", "momentum", "lr_steps", "augment", "seed"):
         assert got["train"][key] == want["train"][key], key
+
+
+# ---------------------------------------------------------------- Upload page
+
+
+def test_upload_names_the_run_and_warns_about_torchscript_only_for_torchscript(
+        trained_store: tuple[api.RunStore, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    import torch
+
+    from tests.test_app_upload import checkpoint_bytes, open_upload, wait_for_job
+
+    root = tmp_path / "store"
+    at = open_upload(root, monkeypatch)
+    state_dict = ("epoch=2.pt", checkpoint_bytes(trained_store, 2), "application/octet-stream")
+    at.get("file_uploader")[0].set_value([state_dict])
+    at.run()
+    assert not at.warning and not at.checkbox  # a state_dict runs no code: no TorchScript warning
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), buf)
+    at.get("file_uploader")[0].set_value([("model.pt", buf.getvalue(), "application/octet-stream")])
+    at.run()
+    assert "TorchScript archives contain code" in at.warning[0].value and at.checkbox(key="up-trust")
+    monkeypatch.setenv("CLUSTERSCOPE_ALLOW_TORCHSCRIPT", "0")
+    at.run()
+    assert "switched off" in at.info[0].value and not at.checkbox
+    monkeypatch.delenv("CLUSTERSCOPE_ALLOW_TORCHSCRIPT")
+    at.get("file_uploader")[0].set_value([state_dict])
+    at.number_input(key="up-ptrain").set_value(300)
+    at.number_input(key="up-ptest").set_value(100)
+    at.text_input(key="up-name").input("my-upload")
+    at.run()
+    at.button(key="up-go").click().run()
+    assert not at.error, [e.value for e in at.error]
+    at = wait_for_job(at)
+    assert "Imported run **my-upload**" in at.success[0].value
+    assert api.open_store(root).run_ids() == ["my-upload"]
+
+
+def test_the_demo_records_training_dynamics_for_the_mechanisms_page() -> None:
+    from backend.demo import demo_configs
+
+    recorded = [r.run_id for r, cfg in demo_configs() if cfg.dynamics.enabled]
+    assert recorded == ["demo-synthclust"]  # one small run (measured: no slower than without dynamics, ~1.5 min)
