@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from app.charts import HOUSE_TEMPLATE, NOISE_COLOUR, OKABE_ITO, SEQUENTIAL, TOL_MUTED, category_colours, house_layout, style
+from app.charts import HOUSE_TEMPLATE, NOISE_COLOUR, OKABE_ITO, SEQUENTIAL, category_colours, house_layout, style
 
 AXES = {"umap": ("umap_x", "umap_y", "UMAP 1 (a.u.)", "UMAP 2 (a.u.)"),
         "pca": ("pca_x", "pca_y", "PC 1 (a.u.)", "PC 2 (a.u.)")}
@@ -23,6 +23,15 @@ META = "clusterscope-embedding"  # marks the figures whose points carry sample i
 NUMERIC_COLUMNS = {"sample_id": np.int64, "cluster": np.int64, "umap_x": np.float64, "umap_y": np.float64,
                    "pca_x": np.float64, "pca_y": np.float64}
 COLOUR_COLUMNS = {"class": "class_name", "fine": "subclass_name", "superclass": "superclass_name", "cluster": "cluster_name"}
+# HDBSCAN clusters: the 8 Okabe-Ito colours (colour-blind safe and distinct; the Tol colours added before held
+# near-identical blues and greens), then the same colours with the next marker shape: 8 x 8 distinct
+# (colour, shape) pairs, after which the pairs repeat. embedding_scatter draws a repeated colour's next shape.
+CLUSTER_PALETTE = OKABE_ITO
+SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "cross", "star", "hexagon"]
+# The legend's title per colouring; cluster ids are numbered afresh by every HDBSCAN run (one per layer and
+# epoch), so cluster 3 here and cluster 3 in another layer or epoch are unrelated.
+LEGEND_TITLES = {"class": "class (trained on)", "fine": "fine label", "superclass": "superclass",
+                 "cluster": "HDBSCAN cluster (ids are per layer and epoch)", "correct": "prediction"}
 
 
 def label_samples(samples: pd.DataFrame, *, target: str) -> pd.DataFrame:
@@ -117,8 +126,12 @@ def fast_figure(traces: list[dict], layout: dict) -> go.Figure:
 
 def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours: dict[str, str] | None = None,
                       highlight: set[int] | None = None, title: str = "", present: bool = False,
-                      colour_label: str = "", ranges: tuple[list[float], list[float]] | None = None) -> go.Figure:
+                      colour_label: str = "", ranges: tuple[list[float], list[float]] | None = None,
+                      legend_title: str = "") -> go.Figure:
     """2-D embedding coloured by a categorical column (``colours`` maps its values) or a numeric one.
+
+    A colour that ``colours`` gives to several values is drawn with a new marker shape each time
+    (:func:`marker_symbols`), so every legend entry stays distinct. ``legend_title``: e.g. ``LEGEND_TITLES``.
 
     df : one row per point with sample_id, cluster, the projection's x/y columns and ``colour``.
     ``highlight``: sample ids drawn opaque, others faded. Each point's customdata is [sample_id, cluster].
@@ -142,6 +155,7 @@ def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours
         })
     else:
         values = np.asarray(df[colour].to_numpy())
+        symbols = marker_symbols(colours)
         for name, colour_hex in colours.items():
             mask = values == name
             if not mask.any():
@@ -149,7 +163,7 @@ def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours
             traces.append({
                 "type": "scattergl", "x": typed_array(xs[mask]), "y": typed_array(ys[mask]), "mode": "markers",
                 "name": str(name), "customdata": typed_array(_custom(ids[mask], cluster[mask])), "hovertemplate": HOVER,
-                "marker": {"size": size, "color": colour_hex,
+                "marker": {"size": size, "color": colour_hex, "symbol": symbols[name],
                            "opacity": 0.8 if opacity is None else typed_array(opacity[mask]),
                            "line": {"width": 0}},
             })
@@ -158,7 +172,8 @@ def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours
     layout = house | {"template": HOUSE_TEMPLATE, "title": {"text": title, **house["title"]},
                       "xaxis": {"title": {"text": xt}, **xaxis},
                       "yaxis": {"title": {"text": yt}, "scaleanchor": "x", "scaleratio": 1, **yaxis},
-                      "legend": {"itemsizing": "constant"}, "dragmode": "lasso", "uirevision": f"{projection}-{colour}",
+                      "legend": {"itemsizing": "constant", "title": {"text": legend_title}},
+                      "dragmode": "lasso", "uirevision": f"{projection}-{colour}",
                       "meta": META}
     return fast_figure(traces, layout)
 
@@ -176,12 +191,22 @@ def colour_map(df: pd.DataFrame, dataset: dict, colour: str) -> dict[str, str] |
         return {"correct": OKABE_ITO[2], "wrong": OKABE_ITO[5], "unknown": NOISE_COLOUR}
     if colour == "cluster":
         ordered = sorted(df["colour_value"].unique(), key=lambda n: (n != "noise", int(n.split()[-1]) if n != "noise" else -1))
-        return cluster_colours(ordered, OKABE_ITO[:7] + TOL_MUTED[:9])
+        return cluster_colours(ordered, CLUSTER_PALETTE)
     if colour == "class" and dataset.get("target") == "superclass" and dataset.get("superclass_names"):
         return category_colours(dataset["superclass_names"])
     if colour == "superclass":
         return category_colours(dataset.get("superclass_names") or [])
     return category_colours(dataset["label_names"])
+
+
+def marker_symbols(colours: dict[str, str]) -> dict[str, str]:
+    """Per category, its marker shape: a circle, and for the n-th repeat of a colour the n-th of ``SYMBOLS``."""
+    seen: dict[str, int] = {}
+    out = {}
+    for name, colour_hex in colours.items():
+        out[name] = SYMBOLS[seen.get(colour_hex, 0) % len(SYMBOLS)]
+        seen[colour_hex] = seen.get(colour_hex, 0) + 1
+    return out
 
 
 def cluster_colours(names: list[str], palette: list[str]) -> dict[str, str]:
@@ -202,10 +227,12 @@ def embedding_animation(frames: pd.DataFrame, *, projection: str, colour: str, c
     x, y, xt, yt = AXES[projection]
     epochs = sorted(frames["epoch"].unique())
 
+    symbols = marker_symbols(colours)
+
     def traces(epoch: int) -> list[go.Scattergl]:
         part = frames[frames["epoch"] == epoch]
         return [go.Scattergl(x=part.loc[part[colour] == n, x], y=part.loc[part[colour] == n, y], mode="markers",
-                             name=str(n), marker={"size": 6, "color": c, "opacity": 0.8},
+                             name=str(n), marker={"size": 6, "color": c, "opacity": 0.8, "symbol": symbols[n]},
                              customdata=_custom(part.loc[part[colour] == n, "sample_id"].to_numpy(),
                                                 part.loc[part[colour] == n, "cluster"].to_numpy()),
                              hovertemplate=HOVER)

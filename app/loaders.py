@@ -259,7 +259,8 @@ def _embedding_figure(root: str, run_id: str, layer: str, epoch: int, colour: st
     return charts_embeddings.embedding_scatter(
         df, projection=projection, colour="colour_value", colours=charts_embeddings.colour_map(df, dataset, colour),
         highlight=set(highlight) if highlight else None, title=title, present=present,
-        colour_label=f"unit {unit} pre-activation (a.u.)" if colour == "neuron" else "")
+        colour_label=f"unit {unit} pre-activation (a.u.)" if colour == "neuron" else "",
+        legend_title=charts_embeddings.LEGEND_TITLES.get(colour, ""))
 
 
 @st.cache_resource(show_spinner=False, max_entries=48)

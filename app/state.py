@@ -42,6 +42,28 @@ def chosen(key: str, options: Sequence[T]) -> T | None:
     return None
 
 
+def unknown(key: str, options: Sequence[object]) -> str | None:
+    """The query parameter ``key`` when a link names a value that is not among ``options`` (a run, layer or epoch
+    that does not exist), so the page can say so instead of silently showing another; else None. A value this
+    session chose itself (e.g. a layer of the run shown before) is not the link's doing and is not reported."""
+    raw = st.query_params.get(key)
+    if raw is None or raw == remembered(key) or any(str(o) == raw for o in options):
+        return None
+    return raw
+
+
+def int_param(key: str, default: int, lo: int, hi: int) -> int:
+    """An integer query parameter within [lo, hi] (else this session's last value of it, else ``default``)."""
+    for raw in (st.query_params.get(key), remembered(key)):
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            continue
+        if lo <= value <= hi:
+            return value
+    return default
+
+
 def remembered(key: str) -> str | None:
     """The last value this session gave the choice ``key`` (as text), on any page; None if none."""
     return st.session_state.get(MEMORY, {}).get(key)

@@ -26,6 +26,7 @@ def run_picker(*, key: str = "run", label: str = "Run", runs: Sequence[str] | No
     current = state.chosen(key, ids)  # the widget's own value is remembered too, by the remember() below
     if current is None:
         current = next((r for r in ids if prefer(r)), ids[0]) if prefer is not None else ids[0]
+    link_names_unknown(key, ids, what="run", shown=current, where="the run store")
     diverged = set(diverged_runs())
     run = container.selectbox(label, ids, key=f"w-{key}", format_func=lambda r: f"{r} (diverged)" if r in diverged else r,
                               **_initial(f"w-{key}", ids.index(current), ids))
@@ -51,6 +52,7 @@ def layer_picker(layers: Sequence[str], *, key: str = "layer", label: str = "Lay
     if not layers:
         return None
     current = state.choice(key, list(layers), default=list(layers)[-1])
+    link_names_unknown(key, layers, what="layer", shown=current, where="this run's analysis")
     layer = container.selectbox(label, list(layers), key=f"w-{key}", help="Every ReLU layer except the output, in forward order.",
                                 **_initial(f"w-{key}", list(layers).index(current), list(layers)))
     state.remember(**{key: layer})
@@ -62,6 +64,7 @@ def epoch_picker(epochs: Sequence[int], *, key: str = "epoch", label: str = "Epo
     if not epochs:
         return None
     current = state.choice(key, epochs, default=epochs[-1])
+    link_names_unknown(key, epochs, what="epoch", shown=current, where="this layer's recorded epochs")
     if len(epochs) == 1:
         container.caption(f"{label}: {epochs[0]} (the only recorded epoch)")
         epoch = epochs[0]
@@ -70,6 +73,14 @@ def epoch_picker(epochs: Sequence[int], *, key: str = "epoch", label: str = "Epo
                                         help="Recorded snapshot epochs; 0 is the initialisation.")
     state.remember(**{key: epoch})
     return int(epoch)
+
+
+def link_names_unknown(key: str, options: Sequence[object], *, what: str, shown: object, where: str) -> None:
+    """One line when the page's link names a ``what`` that is not among ``options`` (:func:`state.unknown`)."""
+    raw = state.unknown(key, options)
+    if raw is not None:
+        st.warning(f"The link asks for {what} **{raw}**, which is not in {where}; showing {what} **{shown}** instead.",
+                   icon=":material/link_off:")
 
 
 @st.cache_resource(show_spinner=False)

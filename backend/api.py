@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -121,6 +121,13 @@ def resume(run_id: str, store: RunStore, *, progress: bool = True) -> str:
     from backend.runner import resume_run
 
     return resume_run(run_id, store, progress=progress)
+
+
+def demo_base_overrides(data_name: str) -> tuple[str, ...]:
+    """The demo run's config overrides for a data set (backend.demo.base_overrides), for the Runs page's form."""
+    from backend.demo import base_overrides
+
+    return base_overrides(data_name)
 
 
 def demo_status(store: RunStore) -> dict[str, Any]:
@@ -399,6 +406,23 @@ def _allowed(variable: str) -> bool:
     from backend.deployment import allowed
 
     return allowed(variable)
+
+
+def is_torchscript(file: BinaryIO) -> bool:
+    """Whether an uploaded checkpoint (a seekable binary file) is a TorchScript archive: a zip with a ``code/``
+    folder (backend.importing.checkpoints.detect_format). Reads the zip's directory only; rewinds the file."""
+    import zipfile
+
+    try:
+        file.seek(0)
+        if file.read(4) != b"PK\x03\x04":
+            return False
+        with zipfile.ZipFile(file) as zf:
+            return any("/code/" in n for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+    finally:
+        file.seek(0)
 
 
 def torchscript_allowed() -> bool:

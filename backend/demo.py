@@ -2,7 +2,8 @@
 
 Four ``digits`` runs trained on the five superclasses (digits kept as subclasses, the thesis's
 CIFAR-100-superclass setting in miniature), each differing from the base run in one
-hyperparameter, and one ``synthclust`` run (SCIENCE.md section 4, chapter 3 data, scaled down).
+hyperparameter, and one ``synthclust`` run (SCIENCE.md section 4, chapter 3 data, scaled down) that records
+its training dynamics for the Mechanisms page.
 About two minutes on two CPU cores. Runs already complete are kept; interrupted ones are resumed.
 """
 
@@ -38,6 +39,10 @@ DIGITS_BASE = (
     "train.device=\"cpu\"",
 )
 
+# Training dynamics (SCIENCE.md 3.4) of the SynthClust run, so the Mechanisms page has a run to show on a fresh
+# install: every 6th of its 540 steps, 8 probe samples per cluster, the first 32 units (~0.6 M rows, ~1 s).
+SYNTHCLUST_DYNAMICS = ("dynamics.enabled=true", "dynamics.every=6", "dynamics.probe_size=240", "dynamics.units=32")
+
 DEMO_RUNS: tuple[DemoRun, ...] = (
     DemoRun("demo-digits-base", DIGITS_BASE, "small VGG (16/32 channels), SGD lr 0.05, no augmentation"),
     DemoRun("demo-digits-lr-low", DIGITS_BASE + ("train.lr=0.005",), "as base, learning rate 10x lower"),
@@ -48,10 +53,20 @@ DEMO_RUNS: tuple[DemoRun, ...] = (
         ("data.name=\"synthclust\"", "data.target=\"superclass\"", "data.synthclust.train_per_cluster=60",
          "data.synthclust.test_per_cluster=20", "model.name=\"mlp\"", "model.depth=1", "model.width=256",
          "model.batch_norm=false", "train.lr=0.05", "train.batch_size=100", "train.epochs=30",
-         "train.device=\"cpu\""),
-        "SynthClust: 2 classes x 15 clusters in R^500; one hidden layer of 256 ReLUs",
+         "train.device=\"cpu\"", *SYNTHCLUST_DYNAMICS),
+        "SynthClust: 2 classes x 15 clusters in R^500; one hidden layer of 256 ReLUs; training dynamics recorded",
     ),
 )
+
+
+def base_overrides(data_name: str) -> tuple[str, ...]:
+    """The demo's settings for a data set ("digits": the base VGG run, "synthclust": the SynthClust run), minus
+    its run id and device: the Runs page's form starts from them, so a run started there is comparable to the
+    demo's runs (same input setup, model size, optimizer and schedule) unless the form changes something."""
+    run = next((r for r in DEMO_RUNS if f'data.name="{data_name}"' in r.overrides), None)
+    if run is None:
+        raise ClusterScopeError(f"the demo has no run on data set {data_name!r}; choose 'digits' or 'synthclust'.")
+    return tuple(o for o in run.overrides if not o.startswith("train.device="))
 
 
 def demo_configs(runs: tuple[DemoRun, ...] = DEMO_RUNS) -> list[tuple[DemoRun, RunConfig]]:

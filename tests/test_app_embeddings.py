@@ -50,7 +50,7 @@ def test_query_params_restore_the_view_and_epoch_changes_the_data(analysed_store
 def test_colourings_and_second_view(analysed_store: tuple[api.RunStore, str], monkeypatch: pytest.MonkeyPatch) -> None:
     store, run_id = analysed_store
     at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc2.relu", epoch="2")
-    for colour in ("fine", "cluster", "correct", "neuron", "superclass"):
+    for colour in ("fine", "cluster", "correct", "neuron"):  # "superclass": the classes of this run (test_app_meeting)
         at.sidebar.selectbox(key="w-colour").set_value(colour).run()
         assert not at.exception, colour
         fig = figure_of(at.get("plotly_chart")[0])

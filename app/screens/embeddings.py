@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import charts_embeddings, loaders, state, widgets
+from app import charts_embeddings, hover, loaders, state, widgets
 from backend import api
 from backend.api import ClusterScopeError
 
@@ -23,7 +23,18 @@ COLOURINGS = {
     "neuron": "A neuron's activation",
 }
 PROJECTIONS = {"umap": "UMAP", "pca": "PCA"}
+SAME_AS_CLASS = {"superclass": "class", "fine": "class"}  # a colouring left out where it equals the class
 DEFAULT_MAX_POINTS = 10_000
+
+
+def colourings(dataset: dict) -> list[str]:
+    """The colourings worth offering for a run: "superclass" only when the data have superclasses and the run
+    was not trained on them (then they are its classes), "fine" only when the run was trained on superclasses
+    (trained on the fine labels, they are its classes)."""
+    target = dataset.get("target", "label")
+    hidden = {"superclass"} if target == "superclass" or not dataset.get("superclass_names") else set()
+    hidden |= {"fine"} if target != "superclass" else set()
+    return [k for k in COLOURINGS if k not in hidden]
 
 
 def controls_ui(run: str, info: dict) -> dict | None:
@@ -52,16 +63,17 @@ def controls_ui(run: str, info: dict) -> dict | None:
     proj = sb.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get, horizontal=True, key="w-proj",
                     index=list(PROJECTIONS).index(state.choice("proj", list(PROJECTIONS))),
                     help="UMAP keeps neighbourhoods (check its trustworthiness); PCA keeps global linear structure.")
-    options = [k for k in COLOURINGS if k != "superclass" or info["dataset"].get("superclass_names")]
+    options = colourings(info["dataset"])
+    asked = SAME_AS_CLASS.get(st.query_params.get("colour"), "") if state.chosen("colour", options) is None else ""
     colour = sb.selectbox("Colour by", options, format_func=COLOURINGS.get, key="w-colour",
-                          index=options.index(state.choice("colour", options)))
+                          index=options.index(asked if asked in options else state.choice("colour", options)))
     unit = None
     if colour == "neuron":
         layer_units = next((la["units"] for la in info.get("layers", []) if la["name"] == layer), 1)
         unit = int(sb.number_input("Unit", 0, max(layer_units - 1, 0), key="w-unit",
                                    value=min(int(state.choice("unit", list(range(layer_units)), 0) or 0), layer_units - 1)))
-    max_points = int(sb.number_input("Max points drawn", 500, 200_000, DEFAULT_MAX_POINTS, step=500, key="w-maxpts",
-                                     help="Above this many samples a stratified sample is drawn (by class)."))
+    max_points = int(sb.number_input("Max points drawn", 500, 200_000, state.int_param("maxpts", DEFAULT_MAX_POINTS, 500, 200_000),
+                                     step=500, key="w-maxpts", help="Above this many samples a stratified sample is drawn (by class)."))
     second = sb.selectbox("Second view", ["none", "epoch", "layer"], key="w-second",
                           index=["none", "epoch", "layer"].index(state.choice("second", ["none", "epoch", "layer"])),
                           format_func={"none": "None", "epoch": "Another epoch", "layer": "Another layer"}.get)
@@ -70,7 +82,8 @@ def controls_ui(run: str, info: dict) -> dict | None:
         other = ("epoch", widgets.epoch_picker(epochs, key="epoch_b", label="Epoch B", container=sb))
     elif second == "layer":
         other = ("layer", widgets.layer_picker(layers, key="layer_b", label="Layer B", container=sb))
-    state.remember(proj=proj, colour=colour, unit=unit, second=second if second != "none" else None)
+    state.remember(proj=proj, colour=colour, unit=unit, second=second if second != "none" else None,
+                   maxpts=max_points if max_points != DEFAULT_MAX_POINTS else None)
     return {"layer": layer, "epoch": epoch, "proj": proj, "colour": colour, "unit": unit, "max_points": max_points,
             "other": other, "scores": scores, "reason": api.intraclass_reason(info)}
 
@@ -137,7 +150,14 @@ def hover_cards_ui(run: str, ids: np.ndarray) -> None:
     script, with_images = loaders.hover_script(run, ids)
     st.html(script, unsafe_allow_javascript=True)
     if 0 < with_images < len(ids):
-        st.caption(f"Hover cards show thumbnails for {with_images:,} of {len(ids):,} points (the rest: labels only).")
+        st.caption(hover_caption(with_images, len(ids)))
+
+
+def hover_caption(with_images: int, points: int) -> str:
+    """What the hover cards hold when the page's image budget (app/hover.py) does not cover every point."""
+    return (f"Hovering a point shows its labels (all {points:,} points drawn) and, for the first {with_images:,} of "
+            f"them by sample id, its image: a page carries at most about {hover.THUMBNAIL_BUDGET * 3 // 4 / 1e6:.1f} MB "
+            "of images. Fewer points drawn (*Max points drawn*) give more of them an image.")
 
 
 def animation_ui(run: str, info: dict, v: dict) -> None:

@@ -71,17 +71,19 @@ def training_form() -> None:
             "data.target": b.selectbox("Train on", ["superclass", "label"],
                                        help="superclass: the thesis's setting, so the fine labels are subclasses for "
                                             "c1 and c2. label: the fine classes."),
-            "model.name": c.selectbox("Model", ["mlp", "vgg"], help="vgg needs image data (digits)."),
-            "train.epochs": d.number_input("Epochs", min_value=1, max_value=1000, value=10, step=1),
+            "model.name": c.selectbox("Model", ["vgg", "mlp"], help="vgg needs image data (digits)."),
+            "train.epochs": d.number_input("Epochs", min_value=1, max_value=1000, value=30, step=1),
             "train.lr": a.number_input("Learning rate", min_value=0.0, value=0.05, step=0.01, format="%.4f",
                                        help="Typical values are 0.01 to 0.1 for SGD."),
-            "train.batch_size": b.number_input("Batch size", min_value=1, max_value=65536, value=128, step=1),
+            "train.batch_size": b.number_input("Batch size", min_value=1, max_value=65536, value=64, step=1),
             "train.seed": c.number_input("Seed", min_value=0, value=0, step=1,
                                          help="Seeds the initialisation and the batch order."),
             "run_id": d.text_input("Run id (optional)", placeholder="generated from data, model and time",
                                    help="Lowercase letters, digits, '.', '_' or '-'; at most 64 characters."),
             "train.augment": a.checkbox("Augment", help="+-1 pixel shifts for digits; no effect on synthclust."),
         }
+        st.caption("Every other setting is the demo's (`clusterscope demo`): its base VGG run on digits, its SynthClust "
+                   "run on synthclust, so a run started here compares with the demo's runs.")
         if st.form_submit_button("Start training", type="primary", icon=":material/rocket_launch:"):
             last = launch(values)
         if last:
@@ -98,7 +100,9 @@ def launch(values: dict) -> dict | None:
                  icon=":material/error:")
         return None
     try:
-        job = api.launch_training(api.open_store(loaders.store_root()), training_overrides(values))
+        # the demo's settings for the data set first (model size, optimizer, schedule), then the form's values
+        overrides = [*api.demo_base_overrides(values["data.name"]), *training_overrides(values)]
+        job = api.launch_training(api.open_store(loaders.store_root()), overrides)
     except ClusterScopeError as exc:
         st.error(f"Nothing was started: {exc}", icon=":material/error:")
         return None
@@ -158,16 +162,41 @@ def run_card(run_id: str) -> None:
             widgets.plot(fig, key=f"{metric[:3]}-{run_id}", container=col)
 
 
+def hyperparameters(run_id: str) -> dict:
+    """A run's key training choices from its run.json, so runs are told apart without their names."""
+    try:
+        cfg = loaders.read_run(run_id).get("config") or {}
+    except ClusterScopeError:
+        return {}
+    model, train = cfg.get("model") or {}, cfg.get("train") or {}
+    width = model.get("width_factor") if model.get("name") in ("vgg", "resnet") else model.get("width")
+    return {"width": None if width is None else f"{width:g}" + ("x" if model.get("name") in ("vgg", "resnet") else ""),
+            "lr": train.get("lr"), "augment": train.get("augment"), "optimizer": train.get("optimizer")}
+
+
+def progress(runs: pd.DataFrame) -> pd.Series:
+    """Share of its epochs each run has done; 1 for a finished run (an early stop ends it before its last epoch)."""
+    done = runs["epochs_completed"].astype("Float64") / runs["epochs"].astype("Float64").where(runs["epochs"] > 0)
+    return done.where(runs["status"] != "complete", 1.0).clip(0, 1).fillna(0.0).astype(float)
+
+
 def runs_table(runs: pd.DataFrame) -> None:
-    max_epochs = int(runs["epochs"].fillna(1).max())
-    table = runs[["run_id", "status", "dataset", "model", "target", "epochs_completed", "epochs",
-                  "train_accuracy", "test_accuracy", "generalization_gap"]]
+    hp = pd.DataFrame([hyperparameters(r) for r in runs["run_id"]], index=runs.index,
+                      columns=["width", "lr", "augment", "optimizer"])
+    table = pd.concat([runs[["run_id", "status", "dataset", "target", "model"]], hp,
+                       runs[["epochs_completed", "epochs", "train_accuracy", "test_accuracy", "generalization_gap"]]],
+                      axis=1).assign(progress=progress(runs))
+    table = table[["run_id", "status", "progress", *table.columns[2:-1]]]
     st.dataframe(
         table, hide_index=True, width="stretch",
         column_config={
             "run_id": "run",
-            "epochs_completed": st.column_config.ProgressColumn("progress (epochs)", min_value=0,
-                                                                max_value=max_epochs, format="%d"),
+            "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent",
+                                                        help="Epochs done of the run's epochs; full once it is complete."),
+            "target": st.column_config.TextColumn("trained on"),
+            "width": st.column_config.TextColumn("width", help="MLP: units per layer; VGG/ResNet: width factor."),
+            "lr": st.column_config.NumberColumn("lr", format="%g"),
+            "epochs_completed": st.column_config.NumberColumn("epochs done"),
             "train_accuracy": st.column_config.NumberColumn("train acc.", format="percent"),
             "test_accuracy": st.column_config.NumberColumn("test acc.", format="percent"),
             "generalization_gap": st.column_config.NumberColumn("gap (train - test)", format="percent"),

@@ -7,6 +7,7 @@ freezes. Files larger than Streamlit's ``server.maxUploadSize`` are imported fro
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import streamlit as st
@@ -80,13 +81,14 @@ def data_ui() -> tuple[list[str], object | None]:
 
 
 def _quote(text: str) -> str:
-    import json
-
     return json.dumps(text)
 
 
-def trust_ui() -> bool:
-    """The TorchScript warning and trust checkbox (disabled where the deployment switched TorchScript off)."""
+def trust_ui(files: list) -> bool:
+    """The TorchScript warning and trust checkbox, shown only when a chosen file is TorchScript (disabled where
+    the deployment switched TorchScript off)."""
+    if not any(api.is_torchscript(f) for f in files):
+        return False
     if not api.torchscript_allowed():
         st.info("TorchScript files are switched off on this server: "
                 f"{api.switch_off_reason('CLUSTERSCOPE_ALLOW_TORCHSCRIPT')}. Upload a state_dict or safetensors file.",
@@ -133,7 +135,11 @@ def import_form() -> None:
     probe_test = c.number_input("Probe samples from the test split", min_value=0, value=2000, step=500, key="up-ptest",
                                 help="snapshots.probe_test.")
     overrides += [f"snapshots.probe_train={int(probe_train)}", f"snapshots.probe_test={int(probe_test)}"]
-    trust = trust_ui()
+    name = st.text_input("Run name (optional)", key="up-name", placeholder="generated from the data, model and time",
+                         help="Lowercase letters, digits, '.', '_' or '-'; at most 64 characters.").strip()
+    if name:
+        overrides.append(f"run_id={json.dumps(name)}")
+    trust = trust_ui(files or [])
     if st.button("Import", type="primary", icon=":material/upload:", key="up-go", disabled=not files):
         try:
             job = start_import([(f.name, f.getvalue()) for f in files or []], arch=arch, overrides=overrides,
