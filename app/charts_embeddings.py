@@ -158,7 +158,7 @@ def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours
     layout = house | {"template": HOUSE_TEMPLATE, "title": {"text": title, **house["title"]},
                       "xaxis": {"title": {"text": xt}, **xaxis},
                       "yaxis": {"title": {"text": yt}, "scaleanchor": "x", "scaleratio": 1, **yaxis},
-                      "legend": {"itemsizing": "constant"}, "dragmode": "lasso", "uirevision": f"{projection}-{colour}",
+                      "legend": {"itemsizing": "constant"}, "uirevision": f"{projection}-{colour}",
                       "meta": META}
     return fast_figure(traces, layout)
 
