@@ -173,7 +173,7 @@ def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours
                       "xaxis": {"title": {"text": xt}, **xaxis},
                       "yaxis": {"title": {"text": yt}, "scaleanchor": "x", "scaleratio": 1, **yaxis},
                       "legend": {"itemsizing": "constant", "title": {"text": legend_title}},
-                      "dragmode": "lasso", "uirevision": f"{projection}-{colour}",
+                      "uirevision": f"{projection}-{colour}",
                       "meta": META}
     return fast_figure(traces, layout)
 

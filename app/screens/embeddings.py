@@ -25,6 +25,7 @@ COLOURINGS = {
 PROJECTIONS = {"umap": "UMAP", "pca": "PCA"}
 SAME_AS_CLASS = {"superclass": "class", "fine": "class"}  # a colouring left out where it equals the class
 DEFAULT_MAX_POINTS = 10_000
+SELECTION = "cs-selection"  # session key: {"run", "ids": the selected sample ids, "reports": {plot key: its last report}}
 
 
 def colourings(dataset: dict) -> list[str]:
@@ -93,16 +94,52 @@ def view_frame(run: str, layer: str, epoch: int, v: dict) -> pd.DataFrame:
     return loaders.embedding_view(run, layer, epoch, v["colour"], v["unit"], v["max_points"])[0]
 
 
-def draw(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, highlight: set[int] | None) -> set[int]:
-    """One scatter with downloads; returns the sample ids the user selected in it."""
+def draw(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, highlight: set[int] | None) -> None:
+    """One scatter with downloads; what the user selects in it is read by :func:`current_selection`."""
     fig = loaders.embedding_figure(run, layer, epoch, v["colour"], v["unit"], v["max_points"], projection=v["proj"],
                                    highlight=frozenset(highlight) if highlight else None, title=title,
                                    present=state.presenting())
-    event = widgets.plot(fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
+    widgets.plot(fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
     widgets.figure_downloads(fig, f"{title}_{v['colour']}".replace(" ", "_").replace("·", ""), key=key,
                              legend=COLOURINGS[v["colour"]] if v["colour"] != "neuron" else "")
-    points = (event or {}).get("selection", {}).get("points", []) if event else []
-    return {int(p["customdata"][0]) for p in points if p.get("customdata") is not None}  # [sample_id, cluster]
+
+
+def selected_ids(event: object) -> set[int]:
+    """The sample ids of the points in a ``st.plotly_chart`` selection event. A point's customdata is
+    [sample_id, cluster]; Plotly reports it as a list, or, for a typed array (ours, charts_embeddings),
+    as ``{"0": sample_id, "1": cluster}``."""
+    points = ((event or {}).get("selection") or {}).get("points") or []
+    out = set()
+    for p in points:
+        custom = p.get("customdata")
+        if custom is not None:
+            out.add(int(custom["0"] if isinstance(custom, dict) else custom[0]))
+    return out
+
+
+def current_selection(run: str, keys: tuple[str, ...]) -> set[int]:
+    """The selection both views highlight: the newest one made in any of the plots ``keys``, read before
+    they are drawn so that one selection costs one rerun.
+
+    Streamlit names a chart after its figure, so drawing the highlight (a new figure) starts the plot with
+    an empty selection: a plot's report counts only when it is non-empty and differs from its report of the
+    previous run. An empty one is that restart, not a choice; :func:`selection_ui`'s button clears. Without
+    this rule the highlight's redraw undid the selection, whose loss redrew the plot, without end.
+    """
+    memo = st.session_state.get(SELECTION)
+    if memo is None or memo["run"] != run:
+        memo = st.session_state[SELECTION] = {"run": run, "ids": frozenset(), "reports": {}}
+    for key in keys:
+        report = frozenset(selected_ids(st.session_state.get(key)))
+        if report and report != memo["reports"].get(key):
+            memo["ids"] = report
+        memo["reports"][key] = report
+    return set(memo["ids"])
+
+
+def clear_selection() -> None:
+    if SELECTION in st.session_state:
+        st.session_state[SELECTION]["ids"] = frozenset()
 
 
 def scores_ui(scores: loaders.LayerScores, layer: str, epoch: int, reason: str | None = None) -> None:
@@ -143,6 +180,7 @@ def selection_ui(run: str, df: pd.DataFrame, ids: set[int]) -> None:
     csv = chosen[["sample_id", "split", "class_name", "subclass_name", "superclass_name", "cluster"]].to_csv(index=False)
     right.download_button("Download selection (CSV)", csv, file_name=f"{run}-selection.csv", mime="text/csv",
                           on_click="ignore", icon=":material/download:")
+    right.button("Clear selection", on_click=clear_selection, icon=":material/deselect:", key="w-clear-selection")
 
 
 def hover_cards_ui(run: str, ids: np.ndarray) -> None:
@@ -235,12 +273,12 @@ def page() -> None:
     if len(df) < total:
         st.caption(f"Showing a stratified sample of {len(df):,} of {total:,} samples (raise *Max points drawn* to see all).")
     hover_cards_ui(run, df["sample_id"].to_numpy())
-    selected: set[int] = st.session_state.get("selected_ids", set())
+    selected = current_selection(run, ("view-a",) if v["other"] is None else ("view-a", "view-b"))
     title = f"{run} · {v['layer']} · epoch {v['epoch']} · {PROJECTIONS[v['proj']]}"
     if v["other"] is None:
         plot_col, side = st.columns([3, 1])
         with plot_col:
-            selected = draw(run, v["layer"], v["epoch"], v, title=title, key="view-a", highlight=selected or None)
+            draw(run, v["layer"], v["epoch"], v, title=title, key="view-a", highlight=selected)
         with side:
             scores_ui(v["scores"], v["layer"], v["epoch"], v["reason"])
     else:
@@ -248,18 +286,12 @@ def page() -> None:
         layer_b, epoch_b = (v["layer"], value) if kind == "epoch" else (value, v["epoch"])
         left, right = st.columns(2)
         with left:
-            sel_a = draw(run, v["layer"], v["epoch"], v, title=title, key="view-a", highlight=selected or None)
+            draw(run, v["layer"], v["epoch"], v, title=title, key="view-a", highlight=selected)
             scores_ui(v["scores"], v["layer"], v["epoch"], v["reason"])
         with right:
             try:
-                sel_b = draw(run, layer_b, epoch_b, v, title=f"{run} · {layer_b} · epoch {epoch_b}", key="view-b",
-                             highlight=selected or None)
+                draw(run, layer_b, epoch_b, v, title=f"{run} · {layer_b} · epoch {epoch_b}", key="view-b", highlight=selected)
                 scores_ui(v["scores"], layer_b, epoch_b, v["reason"])
             except ClusterScopeError as exc:
                 widgets.error_panel(exc, what=f"Cannot draw {layer_b} at epoch {epoch_b}")
-                sel_b = set()
-        selected = sel_a | sel_b
-    if selected != st.session_state.get("selected_ids", set()):
-        st.session_state["selected_ids"] = selected
-        st.rerun()
     selection_ui(run, df, selected)

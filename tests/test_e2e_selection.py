@@ -1,0 +1,208 @@
+"""End to end: selecting points on the Embeddings page in a real browser (Chromium through Playwright).
+
+A click, a box and a lasso, in the single view and in a second view ("Another epoch", "Another layer"):
+the page shows the selected samples' images, their composition and a CSV of them, highlights them in
+every view, and then settles (one rerun per selection, no redraw loop). AppTest cannot select points:
+only Plotly.js in a browser reports them. One server for the module over the tiny analysed run; needs
+Chromium and the Python package `playwright`, like tests/test_e2e_browser.py, whose helpers it uses.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from playwright.sync_api import expect
+
+from app import charts_embeddings
+from backend import api
+from tests.test_e2e_browser import PLOT, chromium_path, save, serve
+
+LAYER, EPOCH = "fc2.relu", 1
+SECOND = {None: "", "epoch": "&second=epoch&epoch_b=2", "layer": "&second=layer&layer_b=fc1.relu"}
+# counts the messages the browser sends the server (each widget change, so each selection, is one)
+COUNT_SENDS = ("window.__sent = 0; const send = WebSocket.prototype.send;"
+               "WebSocket.prototype.send = function (d) { window.__sent += 1; return send.call(this, d); };")
+SCRIPT_STATE = "() => document.querySelector('.stApp')?.getAttribute('data-test-script-state')"
+# the plot area of the i-th figure on the page, in page pixels, and its data ranges
+AREA = """(i) => {
+  const gd = document.querySelectorAll('.js-plotly-plot')[i], s = gd._fullLayout._size, r = gd.getBoundingClientRect();
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  return {l: r.left + s.l, t: r.top + s.t, w: s.w, h: s.h, x: [xa.p2l(0), xa.p2l(s.w)], y: [ya.p2l(s.h), ya.p2l(0)]};
+}"""
+# every drawn point of the i-th figure: [page x, page y, sample id]
+POINTS = """(i) => {
+  const gd = document.querySelectorAll('.js-plotly-plot')[i], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const r = gd.getBoundingClientRect(), out = [];
+  for (const t of gd._fullData) for (let k = 0; k < t.x.length; k++)
+    out.push([r.left + xa._offset + xa.l2p(t.x[k]), r.top + ya._offset + ya.l2p(t.y[k]), t.customdata[k][0]]);
+  return out;
+}"""
+TRACES = f"() => Array.from(document.querySelectorAll('{PLOT}')).map(gd => gd.data.map(t => [t.customdata, t.marker.opacity]))"
+
+
+@pytest.fixture(scope="module")
+def server(analysed_store: tuple[api.RunStore, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from serve(analysed_store[0].root, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator:  # noqa: ANN001 - a Playwright Browser
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    context.add_init_script(COUNT_SENDS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def decode(value: object) -> np.ndarray:
+    """A Plotly typed-array spec (or a plain list) as a NumPy array."""
+    if isinstance(value, dict):
+        arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        return arr.reshape([int(d) for d in value["shape"].split(",")]) if "shape" in value else arr
+    return np.asarray(value)
+
+
+def highlighted(page) -> list[set[int]]:  # noqa: ANN001 - a Playwright Page
+    """Per figure, the sample ids drawn opaque (empty when nothing is highlighted)."""
+    out = []
+    for traces in page.evaluate(TRACES):
+        ids: set[int] = set()
+        for custom, opacity in traces:
+            if not isinstance(opacity, (int, float)):  # an array: the page highlights a selection
+                ids |= set(decode(custom)[:, 0][decode(opacity) > 0.5].tolist())
+        out.append(ids)
+    return out
+
+
+def wait_idle(page, *, settle: float = 2.5, timeout: float = 60.0) -> None:  # noqa: ANN001 - a Playwright Page
+    """Wait until the app's script is not running, then check it stays so, with nothing sent, for ``settle`` s."""
+    deadline = time.monotonic() + timeout
+    while page.evaluate(SCRIPT_STATE) != "notRunning":
+        assert time.monotonic() < deadline, f"the page still runs after {timeout:.0f} s"
+        time.sleep(0.1)
+    sent, end = page.evaluate("window.__sent"), time.monotonic() + settle
+    while time.monotonic() < end:
+        assert page.evaluate(SCRIPT_STATE) == "notRunning", "the page reran by itself after the selection"
+        time.sleep(0.05)
+    assert page.evaluate("window.__sent") == sent, "the browser asked for another rerun after the selection"
+
+
+def drag(page, path: list[tuple[float, float]]) -> None:  # noqa: ANN001 - a Playwright Page
+    page.mouse.move(*path[0])
+    page.mouse.down()
+    for x, y in path[1:]:
+        page.mouse.move(x, y, steps=6)
+    page.mouse.up()
+
+
+def select(page, mode: str, plot: int) -> dict:  # noqa: ANN001 - a Playwright Page
+    """Select points in the ``plot``-th figure; returns the data ranges selected or the sample id clicked."""
+    area = page.evaluate(AREA, plot)
+    if mode == "click":  # the point farthest from any other, so the click cannot hit another
+        pts = np.array(page.evaluate(POINTS, plot))
+        d = np.hypot(*(pts[:, None, :2] - pts[None, :, :2]).transpose(2, 0, 1)) + np.eye(len(pts)) * 1e9
+        x, y, sample = pts[int(np.argmax(d.min(axis=1)))]
+        page.mouse.move(x - 30, y - 30)
+        page.mouse.move(x, y, steps=4)  # Plotly clicks the point it hovers last: wait until that is this one
+        expect(page.locator("#cs-hover-card")).to_contain_text(re.compile(rf"sample {int(sample)}\s*$"), timeout=15_000)
+        page.mouse.click(x, y)
+        return {"id": int(sample)}
+    page.locator(PLOT).nth(plot).hover()
+    page.locator(PLOT).nth(plot).locator(f'.modebar-btn[data-val="{"select" if mode == "box" else "lasso"}"]').click()
+    (x0, y0), (x1, y1) = (round(area["l"] + 5), round(area["t"] + 5)), (round(area["l"] + area["w"] / 2), round(area["t"] + area["h"] / 2))
+    drag(page, [(x0, y0), (x1, y1)] if mode == "box" else [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)])
+    to_x = lambda px: area["x"][0] + (area["x"][1] - area["x"][0]) * (px - area["l"]) / area["w"]  # noqa: E731
+    to_y = lambda py: area["y"][1] - (area["y"][1] - area["y"][0]) * (py - area["t"]) / area["h"]  # noqa: E731
+    return {"x": (to_x(x0), to_x(x1)), "y": (to_y(y1), to_y(y0)), "px": (area["x"][1] - area["x"][0]) / area["w"],
+            "py": (area["y"][1] - area["y"][0]) / area["h"]}
+
+
+def expected_ids(store: api.RunStore, run_id: str, layer: str, epoch: int, picked: dict) -> tuple[set[int], set[int]]:
+    """(the sample ids surely selected, those within a pixel of the selection's edge, which may or may not be)."""
+    if "id" in picked:
+        return {picked["id"]}, set()
+    pts = api.read_analysis(store, run_id, "points", layer, epoch)
+    x, y, ids = pts["umap_x"].to_numpy(np.float32), pts["umap_y"].to_numpy(np.float32), pts["sample_id"].to_numpy()
+
+    def inside(margin: float) -> np.ndarray:
+        (x0, x1), (y0, y1) = picked["x"], picked["y"]
+        return ((x > x0 + margin * picked["px"]) & (x < x1 - margin * picked["px"])
+                & (y > y0 + margin * picked["py"]) & (y < y1 - margin * picked["py"]))
+
+    sure = inside(1.0)
+    return set(ids[sure].tolist()), set(ids[inside(-1.0) & ~sure].tolist())
+
+
+@pytest.mark.parametrize(("mode", "second", "plot"), [
+    ("click", None, 0), ("box", None, 0), ("lasso", None, 0),
+    ("click", "epoch", 1), ("box", "epoch", 0), ("lasso", "layer", 1),
+])
+def test_selecting_points_shows_them_and_settles(server: str, page, analysed_store: tuple[api.RunStore, str],  # noqa: ANN001
+                                                 mode: str, second: str | None, plot: int, tmp_path: Path) -> None:
+    store, run_id = analysed_store
+    page.goto(f"{server}/embeddings?run={run_id}&layer={LAYER}&epoch={EPOCH}{SECOND[second]}", timeout=60_000)
+    views = 1 if second is None else 2
+    page.wait_for_function(f"() => Array.from(document.querySelectorAll('{PLOT}')).filter(g => g.data?.length).length"
+                           f" === {views}", timeout=120_000)
+    wait_idle(page, settle=0.5)
+    assert page.get_by_text("Select points (click, box or lasso)").is_visible()
+    sent = page.evaluate("window.__sent")
+
+    picked = select(page, mode, plot)
+    layer, epoch = {None: (LAYER, EPOCH), "epoch": (LAYER, 2 if plot else EPOCH),
+                    "layer": ("fc1.relu" if plot else LAYER, EPOCH)}[second]
+    sure, edge = expected_ids(store, run_id, layer, epoch, picked)
+    assert sure, "the selection drawn holds no point: the test's box is misplaced"
+    page.get_by_role("heading", name=re.compile(r"^Selection: \d+ samples$")).wait_for(timeout=30_000)
+    wait_idle(page)
+    assert page.evaluate("window.__sent") - sent == 1, "one selection should cost one rerun"
+    assert page.locator('[data-testid="stException"]').count() == 0
+    save(page, f"embeddings-select-{mode}-{second or 'single'}.png", tmp_path)
+
+    # the CSV, the images (at most 48) and the composition are those of the selected samples
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download selection (CSV)").click()
+    csv = pd.read_csv(download.value.path())
+    assert download.value.suggested_filename == f"{run_id}-selection.csv"
+    ids = set(csv["sample_id"])
+    assert len(csv) == len(ids) and sure <= ids <= sure | edge, (len(sure), len(edge), len(ids))
+    assert page.get_by_role("heading", name=f"Selection: {len(ids)} samples").is_visible()
+    assert list(csv.columns) == ["sample_id", "split", "class_name", "subclass_name", "superclass_name", "cluster"]
+
+    assert page.locator('[data-testid="stImage"] img').count() == min(48, len(ids))
+    labels = charts_embeddings.label_samples(api.read_samples(store, run_id), target="superclass")
+    chosen = labels[labels["sample_id"].isin(ids)]
+    rows = page.locator('[data-testid="stDataFrame"] table tbody tr')
+    cells = [row.locator("td").all_inner_texts() for row in rows.all()]
+    shown = {value: int(count) for level, value, count, *_ in cells if level == "class"}
+    assert shown == dict(Counter(chosen["class_name"])), cells
+
+    # every view, the other one included, draws the selected samples opaque and the rest faded
+    assert highlighted(page) == [ids] * views
+
+    if mode == "box" and second is None:  # the button clears the selection and its highlight
+        page.get_by_role("button", name="Clear selection").click()
+        page.get_by_text("Select points (click, box or lasso)").wait_for(timeout=30_000)
+        wait_idle(page, settle=1.0)
+        assert highlighted(page) == [set()]
