@@ -70,7 +70,7 @@ def test_scatter_is_a_valid_plotly_figure_with_numeric_customdata() -> None:
                                               colours=charts.category_colours(["a", "b", "c"]), title="T", present=True)
     checked = go.Figure(fig.to_dict())  # raises on any unknown or malformed property
     assert json.loads(checked.to_json()) == json.loads(fig.to_json())
-    assert fig.layout.title.text == "T" and fig.layout.title.font.size == 26 and fig.layout.height == 640
+    assert fig.layout.title.text == "T" and fig.layout.title.font.size == 26 and fig.layout.height == 540  # fits 1280x720
     assert fig.layout.template == charts.HOUSE_TEMPLATE and fig.layout.meta == charts_embeddings.META
     custom = charts_embeddings.decode_typed(fig.data[1].customdata)
     assert custom.dtype.kind == "i" and custom.shape == (20, 2)
