@@ -241,6 +241,13 @@ def _rotation(store: RunStore, run_id: str, ptag: tuple[str, str], report: Analy
     except StoreError as exc:
         report.errors["rotation"] = str(exc)
         return
+    bad = [e for e, st in states.items() if any(v.dtype.kind == "f" and not np.isfinite(v).all() for v in st.values())]
+    if bad:  # a diverged run: its rotation stops before the first broken checkpoint
+        report.errors["rotation"] = (f"run {run_id!r}: the checkpoint(s) of epoch(s) {bad} hold NaN or infinite "
+                                     f"weights (training diverged); layer rotation is left out from epoch {bad[0]} on.")
+        states = {e: st for e, st in states.items() if e < bad[0]}
+        if not states:
+            return
     table = rotation_table(states[epochs[0]], states)
     store.analysis.write(run_id, "rotation", table, params=text, params_hash=tag)
 
