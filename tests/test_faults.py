@@ -410,3 +410,17 @@ def test_analyze_reports_corrupt_files(small_analysed: RunStore, tmp_path: Any) 
     assert report.corrupt == [str(bad_layers)] and "corrupt, recomputed: " + str(bad_layers) in report.summary()
     assert store.analysis.read("a", "layers", "fc1.relu", 1)["layer"].tolist() == ["fc1.relu"]  # recomputed
     assert "corrupt" in report.errors["fc2.relu@0"] and "corrupt" in report.errors["checkpoint epoch=0001.pt"]
+
+
+def test_the_analysis_of_a_diverged_run_says_so(tmp_path: Any) -> None:
+    """Infinite or NaN weights and activations are reported, not scored."""
+    from backend.config import AnalysisConfig
+
+    store = RunStore(tmp_path / "s")
+    api.train(tiny_config('run_id="nan"', *DIVERGES, "train.divergence_patience=2"), store, progress=False)
+    report = api.analyze(store, "nan", AnalysisConfig(**FAST))
+    assert ("fc1.relu", 0) in report.analysed and ("fc2.relu", 0) in report.analysed
+    snapshot_errors = [m for k, m in report.errors.items() if k != "rotation"]
+    assert snapshot_errors and all("NaN or infinite" in m and "diverged" in m for m in snapshot_errors)
+    assert "epoch(s) [2, 3] hold NaN or infinite weights" in report.errors["rotation"]
+    assert store.analysis.read("nan", "rotation")["epoch"].unique().tolist() == [0, 1]

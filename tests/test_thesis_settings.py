@@ -24,7 +24,7 @@ def test_rotation_is_measured_from_the_initial_weights_when_epoch_0_is_no_snapsh
     ckpt = {e: store.load_checkpoint(run, e) for e in (0, 1, 3)}
     for name, w in init.items():
         torch.testing.assert_close(ckpt[0][name], w, rtol=0, atol=0)
-    table = rotation_of_run(store, run)
+    table, _ = rotation_of_run(store, run)
     assert sorted(set(table["epoch"])) == [0, 1, 3]
     for layer in ("fc1.linear", "fc2.linear", "classifier"):
         row = table[(table["epoch"] == 3) & (table["layer"] == layer)]
@@ -46,7 +46,7 @@ def test_rotation_is_refused_without_an_initial_state(trained_store: tuple[api.R
     with pytest.raises(AnalysisInputError, match=r"no epoch-0 checkpoint .*Provide the weights before training"):
         rotation_of_run(store, new)
     # A table written earlier (measured from the first checkpoint) is not kept: the analysis removes it, says why.
-    store.analysis.write(new, "rotation", rotation_of_run(original, run_id), params="{}", params_hash="old")
+    store.analysis.write(new, "rotation", rotation_of_run(original, run_id)[0], params="{}", params_hash="old")
     report = AnalysisReport(new)
     _rotation(store, new, ("{}", "h"), report)
     assert "epoch-0 checkpoint" in report.errors["rotation"]

@@ -251,20 +251,26 @@ def _rotation(store: RunStore, run_id: str, ptag: tuple[str, str], report: Analy
     if not epochs or store.analysis.params_hash(run_id, "rotation") == tag:
         return
     try:
-        table = rotation_of_run(store, run_id)
+        table, broken = rotation_of_run(store, run_id)
     except (StoreError, AnalysisInputError) as exc:
         store.analysis.remove(run_id, "rotation")
         report.errors["rotation"] = str(exc)
         return
+    if broken:
+        report.errors["rotation"] = broken
+    if table is None:  # a diverged run whose first checkpoint after initialisation is already broken
+        return
     store.analysis.write(run_id, "rotation", table, params=text, params_hash=tag)
 
 
-def rotation_of_run(store: RunStore, run_id: str) -> pd.DataFrame:
+def rotation_of_run(store: RunStore, run_id: str) -> tuple[pd.DataFrame | None, str | None]:
     """The run's layer-rotation table (:func:`backend.analysis.rotation.rotation_table`), every checkpoint
     measured from the epoch-0 checkpoint, the initial weights (SCIENCE.md 3.3).
 
     Raises :class:`AnalysisInputError` when the run has no epoch-0 checkpoint: measuring from the first
-    checkpoint instead would understate the rotation.
+    checkpoint instead would understate the rotation. A diverged run's table stops before its first
+    checkpoint with NaN or infinite weights (None when that is the first after initialisation), and the
+    second value then says so (None for a run whose checkpoints are all finite).
     """
     from backend.analysis.rotation import rotation_table
 
@@ -278,7 +284,14 @@ def rotation_of_run(store: RunStore, run_id: str) -> pd.DataFrame:
         )
     states = {e: {k: v.numpy() for k, v in store.load_checkpoint(run_id, e).items() if hasattr(v, "numpy")}
               for e in epochs}
-    return rotation_table(states[0], states)
+    bad = [e for e, st in states.items() if any(v.dtype.kind == "f" and not np.isfinite(v).all() for v in st.values())]
+    if not bad:
+        return rotation_table(states[0], states), None
+    # a diverged run: its rotation stops before the first checkpoint with NaN or infinite weights
+    states = {e: st for e, st in states.items() if e < bad[0]}
+    message = (f"run {run_id!r}: the checkpoint(s) of epoch(s) {bad} hold NaN or infinite weights (training diverged); "
+               f"layer rotation is left out from epoch {bad[0]} on.")
+    return (rotation_table(states[0], states) if len(states) > 1 else None), message
 
 
 def print_progress(done: int, total: int, what: str) -> None:
