@@ -84,7 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ---------------------------------------------------------------- the synthetic store
 
 
-def run_info(n: int) -> dict:
+def run_info(n: int, layers: tuple[str, ...] = (LAYER,)) -> dict:
     labels = [str(d) for d in range(CLASSES)]
     return {
         "status": "complete", "seed": 0, "config": to_dict(RunConfig()), "origin": {"kind": "trained"},
@@ -92,36 +92,40 @@ def run_info(n: int) -> dict:
                     "label_names": labels, "superclass_names": list(SUPERCLASSES), "n_train": n, "n_test": 0,
                     "n_probe_train": n, "n_probe_test": 0},
         "model": {"name": "mlp", "parameters": 0},
-        "layers": [{"name": LAYER, "units": 64, "kind": "linear", "module": LAYER, "call": 0}],
+        "layers": [{"name": name, "units": 64, "kind": "linear", "module": name, "call": 0} for name in layers],
         "reduction": "max", "snapshot_epochs": list(EPOCHS), "recorded_epochs": list(EPOCHS),
         "epochs_completed": max(EPOCHS), "final": {"train_accuracy": 1.0, "test_accuracy": 0.9}, "error": None,
     }
 
 
-def build_store(root: Path, n: int, seed: int) -> api.RunStore:
-    """One analysed run of ``n`` probe samples: samples, and per epoch the points and layers tables."""
+def build_store(root: Path, n: int, seed: int, *, layers: tuple[str, ...] = (LAYER,),
+                thumbnail: bytes | None = None) -> api.RunStore:
+    """One analysed run of ``n`` probe samples: samples (each with ``thumbnail``, a PNG, if given), and per
+    layer and epoch the points and layers tables."""
     rng = np.random.default_rng(seed)
     store = api.open_store(root)
-    store.create_run(RUN_ID, run_info(n))
+    store.create_run(RUN_ID, run_info(n, layers))
     label = np.arange(n) % CLASSES
+    thumbs = pa.nulls(n, pa.binary()) if thumbnail is None else pa.array([thumbnail] * n, pa.binary())
     samples = pa.table({
         "sample_id": np.arange(n, dtype=np.int64), "split": np.full(n, "train"), "label": label.astype(np.int32),
         "label_name": label.astype(str), "superclass": (label // 2).astype(np.int32),
-        "superclass_name": np.asarray(SUPERCLASSES)[label // 2], "thumbnail": pa.nulls(n, pa.binary()),
+        "superclass_name": np.asarray(SUPERCLASSES)[label // 2], "thumbnail": thumbs,
     }, schema=SAMPLES_SCHEMA)
     store.write_samples(RUN_ID, samples)
     layer_cols = [f.name for f in ANALYSIS_SCHEMAS["layers"] if f.name not in ("layer", "epoch")]
-    for epoch in EPOCHS:
-        centres = rng.normal(0, 10, (CLASSES, 2))
-        xy = centres[label] + rng.normal(0, 1, (n, 2))
-        points = pd.DataFrame({
-            "sample_id": np.arange(n, dtype=np.int64), "umap_x": xy[:, 0], "umap_y": xy[:, 1],
-            "pca_x": xy[:, 1], "pca_y": xy[:, 0], "cluster": label.astype(np.int32), "cluster_probability": 1.0})
-        store.analysis.write(RUN_ID, "points", points, params="{}", params_hash="bench", layer=LAYER, epoch=epoch)
-        row = dict.fromkeys(layer_cols, 0.5) | {"depth": 0, "n_units": 64, "n_alive": 64, "n_points": n,
-                                                "min_cluster_size": 10, "n_clusters": CLASSES}
-        store.analysis.write(RUN_ID, "layers", pd.DataFrame([row]), params="{}", params_hash="bench", layer=LAYER,
-                             epoch=epoch)
+    for layer in layers:
+        for epoch in EPOCHS:
+            centres = rng.normal(0, 10, (CLASSES, 2))
+            xy = centres[label] + rng.normal(0, 1, (n, 2))
+            points = pd.DataFrame({
+                "sample_id": np.arange(n, dtype=np.int64), "umap_x": xy[:, 0], "umap_y": xy[:, 1],
+                "pca_x": xy[:, 1], "pca_y": xy[:, 0], "cluster": label.astype(np.int32), "cluster_probability": 1.0})
+            store.analysis.write(RUN_ID, "points", points, params="{}", params_hash="bench", layer=layer, epoch=epoch)
+            row = dict.fromkeys(layer_cols, 0.5) | {"depth": 0, "n_units": 64, "n_alive": 64, "n_points": n,
+                                                    "min_cluster_size": 10, "n_clusters": CLASSES}
+            store.analysis.write(RUN_ID, "layers", pd.DataFrame([row]), params="{}", params_hash="bench", layer=layer,
+                                 epoch=epoch)
     return store
 
 
