@@ -98,7 +98,7 @@ if picked:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000], help="probe samples (points drawn)")
-    p.add_argument("--repeats", type=int, default=5, help="timed repeats of each interaction per page and size")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats of each interaction per page and size")
     p.add_argument("--quick", action="store_true", help="smoke run: 2,000 points, 2 repeats")
     p.add_argument("--chromium", default="/usr/bin/chromium", help="the Chromium executable")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic layouts")
