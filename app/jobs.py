@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import loaders
+from app import loaders, widgets
 from backend import api
 from backend.api import ClusterScopeError
 
@@ -22,7 +22,7 @@ def jobs_panel(key: str) -> None:
     try:
         jobs, cap = api.running_jobs(store), api.max_jobs()
     except ClusterScopeError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(widgets.visitor(exc), icon=":material/error:")
         return
     if message := st.session_state.pop(DONE, None):
         st.success(message, icon=":material/stop_circle:")
@@ -42,7 +42,7 @@ def cancel(kind: str, ident: str) -> None:
     try:
         stopped = api.cancel_job(api.open_store(loaders.store_root()), kind, ident)
     except ClusterScopeError as exc:
-        st.session_state[DONE] = f"Could not cancel {KIND[kind]} {ident}: {exc}"
+        st.session_state[DONE] = f"Could not cancel {KIND[kind]} {ident}: {widgets.visitor(exc)}"
         return
     if not stopped:
         st.session_state[DONE] = f"The {KIND[kind]} {ident} had already stopped."

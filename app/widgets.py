@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import charts, loaders, state
+from backend import api
 from backend.api import ClusterScopeError
 
 
@@ -43,7 +44,7 @@ def diverged_runs() -> list[str]:
 def diverged_warning(run: str, info: dict) -> None:
     """Say so when the run diverged: what the pages show of it describes a broken model."""
     if info.get("status") == "diverged":
-        st.warning(f"Run **{run}** diverged: {info.get('error') or 'its loss became NaN or infinite'} "
+        st.warning(f"Run **{run}** diverged: {visitor(info.get('error') or 'its loss became NaN or infinite')} "
                    "Snapshots after the divergence hold NaN or infinite values and are not analysed.",
                    icon=":material/warning:")
 
@@ -160,7 +161,7 @@ def static_download(label: str, export: Callable[[], go.Figure], name: str, fmt:
             try:
                 ready = st.session_state[stash] = (name, _render(export, fmt))
             except Exception as exc:  # noqa: BLE001 - kaleido/Chromium failures are shown, never a traceback
-                slot.error(f"Cannot draw the {label}: {exc}", icon=":material/error:")
+                slot.error(f"Cannot draw the {label}: {visitor(exc)}", icon=":material/error:")
                 return
     slot.download_button(f"Save {label}", data=ready[1], file_name=f"{name}.{fmt}", key=f"{fmt}-get-{key}",
                          mime={"png": "image/png", "svg": "image/svg+xml"}[fmt], icon=":material/download:",
@@ -235,9 +236,14 @@ def plot(fig: go.Figure, *, key: str, container=st, **kwargs: object) -> object:
     return container.plotly_chart(fig, width="stretch", key=key, theme=None, config=config, **kwargs)
 
 
+def visitor(text: object) -> str:
+    """A backend message as a visitor may read it: server paths shown relative to the store, or by name only."""
+    return api.visitor_text(str(text), loaders.store_root())
+
+
 def error_panel(exc: Exception, *, what: str) -> None:
     """A message in the panel concerned, never a traceback."""
-    st.error(f"{what}: {exc}", icon=":material/error:")
+    st.error(f"{what}: {visitor(exc)}", icon=":material/error:")
 
 
 def show(fig: go.Figure, name: str, key: str, *, context: str = "", legend: str = "", **select: object) -> object:
@@ -261,7 +267,7 @@ def analysis_state_ui(run: str, info: dict, snaps: pd.DataFrame, analysed: pd.Da
         st.info(f"The analysis of **{run}** {why}: {done} of {len(snaps)} snapshots are analysed and shown here. "
                 f"Analyse the rest with `clusterscope analyze {run}`.")
     for where, message in (status.get("errors") or {}).items():
-        st.warning(f"Snapshot {where} could not be analysed: {message}")
+        st.warning(f"Snapshot {where} could not be analysed: {visitor(message)}")
     if not done and not snaps.empty:
         st.caption("Recorded snapshots (activations) of this run:")
         st.dataframe(snaps.groupby("layer", sort=False)["epoch"].agg(lambda e: ", ".join(map(str, sorted(e))))

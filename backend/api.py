@@ -7,6 +7,7 @@ import the training stack lazily, so the dashboard starts fast.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,7 +21,7 @@ from backend.store import RunStore
 
 __all__ = [
     "ClusterScopeError", "ConfigError", "CorruptFileError", "DataError", "StoreError", "RunStore", "RunConfig",
-    "default_store_root", "open_store", "list_runs", "read_run", "read_metrics", "read_samples",
+    "default_store_root", "open_store", "visitor_text", "list_runs", "read_run", "read_metrics", "read_samples",
     "snapshots", "train", "resume", "demo_status", "analysis_config", "analyze", "run_measures", "compare",
     "kendall_export", "kendall_notes", "data_set", "data_sets", "data_set_label", "main_data_set", "default_compare_runs",
     "mixed_data",
@@ -435,6 +436,30 @@ def server_paths_allowed() -> bool:
     """Whether dashboard users may name folders on the server as data (data.root; ``CLUSTERSCOPE_ALLOW_SERVER_PATHS``,
     off by default on a dashboard reachable from other machines: visitors probe with built-in data or a zip)."""
     return _allowed("CLUSTERSCOPE_ALLOW_SERVER_PATHS")
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~])/(?:[^\s/'\"`()\[\]{},;]+/)*[^\s/'\"`()\[\]{},;]*")
+
+
+def visitor_text(text: str, store_root: Path | str | None = None) -> str:
+    """``text`` as a page may show it to a visitor: no path of the server (issue 13, docs/security.md).
+
+    An absolute path under ``store_root`` becomes its part inside the store (``run/analysis/...``), any other
+    absolute path its last component; the rest of the message (which input, what was expected, what to do)
+    is kept. The server's log keeps the full text.
+    """
+    root = str(Path(store_root).resolve()) if store_root is not None else None
+
+    def redact(match: re.Match[str]) -> str:
+        path = match.group(0).rstrip(".:")
+        tail = match.group(0)[len(path):]
+        if root and (path == root or path.startswith(root + "/")):
+            inner = path[len(root):].lstrip("/")
+            return (f"<store>/{inner}" if inner else "<store>") + tail
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        return (f".../{name}" if name else "<server path>") + tail
+
+    return _ABSOLUTE_PATH.sub(redact, text)
 
 
 def switch_off_reason(variable: str) -> str:

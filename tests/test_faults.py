@@ -387,12 +387,16 @@ def test_the_pages_name_a_corrupt_file_and_show_the_rest(small_analysed: RunStor
     assert not at.exception
     assert any("Left out, corrupt" in e.value and "fc1.relu" in e.value for e in at.error), [e.value for e in at.error]
     assert [p for p in at.get("plotly_chart")], "the intact snapshots are still drawn"
+    shown = [e.value for e in (*at.error, *at.warning)]
+    assert not [m for m in shown if str(tmp_path) in m], shown  # a visitor never sees a server path (issue 13)
+    assert any("<store>/a/analysis/layers/fc1.relu/epoch=0001.parquet" in m for m in shown), shown
     at = AppTest.from_file(MAIN, default_timeout=90)
     at.query_params["runs"] = "a,b"
     at.switch_page(COMPARE)
     at.run()
     assert not at.exception
     assert any("Left out, corrupt" in e.value and "network" in e.value for e in at.error), [e.value for e in at.error]
+    assert not [e.value for e in at.error if str(tmp_path) in e.value]
     assert not any("Not analysed yet" in w.value for w in at.warning)
 
 

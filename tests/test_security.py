@@ -461,3 +461,15 @@ def test_an_unexpected_error_shows_one_line_and_a_reference(tmp_path: Path, capl
     assert str(secret) not in shown and "Traceback" not in shown and "RuntimeError" not in shown
     logged = caplog.records[-1]
     assert ref in logged.getMessage() and str(secret) in caplog.text and logged.exc_info is not None
+
+
+def test_messages_shown_to_a_visitor_hold_no_server_path(tmp_path: Path) -> None:
+    """Pages pass backend messages through api.visitor_text: paths under the store become store paths, any
+    other absolute path its last component; URLs and relative paths are kept."""
+    store = tmp_path / "store"
+    text = (f"cannot read {store}/run-1/analysis/network.parquet: bad footer; data.root /etc/ssl is not a folder "
+            "of images (docs/datasets.md, http://127.0.0.1:8501/runs).")
+    shown = api.visitor_text(text, store)
+    assert str(tmp_path) not in shown and "/etc" not in shown
+    assert "<store>/run-1/analysis/network.parquet: bad footer" in shown and ".../ssl is not" in shown
+    assert "docs/datasets.md, http://127.0.0.1:8501/runs" in shown

@@ -47,7 +47,7 @@ def controls_ui(run: str, info: dict) -> dict | None:
         widgets.error_panel(exc, what="Cannot read this run's analysis")
         return None
     for message in scores.corrupt:  # only those snapshots are missing from the pickers
-        st.error(f"Left out, corrupt: {message} Re-analyse it with `clusterscope analyze {run}`.",
+        st.error(f"Left out, corrupt: {widgets.visitor(message)} Re-analyse it with `clusterscope analyze {run}`.",
                  icon=":material/broken_image:")
     if not scores.rows and scores.corrupt:
         return None
@@ -260,7 +260,7 @@ def page() -> None:
         return
     errors = loaders.analysis_status(run).get("errors", {})
     if f"{v['layer']}@{v['epoch']}" in errors:
-        st.warning(errors[f"{v['layer']}@{v['epoch']}"])
+        st.warning(widgets.visitor(errors[f"{v['layer']}@{v['epoch']}"]))
     animate = st.toggle("Animate epochs", key="w-animate", help="Plays the aligned layouts of this layer over training.")
     if animate:
         animation_ui(run, info, v)

@@ -321,7 +321,7 @@ def main() -> None:
     analysed = [r for r in ids if networks[r] is not None]
     chosen = runs_ui(ids, analysed, sweep, data, frozenset(corrupt))
     for r in (r for r in chosen if r in corrupt):
-        st.error(f"Left out, corrupt: {corrupt[r]} Re-analyse it with `clusterscope analyze {r}`.",
+        st.error(f"Left out, corrupt: {widgets.visitor(corrupt[r])} Re-analyse it with `clusterscope analyze {r}`.",
                  icon=":material/broken_image:")
     pending = [r for r in chosen if networks[r] is None and r not in corrupt]
     if pending:

@@ -104,7 +104,7 @@ def launch(values: dict) -> dict | None:
         overrides = [*api.demo_base_overrides(values["data.name"]), *training_overrides(values)]
         job = api.launch_training(api.open_store(loaders.store_root()), overrides)
     except ClusterScopeError as exc:
-        st.error(f"Nothing was started: {exc}", icon=":material/error:")
+        st.error(f"Nothing was started: {widgets.visitor(exc)}", icon=":material/error:")
         return None
     st.session_state.setdefault(LAUNCHED, {})[job["run_id"]] = time.time()
     st.session_state[LAST_JOB] = job
@@ -137,7 +137,7 @@ def run_card(run_id: str) -> None:
             info = loaders.read_run(run_id)
             metrics = loaders.read_metrics(run_id)
         except ClusterScopeError as exc:
-            st.error(f"Cannot read this run: {exc}")
+            st.error(f"Cannot read this run: {widgets.visitor(exc)}")
             return
         cfg = info.get("config", {})
         origin = info.get("origin") or {}
@@ -151,7 +151,7 @@ def run_card(run_id: str) -> None:
         )
         run_links(run_id, bool(loaders.analysis_status(run_id)))
         if info.get("error"):
-            st.error(f"The run failed: {info['error']}")
+            st.error(f"The run failed: {widgets.visitor(info['error'])}")
         if metrics.empty:
             st.write("No epoch finished yet.")
             return

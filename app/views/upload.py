@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import jobs, loaders
+from app import jobs, loaders, widgets
 from backend import api
 from backend.api import ClusterScopeError
 
@@ -146,7 +146,7 @@ def import_form() -> None:
                                zipped=(zipped.name, zipped.getvalue()) if zipped is not None else None,
                                epochs=epochs, trust=trust)
         except ClusterScopeError as exc:
-            st.error(f"Nothing was imported: {exc}", icon=":material/error:")
+            st.error(f"Nothing was imported: {widgets.visitor(exc)}", icon=":material/error:")
             return
         st.session_state[JOB] = job["job_id"]
 
@@ -159,7 +159,7 @@ def job_view() -> None:
     try:
         status = api.import_job_status(api.open_store(loaders.store_root()), job_id)
     except ClusterScopeError as exc:
-        st.error(str(exc))
+        st.error(widgets.visitor(exc))
         return
     state = status.get("state", "starting")
     done, total = int(status.get("done") or 0), int(status.get("total") or 0)
@@ -170,14 +170,14 @@ def job_view() -> None:
     elif state == "cancelled":
         st.info(jobs.import_cancelled_text(job_id, status), icon=":material/stop_circle:")
     elif state == "failed":
-        st.error(f"The import failed: {status.get('error')}", icon=":material/error:")
+        st.error(f"The import failed: {widgets.visitor(status.get('error'))}", icon=":material/error:")
     elif state == "done":
         run_id = status.get("run_id")
         st.success(f"Imported run **{run_id}**.", icon=":material/check_circle:")
         st.page_link(HERE / "embeddings.py", label="Open it in Embeddings", icon=":material/scatter_plot:",
                      query_params={"run": run_id})
         if status.get("analysis_errors"):
-            st.warning(f"Some snapshots could not be analysed: {status['analysis_errors']}")
+            st.warning(f"Some snapshots could not be analysed: {widgets.visitor(status['analysis_errors'])}")
     if st.session_state.get("up-polling") and state not in ("starting", "running"):
         st.session_state["up-polling"] = False
         st.rerun(scope="app")
