@@ -182,10 +182,11 @@ def test_a_killed_trainer_leaves_no_lock_behind(tmp_path: Any) -> None:
     assert store.read_run("r")["status"] == "complete" and len(store.read_metrics("r")) == 4
 
 
-def test_two_launches_in_the_same_second_get_two_runs(tmp_path: Any) -> None:
+def test_two_launches_in_the_same_second_get_two_runs(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two dashboard launches with generated ids, at once: two ids, and both runs train to the end."""
     import os
 
+    monkeypatch.setenv("CLUSTERSCOPE_MAX_JOBS", "2")  # the page's job cap (one per two cores) would refuse the second
     store = RunStore(tmp_path / "s")
     overrides = [*SMALL, "train.epochs=1", "snapshots.epochs=[1]", "analysis.auto=false", 'train.device="cpu"']
     jobs = [api.launch_training(store, overrides) for _ in range(2)]

@@ -212,6 +212,10 @@ def open_page(root: Path, monkeypatch: pytest.MonkeyPatch, page: str) -> AppTest
 def test_lab_upload_page_says_why_features_are_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_page(tmp_path / "store", monkeypatch, "views/upload.py")
     assert not at.exception
+    buf = io.BytesIO()  # the TorchScript notice shows once a TorchScript file is chosen
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), buf)
+    at.get("file_uploader")[0].set_value([("model.pt", buf.getvalue(), "application/octet-stream")])
+    at.run()
     assert not at.checkbox, "no trust box where TorchScript is off"
     info = at.info[0].value
     assert "reachable from other machines" in info and "CLUSTERSCOPE_ALLOW_TORCHSCRIPT=1" in info
@@ -222,8 +226,11 @@ def test_lab_upload_page_says_why_features_are_off(tmp_path: Path, monkeypatch: 
 # ---- jobs started from the page: capped, cancellable ----------------------------------------------
 
 # A run that takes a while (tens of seconds on a busy machine) but resumes in seconds: no analysis afterwards.
-SLOW = ('data.name="digits"', 'model.name="mlp"', "model.depth=1", "model.width=8", "train.epochs=20",
-        "train.batch_size=2048", 'train.device="cpu"', "snapshots.epochs=[0]", "analysis.auto=false")
+# 100 epochs of 180 small steps: seconds, so a job is still running when a test cancels it after epoch 1
+# (with 20 full-batch epochs it finished within a second, before the cancel, on a quiet machine).
+SLOW_EPOCHS = 100
+SLOW = ('data.name="digits"', 'model.name="mlp"', "model.depth=1", "model.width=8", f"train.epochs={SLOW_EPOCHS}",
+        "train.batch_size=8", 'train.device="cpu"', "snapshots.epochs=[0]", "analysis.auto=false")
 SUBMIT = "FormSubmitter:train-form-Start training"
 
 
@@ -271,11 +278,11 @@ def test_cancelled_run_is_marked_and_resumes(store: api.RunStore) -> None:
     with pytest.raises(ProcessLookupError):  # the whole process group got SIGTERM and is gone
         os.kill(job["pid"], 0)
     info = api.read_run(store, "long")
-    assert info["status"] == "cancelled" and info["epochs_completed"] < 20
+    assert info["status"] == "cancelled" and info["epochs_completed"] < SLOW_EPOCHS
     assert api.running_jobs(store) == [] and not api.cancel_job(store, "train", "long")
     result = CliRunner().invoke(cli, ["train", "--resume", "long", "--store", str(store.root), "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert api.read_run(store, "long")["status"] == "complete" and epochs_done(store, "long") == 20
+    assert api.read_run(store, "long")["status"] == "complete" and epochs_done(store, "long") == SLOW_EPOCHS
 
 
 def test_runs_page_refuses_over_the_cap_and_cancels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

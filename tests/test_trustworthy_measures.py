@@ -203,7 +203,7 @@ def test_neurons_compare_and_embeddings_pages_say_why(two_runs: api.RunStore, mo
     assert not at.exception and not at.error
     assert "The c1, subclass and WTM columns are empty" in texts(at)
     assert not [s for s in at.subheader if "Best neuron per subclass" in s.value]
-    cmp = open_page(two_runs.root, monkeypatch, "compare", runs="tiny,fine")
+    cmp = open_page(two_runs.root, monkeypatch, "compare", runs="tiny,fine", data="all")  # two training targets
     assert not cmp.exception and not cmp.error
     assert re.search(r"left out for 1 of 2 run\(s\) \(fine\)", texts(cmp))
     table = next(d.value for d in cmp.dataframe if "c1_shuffled" in d.value.columns).set_index("run_id")
