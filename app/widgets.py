@@ -241,6 +241,11 @@ def visitor(text: object) -> str:
     return api.visitor_text(str(text), loaders.store_root())
 
 
+def store_name() -> str:
+    """' **/path/to/store**' where visitors may see server paths (a local server, or the operator allowed them), else ''."""
+    return f" **{loaders.store_root()}**" if api.server_paths_allowed() else ""
+
+
 def error_panel(exc: Exception, *, what: str) -> None:
     """A message in the panel concerned, never a traceback."""
     st.error(f"{what}: {visitor(exc)}", icon=":material/error:")
@@ -279,7 +284,7 @@ def empty_store_ui() -> bool:
     """True (after saying how to create runs) when the store has no runs."""
     if not loaders.list_runs().empty:
         return False
-    st.info(f"The run store **{loaders.store_root()}** has no runs yet.\n\nCreate the built-in demo with\n\n"
+    st.info(f"The run store{store_name()} has no runs yet.\n\nCreate the built-in demo with\n\n"
             "```\nmake demo          # or: clusterscope demo\n```\n"
             "or train your own run with `clusterscope train configs/digits_vgg.toml`.")
     return True

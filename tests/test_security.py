@@ -480,3 +480,18 @@ def test_messages_shown_to_a_visitor_hold_no_server_path(tmp_path: Path) -> None
     assert str(tmp_path) not in shown and "/etc" not in shown
     assert "<store>/run-1/analysis/network.parquet: bad footer" in shown and ".../ssl is not" in shown
     assert "docs/datasets.md, http://127.0.0.1:8501/runs" in shown
+
+
+def test_a_lab_page_does_not_name_the_store_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The empty-store notice names the store's folder on a local server only; a lab's visitors get no path."""
+    root = tmp_path / "store"
+    local = open_page(root, monkeypatch, "views/runs.py")
+    assert any(str(root) in i.value for i in local.info), [i.value for i in local.info]
+    monkeypatch.setenv(deployment.SERVED_ADDRESS, LAB)
+    monkeypatch.delenv(deployment.SERVER_PATHS, raising=False)
+    for page in ("views/runs.py", "views/layers.py"):
+        at = open_page(root, monkeypatch, page)
+        assert not at.exception
+        shown = [e.value for kind in ("info", "error", "warning", "caption", "markdown") for e in at.get(kind)]
+        assert any("has no runs yet" in m for m in shown), shown
+        assert not [m for m in shown if str(tmp_path) in m], shown

@@ -31,7 +31,7 @@ st.title("Runs")
 
 def empty_state(demo: dict) -> None:
     st.info(
-        f"The run store **{loaders.store_root()}** has no runs yet.\n\n"
+        f"The run store{widgets.store_name()} has no runs yet.\n\n"
         "Create the built-in demo (five small runs, about two minutes on two CPU cores) with\n\n"
         "```\nmake demo          # or: clusterscope demo\n```\n"
         "or train your own run with `clusterscope train configs/digits_vgg.toml`, or start one with the form above. "
@@ -89,7 +89,7 @@ def training_form() -> None:
         if last:
             st.success(f"Started run **{last['run_id']}** (process {last['pid']}). It appears in the table below within "
                        "a few seconds and updates while it trains; it is analysed when training ends. "
-                       f"Log: `{last['log']}`", icon=":material/rocket_launch:")
+                       f"Log: `{widgets.visitor(last['log'])}`", icon=":material/rocket_launch:")
 
 
 def launch(values: dict) -> dict | None:
