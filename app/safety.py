@@ -16,6 +16,8 @@ from typing import Any
 import streamlit as st
 from PIL import Image, ImageDraw
 
+from app.charts import OKABE_ITO
+
 log = logging.getLogger("clusterscope.app")
 
 
@@ -39,6 +41,6 @@ def favicon() -> Image.Image:
     img = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
     draw = ImageDraw.Draw(img)
     for (x, y), colour in zip([(16, 44), (24, 20), (40, 36), (48, 14), (30, 50)],
-                              ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00"], strict=True):
+                              [OKABE_ITO[i] for i in (0, 1, 2, 3, 5)], strict=True):
         draw.ellipse((x - 8, y - 8, x + 8, y + 8), fill=colour)
     return img

@@ -168,12 +168,17 @@ def test_a_baseline_knob_redoes_the_baselines_only(two_runs) -> None:
     assert new["sigma_prime"].iloc[0] in {2.0 * k / 16 for k in range(1, 16)}  # 3 bisection steps on [0, 2]
 
 
+def copy_without_baselines(store: api.RunStore, run_id: str, tmp_path: Path) -> tuple[api.RunStore, dict]:
+    """The run copied into a new store without its baselines file, and its run.json (to edit)."""
+    copy = api.open_store(tmp_path / "store")
+    shutil.copytree(store.run_dir(run_id), copy.run_dir(run_id))
+    copy.analysis.path(run_id, "baselines").unlink()
+    return copy, json.loads(copy.run_json_path(run_id).read_text())
+
+
 def test_a_failing_baseline_is_one_error_of_the_report(two_runs, tmp_path: Path) -> None:
     store, ids = two_runs
-    copy = api.open_store(tmp_path / "store")
-    shutil.copytree(store.run_dir(ids[0]), copy.run_dir(ids[0]))
-    copy.analysis.path(ids[0], "baselines").unlink()
-    info = json.loads(copy.run_json_path(ids[0]).read_text())
+    copy, info = copy_without_baselines(store, ids[0], tmp_path)
     info["config"]["data"]["name"] = "mnist"  # its files are not there: the data set cannot be loaded
     info["config"]["data"]["root"] = str(tmp_path / "nowhere")
     copy.run_json_path(ids[0]).write_text(json.dumps(info))
@@ -186,10 +191,7 @@ def test_a_failing_baseline_is_one_error_of_the_report(two_runs, tmp_path: Path)
 
 def test_a_version_1_store_reads_without_baselines(two_runs, tmp_path: Path) -> None:
     store, ids = two_runs
-    copy = api.open_store(tmp_path / "store")
-    shutil.copytree(store.run_dir(ids[0]), copy.run_dir(ids[0]))
-    copy.analysis.path(ids[0], "baselines").unlink()
-    info = json.loads(copy.run_json_path(ids[0]).read_text())
+    copy, info = copy_without_baselines(store, ids[0], tmp_path)
     copy.run_json_path(ids[0]).write_text(json.dumps(info | {"schema_version": 1}))
     assert copy.read_run(ids[0])["schema_version"] == 1
     measures = api.run_measures(copy, ids[0])

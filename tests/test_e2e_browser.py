@@ -11,6 +11,7 @@ Chromium when it is missing. The test fails, rather than skips, without them.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import shutil
@@ -127,9 +128,9 @@ def save(page, name: str, tmp_path: Path) -> None:  # noqa: ANN001 - a Playwrigh
         shutil.copy(path, folder / name)
 
 
-@pytest.fixture
-def page() -> Iterator:
-    """A Chromium page (1400 x 1000) driven by Playwright."""
+@contextlib.contextmanager
+def chromium_page(width: int = 1400, height: int = 1000) -> Iterator:
+    """A page of the system Chromium (headless) of ``width`` x ``height`` pixels, driven by Playwright."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -138,9 +139,16 @@ def page() -> Iterator:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
         try:
-            yield browser.new_page(viewport={"width": 1400, "height": 1000})
+            yield browser.new_page(viewport={"width": width, "height": height})
         finally:
             browser.close()
+
+
+@pytest.fixture
+def page() -> Iterator:
+    """A Chromium page (1400 x 1000) driven by Playwright."""
+    with chromium_page() as p:
+        yield p
 
 
 def test_epoch_slider_redraws_the_embedding(server: str, page, analysed_store: tuple[api.RunStore, str],  # noqa: ANN001

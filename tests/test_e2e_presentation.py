@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from backend import api
-from tests.test_e2e_browser import PLOT, chromium_path, serve
+from tests.test_e2e_browser import PLOT, chromium_page, serve
 
 # tick, legend and axis labels of every figure on the page: [text, font size in px, fill as [r, g, b]]
 LABELS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap(gd =>
@@ -38,14 +38,8 @@ def server(analysed_store: tuple[api.RunStore, str], tmp_path_factory: pytest.Te
 @pytest.fixture(scope="module")
 def projector() -> Iterator:
     """A Chromium page of 1280 x 720 pixels."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        try:
-            yield browser.new_page(viewport={"width": 1280, "height": 720})
-        finally:
-            browser.close()
+    with chromium_page(1280, 720) as page:
+        yield page
 
 
 def open_view(page, url: str) -> None:  # noqa: ANN001 - a Playwright Page

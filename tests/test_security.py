@@ -99,27 +99,20 @@ PAGES = ("runs", "embeddings", "neurons", "layers", "compare", "mechanisms", "up
 
 def test_pages_fetch_nothing_from_outside_the_server(served: Served, analysed_store: tuple[api.RunStore, str]) -> None:
     """A meeting room may be offline: every request of every page goes to the server itself."""
-    from playwright.sync_api import sync_playwright
-
-    from tests.test_e2e_browser import PLOT, chromium_path
+    from tests.test_e2e_browser import PLOT, chromium_page
 
     run_id = analysed_store[1]
     outside: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.on("request", lambda r: None if r.url.startswith((served.url + "/", "data:", "blob:"))
-                    else outside.append(r.url))
-            for name in PAGES:
-                page.goto(f"{served.url}/{name}?run={run_id}", timeout=60_000)
-                page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=120_000)
-                if name == "embeddings":  # the figure and its hover script
-                    page.wait_for_selector(PLOT, timeout=120_000)
-                    page.mouse.move(700, 500)
-                page.wait_for_load_state("networkidle")
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        page.on("request", lambda r: None if r.url.startswith((served.url + "/", "data:", "blob:"))
+                else outside.append(r.url))
+        for name in PAGES:
+            page.goto(f"{served.url}/{name}?run={run_id}", timeout=60_000)
+            page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=120_000)
+            if name == "embeddings":  # the figure and its hover script
+                page.wait_for_selector(PLOT, timeout=120_000)
+                page.mouse.move(700, 500)
+            page.wait_for_load_state("networkidle")
     assert outside == [], f"the page fetched from outside the server: {sorted(set(outside))}"
 
 
