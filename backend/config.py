@@ -64,6 +64,7 @@ class ModelConfig:
     width_factor: float = 1.0  # vgg: 32*2^s channels per stage; resnet: 16/32/64 channels; times this
     batch_norm: bool = True  # batch norm before every ReLU
     dropout: float = 0.0  # dropout rate after hidden layers (mlp) / before the classifier (vgg)
+    input_dropout: float = 0.0  # mlp: dropout on the inputs (the thesis's SynthClust intervention, SCIENCE.md finding 9)
     activation: str = "relu"  # mlp: "relu", or "linear" for the thesis's no-ReLU ablation (SCIENCE.md finding 8)
     bias: bool = True  # mlp: biases in the linear layers (the thesis's SynthClust MLP has none)
 
@@ -359,6 +360,9 @@ def validate(cfg: RunConfig) -> None:
     _check(m.convs_per_stage >= 1, "model.convs_per_stage", "an integer >= 1", m.convs_per_stage)
     _check(m.width_factor > 0, "model.width_factor", "a number > 0", m.width_factor)
     _check(0.0 <= m.dropout < 1.0, "model.dropout", "a number in [0, 1)", m.dropout)
+    _check(0.0 <= m.input_dropout < 1.0, "model.input_dropout", "a number in [0, 1)", m.input_dropout)
+    _check(m.input_dropout == 0.0 or m.name == "mlp", "model.input_dropout", "0 for models other than mlp",
+           m.input_dropout)
     _check(m.activation in ("relu", "linear"), "model.activation", "'relu' or 'linear'", m.activation)
     _check(m.activation == "relu" or m.name == "mlp", "model.activation", "'relu' for non-mlp models", m.activation,
            "The no-ReLU ablation is available for model.name=\"mlp\" only.")

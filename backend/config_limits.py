@@ -27,7 +27,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "data.synthclust.noise": (0.0, 1e6), "data.synthclust.seed": SEED,
     "data.train_per_label": (0, BIG), "data.subset_seed": SEED,
     "model.depth": (1, 1000), "model.width": (1, 65_536), "model.stages": (1, 6), "model.convs_per_stage": (1, 64),
-    "model.width_factor": (1e-3, 64.0), "model.dropout": (0.0, 1.0),
+    "model.width_factor": (1e-3, 64.0), "model.dropout": (0.0, 1.0), "model.input_dropout": (0.0, 1.0),
     "train.lr": (0.0, 100.0), "train.momentum": (0.0, 1.0), "train.weight_decay": (0.0, 10.0),
     "train.batch_size": (1, 1_048_576), "train.epochs": (1, EPOCH_MAX), "train.lr_factor": (0.0, 1000.0),
     "train.early_stop_loss": (0.0, 1000.0), "train.divergence_patience": (0, EPOCH_MAX), "train.seed": SEED,

@@ -213,3 +213,20 @@ def test_sigterm_marks_interrupted_and_resume_repeats_the_run(store: api.RunStor
     m_twin, m_victim = api.read_metrics(store, twin), api.read_metrics(store, "victim")
     assert m_victim[["epoch", "split", "loss", "accuracy"]].equals(m_twin[["epoch", "split", "loss", "accuracy"]])
 
+
+
+def test_input_dropout_masks_inputs_in_training_only() -> None:
+    """model.input_dropout (the thesis's SynthClust intervention, SCIENCE.md finding 9) zeroes inputs while
+    training, scaling the kept ones by 1/(1-p), and leaves evaluation untouched; other models refuse it."""
+    model = build_model(ModelConfig(name="mlp", depth=1, width=4, batch_norm=False, input_dropout=0.5), (200,), 2, seed=0)
+    x = torch.ones(3, 200)
+    model.train()
+    dropped = model.input_dropout(x)
+    assert set(torch.unique(dropped).tolist()) == {0.0, 2.0}
+    assert 0.35 < (dropped == 0).float().mean().item() < 0.65
+    model.eval()
+    assert torch.equal(model.input_dropout(x), x)
+    plain = build_model(ModelConfig(name="mlp", depth=1, width=4, batch_norm=False), (200,), 2, seed=0)
+    assert torch.equal(plain(x), model(x))  # same initial weights; no dropout at evaluation
+    with pytest.raises(ConfigError, match="model.input_dropout"):
+        tiny_config('model.name="vgg"', "model.input_dropout=0.5")

@@ -54,15 +54,16 @@ class LinearUnit(nn.ReLU):
 
 
 class MLP(nn.Module):
-    """``depth`` hidden blocks Linear -> [BN] -> ReLU -> [Dropout], then a linear classifier.
+    """[input Dropout] -> ``depth`` hidden blocks Linear -> [BN] -> ReLU -> [Dropout], then a linear classifier.
 
     ``activation="linear"`` replaces the ReLUs by :class:`LinearUnit`; ``bias=False`` drops every
     bias (the thesis's SynthClust MLP); hidden layers followed by batch norm never have one.
     """
 
     def __init__(self, in_features: int, num_classes: int, *, depth: int, width: int, batch_norm: bool,
-                 dropout: float, activation: str = "relu", bias: bool = True) -> None:
+                 dropout: float, activation: str = "relu", bias: bool = True, input_dropout: float = 0.0) -> None:
         super().__init__()
+        self.input_dropout = Dropout(input_dropout) if input_dropout > 0 else nn.Identity()
         blocks: OrderedDict[str, nn.Module] = OrderedDict()
         d_in = in_features
         for i in range(1, depth + 1):
@@ -80,7 +81,7 @@ class MLP(nn.Module):
         self.classifier = nn.Linear(d_in, num_classes, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(1)
+        x = self.input_dropout(x.flatten(1))
         for name in self.blocks:
             x = getattr(self, name)(x)
         return self.classifier(x)  # (B, num_classes)
@@ -189,7 +190,8 @@ def build_model(cfg: ModelConfig, in_shape: tuple[int, ...], num_classes: int, *
         torch.manual_seed(seed)
         if cfg.name == "mlp":
             return MLP(math.prod(in_shape), num_classes, depth=cfg.depth, width=cfg.width,
-                       batch_norm=cfg.batch_norm, dropout=cfg.dropout, activation=cfg.activation, bias=cfg.bias)
+                       batch_norm=cfg.batch_norm, dropout=cfg.dropout, activation=cfg.activation, bias=cfg.bias,
+                       input_dropout=cfg.input_dropout)
         _require_image(cfg.name, in_shape)
         if cfg.name == "vgg":
             return VGG(in_shape, num_classes, stages=cfg.stages, convs_per_stage=cfg.convs_per_stage,
