@@ -223,3 +223,21 @@ def test_selection_follows_the_epoch_and_layer_and_its_trajectories_are_drawn(
     at.sidebar.radio(key="w-proj").set_value("pca").run()
     assert not at.exception and at.toggle(key="w-trajectories").proto.disabled
     assert not [t for t in figure_of(at.get("plotly_chart")[0])["data"] if t.get("mode") == "lines"]
+
+
+def test_a_view_that_draws_only_some_of_the_selection_says_so(analysed_store: tuple[api.RunStore, str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The selection outlives a lower *Max points drawn*: the page says how many of its samples are drawn."""
+    import re
+
+    from app.screens.embeddings import SELECTION
+
+    store, run_id = analysed_store
+    at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc2.relu", epoch="1")
+    at.session_state[SELECTION] = {"run": run_id, "ids": frozenset(range(0, 1000, 10)), "reports": {}}
+    at.run()
+    assert not at.exception and not [c for c in at.caption if "selected samples are drawn here" in c.value]
+    at.sidebar.number_input(key="w-maxpts").set_value(500).run()
+    drawn = [re.search(r"(\d+) of the 100 selected samples are drawn here", c.value) for c in at.caption]
+    drawn = [int(m.group(1)) for m in drawn if m]
+    assert not at.exception and len(drawn) == 1 and 10 < drawn[0] < 50  # about 500 / 1,797 of them
