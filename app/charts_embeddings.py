@@ -292,3 +292,59 @@ def composition(selected: pd.DataFrame) -> pd.DataFrame:
         counts = selected[col].value_counts()
         rows += [{"level": level, "value": str(k), "count": int(v), "share": v / len(selected)} for k, v in counts.items()]
     return pd.DataFrame(rows, columns=["level", "value", "count", "share"])
+
+
+# ------------------------------------------------------------------ a selection's trajectories over epochs
+
+TRAJECTORY_CAP = 200  # at most this many selected samples get a path (a seeded sample of them above it)
+TRAJECTORY_HOVER = "sample %{customdata[0]} · cluster %{customdata[1]}<br>epoch %{meta}<extra>trajectory</extra>"
+
+
+def trajectory_ids(ids: set[int] | frozenset[int], *, cap: int = TRAJECTORY_CAP, seed: int = 0) -> list[int]:
+    """The sample ids whose trajectories are drawn, sorted: all of ``ids``, or a seeded sample of ``cap`` of them."""
+    ordered = np.array(sorted(ids), dtype=np.int64)
+    if len(ordered) > cap:
+        ordered = np.sort(np.random.default_rng(seed).choice(ordered, size=cap, replace=False))
+    return ordered.tolist()
+
+
+def trajectory_traces(paths: pd.DataFrame, *, projection: str, colours: dict[str, str], epoch: int,
+                      present: bool = False) -> list[dict]:
+    """Each sample's path through the aligned layouts of one layer, ordered by epoch, as thin lines (one
+    trace per class, samples separated by a NaN gap), and a ring at epoch ``epoch`` (one trace).
+
+    paths : one row per (sample, epoch) with sample_id, epoch, cluster, class_name and the projection's x/y
+        columns (docs/store.md: the 2-D UMAP layouts of a layer are aligned across epochs).
+    colours : class name -> colour (:func:`colour_map` with "class"), so a path has its points' class colour.
+    """
+    x, y, _, _ = AXES[projection]
+    paths = paths.sort_values(["sample_id", "epoch"], kind="stable")
+    traces = []
+    for name, colour_hex in colours.items():
+        part = paths[paths["class_name"] == name]
+        if part.empty:
+            continue
+        # a NaN row after each sample's last epoch breaks the line between two samples
+        gap = part["sample_id"].to_numpy()[1:] != part["sample_id"].to_numpy()[:-1]
+        at = np.flatnonzero(gap) + 1
+        xs = np.insert(part[x].to_numpy(np.float32), at, np.nan)
+        ys = np.insert(part[y].to_numpy(np.float32), at, np.nan)
+        traces.append({"type": "scattergl", "x": typed_array(xs), "y": typed_array(ys), "mode": "lines",
+                       "name": f"{name} trajectories", "showlegend": False, "hoverinfo": "skip", "connectgaps": False,
+                       "line": {"color": colour_hex, "width": 1.5 if present else 1}, "opacity": 0.7})
+    now = paths[paths["epoch"] == epoch]
+    if not now.empty:
+        traces.append({"type": "scattergl", "x": typed_array(now[x].to_numpy(np.float32)),
+                       "y": typed_array(now[y].to_numpy(np.float32)), "mode": "markers", "name": f"epoch {epoch}",
+                       "showlegend": False, "meta": int(epoch), "hovertemplate": TRAJECTORY_HOVER,
+                       "customdata": typed_array(_custom(now["sample_id"].to_numpy(), now["cluster"].to_numpy())),
+                       "marker": {"symbol": "circle-open", "size": 13 if present else 10,
+                                  "color": [colours.get(c, NOISE_COLOUR) for c in now["class_name"]],
+                                  "line": {"width": 2}}})
+    return traces
+
+
+def with_traces(fig: go.Figure, traces: list[dict]) -> go.Figure:
+    """A new figure: ``fig``'s traces, then ``traces``, with its layout (``fig`` may be a cached one: unchanged)."""
+    spec = fig.to_dict()
+    return fast_figure([*spec["data"], *traces], spec["layout"])

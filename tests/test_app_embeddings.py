@@ -176,3 +176,68 @@ def test_animation_while_colouring_by_a_neuron_draws_the_classes(analysed_store:
     fig = figure_of(at.get("plotly_chart")[0])
     assert [t["name"] for t in fig["data"]] == ["round", "stroke", "bend", "twin-curve", "hook"]
     assert all(len(f["data"]) == 5 for f in fig["frames"])
+
+
+def test_selection_follows_the_epoch_and_layer_and_its_trajectories_are_drawn(
+        analysed_store: tuple[api.RunStore, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A selection (here put in the page's memo, as a box in the browser would: tests/test_e2e_selection.py)
+    stays highlighted when the epoch and the layer change; the trajectories toggle, off by default and disabled
+    without a selection, draws each selected sample's path over the layer's epochs and a ring at the current one."""
+    from app import charts_embeddings
+    from app.screens.embeddings import SELECTION
+
+    store, run_id = analysed_store
+    at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc2.relu", epoch="1")
+    assert at.toggle(key="w-trajectories").value is False and at.toggle(key="w-trajectories").proto.disabled
+    assert any("Select points to draw their trajectories" in c.value for c in at.caption)
+    ids = {3, 10, 42, 77, 500}
+    at.session_state[SELECTION] = {"run": run_id, "ids": frozenset(ids), "reports": {}}
+    at.run()
+
+    def opaque(i: int = 0) -> set[int]:
+        fig = figure_of(at.get("plotly_chart")[i])
+        return {int(row[0]) for t in fig["data"] if isinstance(t.get("marker", {}).get("opacity"), list)
+                for row, o in zip(t["customdata"], t["marker"]["opacity"], strict=True) if o > 0.5}
+
+    assert not at.exception and opaque() == ids
+    at.sidebar.select_slider(key="w-epoch").set_value(2).run()
+    assert not at.exception and opaque() == ids
+    at.sidebar.selectbox(key="w-layer").set_value("fc1.relu").run()
+    assert not at.exception and opaque() == ids
+    assert any(h.value == f"Selection: {len(ids)} samples" for h in at.subheader)
+
+    at.toggle(key="w-trajectories").set_value(True).run()
+    assert not at.exception
+    fig = figure_of(at.get("plotly_chart")[0])
+    lines = [t for t in fig["data"] if t.get("mode") == "lines"]
+    ring = fig["data"][-1]
+    points = {e: api.read_analysis(store, run_id, "points", "fc1.relu", e).set_index("sample_id") for e in (0, 1, 2)}
+    labels = charts_embeddings.label_samples(api.read_samples(store, run_id), target="superclass").set_index("sample_id")
+    assert len(lines) == labels.loc[sorted(ids), "class_name"].nunique()
+    xs = [x for t in lines for x in t["x"]]
+    assert sum(x is None or x != x for x in xs) == len(ids) - len(lines)  # a gap between two samples of a class
+    first = min(ids & set(labels.index[labels["class_name"] == lines[0]["name"].removesuffix(" trajectories")]))
+    assert lines[0]["x"][:3] == pytest.approx([points[e].loc[first, "umap_x"] for e in (0, 1, 2)], rel=1e-5)
+    assert sorted(int(r[0]) for r in ring["customdata"]) == sorted(ids)
+    assert ring["x"] == pytest.approx(points[2].loc[sorted(ids), "umap_x"].tolist(), rel=1e-5)  # at epoch 2
+    at.sidebar.radio(key="w-proj").set_value("pca").run()
+    assert not at.exception and at.toggle(key="w-trajectories").proto.disabled
+    assert not [t for t in figure_of(at.get("plotly_chart")[0])["data"] if t.get("mode") == "lines"]
+
+
+def test_a_view_that_draws_only_some_of_the_selection_says_so(analysed_store: tuple[api.RunStore, str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The selection outlives a lower *Max points drawn*: the page says how many of its samples are drawn."""
+    import re
+
+    from app.screens.embeddings import SELECTION
+
+    store, run_id = analysed_store
+    at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc2.relu", epoch="1")
+    at.session_state[SELECTION] = {"run": run_id, "ids": frozenset(range(0, 1000, 10)), "reports": {}}
+    at.run()
+    assert not at.exception and not [c for c in at.caption if "selected samples are drawn here" in c.value]
+    at.sidebar.number_input(key="w-maxpts").set_value(500).run()
+    drawn = [re.search(r"(\d+) of the 100 selected samples are drawn here", c.value) for c in at.caption]
+    drawn = [int(m.group(1)) for m in drawn if m]
+    assert not at.exception and len(drawn) == 1 and 10 < drawn[0] < 50  # about 500 / 1,797 of them

@@ -130,3 +130,41 @@ def test_gif_from_pngs_is_a_looping_multi_frame_gif() -> None:
     image.seek(1)
     assert image.convert("RGB").getpixel((5, 5)) == (0, 0, 255)
     assert image.info["duration"] == 500
+
+
+def paths_frame() -> pd.DataFrame:
+    """Samples 5 (class a), 7 and 9 (class b) over epochs 0, 1, 2, rows shuffled; x = 10 * sample + epoch."""
+    rows = [{"sample_id": s, "epoch": e, "class_name": c, "cluster": 0, "umap_x": 10.0 * s + e, "umap_y": float(e)}
+            for s, c in ((5, "a"), (7, "b"), (9, "b")) for e in (0, 1, 2)]
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=1)
+
+
+def test_trajectories_one_line_per_class_ordered_by_epoch_with_gaps_and_a_ring_now() -> None:
+    import plotly.graph_objects as go
+
+    colours = charts.category_colours(["a", "b", "c"])
+    traces = charts_embeddings.trajectory_traces(paths_frame(), projection="umap", colours=colours, epoch=1)
+    lines, rings = traces[:-1], traces[-1]
+    assert [t["name"] for t in lines] == ["a trajectories", "b trajectories"]  # class c has no selected sample
+    assert all(t["mode"] == "lines" and t["line"]["color"] == colours[t["name"][0]] for t in lines)
+    xs = [charts_embeddings.decode_typed(t["x"]) for t in lines]
+    assert xs[0].tolist() == [50, 51, 52]  # one sample: its epochs in order, no gap
+    b = xs[1]  # two samples: epochs in order, a NaN between them
+    assert np.isnan(b[3]) and b[:3].tolist() == [70, 71, 72] and b[4:].tolist() == [90, 91, 92]
+    assert rings["mode"] == "markers" and rings["marker"]["symbol"] == "circle-open"
+    assert charts_embeddings.decode_typed(rings["x"]).tolist() == [51, 71, 91]  # the current epoch's positions
+    assert rings["marker"]["color"] == [colours["a"], colours["b"], colours["b"]]
+    assert charts_embeddings.decode_typed(rings["customdata"])[:, 0].tolist() == [5, 7, 9]
+    base = charts_embeddings.embedding_scatter(frame().assign(colour_value=lambda d: d["class_name"]), projection="umap",
+                                               colour="colour_value", colours=colours)
+    fig = charts_embeddings.with_traces(base, traces)
+    assert len(fig.data) == len(base.data) + 3 and len(base.data) == 3  # the cached figure is left unchanged
+    go.Figure(fig.to_dict())  # valid for Plotly
+
+
+def test_trajectory_ids_are_capped_by_a_fixed_sample() -> None:
+    assert charts_embeddings.trajectory_ids({3, 1, 2}) == [1, 2, 3]
+    many = set(range(1000))
+    first = charts_embeddings.trajectory_ids(many, cap=200)
+    assert len(first) == 200 == len(set(first)) and first == sorted(first) and set(first) <= many
+    assert first == charts_embeddings.trajectory_ids(many, cap=200) and first != list(range(200))

@@ -6,11 +6,14 @@ runs app/views/embeddings.py, which calls :func:`page`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
-from app import charts_embeddings, hover, loaders, state, widgets
+from app import charts_embeddings, hover, loaders, state, trajectories_ui, widgets
 from backend import api
 from backend.api import ClusterScopeError
 
@@ -94,11 +97,14 @@ def view_frame(run: str, layer: str, epoch: int, v: dict) -> pd.DataFrame:
     return loaders.embedding_view(run, layer, epoch, v["colour"], v["unit"], v["max_points"])[0]
 
 
-def draw(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, highlight: set[int] | None) -> None:
-    """One scatter with downloads; what the user selects in it is read by :func:`current_selection`."""
+def draw(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, highlight: set[int] | None,
+         extend: Callable[[go.Figure], go.Figure] | None = None) -> None:
+    """One scatter with downloads; what the user selects in it is read by :func:`current_selection`.
+    ``extend``: adds traces to the (cached, so unmodified) figure, e.g. the selection's trajectories."""
     fig = loaders.embedding_figure(run, layer, epoch, v["colour"], v["unit"], v["max_points"], projection=v["proj"],
                                    highlight=frozenset(highlight) if highlight else None, title=title,
                                    present=state.presenting())
+    fig = extend(fig) if extend else fig
     widgets.plot(fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
     widgets.figure_downloads(fig, f"{title}_{v['colour']}".replace(" ", "_").replace("·", ""), key=key,
                              legend=COLOURINGS[v["colour"]] if v["colour"] != "neuron" else "")
@@ -275,10 +281,12 @@ def page() -> None:
     hover_cards_ui(run, df["sample_id"].to_numpy())
     selected = current_selection(run, ("view-a",) if v["other"] is None else ("view-a", "view-b"))
     title = f"{run} · {v['layer']} · epoch {v['epoch']} · {PROJECTIONS[v['proj']]}"
+    paths = trajectories_ui.toggle_ui(run, v, selected)
+    extend = (lambda fig: trajectories_ui.figure(run, info, v, selected, fig)) if paths else None
     if v["other"] is None:
         plot_col, side = st.columns([3, 1])
         with plot_col:
-            draw(run, v["layer"], v["epoch"], v, title=title, key="view-a", highlight=selected)
+            draw(run, v["layer"], v["epoch"], v, title=title, key="view-a", highlight=selected, extend=extend)
         with side:
             scores_ui(v["scores"], v["layer"], v["epoch"], v["reason"])
     else:
@@ -286,7 +294,7 @@ def page() -> None:
         layer_b, epoch_b = (v["layer"], value) if kind == "epoch" else (value, v["epoch"])
         left, right = st.columns(2)
         with left:
-            draw(run, v["layer"], v["epoch"], v, title=title, key="view-a", highlight=selected)
+            draw(run, v["layer"], v["epoch"], v, title=title, key="view-a", highlight=selected, extend=extend)
             scores_ui(v["scores"], v["layer"], v["epoch"], v["reason"])
         with right:
             try:
@@ -294,4 +302,5 @@ def page() -> None:
                 scores_ui(v["scores"], layer_b, epoch_b, v["reason"])
             except ClusterScopeError as exc:
                 widgets.error_panel(exc, what=f"Cannot draw {layer_b} at epoch {epoch_b}")
+    trajectories_ui.drawn_caption(df, selected)
     selection_ui(run, df, selected)
