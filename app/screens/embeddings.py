@@ -6,11 +6,13 @@ runs app/views/embeddings.py, which calls :func:`page`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import charts_embeddings, hover, loaders, state, widgets
+from app import charts_embeddings, hover, loaders, search_ui, state, widgets
 from backend import api
 from backend.api import ClusterScopeError
 
@@ -135,6 +137,14 @@ def current_selection(run: str, keys: tuple[str, ...]) -> set[int]:
             memo["ids"] = report
         memo["reports"][key] = report
     return set(memo["ids"])
+
+
+def set_selection(run: str, ids: Iterable[int]) -> None:
+    """Make ``ids`` the selection (a search's matches, a sample and its neighbours: app/search_ui.py)."""
+    memo = st.session_state.get(SELECTION)
+    if memo is None or memo["run"] != run:
+        memo = st.session_state[SELECTION] = {"run": run, "ids": frozenset(), "reports": {}}
+    memo["ids"] = frozenset(int(i) for i in ids)
 
 
 def clear_selection() -> None:
@@ -273,6 +283,7 @@ def page() -> None:
     if len(df) < total:
         st.caption(f"Showing a stratified sample of {len(df):,} of {total:,} samples (raise *Max points drawn* to see all).")
     hover_cards_ui(run, df["sample_id"].to_numpy())
+    search_ui.search_ui(run, info, df, select=set_selection)
     selected = current_selection(run, ("view-a",) if v["other"] is None else ("view-a", "view-b"))
     title = f"{run} · {v['layer']} · epoch {v['epoch']} · {PROJECTIONS[v['proj']]}"
     if v["other"] is None:
@@ -295,3 +306,4 @@ def page() -> None:
             except ClusterScopeError as exc:
                 widgets.error_panel(exc, what=f"Cannot draw {layer_b} at epoch {epoch_b}")
     selection_ui(run, df, selected)
+    search_ui.neighbours_ui(run, info, v, df, selected, select=set_selection)
