@@ -30,7 +30,7 @@ LAST_SINGLE = "cs-nn-single"  # session key: the last single selected sample, co
 def search_labels(run: str, info: dict) -> pd.DataFrame:
     """Every probe sample's labels (charts_embeddings.label_samples), with ``file_name`` where the samples
     table has one."""
-    samples = loaders.read_samples(run, thumbnails=True)  # all columns; cached, the hover cards read it too
+    samples = loaders.read_samples(run)  # without thumbnails: a cached copy per rerun stays small
     labels = charts_embeddings.label_samples(samples, target=info["dataset"].get("target", "label"))
     if "file_name" in samples:
         labels["file_name"] = samples["file_name"].astype(str)
@@ -55,7 +55,7 @@ def apply_search(run: str, info: dict, select: Select) -> None:
 
 def search_ui(run: str, info: dict, df: pd.DataFrame, select: Select) -> None:
     """The search box above the plot, how many samples match and how many of them are drawn."""
-    has_files = "file_name" in loaders.read_samples(run, thumbnails=True)
+    has_files = "file_name" in loaders.read_samples(run)
     fields = [f for f in SEARCH_IN if f != "file" or has_files]
     files = ("a file name, " if has_files else "") + "a class, subclass or superclass name"
     left, right = st.columns([3, 1])
