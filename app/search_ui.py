@@ -81,10 +81,17 @@ def search_ui(run: str, info: dict, df: pd.DataFrame, select: Select) -> None:
         return
     drawn = int(np.isin(found, df["sample_id"].to_numpy()).sum())
     text, button = st.columns([3, 1])
-    text.markdown(f"**{len(found):,}** sample{'s' if len(found) != 1 else ''} match “{query}”; **{drawn:,}** of them "
-                  + ("are" if drawn != 1 else "is") + " drawn"
-                  + ("" if drawn == len(found) else " (the plot shows a sample: raise *Max points drawn*)") + ".")
+    text.markdown(match_text(query, len(found), drawn))
     button.button("Select the matches", on_click=select, args=(run, found), icon=":material/select:", key="w-search-select")
+
+
+def match_text(query: str, found: int, drawn: int) -> str:
+    """How many samples match and how many of them the plot draws (it may draw a stratified sample)."""
+    if found == 1:
+        head = f"**1** sample matches “{query}”; it is " + ("drawn" if drawn else "not drawn")
+    else:
+        head = f"**{found:,}** samples match “{query}”; **{drawn:,}** of them " + ("is" if drawn == 1 else "are") + " drawn"
+    return head + ("" if drawn == found else " (the plot shows a sample: raise *Max points drawn*)") + "."
 
 
 def neighbour_inputs(selected: set[int]) -> tuple[int | None, int, str]:

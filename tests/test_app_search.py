@@ -58,6 +58,7 @@ def test_neighbours_of_a_single_match_are_listed_with_thumbnails(analysed_store:
     assert any("select one point, to list its nearest neighbours" in c.value for c in at.caption)
     at.text_input(key="w-search").input("12").run()  # one sample selected: it fills the neighbours' id box
     assert not at.exception and highlighted(at) == {12}
+    assert any(m.value == "**1** sample matches “12”; it is drawn." for m in at.markdown)
     assert at.number_input(key="w-nn-id").value == 12
 
     ids, acts = api.read_activations(store, run_id, "fc1.relu", 1)
