@@ -21,6 +21,7 @@ from backend.api import ClusterScopeError
 Select = Callable[[str, Iterable[int]], None]
 SEARCH_IN = {"any": "Anything", "id": "Sample id", "label": "Label", "file": "File name"}
 METRICS = {"euclidean": "Euclidean", "cosine": "Cosine"}
+VALUES = {"post": "post-ReLU", "pre": "pre-activation"}  # [P] post: what the embeddings start from (docs/store.md)
 PROJECTIONS = {"umap": "UMAP", "pca": "PCA"}
 DEFAULT_K = 10
 MAX_K = 200
@@ -94,20 +95,23 @@ def match_text(query: str, found: int, drawn: int) -> str:
     return head + ("" if drawn == found else " (the plot shows a sample: raise *Max points drawn*)") + "."
 
 
-def neighbour_inputs(selected: set[int]) -> tuple[int | None, int, str]:
-    """(sample id, k, metric). One point selected fills the id box once; the box keeps it afterwards."""
+def neighbour_inputs(selected: set[int]) -> tuple[int | None, int, str, bool]:
+    """(sample id, k, metric, post-ReLU). One point selected fills the id box once; the box keeps it afterwards."""
     if len(selected) == 1 and (single := next(iter(selected))) != st.session_state.get(LAST_SINGLE):
         st.session_state[LAST_SINGLE] = single
         st.session_state["w-nn-id"] = single
     st.session_state.setdefault("w-nn-id", None)
-    a, b, c = st.columns([2, 1, 2])
+    a, b, c, d = st.columns([2, 1, 2, 2])
     sample = a.number_input("Sample id", min_value=0, step=1, key="w-nn-id", placeholder="select one point, or type",
                             help="The sample whose neighbours to list; selecting exactly one point fills it in.")
     k = int(b.number_input("k", 1, MAX_K, DEFAULT_K, step=1, key="w-nn-k", help="How many neighbours to list."))
     metric = c.radio("Distance", list(METRICS), format_func=METRICS.get, horizontal=True, key="w-nn-metric",
                      help="Euclidean: the raw activation vectors. Cosine: 1 - cos(angle), ignores how strongly a "
                           "sample activates the layer overall.")
-    return (None if sample is None else int(sample)), k, metric
+    values = d.radio("Values", list(VALUES), format_func=VALUES.get, horizontal=True, key="w-nn-values",
+                     help="post-ReLU: max(value, 0), what the embeddings are computed from. Pre-activation: the values "
+                          "as stored, before the ReLU (they also tell apart samples that leave a unit off).")
+    return (None if sample is None else int(sample)), k, metric, values == "post"
 
 
 def neighbours_ui(run: str, info: dict, v: dict, df: pd.DataFrame, selected: set[int], select: Select) -> None:
@@ -115,14 +119,14 @@ def neighbours_ui(run: str, info: dict, v: dict, df: pd.DataFrame, selected: set
     labels, distances, and how many of them the 2-D picture keeps among the sample's k nearest."""
     layer, epoch = v["layer"], v["epoch"]
     st.subheader("Nearest neighbours in the layer")
-    sample, k, metric = neighbour_inputs(selected)
+    sample, k, metric, post = neighbour_inputs(selected)
     if sample is None:
         st.caption(f"Give a sample id, or select one point, to list its nearest neighbours in {layer}'s full "
                    f"activation space at epoch {epoch} (not in the 2-D picture).")
         return
     try:
         ids, acts = loaders.activations(run, layer, epoch)
-        nn = api.nearest_neighbours(ids, acts, sample, k=k, metric=metric)
+        nn = api.nearest_neighbours(ids, acts, sample, k=k, metric=metric, post_relu=post)
     except ClusterScopeError as exc:
         widgets.error_panel(exc, what=f"Cannot list the neighbours of sample {sample}")
         return
@@ -137,12 +141,14 @@ def neighbours_ui(run: str, info: dict, v: dict, df: pd.DataFrame, selected: set
                  column_config={"distance": st.column_config.NumberColumn(f"distance ({METRICS[metric]})", format="%.4g")})
     st.caption(f"Sample {sample} is {labels.at[sample, 'class_name']}/{labels.at[sample, 'subclass_name']}; "
                f"{int((table['class_name'] == labels.at[sample, 'class_name']).sum())} of its {len(nn)} neighbours "
-               f"share its class. Distances over {acts.shape[1]:,} units. " + overlap_text(run, v, ids, acts, sample, k, metric))
+               f"share its class. Distances over {acts.shape[1]:,} units' {VALUES['post' if post else 'pre']} values. "
+               + overlap_text(run, v, ids, acts, sample, k, metric=metric, post_relu=post))
     st.button("Select the sample and its neighbours", on_click=select, args=(run, shown), icon=":material/hub:",
               key="w-nn-select", help="Makes them the selection, so the plots highlight them.")
 
 
-def overlap_text(run: str, v: dict, ids: np.ndarray, acts: np.ndarray, sample: int, k: int, metric: str) -> str:
+def overlap_text(run: str, v: dict, ids: np.ndarray, acts: np.ndarray, sample: int, k: int, *, metric: str,
+                 post_relu: bool) -> str:
     """How many of the sample's k neighbours in the full space are among its k nearest in the 2-D picture,
     both among the embedded samples (the points table); empty when the sample is not embedded."""
     try:
@@ -154,7 +160,7 @@ def overlap_text(run: str, v: dict, ids: np.ndarray, acts: np.ndarray, sample: i
     if sample not in set(embedded.tolist()) or (rows < 0).any() or len(embedded) < 2:
         return ""
     xy = points[[f"{v['proj']}_x", f"{v['proj']}_y"]].to_numpy(dtype=np.float64)
-    kept, of = api.picture_overlap(embedded, acts[rows], xy, sample, k=k, metric=metric)
+    kept, of = api.picture_overlap(embedded, acts[rows], xy, sample, k=k, metric=metric, post_relu=post_relu)
     return (f"**{kept} of {of}** of its nearest neighbours in the layer are also among its {of} nearest points in the "
             f"{PROJECTIONS[v['proj']]} picture (over the {len(embedded):,} embedded samples; {of} of {of}: its "
             "neighbourhood is drawn faithfully).")

@@ -363,19 +363,21 @@ def search_samples(labels: pd.DataFrame, query: str, *, field: str = "any") -> A
     return search(labels, query, field=field)
 
 
-def nearest_neighbours(ids: Any, values: Any, sample_id: int, *, k: int, metric: str = "euclidean") -> pd.DataFrame:
+def nearest_neighbours(ids: Any, values: Any, sample_id: int, *, k: int, metric: str = "euclidean",
+                       post_relu: bool = False) -> pd.DataFrame:
     """A sample's k nearest neighbours in a layer's full space (e.g. :func:`read_activations`'s arrays);
     see backend.analysis.neighbours.nearest_neighbours."""
     from backend.analysis.neighbours import nearest_neighbours as knn
 
-    return knn(ids, values, sample_id, k=k, metric=metric)
+    return knn(ids, values, sample_id, k=k, metric=metric, post_relu=post_relu)
 
 
-def picture_overlap(ids: Any, values: Any, xy: Any, sample_id: int, *, k: int, metric: str = "euclidean") -> tuple[int, int]:
+def picture_overlap(ids: Any, values: Any, xy: Any, sample_id: int, *, k: int, metric: str = "euclidean",
+                    post_relu: bool = False) -> tuple[int, int]:
     """How many of a sample's k nearest neighbours in the full space the 2-D picture keeps among its k nearest."""
     from backend.analysis.neighbours import picture_overlap as overlap
 
-    return overlap(ids, values, xy, sample_id, k=k, metric=metric)
+    return overlap(ids, values, xy, sample_id, k=k, metric=metric, post_relu=post_relu)
 
 
 def analysis_status(store: RunStore, run_id: str) -> dict[str, Any]:

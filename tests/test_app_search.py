@@ -62,7 +62,8 @@ def test_neighbours_of_a_single_match_are_listed_with_thumbnails(analysed_store:
     assert at.number_input(key="w-nn-id").value == 12
 
     ids, acts = api.read_activations(store, run_id, "fc1.relu", 1)
-    order = np.argsort(np.sqrt(((acts.astype(np.float64) - acts[list(ids).index(12)]) ** 2).sum(axis=1)), kind="stable")
+    post = np.maximum(acts.astype(np.float64), 0)  # by default post-ReLU, what the picture is computed from
+    order = np.argsort(np.sqrt(((post - post[list(ids).index(12)]) ** 2).sum(axis=1)), kind="stable")
     expected = [int(i) for i in ids[order] if i != 12][:10]
     table = at.dataframe[-1].value
     assert table["sample_id"].tolist() == expected and table["rank"].tolist() == list(range(1, 11))
@@ -75,6 +76,7 @@ def test_neighbours_of_a_single_match_are_listed_with_thumbnails(analysed_store:
 
     at.number_input(key="w-nn-k").set_value(3).run()
     at.radio(key="w-nn-metric").set_value("cosine").run()
+    at.radio(key="w-nn-values").set_value("pre").run()
     cosine = api.nearest_neighbours(ids, acts, 12, k=3, metric="cosine")["sample_id"].tolist()
     assert at.dataframe[-1].value["sample_id"].tolist() == cosine
     at.button(key="w-nn-select").click().run()

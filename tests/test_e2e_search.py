@@ -30,7 +30,7 @@ def test_search_highlights_matches_and_neighbours_show_thumbnails(server: str, a
     labels = charts_embeddings.label_samples(api.read_samples(store, run_id), target="superclass")
     hooks = set(labels.loc[labels["superclass_name"] == "hook", "sample_id"].tolist())
     ids, acts = api.read_activations(store, run_id, "fc2.relu", 1)
-    nearest = api.nearest_neighbours(ids, acts, 12, k=10)["sample_id"].tolist()
+    nearest = api.nearest_neighbours(ids, acts, 12, k=10, post_relu=True)["sample_id"].tolist()
     with chromium_page() as page:
         page.context.add_init_script(COUNT_SENDS)
         page.goto(f"{server}/embeddings?run={run_id}&layer=fc2.relu&epoch=1", timeout=60_000)

@@ -66,6 +66,14 @@ def test_cosine_neighbours_hand_computed() -> None:
     assert nn["distance"].tolist() == pytest.approx([0.0, 1 - 0.5 ** 0.5, 1.0, 1.0])
 
 
+def test_post_relu_measures_on_the_rectified_values() -> None:
+    # from (1, 0): (1, -5) is 5 away as stored but 0 away after the ReLU; (1.5, 0) is 0.5 away either way
+    ids, values = np.array([1, 2, 3]), np.array([[1.0, 0.0], [1.0, -5.0], [1.5, 0.0]])
+    assert api.nearest_neighbours(ids, values, 1, k=2)["distance"].tolist() == pytest.approx([0.5, 5.0])
+    post = api.nearest_neighbours(ids, values, 1, k=2, post_relu=True)
+    assert post["sample_id"].tolist() == [2, 3] and post["distance"].tolist() == pytest.approx([0.0, 0.5])
+
+
 def test_ties_do_not_depend_on_row_order() -> None:
     values = np.array([[0.0], [1.0], [-1.0], [1.0]])
     for order in ([0, 1, 2, 3], [3, 2, 1, 0]):

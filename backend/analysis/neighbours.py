@@ -79,11 +79,13 @@ def distances(values: np.ndarray, row: int, *, metric: str) -> np.ndarray:
     return out
 
 
-def nearest_neighbours(ids: np.ndarray, values: np.ndarray, sample_id: int, *, k: int,
-                       metric: str = "euclidean") -> pd.DataFrame:
+def nearest_neighbours(ids: np.ndarray, values: np.ndarray, sample_id: int, *, k: int, metric: str = "euclidean",
+                       post_relu: bool = False) -> pd.DataFrame:
     """The ``k`` nearest neighbours of sample ``sample_id`` among the rows of ``values``, the sample excluded.
 
     ids : shape (n_samples,), the sample id of each row of ``values`` (n_samples, n_units).
+    post_relu : [P] measure on max(values, 0), the post-ReLU values the embeddings start from (docs/store.md),
+        instead of the stored pre-activations (SCIENCE.md section 2).
     Returns rank (1 = nearest), sample_id, distance; ties are broken by the smaller sample id, so the
     answer does not depend on the rows' order. Fewer than ``k`` rows when there are fewer other samples.
     """
@@ -96,16 +98,17 @@ def nearest_neighbours(ids: np.ndarray, values: np.ndarray, sample_id: int, *, k
                                 f"(ids {ids.min() if len(ids) else '-'}-{ids.max() if len(ids) else '-'}); "
                                 "search for it by label, or pick a point in the plot.")
     row = int(where[0])
-    d = distances(values, row, metric=metric)
+    d = distances(np.maximum(values, 0) if post_relu else values, row, metric=metric)
     others = np.flatnonzero(np.arange(len(ids)) != row)
     order = others[np.lexsort((ids[others], d[others]))][:k]
     return pd.DataFrame({"rank": np.arange(1, len(order) + 1), "sample_id": ids[order], "distance": d[order]})
 
 
 def picture_overlap(ids: np.ndarray, values: np.ndarray, xy: np.ndarray, sample_id: int, *, k: int,
-                    metric: str = "euclidean") -> tuple[int, int]:
-    """(how many of the sample's ``k`` nearest neighbours in ``values`` are among its ``k`` nearest in the 2-D
-    picture ``xy`` (n_samples, 2; Euclidean), the k used). Both among the same rows: the embedded samples."""
-    full = nearest_neighbours(ids, values, sample_id, k=k, metric=metric)["sample_id"]
+                    metric: str = "euclidean", post_relu: bool = False) -> tuple[int, int]:
+    """(how many of the sample's ``k`` nearest neighbours in ``values`` (:func:`nearest_neighbours`) are among its
+    ``k`` nearest in the 2-D picture ``xy`` (n_samples, 2; Euclidean), the k used). Both among the same rows:
+    the embedded samples."""
+    full = nearest_neighbours(ids, values, sample_id, k=k, metric=metric, post_relu=post_relu)["sample_id"]
     flat = nearest_neighbours(ids, xy, sample_id, k=k, metric="euclidean")["sample_id"]
     return int(np.isin(full, flat).sum()), len(full)
