@@ -15,6 +15,8 @@ from typing import Any, BinaryIO
 import pandas as pd
 
 from backend.analysis.caveats import K_SHARE_LIMIT  # noqa: F401 - re-exported for the app
+from backend.analysis.neighbours import METRICS as NEIGHBOUR_METRICS  # noqa: F401 - re-exported for the app
+from backend.analysis.neighbours import SEARCH_FIELDS  # noqa: F401 - re-exported for the app
 from backend.config import AnalysisConfig, RunConfig
 from backend.errors import ClusterScopeError, ConfigError, CorruptFileError, DataError, StoreError
 from backend.store import RunStore
@@ -34,6 +36,8 @@ __all__ = [
     "dynamics_layers", "read_dynamics", "mechanisms", "rotation_runs",
     # sweeps (docs/sweeps.md)
     "load_sweep", "run_sweep", "list_sweeps", "sweep_runs", "compare_sweep", "k_sensitivity", "tau_over_k",
+    # finding samples on the Embeddings page (backend/analysis/neighbours.py)
+    "search_samples", "nearest_neighbours", "picture_overlap", "SEARCH_FIELDS", "NEIGHBOUR_METRICS",
 ]
 
 DEFAULT_STORE = Path("data") / "store"
@@ -350,6 +354,30 @@ def kendall_notes(table: pd.DataFrame) -> dict[str, str | None]:
 def read_activations(store: RunStore, run_id: str, layer: str, epoch: int) -> tuple[Any, Any]:
     """(sample_ids, values (n_samples, n_units) float32) of one snapshot."""
     return store.read_activations(run_id, layer, epoch)
+
+
+def search_samples(labels: pd.DataFrame, query: str, *, field: str = "any") -> Any:
+    """Sample ids matching a search by id, label or file name; see backend.analysis.neighbours.search_samples."""
+    from backend.analysis.neighbours import search_samples as search
+
+    return search(labels, query, field=field)
+
+
+def nearest_neighbours(ids: Any, values: Any, sample_id: int, *, k: int, metric: str = "euclidean",
+                       post_relu: bool = False) -> pd.DataFrame:
+    """A sample's k nearest neighbours in a layer's full space (e.g. :func:`read_activations`'s arrays);
+    see backend.analysis.neighbours.nearest_neighbours."""
+    from backend.analysis.neighbours import nearest_neighbours as knn
+
+    return knn(ids, values, sample_id, k=k, metric=metric, post_relu=post_relu)
+
+
+def picture_overlap(ids: Any, values: Any, xy: Any, sample_id: int, *, k: int, metric: str = "euclidean",
+                    post_relu: bool = False) -> tuple[int, int]:
+    """How many of a sample's k nearest neighbours in the full space the 2-D picture keeps among its k nearest."""
+    from backend.analysis.neighbours import picture_overlap as overlap
+
+    return overlap(ids, values, xy, sample_id, k=k, metric=metric, post_relu=post_relu)
 
 
 def analysis_status(store: RunStore, run_id: str) -> dict[str, Any]:

@@ -6,14 +6,14 @@ runs app/views/embeddings.py, which calls :func:`page`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import charts_embeddings, hover, loaders, state, trajectories_ui, widgets
+from app import charts_embeddings, hover, loaders, search_ui, state, trajectories_ui, widgets
 from backend import api
 from backend.api import ClusterScopeError
 
@@ -141,6 +141,14 @@ def current_selection(run: str, keys: tuple[str, ...]) -> set[int]:
             memo["ids"] = report
         memo["reports"][key] = report
     return set(memo["ids"])
+
+
+def set_selection(run: str, ids: Iterable[int]) -> None:
+    """Make ``ids`` the selection (a search's matches, a sample and its neighbours: app/search_ui.py)."""
+    memo = st.session_state.get(SELECTION)
+    if memo is None or memo["run"] != run:
+        memo = st.session_state[SELECTION] = {"run": run, "ids": frozenset(), "reports": {}}
+    memo["ids"] = frozenset(int(i) for i in ids)
 
 
 def clear_selection() -> None:
@@ -279,6 +287,7 @@ def page() -> None:
     if len(df) < total:
         st.caption(f"Showing a stratified sample of {len(df):,} of {total:,} samples (raise *Max points drawn* to see all).")
     hover_cards_ui(run, df["sample_id"].to_numpy())
+    search_ui.search_ui(run, info, df, select=set_selection)
     selected = current_selection(run, ("view-a",) if v["other"] is None else ("view-a", "view-b"))
     title = f"{run} · {v['layer']} · epoch {v['epoch']} · {PROJECTIONS[v['proj']]}"
     paths = trajectories_ui.toggle_ui(run, v, selected)
@@ -304,3 +313,4 @@ def page() -> None:
                 widgets.error_panel(exc, what=f"Cannot draw {layer_b} at epoch {epoch_b}")
     trajectories_ui.drawn_caption(df, selected)
     selection_ui(run, df, selected)
+    search_ui.neighbours_ui(run, info, v, df, selected, select=set_selection)

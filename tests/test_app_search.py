@@ -1,0 +1,83 @@
+"""The Embeddings page's search box and nearest-neighbours list through AppTest, on the analysed tiny run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app import charts_embeddings
+from backend import api
+from tests.conftest import figure_of
+from tests.test_app_embeddings import open_embeddings
+
+
+def highlighted(at) -> set[int]:  # noqa: ANN001 - an AppTest
+    """The sample ids the first plot draws opaque (empty when it highlights nothing)."""
+    fig = figure_of(at.get("plotly_chart")[0])
+    out: set[int] = set()
+    for trace in fig["data"]:
+        opacity = trace["marker"]["opacity"]
+        if isinstance(opacity, list):
+            out |= {int(row[0]) for row, o in zip(trace["customdata"], opacity, strict=True) if o > 0.5}
+    return out
+
+
+def test_search_highlights_and_selects_the_matches(analysed_store: tuple[api.RunStore, str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    store, run_id = analysed_store
+    at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc1.relu", epoch="1")
+    assert not at.exception and highlighted(at) == set()
+    assert "records no file names" in at.text_input(key="w-search").help  # digits have none
+    labels = charts_embeddings.label_samples(api.read_samples(store, run_id), target="superclass")
+    hooks = set(labels.loc[labels["superclass_name"] == "hook", "sample_id"].tolist())
+    assert 0 < len(hooks) < len(labels)
+
+    at.text_input(key="w-search").input("HOO").run()  # a part of the superclass "hook", any case
+    assert not at.exception
+    assert any(f"**{len(hooks):,}** samples match “HOO”; **{len(hooks):,}** of them are drawn" in m.value for m in at.markdown)
+    assert highlighted(at) == hooks
+    assert any(h.value == f"Selection: {len(hooks)} samples" for h in at.subheader)
+
+    at.sidebar.number_input(key="w-maxpts").set_value(500).run()  # a stratified sample: fewer of them drawn
+    drawn = len(hooks & {int(r[0]) for t in figure_of(at.get("plotly_chart")[0])["data"] for r in t["customdata"]})
+    assert drawn < len(hooks)
+    assert any(f"**{len(hooks):,}** samples match “HOO”; **{drawn:,}** of them are drawn" in m.value for m in at.markdown)
+
+    at.text_input(key="w-search").input("zebra").run()
+    assert not at.exception
+    assert any("No sample matches “zebra”" in i.value for i in at.info)
+    at.selectbox(key="w-search-in").set_value("id").run()  # a sample id search needs integers: one clear message
+    assert any("sample id search must be integers" in e.value for e in at.error)
+
+
+def test_neighbours_of_a_single_match_are_listed_with_thumbnails(analysed_store: tuple[api.RunStore, str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    store, run_id = analysed_store
+    at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc1.relu", epoch="1")
+    assert not at.exception
+    assert any("select one point, to list its nearest neighbours" in c.value for c in at.caption)
+    at.text_input(key="w-search").input("12").run()  # one sample selected: it fills the neighbours' id box
+    assert not at.exception and highlighted(at) == {12}
+    assert any(m.value == "**1** sample matches “12”; it is drawn." for m in at.markdown)
+    assert at.number_input(key="w-nn-id").value == 12
+
+    ids, acts = api.read_activations(store, run_id, "fc1.relu", 1)
+    post = np.maximum(acts.astype(np.float64), 0)  # by default post-ReLU, what the picture is computed from
+    order = np.argsort(np.sqrt(((post - post[list(ids).index(12)]) ** 2).sum(axis=1)), kind="stable")
+    expected = [int(i) for i in ids[order] if i != 12][:10]
+    table = at.dataframe[-1].value
+    assert table["sample_id"].tolist() == expected and table["rank"].tolist() == list(range(1, 11))
+    assert (np.diff(table["distance"].to_numpy()) >= 0).all()
+    assert any("of its nearest neighbours in the layer are also among its 10 nearest points in the UMAP picture"
+               in c.value for c in at.caption)
+    images = at.get("image")[-1]  # the sample and its 10 neighbours, thumbnails with captions
+    assert images.captions[:2] == ["sample 12", f"1. {expected[0]} · {table['distance'][0]:.3g}"]
+    assert len(images.captions) == 11 and all(url for url in images.value)
+
+    at.number_input(key="w-nn-k").set_value(3).run()
+    at.radio(key="w-nn-metric").set_value("cosine").run()
+    at.radio(key="w-nn-values").set_value("pre").run()
+    cosine = api.nearest_neighbours(ids, acts, 12, k=3, metric="cosine")["sample_id"].tolist()
+    assert at.dataframe[-1].value["sample_id"].tolist() == cosine
+    at.button(key="w-nn-select").click().run()
+    assert not at.exception and highlighted(at) == {12, *cosine}
