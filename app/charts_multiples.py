@@ -88,15 +88,19 @@ def _depth_order(table: pd.DataFrame) -> list[str]:
     return table.sort_values(["depth", "layer"]).drop_duplicates("layer")["layer"].astype(str).tolist()
 
 
-def differing(hparams: pd.DataFrame, run_id: str, *, limit: int = 2) -> str:
-    """The run's values of the hyperparameters that differ between runs ("train.lr=0.01 · train.augment=True").
+def differing(hparams: pd.DataFrame, run_id: str, *, limit: int = 3) -> str:
+    """The run's values of the hyperparameters that set it apart ("lr=0.01 · augment=True"), keys without their
+    section. Two axes or fewer: both values; more (runs that each change one setting of a base run): the values
+    where the run differs from the most common one.
 
     hparams : one row per run, indexed by run_id, one column per hyperparameter axis (config keys that differ).
     """
     if run_id not in hparams.index:
         return ""
-    keys = [c for c in hparams.columns if hparams[c].astype(str).nunique() > 1][:limit]
-    return " · ".join(f"{k}={hparams.at[run_id, k]}" for k in keys)
+    keys = [c for c in hparams.columns if hparams[c].astype(str).nunique() > 1]
+    if len(keys) > 2:
+        keys = [k for k in keys if str(hparams.at[run_id, k]) not in set(hparams[k].astype(str).mode())]
+    return " · ".join(f"{k.rsplit('.', 1)[-1]}={hparams.at[run_id, k]}" for k in keys[:limit])
 
 
 def panel_title(run_id: str, test_accuracy: float | None, detail: str = "") -> str:
@@ -149,5 +153,7 @@ def embedding_grid(panels: Sequence[Panel], *, projection: str, colours: dict[st
         fig.update_yaxes(title_text=yt if c == 0 else None, row=r + 1, col=c + 1)
     panel_height = 330 if present else 290
     fig.update_layout(title=title, legend={"title": {"text": legend_title}, "itemsizing": "constant"})
-    fig.update_annotations(font_size=18 if present else 14)  # the panel titles
-    return style(fig, present=present, height=panel_height * rows + 110)
+    fig.update_annotations(font_size=17 if present else 13)  # the panel titles, two lines each
+    style(fig, present=present, height=panel_height * rows + 140)
+    fig.update_layout(margin={"t": 110})  # room for the figure's title above the two-line panel titles
+    return fig

@@ -23,7 +23,7 @@ def test_one_panel_per_run_at_a_shared_layer_and_epoch(compare_store: api.RunSto
     fig = chart(at, "compare-multiples")
     titles = [a["text"] for a in fig["layout"]["annotations"]]
     acc = {r: api.read_run(compare_store, r)["final"]["test_accuracy"] for r in ("tiny", "tiny-b", "tiny-c")}
-    assert titles == [f"<b>{r}</b> · test {100 * acc[r]:.1f} %<br>train.lr={lr}"
+    assert titles == [f"<b>{r}</b> · test {100 * acc[r]:.1f} %<br>lr={lr}"
                       for r, lr in (("tiny", 0.05), ("tiny-b", 0.01), ("tiny-c", 0.1))]
     points = api.read_analysis(compare_store, "tiny", "points", layers[-1], 2)
     panel1 = [t for t in fig["data"] if t["xaxis"] == "x"]

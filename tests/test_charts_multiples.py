@@ -48,8 +48,12 @@ def test_other_architectures_are_matched_by_depth_from_the_output() -> None:
 
 def test_titles_name_the_run_accuracy_and_the_differing_hyperparameter() -> None:
     hparams = pd.DataFrame({"train.lr": [0.01, 0.1], "model.name": ["vgg", "vgg"]}, index=["r1", "r2"])
-    assert cm.differing(hparams, "r2") == "train.lr=0.1"  # model.name is the same for both: left out
-    assert cm.panel_title("r2", 0.9312, "train.lr=0.1") == "<b>r2</b> · test 93.1 %<br>train.lr=0.1"
+    assert cm.differing(hparams, "r2") == "lr=0.1"  # model.name is the same for both: left out
+    # runs that each change one setting of a base run: each shows its change, the base none
+    demo = pd.DataFrame({"train.lr": [0.05, 0.005, 0.05, 0.05], "train.augment": [False, False, True, False],
+                         "model.width_factor": [0.5, 0.5, 0.5, 1.0]}, index=["base", "lr", "aug", "wide"])
+    assert [cm.differing(demo, r) for r in demo.index] == ["", "lr=0.005", "augment=True", "width_factor=1.0"]
+    assert cm.panel_title("r2", 0.9312, "lr=0.1") == "<b>r2</b> · test 93.1 %<br>lr=0.1"
     assert cm.panel_title("r3", None) == "<b>r3</b> · test accuracy n/a"
 
 
