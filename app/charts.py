@@ -87,3 +87,26 @@ def learning_curves(metrics: pd.DataFrame, *, metric: str, title: str = "") -> g
     if metric == "accuracy":
         fig.update_yaxes(range=[0, 101])
     return set_template(fig)
+
+
+def accuracy_overview(metrics: pd.DataFrame, run_ids: list[str], *, present: bool = False) -> go.Figure:
+    """Test accuracy against epoch, one line per run: the Runs page's first figure, so every run's learning
+    curve is on the screen at once (each run's card below has its train and test curves).
+
+    metrics : the runs' metrics stacked, columns run_id, epoch, split, accuracy (fraction).
+    """
+    fig = go.Figure()
+    colours = category_colours(list(run_ids))
+    test = metrics[metrics["split"] == "test"]
+    for run in run_ids:
+        rows = test[test["run_id"] == run].sort_values("epoch")
+        if rows.empty:
+            continue
+        fig.add_trace(go.Scatter(
+            x=rows["epoch"], y=rows["accuracy"] * 100.0, mode="lines+markers", name=run,
+            line={"color": colours[run], "width": 3}, marker={"size": 5},
+            hovertemplate=f"<b>{run}</b><br>epoch %{{x}}<br>test accuracy %{{y:.1f}} %<extra></extra>",
+        ))
+    fig.update_layout(title="Test accuracy of every run over training", xaxis_title="epoch",
+                      yaxis_title="test accuracy (%)", legend={"title": {"text": "run"}})
+    return style(fig, present=present, height=380 if present else 300)  # 380: five runs' legend entries at 22 px

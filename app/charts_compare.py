@@ -105,7 +105,9 @@ def measure_scatter(runs: pd.DataFrame, measures: Sequence[str], *, colour_by: s
         fig.update_yaxes(title_text="test accuracy (%)", row=r + 1, col=1)
     fig.update_layout(legend={"title": {"text": name}}, title="Measure vs test accuracy, one point per run")
     fig.update_annotations(font_size=PANEL_TITLE[present])  # the panel titles; style() sizes only the layout font
-    return style(fig, present=present, height=max(380, (420 if present else 330) * rows + 60))
+    # 340 a row in presentation mode: the first row with its x-axis title stays on a 720-pixel screen under the
+    # page title and caption (420 pushed it past the fold).
+    return style(fig, present=present, height=max(380, (340 if present else 330) * rows + 60))
 
 
 def lr_drops(metrics: pd.DataFrame) -> list[int]:

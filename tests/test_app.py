@@ -34,13 +34,16 @@ def test_runs_page_lists_runs_and_draws_curves(trained_store: tuple[api.RunStore
     assert table["run_id"].tolist() == [run_id] and table["status"].tolist() == ["complete"]
     assert [s.value for s in at.subheader] == [run_id]
     charts = at.get("plotly_chart")
-    assert len(charts) == 2
-    acc = figure_of(charts[0])
+    assert len(charts) == 3  # every run's test accuracy first (on the screen at 1280 x 720), then the run's card
+    metrics = api.read_metrics(store, run_id)
+    test_acc = metrics[metrics["split"] == "test"]["accuracy"].to_numpy() * 100
+    overview = figure_of(charts[0])
+    assert [t["name"] for t in overview["data"]] == [run_id] and overview["data"][0]["y"] == pytest.approx(list(test_acc))
+    assert overview["layout"]["yaxis"]["title"]["text"] == "test accuracy (%)"
+    acc = figure_of(charts[1])
     assert acc["layout"]["yaxis"]["title"]["text"] == "accuracy (%)"
     assert [t["name"] for t in acc["data"]] == ["train", "test"]
     assert acc["data"][0]["x"] == [0, 1, 2]
-    metrics = api.read_metrics(store, run_id)
-    test_acc = metrics[metrics["split"] == "test"]["accuracy"].to_numpy() * 100
     assert acc["data"][1]["y"] == pytest.approx(list(test_acc))
 
 

@@ -6,12 +6,14 @@ fonts (about 3/4 of their size, grey axis labels): app/widgets.plot passes theme
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from backend import api
+from tests.test_app_compare_runs import variant
 from tests.test_e2e_browser import PLOT, chromium_page, serve
 
 # tick, legend and axis labels of every figure on the page: [text, font size in px, fill as [r, g, b]]
@@ -27,11 +29,17 @@ CONTROLS = """() => Array.from(document.querySelectorAll('input, button, select,
                  return true; })
   .map(e => e.getAttribute('aria-label') || e.innerText || e.type)"""
 FIRST_PLOT = f"() => {{ const r = document.querySelector('{PLOT}').getBoundingClientRect(); return [r.top, r.bottom]; }}"
+# the bottom of the first figure's first x-axis title, on the screen
+FIRST_XTITLE = f"() => document.querySelector('{PLOT} .xtitle').getBoundingClientRect().bottom"
 
 
 @pytest.fixture(scope="module")
 def server(analysed_store: tuple[api.RunStore, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    store, _ = analysed_store
+    """The analysed tiny run and a copy with another learning rate (tiny-b), so the Compare page has two runs."""
+    src, run_id = analysed_store
+    store = api.open_store(tmp_path_factory.mktemp("two-runs") / "store")
+    shutil.copytree(src.run_dir(run_id), store.root / run_id)
+    variant(store, run_id, "tiny-b", lr=0.01, accuracy_change=-0.10, shift=0.1)
     yield from serve(store.root, tmp_path_factory)
 
 
@@ -75,3 +83,16 @@ def test_fonts_outside_presentation_mode(server: str, projector, analysed_store:
     for view in ("embeddings", "neurons"):
         open_view(projector, f"{server}/{view}?run={run_id}")
         check_labels(projector, min_px=14)
+
+
+@pytest.mark.parametrize("present", [False, True])
+def test_runs_and_compare_show_their_first_figure_at_1280x720(server: str, projector, present: bool) -> None:  # noqa: ANN001
+    """The Runs page's first figure fits the screen; the Compare page's first row of panels shows its x-axis title
+    (in presentation mode the panels were too tall and the title sat below the fold)."""
+    flag = "&present=1" if present else ""
+    open_view(projector, f"{server}/runs?{flag}")
+    top, bottom = projector.evaluate(FIRST_PLOT)
+    assert top >= 0 and bottom <= 720, f"the Runs page's first figure spans y = {top:.0f}..{bottom:.0f}"
+    open_view(projector, f"{server}/compare?runs=tiny,tiny-b{flag}")
+    assert projector.evaluate(FIRST_XTITLE) <= 720, "the Compare page's first x-axis title is below the fold"
+    assert projector.locator('[data-testid="stException"]').count() == 0

@@ -13,7 +13,7 @@ from collections import Counter
 import pandas as pd
 import streamlit as st
 
-from app import charts_compare, loaders, state, widgets
+from app import charts_compare, loaders, multiples_ui, state, widgets
 from backend import api
 from backend.api import ClusterScopeError, CorruptFileError
 
@@ -348,6 +348,7 @@ def main() -> None:
     noise_floor_section(table)
     k_section(table, present)
     epochs_section(table, networks, present)
+    multiples_ui.section(table, ready, present)
 
 
 main()

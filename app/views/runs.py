@@ -205,6 +205,21 @@ def runs_table(runs: pd.DataFrame) -> None:
     st.page_link(COMPARE_PAGE, label="Compare the analysed runs", icon=":material/compare_arrows:")
 
 
+def overview(run_ids: list[str]) -> None:
+    """Every run's test accuracy over training in one figure, first, so it is on the screen at 1280 x 720."""
+    parts = []
+    for run in run_ids:
+        try:
+            parts.append(loaders.read_metrics(run).assign(run_id=run))
+        except ClusterScopeError:
+            continue  # its card says why
+    metrics = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if metrics.empty or not (metrics["split"] == "test").any():
+        return
+    fig = charts.accuracy_overview(metrics, run_ids, present=state.presenting())
+    widgets.plot(fig, key="runs-overview")
+
+
 def runs_view() -> None:
     jobs.jobs_panel("runs")
     runs = loaders.list_runs()
@@ -217,6 +232,7 @@ def runs_view() -> None:
     if runs.empty:
         empty_state(demo)
     else:
+        overview(runs["run_id"].tolist())
         runs_table(runs)
         for run_id in runs["run_id"]:
             run_card(run_id)
