@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import charts_embeddings, hover, loaders, state, widgets
+from app import charts_embeddings, hover, loaders, scrub, state, widgets
 from backend import api
 from backend.api import ClusterScopeError
 
@@ -96,12 +96,28 @@ def view_frame(run: str, layer: str, epoch: int, v: dict) -> pd.DataFrame:
 
 def draw(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, highlight: set[int] | None) -> None:
     """One scatter with downloads; what the user selects in it is read by :func:`current_selection`."""
-    fig = loaders.embedding_figure(run, layer, epoch, v["colour"], v["unit"], v["max_points"], projection=v["proj"],
-                                   highlight=frozenset(highlight) if highlight else None, title=title,
-                                   present=state.presenting())
+    fig = figure(run, layer, epoch, v, title=title, key=key, highlight=frozenset(highlight) if highlight else None)
     widgets.plot(fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
-    widgets.figure_downloads(fig, f"{title}_{v['colour']}".replace(" ", "_").replace("·", ""), key=key,
+    widgets.figure_downloads(charts_embeddings.without_frames(fig), f"{title}_{v['colour']}".replace(" ", "_").replace("·", ""), key=key,
                              legend=COLOURINGS[v["colour"]] if v["colour"] != "neuron" else "")
+
+
+def figure(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, highlight: frozenset[int] | None) -> object:
+    """View A alone, where app/scrub.py can switch its epochs in the browser: with every epoch of the layer as
+    a frame and the script that switches them; any other view: the figure of its epoch."""
+    epochs = tuple(v["scores"].epochs[layer])
+    if (key != "view-a" or v["other"] is not None or v["colour"] not in scrub.COLOURINGS
+            or not scrub.scrubbable(v["colour"], len(view_frame(run, layer, epoch, v)), len(epochs))):
+        return loaders.embedding_figure(run, layer, epoch, v["colour"], v["unit"], v["max_points"], projection=v["proj"],
+                                        highlight=highlight, title=title, present=state.presenting())
+    st.sidebar.html(scrub.SCRIPT, unsafe_allow_javascript=True)  # in the sidebar: no gap above the plot
+    return loaders.scrub_figure(run, layer, epoch, epochs, v["colour"], v["max_points"], projection=v["proj"],
+                                highlight=highlight, titles=tuple(view_title(run, layer, e, v) for e in epochs),
+                                present=state.presenting())
+
+
+def view_title(run: str, layer: str, epoch: int, v: dict) -> str:
+    return f"{run} · {layer} · epoch {epoch} · {PROJECTIONS[v['proj']]}"
 
 
 def selected_ids(event: object) -> set[int]:
@@ -274,7 +290,7 @@ def page() -> None:
         st.caption(f"Showing a stratified sample of {len(df):,} of {total:,} samples (raise *Max points drawn* to see all).")
     hover_cards_ui(run, df["sample_id"].to_numpy())
     selected = current_selection(run, ("view-a",) if v["other"] is None else ("view-a", "view-b"))
-    title = f"{run} · {v['layer']} · epoch {v['epoch']} · {PROJECTIONS[v['proj']]}"
+    title = view_title(run, v["layer"], v["epoch"], v)
     if v["other"] is None:
         plot_col, side = st.columns([3, 1])
         with plot_col:
