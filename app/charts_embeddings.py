@@ -178,6 +178,49 @@ def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours
     return fast_figure(traces, layout)
 
 
+SCRUB_FRAME = "cs-epoch-"  # frame names of a scrubbable figure: SCRUB_FRAME + epoch (app/scrub.py switches them)
+
+
+def with_epoch_frames(fig: go.Figure, df: pd.DataFrame, epochs: dict[int, pd.DataFrame], *, epoch: int,
+                      projection: str, colour: str, colours: dict[str, str], titles: dict[int, str]) -> go.Figure:
+    """``fig`` (:func:`embedding_scatter` of ``df``, categorical ``colours``) with one Plotly frame per epoch
+    of ``epochs``, named ``SCRUB_FRAME + epoch``, so that the browser can switch epochs without the server.
+
+    A frame sets each trace's x, y and customdata (the cluster is per epoch) and the title; the traces'
+    categories and the highlight (marker opacity) are the figure's, so the colouring must not depend on the
+    epoch, and an epoch is left out unless it holds exactly ``df``'s samples. Points keep ``df``'s order.
+    ``epoch``: the one ``df`` shows; the layout's ``datarevision`` names the frame shown.
+    """
+    x, y, _, _ = AXES[projection]
+    ids = df["sample_id"].to_numpy()
+    values = np.asarray(df[colour].to_numpy())
+    masks = [values == name for name in colours if (values == name).any()]  # embedding_scatter's traces, in order
+    frames = []
+    for e, part in epochs.items():
+        if len(part) != len(ids) or not np.isin(ids, part["sample_id"].to_numpy()).all():
+            continue
+        part = part.set_index("sample_id").loc[ids]
+        xs, ys = (part[c].to_numpy(dtype=np.float32) for c in (x, y))
+        cluster = part["cluster"].to_numpy()
+        data = [{"type": "scattergl", "x": typed_array(xs[m]), "y": typed_array(ys[m]),
+                 "customdata": typed_array(_custom(ids[m], cluster[m]))} for m in masks]
+        name = f"{SCRUB_FRAME}{e}"
+        frames.append({"name": name, "data": data, "traces": list(range(len(masks))),
+                       "layout": {"title": {"text": titles.get(e, "")}, "datarevision": name}})
+    spec = fig.to_plotly_json()
+    layout = spec["layout"] | {"datarevision": f"{SCRUB_FRAME}{epoch}"}
+    return go.Figure({"data": spec["data"], "layout": layout, "frames": frames}, _validate=False)
+
+
+def without_frames(fig: go.Figure) -> go.Figure:
+    """``fig`` as drawn, without the frames of :func:`with_epoch_frames` (a download shows one epoch)."""
+    if not fig.frames:
+        return fig
+    spec = fig.to_plotly_json()
+    layout = {k: v for k, v in spec["layout"].items() if k != "datarevision"}
+    return go.Figure({"data": spec["data"], "layout": layout}, _validate=False)
+
+
 def colour_map(df: pd.DataFrame, dataset: dict, colour: str) -> dict[str, str] | None:
     """The colours of an Embeddings colouring (``COLOUR_COLUMNS``, "correct" or "neuron"; None: numeric).
 
@@ -345,6 +388,9 @@ def trajectory_traces(paths: pd.DataFrame, *, projection: str, colours: dict[str
 
 
 def with_traces(fig: go.Figure, traces: list[dict]) -> go.Figure:
-    """A new figure: ``fig``'s traces, then ``traces``, with its layout (``fig`` may be a cached one: unchanged)."""
+    """A new figure: ``fig``'s traces, then ``traces``, with its layout and its epoch frames, if any (they name
+    the scatter's traces, so the added ones stay as they are while the browser switches epochs). ``fig`` may be
+    a cached one: it is left unchanged."""
     spec = fig.to_dict()
-    return fast_figure([*spec["data"], *traces], spec["layout"])
+    out = fast_figure([*spec["data"], *traces], spec["layout"])
+    return go.Figure({**out.to_dict(), "frames": spec["frames"]}, _validate=False) if spec.get("frames") else out

@@ -237,6 +237,32 @@ def embedding_figure(run_id: str, layer: str, epoch: int, colour: str, unit: int
                              highlight or None, title, present)
 
 
+def scrub_figure(run_id: str, layer: str, epoch: int, epochs: tuple[int, ...], colour: str, max_points: int, *,
+                 projection: str, highlight: frozenset[int] | None, titles: tuple[str, ...], present: bool) -> go.Figure:
+    """:func:`embedding_figure` with every epoch of ``epochs`` as a frame (charts_embeddings.with_epoch_frames;
+    ``titles`` per epoch), switched in the browser by app/scrub.py. Callers must not modify it."""
+    store = _store()
+    stamps = tuple(_view_stamps(store, run_id, layer, e, colour) for e in epochs)
+    return _scrub_figure(str(store.root), run_id, layer, int(epoch), tuple(map(int, epochs)), colour, int(max_points),
+                         stamps, projection, highlight or None, titles, present)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _scrub_figure(root: str, run_id: str, layer: str, epoch: int, epochs: tuple[int, ...], colour: str, max_points: int,
+                  stamps: tuple[tuple[float, ...], ...], projection: str, highlight: frozenset[int] | None,
+                  titles: tuple[str, ...], present: bool) -> go.Figure:
+    from app import charts_embeddings
+
+    views = {e: _embedding_view(root, run_id, layer, e, colour, None, max_points, s)[0] for e, s in zip(epochs, stamps, strict=True)}
+    fig = _embedding_figure(root, run_id, layer, epoch, colour, None, max_points, stamps[epochs.index(epoch)], projection,
+                            highlight, titles[epochs.index(epoch)], present)
+    df = views[epoch]
+    return charts_embeddings.with_epoch_frames(
+        fig, df, views, epoch=epoch, projection=projection, colour="colour_value",
+        colours=charts_embeddings.colour_map(df, read_run(run_id)["dataset"], colour) or {},
+        titles=dict(zip(epochs, titles, strict=True)))
+
+
 def _view_stamps(store: api.RunStore, run_id: str, layer: str, epoch: int, colour: str) -> tuple[float, ...]:
     """The modification times of the files one Embeddings view is built from."""
     stamps = [_mtime(store.analysis.path(run_id, "points", layer, epoch)), _mtime(store.samples_path(run_id)),

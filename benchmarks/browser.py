@@ -4,7 +4,10 @@ benchmarks/dashboard.py times the server's side of an epoch switch through AppTe
 a user sees: headless Chromium (/usr/bin/chromium, through Playwright) on the app served as
 ``clusterscope app`` serves it, from the input (key press, click, mouse release) to the redrawn plot:
 
-* ``epoch``: ArrowRight/ArrowLeft on the focused epoch slider, until the plot holds the other epoch;
+* ``epoch``: ArrowRight/ArrowLeft on the focused epoch slider, until the plot holds the other epoch. The page
+  switches it in the browser (app/scrub.py) and reruns after; ``epoch, rerun only`` is the same page with
+  that turned off (``CLUSTERSCOPE_SCRUB_POINTS=0``), every switch a rerun. The three (minimal page, page,
+  page by rerun) are timed in turn, A/B/C/A/B/C, so that a busy machine weighs on each alike;
 * ``layer``: choosing the other layer in the sidebar's Layer box, until the plot holds it;
 * ``colour``: choosing "HDBSCAN cluster" / "Class (trained on)" in "Colour by", until the plot is recoloured;
 * ``first plot``: opening the page in a new browser context (empty browser cache; the server warm),
@@ -116,7 +119,7 @@ def png() -> bytes:
     return out.getvalue()
 
 
-def serve(script: Path, store: Path, log: Path) -> tuple[subprocess.Popen, str]:
+def serve(script: Path, store: Path, log: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     """The app (through ``clusterscope app``, with its Streamlit settings) or another script, on a free port."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -127,7 +130,7 @@ def serve(script: Path, store: Path, log: Path) -> tuple[subprocess.Popen, str]:
     else:
         cmd = [sys.executable, "-m", "streamlit", "run", str(script), *flags]
     env = os.environ | {"CLUSTERSCOPE_STORE": str(store), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
-                        "PYTHONPATH": str(ROOT)}
+                        "PYTHONPATH": str(ROOT)} | (env or {})
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -238,7 +241,7 @@ def measure(browser, url: str, n: int, repeats: int, *, app: bool) -> dict[str, 
     first = Session(browser, url, n, app=app)
     first.open()  # warms the server's caches and its first run; not timed
     first.close()
-    out: dict[str, list[float]] = {k: [] for k in ("first plot", "epoch", "layer", "colour", "select")}
+    out: dict[str, list[float]] = {k: [] for k in ("first plot", "layer", "colour", "select")}
     for _ in range(repeats):
         s = Session(browser, url, n, app=app)
         out["first plot"].append(s.open())
@@ -249,11 +252,30 @@ def measure(browser, url: str, n: int, repeats: int, *, app: bool) -> dict[str, 
     for _ in range(2):  # once through every view, so that both pages serve from their caches
         s.switch_epoch(), s.switch_layer(), s.switch_colour()
     for _ in range(repeats):
-        out["epoch"].append(s.switch_epoch())
         out["layer"].append(s.switch_layer())
         out["colour"].append(s.switch_colour())
         out["select"].append(s.select())
     s.close()
+    return out
+
+
+def epoch_switches(browser, urls: dict[str, str], n: int, repeats: int) -> dict[str, list[float]]:  # noqa: ANN001
+    """Epoch switches on each page of ``urls`` in turn (one each, ``repeats`` rounds), so that the load of a
+    shared machine weighs on each alike; prints the load average."""
+    sessions = {name: Session(browser, url, n, app=name != "minimal") for name, url in urls.items()}
+    out: dict[str, list[float]] = {name: [] for name in urls}
+    try:
+        for s in sessions.values():
+            s.open()
+            s.switch_epoch(), s.switch_epoch()  # both epochs once: served from the caches
+        print(f"  epoch switches, interleaved: load average {os.getloadavg()[0]:.2f} before", flush=True)
+        for _ in range(repeats):
+            for name, s in sessions.items():
+                out[name].append(s.switch_epoch())
+        print(f"  load average {os.getloadavg()[0]:.2f} after", flush=True)
+    finally:
+        for s in sessions.values():
+            s.close()
     return out
 
 
@@ -271,13 +293,19 @@ def main(argv: list[str] | None = None) -> None:
             build_store(root, n, args.seed, layers=LAYERS, thumbnail=png())
             minimal = Path(tmp) / f"minimal_{n}.py"
             minimal.write_text(MINIMAL.format(run=RUN_ID, layers=list(LAYERS), epochs=list(EPOCHS)))
-            times = {}
-            for name, script in (("minimal", minimal), ("page", ROOT / "app" / "main.py")):
-                proc, url = serve(script, root, Path(tmp) / f"{name}-{n}.log")
-                try:
-                    path = f"/embeddings?run={RUN_ID}&layer={LAYERS[0]}&epoch={EPOCHS[0]}" if name == "page" else "/"
-                    times[name] = measure(browser, url + path, n, args.repeats, app=name == "page")
-                finally:
+            times, urls, procs = {}, {}, []
+            try:
+                for name, script, env in (("minimal", minimal, None), ("page", ROOT / "app" / "main.py", None),
+                                          ("rerun", ROOT / "app" / "main.py", {"CLUSTERSCOPE_SCRUB_POINTS": "0"})):
+                    proc, url = serve(script, root, Path(tmp) / f"{name}-{n}.log", env)
+                    procs.append(proc)
+                    urls[name] = url + (f"/embeddings?run={RUN_ID}&layer={LAYERS[0]}&epoch={EPOCHS[0]}" if name != "minimal" else "/")
+                epochs = epoch_switches(browser, urls, n, 3 * args.repeats)
+                for name in ("minimal", "page"):
+                    times[name] = {"epoch": epochs[name]} | measure(browser, urls[name], n, args.repeats, app=name == "page")
+                times["page"]["epoch, rerun only"], times["minimal"]["epoch, rerun only"] = epochs["rerun"], epochs["minimal"]
+            finally:
+                for proc in procs:
                     stop(proc)
             for what in times["page"]:
                 a, b = median(times["page"][what]), median(times["minimal"][what])

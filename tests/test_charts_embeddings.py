@@ -168,3 +168,43 @@ def test_trajectory_ids_are_capped_by_a_fixed_sample() -> None:
     first = charts_embeddings.trajectory_ids(many, cap=200)
     assert len(first) == 200 == len(set(first)) and first == sorted(first) and set(first) <= many
     assert first == charts_embeddings.trajectory_ids(many, cap=200) and first != list(range(200))
+
+
+def test_epoch_frames_move_each_sample_to_its_epochs_layout_and_keep_the_highlight() -> None:
+    import plotly.graph_objects as go
+
+    df = frame().assign(colour_value=lambda d: d["class_name"])
+    later = df.sample(frac=1, random_state=1).assign(umap_x=lambda d: d["umap_x"] + 10, cluster=lambda d: d["sample_id"] % 4)
+    partial = df.head(30)  # another sample set: left out, the browser cannot switch to it
+    colours = charts.category_colours(["a", "b", "c"])
+    fig = charts_embeddings.embedding_scatter(df, projection="umap", colour="colour_value", colours=colours, highlight={0, 1})
+    out = charts_embeddings.with_epoch_frames(fig, df, {1: df, 2: later, 3: partial}, epoch=1, projection="umap",
+                                              colour="colour_value", colours=colours, titles={1: "e1", 2: "e2", 3: "e3"})
+    go.Figure(out.to_dict())  # valid for Plotly
+    names = [f.name for f in out.frames]
+    assert names == ["cs-epoch-1", "cs-epoch-2"] and out.layout.datarevision == "cs-epoch-1"
+    extended = charts_embeddings.with_traces(out, [{"type": "scattergl", "x": [0], "y": [0], "name": "paths"}])
+    assert [f.name for f in extended.frames] == names and len(extended.data) == len(out.data) + 1  # trajectories keep the frames
+    second = out.frames[1]
+    assert second.layout.title.text == "e2" and second.layout.datarevision == "cs-epoch-2"
+    by_id = later.set_index("sample_id")
+    for base, moved in zip(out.data, second.data, strict=True):  # each trace keeps its samples, in its order
+        ids = charts_embeddings.decode_typed(base.customdata)[:, 0]
+        custom = charts_embeddings.decode_typed(moved.customdata)
+        assert (custom[:, 0] == ids).all() and (custom[:, 1] == by_id.loc[ids, "cluster"].to_numpy()).all()
+        assert np.allclose(charts_embeddings.decode_typed(moved.x), by_id.loc[ids, "umap_x"].to_numpy(), atol=1e-5)
+    assert charts_embeddings.decode_typed(out.data[0].marker.opacity)[:2].tolist() == [0.95, 0.95]
+    still = charts_embeddings.without_frames(out)  # what the downloads get: the epoch shown, no frames
+    assert not still.frames and still.to_dict()["data"] == fig.to_dict()["data"] and still.layout.title.text == fig.layout.title.text
+
+
+def test_scrubbing_is_offered_for_epoch_independent_colourings_within_the_budget(monkeypatch) -> None:  # noqa: ANN001
+    from app import scrub
+
+    assert scrub.scrubbable("class", 10_000, 20) and scrub.scrubbable("fine", 100_000, 10)
+    assert not scrub.scrubbable("cluster", 100, 3) and not scrub.scrubbable("neuron", 100, 3)
+    assert not scrub.scrubbable("class", 100, 1) and not scrub.scrubbable("class", 100_001, 10)
+    monkeypatch.setenv("CLUSTERSCOPE_SCRUB_POINTS", "0")
+    assert not scrub.scrubbable("class", 10, 2)
+    # nothing in the script that Streamlit's HTML sanitiser could take for markup (see app/hover.py's script)
+    assert "<" not in scrub.SCRIPT.removeprefix("<script>\n").removesuffix("\n</script>")

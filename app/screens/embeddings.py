@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import charts_embeddings, hover, loaders, search_ui, state, trajectories_ui, widgets
+from app import charts_embeddings, hover, loaders, scrub, search_ui, state, trajectories_ui, widgets
 from backend import api
 from backend.api import ClusterScopeError
 
@@ -100,14 +100,31 @@ def view_frame(run: str, layer: str, epoch: int, v: dict) -> pd.DataFrame:
 def draw(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, highlight: set[int] | None,
          extend: Callable[[go.Figure], go.Figure] | None = None) -> None:
     """One scatter with downloads; what the user selects in it is read by :func:`current_selection`.
-    ``extend``: adds traces to the (cached, so unmodified) figure, e.g. the selection's trajectories."""
-    fig = loaders.embedding_figure(run, layer, epoch, v["colour"], v["unit"], v["max_points"], projection=v["proj"],
-                                   highlight=frozenset(highlight) if highlight else None, title=title,
-                                   present=state.presenting())
+    ``extend``: adds traces to the (cached, so unmodified) figure, e.g. the selection's trajectories; the
+    epoch frames (app/scrub.py) move the scatter's own traces only, and the rerun that follows redraws the rest."""
+    fig = figure(run, layer, epoch, v, title=title, key=key, highlight=frozenset(highlight) if highlight else None)
     fig = extend(fig) if extend else fig
     widgets.plot(fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
-    widgets.figure_downloads(fig, f"{title}_{v['colour']}".replace(" ", "_").replace("·", ""), key=key,
+    widgets.figure_downloads(charts_embeddings.without_frames(fig), f"{title}_{v['colour']}".replace(" ", "_").replace("·", ""), key=key,
                              legend=COLOURINGS[v["colour"]] if v["colour"] != "neuron" else "")
+
+
+def figure(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, highlight: frozenset[int] | None) -> object:
+    """View A alone, where app/scrub.py can switch its epochs in the browser: with every epoch of the layer as
+    a frame and the script that switches them; any other view: the figure of its epoch."""
+    epochs = tuple(v["scores"].epochs[layer])
+    if (key != "view-a" or v["other"] is not None or v["colour"] not in scrub.COLOURINGS
+            or not scrub.scrubbable(v["colour"], len(view_frame(run, layer, epoch, v)), len(epochs))):
+        return loaders.embedding_figure(run, layer, epoch, v["colour"], v["unit"], v["max_points"], projection=v["proj"],
+                                        highlight=highlight, title=title, present=state.presenting())
+    st.sidebar.html(scrub.SCRIPT, unsafe_allow_javascript=True)  # in the sidebar: no gap above the plot
+    return loaders.scrub_figure(run, layer, epoch, epochs, v["colour"], v["max_points"], projection=v["proj"],
+                                highlight=highlight, titles=tuple(view_title(run, layer, e, v) for e in epochs),
+                                present=state.presenting())
+
+
+def view_title(run: str, layer: str, epoch: int, v: dict) -> str:
+    return f"{run} · {layer} · epoch {epoch} · {PROJECTIONS[v['proj']]}"
 
 
 def selected_ids(event: object) -> set[int]:
@@ -289,7 +306,7 @@ def page() -> None:
     hover_cards_ui(run, df["sample_id"].to_numpy())
     search_ui.search_ui(run, info, df, select=set_selection)
     selected = current_selection(run, ("view-a",) if v["other"] is None else ("view-a", "view-b"))
-    title = f"{run} · {v['layer']} · epoch {v['epoch']} · {PROJECTIONS[v['proj']]}"
+    title = view_title(run, v["layer"], v["epoch"], v)
     paths = trajectories_ui.toggle_ui(run, v, selected)
     extend = (lambda fig: trajectories_ui.figure(run, info, v, selected, fig)) if paths else None
     if v["other"] is None:
