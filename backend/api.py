@@ -16,7 +16,12 @@ import pandas as pd
 
 from backend.analysis.caveats import K_SHARE_LIMIT  # noqa: F401 - re-exported for the app
 from backend.config import AnalysisConfig, RunConfig
+from backend.deployment import server_paths_allowed, torchscript_allowed
+from backend.deployment import why_off as switch_off_reason
 from backend.errors import ClusterScopeError, ConfigError, CorruptFileError, DataError, StoreError
+from backend.jobs.analyse import analysis_config
+from backend.jobs.launch import discard_import_job, import_job_status, launch_import, launch_training
+from backend.liveness import effective_status
 from backend.store import RunStore
 
 __all__ = [
@@ -48,16 +53,6 @@ def default_store_root() -> Path:
 
 def open_store(root: str | os.PathLike[str] | None = None) -> RunStore:
     return RunStore(root if root is not None else default_store_root())
-
-
-def effective_status(info: dict[str, Any]) -> str:
-    """The run.json status, except that a 'running' run whose process is gone is 'interrupted'."""
-    from backend.liveness import process_alive
-
-    status = str(info.get("status"))
-    if status == "running" and not process_alive(info):
-        return "interrupted"
-    return status
 
 
 def list_runs(store: RunStore) -> pd.DataFrame:
@@ -112,28 +107,28 @@ def snapshots(store: RunStore, run_id: str) -> pd.DataFrame:
 
 
 def train(cfg: RunConfig, store: RunStore, *, progress: bool = True) -> str:
-    """Train a new run; return its id. See :func:`backend.runner.train_run`."""
-    from backend.runner import train_run
+    """Train a new run; return its id. See :func:`backend.jobs.train.train_run`."""
+    from backend.jobs.train import train_run
 
     return train_run(cfg, store, progress=progress)
 
 
 def resume(run_id: str, store: RunStore, *, progress: bool = True) -> str:
-    from backend.runner import resume_run
+    from backend.jobs.train import resume_run
 
     return resume_run(run_id, store, progress=progress)
 
 
 def demo_base_overrides(data_name: str) -> tuple[str, ...]:
-    """The demo run's config overrides for a data set (backend.demo.base_overrides), for the Runs page's form."""
-    from backend.demo import base_overrides
+    """The demo run's config overrides for a data set (backend.jobs.demo.base_overrides), for the Runs page's form."""
+    from backend.jobs.demo import base_overrides
 
     return base_overrides(data_name)
 
 
 def demo_status(store: RunStore) -> dict[str, Any]:
     """Which demo runs exist and whether a demo builder is working on the store right now."""
-    from backend.demo import DEMO_RUNS, builder_active
+    from backend.jobs.demo import DEMO_RUNS, builder_active
 
     present = set(store.run_ids())
     return {"runs": [r.run_id for r in DEMO_RUNS], "present": [r.run_id for r in DEMO_RUNS if r.run_id in present],
@@ -143,25 +138,10 @@ def demo_status(store: RunStore) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ analysis
 
 
-def analysis_config(store: RunStore, run_id: str, overrides: list[str] | tuple[str, ...] = ()) -> AnalysisConfig:
-    """The run's recorded ``[analysis]`` settings (defaults for runs without them) plus overrides."""
-    from backend.config import from_dict, parse_override, validate_analysis
-
-    raw = dict((store.read_run(run_id).get("config") or {}).get("analysis") or {})
-    for item in overrides:
-        key, value = parse_override(item)
-        if not key.startswith("analysis."):
-            raise ConfigError(f"override {key!r} must be an analysis key (analysis.<name>=value) here.")
-        raw[key.removeprefix("analysis.")] = value
-    cfg = from_dict(AnalysisConfig, raw, "analysis.")
-    validate_analysis(cfg)
-    return cfg
-
-
 def analyze(store: RunStore, run_id: str, params: AnalysisConfig | None = None, *,
             progress: Callable[[int, int, str], None] | None = None) -> Any:
-    """Analyse the run's missing or stale snapshots; returns an AnalysisReport (see backend.analysis.pipeline)."""
-    from backend.analysis.pipeline import analyze_run
+    """Analyse the run's missing or stale snapshots; returns an AnalysisReport (see backend.jobs.analyse)."""
+    from backend.jobs.analyse import analysis_config, analyze_run
 
     return analyze_run(store, run_id, params or analysis_config(store, run_id), progress=progress)
 
@@ -212,7 +192,7 @@ def run_measures(store: RunStore, run_id: str) -> dict[str, Any]:
 
 def intraclass_reason(info: dict[str, Any]) -> str | None:
     """None when c1, c2, subclass purity and WTM are the thesis's measures for this run (trained on
-    superclasses), else one sentence saying why they are left out (see backend.analysis.pipeline)."""
+    superclasses), else one sentence saying why they are left out (see backend.jobs.analyse)."""
     from backend.analysis.caveats import intraclass_reason as reason
 
     return reason(info)
@@ -357,38 +337,6 @@ def analysis_status(store: RunStore, run_id: str) -> dict[str, Any]:
     return store.analysis.read_status(run_id)
 
 
-def launch_training(store: RunStore, overrides: list[str], *, config: str | None = None) -> dict[str, Any]:
-    """Start ``clusterscope train`` in its own process (it analyses the run when done); return pid and log.
-
-    The config is validated here first, so a bad value is reported at once and nothing starts; a job beyond
-    the page's cap (backend.launcher) is refused. Cancel it with :func:`cancel_job`.
-    """
-    import sys
-
-    from backend import launcher
-    from backend.config import load_config
-    from backend.store import new_run_id
-
-    _require_server_paths_allowed(overrides)
-    cfg = load_config(config, overrides)
-    store.ensure_writable()
-    run_id = new_run_id(cfg, store)  # a generated id is reserved now: two launches never share one
-    store.require_new(run_id)
-    log = store.root / ".logs" / f"{run_id}.log"
-    args = [sys.executable, "-m", "backend.cli", "train", "--store", str(store.root), "--no-progress"]
-    args += [a for o in [*overrides, f'run_id="{run_id}"'] for a in ("--set", o)]
-    if config:
-        args.insert(4, config)
-    try:
-        log.parent.mkdir(exist_ok=True)
-        proc = launcher.start(store, "train", run_id, args, log)  # refused when the page's jobs are at the cap
-    except BaseException:
-        if not cfg.run_id:
-            store.release_reservation(run_id)
-        raise
-    return {"run_id": run_id, "pid": proc.pid, "log": str(log)}
-
-
 def read_predictions(store: RunStore, run_id: str, epoch: int) -> pd.DataFrame:
     """predictions/epoch=NNNN.parquet: sample_id, prediction, correct, confidence of the probe set."""
     return store.read_predictions(run_id, epoch)
@@ -399,14 +347,6 @@ def read_predictions(store: RunStore, run_id: str, epoch: int) -> pd.DataFrame:
 # TorchScript only when trusted and allowed; the run is built in a staging folder and published whole.
 
 IMPORT_ARCHITECTURES = ("auto", "mlp", "vgg", "resnet", "tv:<torchvision name>")
-
-
-def _allowed(variable: str) -> bool:
-    """A deployment switch (backend.deployment): the operator's explicit value, else on unless the
-    dashboard is reachable from other machines."""
-    from backend.deployment import allowed
-
-    return allowed(variable)
 
 
 def is_torchscript(file: BinaryIO) -> bool:
@@ -424,18 +364,6 @@ def is_torchscript(file: BinaryIO) -> bool:
         return False
     finally:
         file.seek(0)
-
-
-def torchscript_allowed() -> bool:
-    """Whether TorchScript files may be loaded at all here (``CLUSTERSCOPE_ALLOW_TORCHSCRIPT``; off by default
-    on a dashboard reachable from other machines, where one visitor's upload must not run code on the server)."""
-    return _allowed("CLUSTERSCOPE_ALLOW_TORCHSCRIPT")
-
-
-def server_paths_allowed() -> bool:
-    """Whether dashboard users may name folders on the server as data (data.root; ``CLUSTERSCOPE_ALLOW_SERVER_PATHS``,
-    off by default on a dashboard reachable from other machines: visitors probe with built-in data or a zip)."""
-    return _allowed("CLUSTERSCOPE_ALLOW_SERVER_PATHS")
 
 
 _ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~])/(?:[^\s/'\"`()\[\]{},;]+/)*[^\s/'\"`()\[\]{},;]*")
@@ -462,32 +390,6 @@ def visitor_text(text: str, store_root: Path | str | None = None) -> str:
     return _ABSOLUTE_PATH.sub(redact, text)
 
 
-def switch_off_reason(variable: str) -> str:
-    """Why a deployment switch is off and how the operator turns it on (one clause, for the page)."""
-    from backend.deployment import why_off
-
-    return why_off(variable)
-
-
-def _require_torchscript_allowed(trust_torchscript: bool) -> None:
-    if trust_torchscript and not torchscript_allowed():
-        raise ClusterScopeError("TorchScript loading is switched off on this server: "
-                                f"{switch_off_reason('CLUSTERSCOPE_ALLOW_TORCHSCRIPT')}. Import the weights as a "
-                                "state_dict (.pt) or safetensors file instead.")
-
-
-def _require_server_paths_allowed(overrides: list[str] | tuple[str, ...]) -> None:
-    """Refuse config overrides that name a folder of the server where the deployment switch is off."""
-    from backend.config import parse_override
-
-    for item in overrides:
-        key, _ = parse_override(item)
-        if key in ("data.root", "data.superclass_map") and not server_paths_allowed():
-            raise ClusterScopeError(f"{key} names a folder of the server, which is switched off here: "
-                                    f"{switch_off_reason('CLUSTERSCOPE_ALLOW_SERVER_PATHS')}. Use a built-in data "
-                                    "set or upload a zip.")
-
-
 EPOCH_NUMBER_MAX = 2**31 - 1  # epochs are int32 in the store's tables
 
 
@@ -504,20 +406,6 @@ def parse_epochs(text: str | None, *, what: str = "epochs") -> list[int] | None:
         raise ClusterScopeError(f"{what} must be epoch (or step) numbers in [0, {EPOCH_NUMBER_MAX}]; got {bad[0]}. "
                                 "Give the numbers the checkpoints were saved at.")
     return epochs
-
-
-def import_checkpoints(store: RunStore, files: list[Path], *, arch: str = "auto", overrides: list[str] | tuple[str, ...] = (),
-                       epochs: list[int] | None = None, names: list[str] | tuple[str, ...] = (), data_zip: Path | None = None,
-                       data_zip_name: str = "", trust_torchscript: bool = False,
-                       progress: Callable[[str, int, int], None] | None = None, extra: dict[str, Any] | None = None) -> str:
-    """Import one checkpoint or a sequence (files or folders) as a new run; return its id (not analysed yet)."""
-    from backend.importing.importer import ImportRequest, import_run
-
-    _require_torchscript_allowed(trust_torchscript)
-    req = ImportRequest(files=tuple(Path(f) for f in files), arch=arch, overrides=tuple(overrides),
-                        epochs=tuple(epochs) if epochs is not None else None, names=tuple(names), data_zip=data_zip,
-                        data_zip_name=data_zip_name, trust_torchscript=trust_torchscript, extra=extra or {})
-    return import_run(store, req, progress=progress or (lambda stage, done, total: None))
 
 
 def safe_upload_name(name: str) -> str:
@@ -552,55 +440,6 @@ def check_data_zip(path: Path, label: str = "") -> int:
     return len(check_zip(Path(path), label=label or None))
 
 
-def launch_import(store: RunStore, job_id: str, files: list[Path], *, names: list[str] | tuple[str, ...] = (),
-                  arch: str = "auto", overrides: list[str] | tuple[str, ...] = (), data_zip: Path | None = None,
-                  data_zip_name: str = "", trust_torchscript: bool = False, analyze: bool = True,
-                  epochs: list[int] | None = None) -> dict[str, Any]:
-    """Start ``clusterscope import --job JOB_ID`` in its own process; it reports progress in the job's status.json.
-    Refused (and the job's uploads deleted) when the page's jobs are at the cap (backend.launcher)."""
-    import json
-    import sys
-
-    from backend import launcher
-
-    _require_torchscript_allowed(trust_torchscript)
-    _require_server_paths_allowed(overrides)
-    store.write_job_status(job_id, {"state": "starting", "stage": "starting", "done": 0, "total": 0})
-    args = [sys.executable, "-m", "backend.cli", "import", *map(str, files), "--store", str(store.root), "--no-progress",
-            "--job", job_id, "--arch", arch]
-    args += [f"--name={n}" for n in names]  # one token each: a display name starting with '-' stays a value
-    args += [f"--set={o}" for o in overrides]
-    if data_zip is not None:
-        args += ["--data-zip", str(data_zip), "--data-zip-name", data_zip_name or Path(data_zip).name]
-    if trust_torchscript:
-        args.append("--trust-torchscript")
-    if epochs is not None:
-        args += ["--epochs", ",".join(str(int(e)) for e in epochs)]
-    if not analyze:
-        args.append("--no-analyze")
-    log = store.job_dir(job_id) / "log.txt"
-    with open(log, "ab") as fh:
-        fh.write((json.dumps(args) + "\n").encode())
-    try:
-        proc = launcher.start(store, "import", job_id, args, log)  # refused when the page's jobs are at the cap
-    except ClusterScopeError:
-        discard_import_job(store, job_id)
-        raise
-    if store.read_job_status(job_id).get("state") == "starting":  # so a child that dies before reporting is noticed
-        from backend.liveness import process_start_time, this_process
-
-        store.write_job_status(job_id, {"state": "starting", "stage": "starting", "done": 0, "total": 0,
-                                        **this_process(), "pid": proc.pid, "pid_start": process_start_time(proc.pid)})
-    return {"job_id": job_id, "pid": proc.pid, "log": str(log)}
-
-
-def discard_import_job(store: RunStore, job_id: str) -> None:
-    """Delete an import job's folder (its uploads and status): for uploads refused before the job starts."""
-    import shutil
-
-    shutil.rmtree(store.job_dir(job_id), ignore_errors=True)
-
-
 def clean_leftovers(store: RunStore) -> list[Path]:
     """Remove what killed imports left in the store (uploads, staging and extraction folders, data sets no run
     uses); return the removed paths. ``clusterscope app`` runs it before serving."""
@@ -612,38 +451,25 @@ def clean_leftovers(store: RunStore) -> list[Path]:
 def running_jobs(store: RunStore) -> list[dict[str, Any]]:
     """The training and import jobs started from the page that still run: kind ('train', 'import'), id, pid,
     started, log; oldest first."""
-    from backend import launcher
+    from backend.jobs.launch import running
 
-    return launcher.running(store)
+    return running(store)
 
 
 def max_jobs() -> int:
     """How many jobs the page may run at once (``CLUSTERSCOPE_MAX_JOBS``, default one per two cores)."""
-    from backend import launcher
+    from backend.jobs.launch import max_jobs as cap
 
-    return launcher.max_jobs()
+    return cap()
 
 
 def cancel_job(store: RunStore, kind: str, ident: str) -> bool:
     """Stop a job started from the page (SIGTERM to its process group) and mark it cancelled: a training run's
     status becomes 'cancelled' (continue it with ``clusterscope train --resume``), an import job's state too.
     False when the job was not running."""
-    from backend import launcher
+    from backend.jobs.launch import cancel
 
-    return launcher.cancel(store, kind, ident)
-
-
-def import_job_status(store: RunStore, job_id: str) -> dict[str, Any]:
-    """The job's status.json: state (starting, running, done, failed), stage, done, total, run_id, error.
-
-    A job whose process died without saying so is reported as failed."""
-    from backend.liveness import process_alive
-
-    status = store.read_job_status(job_id)
-    if status.get("state") in ("starting", "running") and status.get("pid") and not process_alive(status):
-        status |= {"state": "failed", "error": "the import process stopped unexpectedly; see its log " +
-                   str(store.job_dir(job_id) / "log.txt")}
-    return status
+    return cancel(store, kind, ident)
 
 
 # ------------------------------------------------------------------------------------------ training dynamics
@@ -712,16 +538,16 @@ def rotation_runs(store: RunStore, run_ids: list[str]) -> pd.DataFrame:
 
 
 def load_sweep(path: str | os.PathLike[str]) -> Any:
-    """Read and validate a sweep file (see :mod:`backend.sweep`); raises ConfigError naming the key."""
-    from backend.sweep import load_sweep as load
+    """Read and validate a sweep file (see :mod:`backend.jobs.sweep_spec`); raises ConfigError naming the key."""
+    from backend.jobs.sweep_spec import load_sweep as load
 
     return load(path)
 
 
 def run_sweep(sweep: Any, store: RunStore, *, address: str | None = None, workers: int | None = None,
               retries: int | None = None, progress: bool = True) -> Any:
-    """Train and analyse the sweep's unfinished runs as Ray tasks; returns a SweepReport (backend.sweep_run)."""
-    from backend.sweep_run import run_sweep as run
+    """Train and analyse the sweep's unfinished runs as Ray tasks; returns a SweepReport (backend.jobs.sweep)."""
+    from backend.jobs.sweep import run_sweep as run
 
     return run(sweep, store, address=address, workers=workers, retries=retries, progress=progress)
 
@@ -805,7 +631,7 @@ def k_sensitivity(store: RunStore, run_ids: list[str], ks: tuple[int, ...] | Non
     import numpy as np
 
     from backend.analysis.ksweep import K_VALUES, measures_over_k
-    from backend.analysis.pipeline import probe_labels
+    from backend.analysis.labels import probe_labels
 
     parts = []
     for run_id in run_ids:
@@ -837,3 +663,13 @@ def tau_over_k(values: pd.DataFrame, runs: pd.DataFrame, hparams: pd.DataFrame) 
     from backend.analysis.ksweep import tau_over_k as table
 
     return table(values, runs, hparams)
+
+
+def import_checkpoints(store: RunStore, files: list[Path], *, arch: str = "auto", overrides: list[str] | tuple[str, ...] = (),
+                       **options: Any) -> str:
+    """Import one checkpoint or a sequence (files or folders) as a new run; return its id (not analysed yet).
+    ``overrides``: ``key=value`` texts as ``--set`` takes them; the other options: backend.jobs.imports.import_checkpoints."""
+    from backend.jobs.imports import import_checkpoints as run
+    from backend.jobs.imports import user_overrides
+
+    return run(store, files, arch=arch, settings=user_overrides(overrides), **options)

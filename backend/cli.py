@@ -20,7 +20,7 @@ import click
 
 from backend import api
 from backend.errors import ClusterScopeError
-from backend.jobs import analyze_runs
+from backend.jobs.analyse import analyze_runs
 from backend.liveness import sigterm_as_interrupt
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -83,21 +83,24 @@ def cli(store_root: Path | None) -> None:
               help="Override a config value, e.g. --set train.lr=0.1 (repeatable; values are TOML).")
 @click.option("--resume", "resume_id", default=None, metavar="RUN_ID", help="Continue an interrupted run.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--config-json", default=None, hidden=True,
+              help="The whole validated config as JSON (config.to_dict): how the dashboard hands a run to this process.")
 @store_option
 @user_errors
 def train(config: Path | None, overrides: tuple[str, ...], resume_id: str | None, no_progress: bool,
-          store_root: Path | None) -> None:
+          config_json: str | None, store_root: Path | None) -> None:
     """Train a model from a TOML CONFIG (plus --set overrides) and record snapshots into the store."""
-    from backend.config import load_config
+    from backend.config import config_from_json, load_config
 
     store = api.open_store(store_root)
     sigterm_as_interrupt()
+    if (resume_id or config_json) and (config or overrides or (resume_id and config_json)):
+        raise ClusterScopeError("--resume continues a run with its recorded config, --config-json takes the whole "
+                                "config; drop CONFIG and --set.")
     if resume_id:
-        if config or overrides:
-            raise ClusterScopeError("--resume continues a run with its recorded config; drop CONFIG and --set.")
         run_id = api.resume(resume_id, store, progress=not no_progress)
     else:
-        cfg = load_config(config, overrides)
+        cfg = config_from_json(config_json) if config_json else load_config(config, overrides)
         run_id = api.train(cfg, store, progress=not no_progress)
     info = api.read_run(store, run_id)
     final = info.get("final") or {}
@@ -250,7 +253,7 @@ def runs(as_json: bool, store_root: Path | None) -> None:
 @user_errors
 def demo(if_missing: bool, detach: bool, no_progress: bool, store_root: Path | None) -> None:
     """Build the built-in demo store (digits and SynthClust runs; about 2 minutes on 2 cores)."""
-    from backend.demo import build_demo, missing_runs, spawn_builder
+    from backend.jobs.demo import build_demo, missing_runs, spawn_builder
 
     store = api.open_store(store_root)
     store.ensure_writable()
@@ -383,23 +386,26 @@ def app_environment(streamlit_args: tuple[str, ...], environ: Mapping[str, str],
 @click.option("--job", "job_id", default=None, hidden=True, help="Report progress in <store>/.imports/JOB/status.json.")
 @click.option("--name", "names", multiple=True, hidden=True, help="Display name of each file (uploads).")
 @click.option("--data-zip-name", default="", hidden=True)
+@click.option("--settings-json", default=None, hidden=True, help="The checked --set settings as JSON (from the dashboard).")
 @store_option
 @user_errors
 def import_(paths: tuple[Path, ...], arch: str, overrides: tuple[str, ...], epochs: str | None, data_zip: Path | None,
             trust_torchscript: bool, no_analyze: bool, no_progress: bool, job_id: str | None, names: tuple[str, ...],
-            data_zip_name: str, store_root: Path | None) -> None:
+            data_zip_name: str, settings_json: str | None, store_root: Path | None) -> None:
     """Import checkpoints of one model (files or a folder, one per epoch) as a run, and analyse it.
 
     Formats: PyTorch state_dict (.pt/.pth, wrappers and `module.` prefixes are removed), safetensors, and
     TorchScript with --trust-torchscript. Files are never unpickled. The epoch of each file is read from its
     name (epoch=3.pt, epoch_003.pt, step-1000.safetensors) or given with --epochs.
     """
-    from backend.importing.jobs import run_import_job
+    from backend.jobs.import_job import run_import_job
+    from backend.jobs.imports import check_settings, user_overrides
 
     store = api.open_store(store_root)
     epoch_list = api.parse_epochs(epochs, what="--epochs")
+    settings = user_overrides(overrides) | (check_settings(_json_table(settings_json, "--settings-json")) if settings_json else {})
     try:
-        run_id = run_import_job(store, list(paths), arch=arch, overrides=overrides, epochs=epoch_list, data_zip=data_zip,
+        run_id = run_import_job(store, list(paths), arch=arch, settings=settings, epochs=epoch_list, data_zip=data_zip,
                                 trust_torchscript=trust_torchscript, analyze=not no_analyze, progress=not no_progress,
                                 job_id=job_id, names=names, data_zip_name=data_zip_name)
     except KeyboardInterrupt:
@@ -431,8 +437,8 @@ def sweep(sweep_file: Path, address: str | None, workers: int | None, retries: i
     Finished runs are skipped, interrupted or failed ones resumed, so running it again continues an
     interrupted sweep. Exit code 1 when a trial failed after its retries (each is listed).
     """
-    from backend.sweep import expand
-    from backend.sweep_run import finished
+    from backend.jobs.sweep import finished
+    from backend.jobs.sweep_spec import expand
 
     spec = api.load_sweep(sweep_file)
     store = api.open_store(store_root)
@@ -454,6 +460,16 @@ def sweep(sweep_file: Path, address: str | None, workers: int | None, retries: i
     click.echo(f"compare them with `clusterscope compare --sweep {spec.name}` or on the dashboard's Compare page.")
     if report.failed:
         sys.exit(1)
+
+
+def _json_table(text: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ClusterScopeError(f"{what} must be a JSON object; {exc}.") from None
+    if not isinstance(value, dict):
+        raise ClusterScopeError(f"{what} must be a JSON object; got {type(value).__name__}.")
+    return value
 
 
 def main() -> None:

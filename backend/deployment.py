@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 SERVED_ADDRESS = "CLUSTERSCOPE_SERVED_ADDRESS"
 TORCHSCRIPT = "CLUSTERSCOPE_ALLOW_TORCHSCRIPT"
@@ -68,3 +68,35 @@ def why_off(variable: str) -> str:
         return f"the operator switched it off ({variable}={os.environ.get(variable)})"
     return (f"this server is reachable from other machines (it listens on {served_address() or 'every interface'!r}); "
             f"the operator can turn it on by restarting it with {variable}=1 (docs/security.md says what that opens)")
+
+
+def torchscript_allowed() -> bool:
+    """Whether TorchScript files may be loaded at all here (``CLUSTERSCOPE_ALLOW_TORCHSCRIPT``; off by default
+    on a dashboard reachable from other machines, where one visitor's upload must not run code on the server)."""
+    return allowed("CLUSTERSCOPE_ALLOW_TORCHSCRIPT")
+
+
+def server_paths_allowed() -> bool:
+    """Whether dashboard users may name folders on the server as data (data.root; ``CLUSTERSCOPE_ALLOW_SERVER_PATHS``,
+    off by default on a dashboard reachable from other machines: visitors probe with built-in data or a zip)."""
+    return allowed("CLUSTERSCOPE_ALLOW_SERVER_PATHS")
+
+
+def require_torchscript_allowed(trust_torchscript: bool) -> None:
+    from backend.errors import ClusterScopeError
+
+    if trust_torchscript and not torchscript_allowed():
+        raise ClusterScopeError("TorchScript loading is switched off on this server: "
+                                f"{why_off('CLUSTERSCOPE_ALLOW_TORCHSCRIPT')}. Import the weights as a "
+                                "state_dict (.pt) or safetensors file instead.")
+
+
+def require_server_paths_allowed(keys: Iterable[str]) -> None:
+    """Refuse config keys (dotted: ``data.root``) that name a folder of the server where the switch is off."""
+    from backend.errors import ClusterScopeError
+
+    for key in keys:
+        if key in ("data.root", "data.superclass_map") and not server_paths_allowed():
+            raise ClusterScopeError(f"{key} names a folder of the server, which is switched off here: "
+                                    f"{why_off('CLUSTERSCOPE_ALLOW_SERVER_PATHS')}. Use a built-in data "
+                                    "set or upload a zip.")

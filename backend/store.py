@@ -577,7 +577,7 @@ class RunStore:
 
     # ---------------------------------------------------------------- jobs started from the dashboard
     # ``.jobs/<kind>-<id>.json``: the process of each training or import job the page started, so the page can
-    # count them (backend.launcher's cap) and cancel them; ``.jobs/.lock`` serialises count-then-start.
+    # count them (backend.jobs.launch's cap) and cancel them; ``.jobs/.lock`` serialises count-then-start.
 
     def launch_path(self, kind: str, ident: str) -> Path:
         if kind not in ("train", "import"):

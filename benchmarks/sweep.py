@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import environment, median, table, timed  # noqa: E402
 
 from backend import api  # noqa: E402
-from backend.sweep import Sweep, expand, sweep_from_dict  # noqa: E402
+from backend.jobs.sweep_spec import Sweep, expand, sweep_from_dict  # noqa: E402
 
 
 def bench_sweep(runs: int, epochs: int, analyze: bool) -> Sweep:

@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from backend import api
-from backend.analysis.pipeline import AnalysisInputError, probe_labels
 from backend.analysis.snapshot import AnalysisError, analyze_snapshot
 from backend.config import AnalysisConfig
+from backend.jobs.analyse import AnalysisInputError, probe_labels
 from backend.store import RunStore
 
 

@@ -32,7 +32,7 @@ from streamlit.testing.v1 import AppTest
 from backend import api, deployment
 from backend.cli import app_environment, cli
 from backend.importing.leftovers import OWNER
-from backend.launcher import MAX_JOBS
+from backend.jobs.launch import MAX_JOBS
 from backend.liveness import process_start_time
 from tests.test_e2e_browser import free_port, stop, wait_healthy
 
