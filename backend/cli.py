@@ -6,68 +6,20 @@ training marks the run ``interrupted`` and exits with 130.
 
 from __future__ import annotations
 
-import errno
-import functools
 import json
 import os
-import re
 import sys
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from backend import api
+from backend.cli_support import STORE_HELP, json_table, store_option, user_errors
 from backend.errors import ClusterScopeError
 from backend.jobs.analyse import analyze_runs
 from backend.liveness import sigterm_as_interrupt
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-STORE_HELP = "Run store folder [default: $CLUSTERSCOPE_STORE or data/store]."
-
-
-def _store_or_global(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
-    """A subcommand's ``--store``, else the one given before the subcommand (``clusterscope --store X runs``)."""
-    if value is not None:
-        return value
-    return ctx.find_root().params.get("store_root")
-
-
-# accepted after the subcommand (``clusterscope runs --store X``) and, through the group, before it
-store_option = click.option("--store", "store_root", type=click.Path(path_type=Path), default=None, help=STORE_HELP,
-                            callback=_store_or_global)
-
-
-DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-               errno.EROFS: "the file system is read-only", errno.EIO: "the disk reported an input/output error"}
-
-
-def user_errors(fn: F) -> F:
-    """Turn ClusterScopeError into one line on stderr and exit code 2; interrupts into 130."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ClusterScopeError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted: the run is marked 'interrupted'; continue it with "
-                       "`clusterscope train --resume RUN_ID`.", err=True)
-            sys.exit(130)
-        except OSError as exc:
-            if exc.errno not in DISK_ERRORS:
-                raise
-            where = f" ({exc.filename})" if exc.filename else ""
-            click.echo(f"error: {DISK_ERRORS[exc.errno]}{where}; free space (or choose another store with --store) and "
-                       "run the command again. A training run it stopped continues with `clusterscope train --resume "
-                       "RUN_ID`.", err=True)
-            sys.exit(2)
-
-    return wrapper  # type: ignore[return-value]
+from backend.serve import app_environment
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -217,7 +169,7 @@ def compare_notes(store: api.RunStore, runs: Any) -> list[str]:
     return notes
 
 
-def pd_options():  # noqa: ANN201 - a pandas option context
+def pd_options():
     import pandas as pd
 
     return pd.option_context("display.width", 200, "display.max_columns", 50, "display.precision", 3)
@@ -270,49 +222,6 @@ def demo(if_missing: bool, detach: bool, no_progress: bool, store_root: Path | N
     click.echo(f"demo store {store.root}: {len(done)} run(s) trained; {len(missing_runs(store))} missing.")
 
 
-# Streamlit options `clusterscope app` sets unless the user does (command-line options and STREAMLIT_*
-# variables override them); benchmarks/dashboard.py runs the pages with the same.
-APP_STREAMLIT_DEFAULTS: dict[str, bool | str] = {
-    "browser.gatherUsageStats": False,  # a lab tool phones nobody home (and skips per-command telemetry)
-    "client.toolbarMode": "viewer",  # no "Deploy" button in a meeting
-    # The pages never use "magic" (bare expressions written to the page; tests/test_architecture.py checks),
-    # so their scripts need not be rewritten before compiling.
-    "runner.magicEnabled": False,
-    # A visitor never sees a traceback or a server path: app/main.py shows one line and a reference into the
-    # server log instead (docs/security.md).
-    "client.showErrorDetails": "none",
-}
-
-
-def streamlit_env_name(option: str) -> str:
-    """The environment variable Streamlit reads for a config option: browser.gatherUsageStats ->
-    STREAMLIT_BROWSER_GATHER_USAGE_STATS."""
-    return "STREAMLIT_" + re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", option.replace(".", "_")).upper()
-
-
-def bind_address(streamlit_args: tuple[str, ...], env: Mapping[str, str]) -> str | None:
-    """The address Streamlit will listen on: ``--server.address`` among the arguments, else
-    STREAMLIT_SERVER_ADDRESS, else ``server.address`` in ./.streamlit/config.toml or ~/.streamlit/config.toml
-    (Streamlit's order), else None (our default applies)."""
-    import tomllib
-
-    for i, arg in enumerate(streamlit_args):
-        if arg.startswith("--server.address="):
-            return arg.partition("=")[2]
-        if arg == "--server.address" and i + 1 < len(streamlit_args):
-            return streamlit_args[i + 1]
-    if "STREAMLIT_SERVER_ADDRESS" in env:
-        return env["STREAMLIT_SERVER_ADDRESS"]
-    for config in (Path.cwd() / ".streamlit" / "config.toml", Path.home() / ".streamlit" / "config.toml"):
-        try:
-            address = tomllib.loads(config.read_text(encoding="utf-8")).get("server", {}).get("address")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if address is not None:
-            return str(address)
-    return None
-
-
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @store_option
 @click.option("--allow-torchscript", is_flag=True,
@@ -339,30 +248,6 @@ def app(store_root: Path | None, allow_torchscript: bool, allow_server_paths: bo
     env["CLUSTERSCOPE_STORE"] = str(store.root.resolve())
     cmd = [sys.executable, "-m", "streamlit", "run", str(main_py), *streamlit_args]
     os.execvpe(cmd[0], cmd, env)
-
-
-def app_environment(streamlit_args: tuple[str, ...], environ: Mapping[str, str], *, allow_torchscript: bool = False,
-                    allow_server_paths: bool = False) -> dict[str, str]:
-    """The dashboard's environment: our Streamlit defaults under the user's STREAMLIT_* variables, the bind
-    address (127.0.0.1 unless the user names one) recorded for backend.deployment, and the operator's switches.
-    Warns on stderr when the page will be reachable from other machines."""
-    from backend import deployment
-
-    env = dict(environ)
-    for option, value in APP_STREAMLIT_DEFAULTS.items():  # the user's own STREAMLIT_* variables win
-        env.setdefault(streamlit_env_name(option), str(value).lower() if isinstance(value, bool) else str(value))
-    address = bind_address(streamlit_args, env)
-    if address is None:  # Streamlit's own default is every interface
-        address = env["STREAMLIT_SERVER_ADDRESS"] = deployment.LOCAL_ADDRESS
-    env[deployment.SERVED_ADDRESS] = address
-    for flag, variable in ((allow_torchscript, deployment.TORCHSCRIPT), (allow_server_paths, deployment.SERVER_PATHS)):
-        if flag:
-            env[variable] = "1"
-    if not deployment.is_loopback(address):
-        off = [v for v in (deployment.TORCHSCRIPT, deployment.SERVER_PATHS) if not deployment.allowed(v, env)]
-        click.echo(f"serving on {address or 'every interface'}: anyone who reaches this port can use the dashboard"
-                   + (f"; off for visitors: {', '.join(off)}" if off else "") + " (docs/security.md).", err=True)
-    return env
 
 
 # ------------------------------------------------------------------------------------------ import
@@ -399,11 +284,11 @@ def import_(paths: tuple[Path, ...], arch: str, overrides: tuple[str, ...], epoc
     name (epoch=3.pt, epoch_003.pt, step-1000.safetensors) or given with --epochs.
     """
     from backend.jobs.import_job import run_import_job
-    from backend.jobs.imports import check_settings, user_overrides
+    from backend.jobs.uploads import check_settings, user_overrides
 
     store = api.open_store(store_root)
     epoch_list = api.parse_epochs(epochs, what="--epochs")
-    settings = user_overrides(overrides) | (check_settings(_json_table(settings_json, "--settings-json")) if settings_json else {})
+    settings = user_overrides(overrides) | (check_settings(json_table(settings_json, "--settings-json")) if settings_json else {})
     try:
         run_id = run_import_job(store, list(paths), arch=arch, settings=settings, epochs=epoch_list, data_zip=data_zip,
                                 trust_torchscript=trust_torchscript, analyze=not no_analyze, progress=not no_progress,
@@ -460,16 +345,6 @@ def sweep(sweep_file: Path, address: str | None, workers: int | None, retries: i
     click.echo(f"compare them with `clusterscope compare --sweep {spec.name}` or on the dashboard's Compare page.")
     if report.failed:
         sys.exit(1)
-
-
-def _json_table(text: str, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ClusterScopeError(f"{what} must be a JSON object; {exc}.") from None
-    if not isinstance(value, dict):
-        raise ClusterScopeError(f"{what} must be a JSON object; got {type(value).__name__}.")
-    return value
 
 
 def main() -> None:

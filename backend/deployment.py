@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 SERVED_ADDRESS = "CLUSTERSCOPE_SERVED_ADDRESS"
 TORCHSCRIPT = "CLUSTERSCOPE_ALLOW_TORCHSCRIPT"
@@ -100,3 +102,27 @@ def require_server_paths_allowed(keys: Iterable[str]) -> None:
             raise ClusterScopeError(f"{key} names a folder of the server, which is switched off here: "
                                     f"{why_off('CLUSTERSCOPE_ALLOW_SERVER_PATHS')}. Use a built-in data "
                                     "set or upload a zip.")
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~])/(?:[^\s/'\"`()\[\]{},;]+/)*[^\s/'\"`()\[\]{},;]*")
+
+
+def visitor_text(text: str, store_root: Path | str | None = None) -> str:
+    """``text`` as a page may show it to a visitor: no path of the server (issue 13, docs/security.md).
+
+    An absolute path under ``store_root`` becomes its part inside the store (``run/analysis/...``), any other
+    absolute path its last component; the rest of the message (which input, what was expected, what to do)
+    is kept. The server's log keeps the full text.
+    """
+    root = str(Path(store_root).resolve()) if store_root is not None else None
+
+    def redact(match: re.Match[str]) -> str:
+        path = match.group(0).rstrip(".:")
+        tail = match.group(0)[len(path):]
+        if root and (path == root or path.startswith(root + "/")):
+            inner = path[len(root):].lstrip("/")
+            return (f"<store>/{inner}" if inner else "<store>") + tail
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        return (f".../{name}" if name else "<server path>") + tail
+
+    return _ABSOLUTE_PATH.sub(redact, text)

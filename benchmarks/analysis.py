@@ -208,10 +208,6 @@ def run_child(cmd: list[str], *, timeout: float | None = None) -> Child:
     return child
 
 
-def fmt_s(x: float) -> str:
-    return f"{x:.1f} s"
-
-
 @dataclass
 class Summary:
     rows: list[list[Any]] = field(default_factory=list)

@@ -130,7 +130,7 @@ def test_torchvision_resnet18_imports_with_an_uploaded_image_folder(store: api.R
 
 def _evil_payload(marker: Path) -> bytes:
     class Evil:
-        def __reduce__(self):  # noqa: ANN204 - the classic pickle exploit
+        def __reduce__(self):
             return (exec, (f"open({str(marker)!r}, 'w').close()",))
 
     return pickle.dumps({"weight": torch.zeros(2), "evil": Evil()}, protocol=2)
@@ -340,7 +340,7 @@ def test_cli_imports_a_folder_and_reports_errors(trained_store: tuple[api.RunSto
 
 def test_import_job_writes_its_status(trained_store: tuple[api.RunStore, str], store: api.RunStore, tmp_path: Path) -> None:
     from backend.jobs.import_job import run_import_job
-    from backend.jobs.imports import user_overrides
+    from backend.jobs.uploads import user_overrides
 
     files = export(trained_store, tmp_path / "ckpts", "state_dict")
     job = api.new_import_job(store)

@@ -245,7 +245,7 @@ def test_cli_sweep_dry_run_and_run(ray_local, tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "does not exist" in bad.output
 
 
-def api_cli():  # noqa: ANN201 - the click group
+def api_cli():
     from backend.cli import cli
 
     return cli

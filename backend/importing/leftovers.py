@@ -101,7 +101,7 @@ def _datasets_in_use(store: RunStore) -> set[str]:
     for run_id in store.run_ids():
         try:
             data = (store.read_run(run_id).get("config") or {}).get("data") or {}
-        except Exception:  # noqa: BLE001 - a corrupt run.json may still point at its data: keep everything
+        except Exception:
             return {p.name for p in base.iterdir()}
         for key in ("root", "superclass_map"):
             if data.get(key):

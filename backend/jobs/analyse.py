@@ -205,7 +205,7 @@ def _network_measures(store: RunStore, run_id: str, info: dict[str, Any], sample
         row = {"epoch": epoch, "c1": np.nan, "c2": np.nan, "c1_shuffled": np.nan, "c2_shuffled": np.nan,
                "k_c1": a.k_c1, "k_c2": k2, "k_c3": a.k_c3, "k_c4": k4, "n_units": sum(p.shape[1] for p in pres)}
         if labels.intraclass:  # trained on superclasses: the fine labels are hidden subclasses (snapshot.Labels)
-            sub, sup = labels.subclass[t], labels.superclass[t]
+            sub, sup = labels.subclass[t], labels.superclass[t]  # type: ignore[index]
             row["c1"] = measures.c1(pres, subclass=sub, superclass=sup, k=a.k_c1)
             row["c2"] = _over_layers(groups, epoch, "silhouette", lambda m: measures.c2(m, k=k2))
             # noise floor (SCIENCE.md 3.1, "Invariances"): subclasses shuffled within superclasses, fixed seed
@@ -298,6 +298,12 @@ def analysis_config(store: RunStore, run_id: str, overrides: list[str] | tuple[s
     cfg = from_dict(AnalysisConfig, raw, "analysis.")
     validate_analysis(cfg)
     return cfg
+
+
+def analyze(store: RunStore, run_id: str, params: AnalysisConfig | None = None, *,
+            progress: Callable[[int, int, str], None] | None = None) -> AnalysisReport:
+    """:func:`analyze_run` with the run's recorded settings unless ``params`` are given."""
+    return analyze_run(store, run_id, params or analysis_config(store, run_id), progress=progress)
 
 
 def analyze_one(store: RunStore, run_id: str, overrides: tuple[str, ...], *, progress: bool) -> bool:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from backend.config import RunConfig, load_config
 from backend.errors import ClusterScopeError
@@ -171,3 +172,10 @@ def _remove_tree(path: Path) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
+
+
+def demo_status(store: RunStore) -> dict[str, Any]:
+    """Which demo runs exist and whether a demo builder is working on the store right now."""
+    present = set(store.run_ids())
+    return {"runs": [r.run_id for r in DEMO_RUNS], "present": [r.run_id for r in DEMO_RUNS if r.run_id in present],
+            "building": builder_active(store)}

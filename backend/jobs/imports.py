@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import shutil
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,16 +23,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from backend.config import RunConfig, config_from_items, parse_override
+from backend.config import RunConfig, config_from_items
 from backend.data import Dataset, load_dataset
 from backend.errors import ConfigError
 from backend.importing import leftovers, zipsafe
 from backend.importing.architecture import Architecture, ArchitectureError, compare, load_weights, mismatch_message, resolve
 from backend.importing.checkpoints import Checkpoint, assign_epochs, checkpoint_files, load_checkpoint, sha256_of
+from backend.jobs.uploads import check_settings
 from backend.store import RunStore, check_run_id, new_run_id
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-ALLOWED = ("data.", "snapshots.", "analysis.", "train.device", "run_id")
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,10 @@ def import_run(store: RunStore, req: ImportRequest, *, progress: Progress = _noo
     raw = check_settings(req.settings)
     zip_sha256 = sha256_of(req.data_zip) if req.data_zip is not None else None
     extracted = None
-    if req.data_zip is not None and not store.dataset_dir(zip_sha256[:32]).is_dir():
+    if zip_sha256 is not None and not store.dataset_dir(zip_sha256[:32]).is_dir():
         extracted = store.dataset_dir(zip_sha256[:32])
     try:
-        if req.data_zip is not None:
+        if req.data_zip is not None and zip_sha256 is not None:
             raw |= zip_dataset(store, req.data_zip, req.data_zip_name or req.data_zip.name, raw, zip_sha256)
         return _build(store, req, ckpts, arch, raw, unit, zip_sha256, progress)
     except BaseException:
@@ -124,20 +124,6 @@ def load_all(req: ImportRequest, progress: Progress) -> tuple[list[Checkpoint], 
         ckpts.append(c)
     progress("reading checkpoints", len(files), len(files))
     return sorted(ckpts, key=lambda c: c.epoch), unit
-
-
-def user_overrides(overrides: Iterable[str]) -> dict[str, Any]:
-    """``key=value`` texts (``--set``, values in TOML) -> the import's settings, checked by :func:`check_settings`."""
-    return check_settings(dict(parse_override(item) for item in overrides))
-
-
-def check_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The dotted keys an import may set (the model and its training come from the checkpoint)."""
-    for key in settings:
-        if not key.startswith(ALLOWED):
-            raise ConfigError(f"override {key!r} cannot be set for an import: the model and its training come from the "
-                              "checkpoint; give data.*, snapshots.*, analysis.*, train.device or run_id.")
-    return dict(settings)
 
 
 def import_checkpoints(store: RunStore, files: list[Path], *, arch: str = "auto", settings: Mapping[str, Any] | None = None,
@@ -282,7 +268,7 @@ def record_run(staged: RunStore, run_id: str, p: Any, ckpts: list[Checkpoint], p
             staged.write_activations(run_id, layer, c.epoch, probe_ids, values, reduction=cfg.snapshots.reduction)
         staged.write_predictions(run_id, c.epoch, probe_ids, torch.cat(outputs).numpy(), targets)
         staged.save_checkpoint(run_id, c.epoch, {k: v.detach().cpu() for k, v in model.state_dict().items()})
-        metrics = {}
+        metrics: dict[str, Any] = {}
         for split, tensors in (("train", train), ("test", test)):
             loss, acc = evaluate(model, tensors, p.device)
             metrics |= {f"{split}_loss": loss, f"{split}_accuracy": acc}

@@ -163,7 +163,7 @@ def launch_import(store: RunStore, job_id: str, files: list[Path], *, names: lis
     The overrides are checked here and handed over as JSON (``--settings-json``). Refused (and the job's uploads
     deleted) when the page's jobs are at the cap."""
     from backend.deployment import require_server_paths_allowed, require_torchscript_allowed
-    from backend.jobs.imports import user_overrides
+    from backend.jobs.uploads import user_overrides
 
     require_torchscript_allowed(trust_torchscript)
     settings = user_overrides(overrides)

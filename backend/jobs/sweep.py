@@ -242,7 +242,7 @@ def _drive(ray: Any, sweep: Sweep, todo: list[Trial], root: str, retries: int, *
         t = running.pop(ref)
         try:
             out = ray.get(ref)
-        except Exception as exc:  # noqa: BLE001 - any trial failure (our errors, a crashed worker) is retried
+        except Exception as exc:
             error = _error_text(exc)
             if attempts[t.run_id] <= retries:
                 say(f"{t.run_id}: attempt {attempts[t.run_id]} of {retries + 1} failed ({error}); retrying.")
