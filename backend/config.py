@@ -267,7 +267,7 @@ def from_dict(cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:
-    if is_dataclass(tp):
+    if isinstance(tp, type) and is_dataclass(tp):
         return from_dict(tp, value, key + ".")
     origin = get_origin(tp)
     if origin is tuple:

@@ -83,7 +83,7 @@ def embed_and_cluster(x: np.ndarray, labels: Labels, a: AnalysisConfig, init: np
         fits.insert(0, {"n_components": a.cluster_dims, "min_dist": 0.0, "n_epochs": cluster_epochs(a)})
     *spaces, layout = embed.umap_embed_many(p, graph, fits, metric=a.metric, seed=a.seed)
     space = spaces[0] if spaces else p[:, : a.cluster_dims]
-    if use_init:
+    if use_init and init is not None:
         layout = embed.align_to(init, layout)
     groups_for_size = labels.fine[labels.train] if labels.train.any() else labels.fine
     mcs = a.min_cluster_size or cluster.auto_min_cluster_size(groups_for_size)
@@ -142,6 +142,7 @@ def unit_tables(pre: np.ndarray, labels: Labels, a: AnalysisConfig) -> tuple[pd.
     wtm_fraction = np.nan
     units["wtm"] = np.nan
     if labels.intraclass:
+        assert sub is not None and sup is not None
         wtm = neurons.wtm_index(pre_t, cluster=sub, cluster_class=sup)
         units["wtm"] = wtm
         wtm_fraction = neurons.wtm_fraction(wtm)

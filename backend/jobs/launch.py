@@ -28,6 +28,9 @@ from backend.liveness import job_died, process_alive, process_start_time, this_p
 from backend.store import RunStore
 
 MAX_JOBS = "CLUSTERSCOPE_MAX_JOBS"
+# The children this process started, kept so they are reaped (Popen.poll) once they end: a dropped Popen of a
+# running child warns (ResourceWarning) and its zombie lingers until the next process start.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 STOP_WAIT_S = 20.0  # after SIGTERM, how long a job may take to mark itself stopped before SIGKILL
 
 
@@ -59,7 +62,7 @@ def running(store: RunStore) -> list[dict[str, Any]]:
     return alive
 
 
-def start(store: RunStore, kind: str, ident: str, args: list[str], log: Path) -> subprocess.Popen:
+def start(store: RunStore, kind: str, ident: str, args: list[str], log: Path) -> subprocess.Popen[bytes]:
     """Start ``args`` in a new process group (output appended to ``log``), unless the page's jobs are at the cap."""
     cap = max_jobs()
     with store.launch_lock():
@@ -69,9 +72,13 @@ def start(store: RunStore, kind: str, ident: str, args: list[str], log: Path) ->
             raise ClusterScopeError(f"this server runs at most {cap} job(s) started from the page at once "
                                     f"({MAX_JOBS}={cap}) and {len(busy)} are running ({names}). Wait for one to "
                                     "finish, or cancel one in the list of running jobs.")
+        for pid, child in list(_CHILDREN.items()):
+            if child.poll() is not None:
+                del _CHILDREN[pid]
         with open(log, "ab") as fh:
             proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
+        _CHILDREN[proc.pid] = proc
         store.write_launch(kind, ident, {**this_process(), "kind": kind, "id": ident, "pid": proc.pid,
                                          "pid_start": process_start_time(proc.pid), "log": str(log),
                                          "started": datetime.now(UTC).isoformat(timespec="milliseconds")})
