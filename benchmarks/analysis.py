@@ -226,8 +226,9 @@ def snapshot_breakdown(store: RunStore, run_id: str, params: AnalysisConfig) -> 
     from sklearn.decomposition import PCA
 
     from backend.analysis import cluster, embed
+    from backend.analysis.labels import probe_labels
     from backend.analysis.snapshot import Labels, cluster_epochs, layer_measures, representation, unit_tables
-    from backend.jobs.analyse import AnalysisReport, _network_measures, _subset, params_of, probe_labels
+    from backend.jobs.analyse import AnalysisReport, _network_measures, _subset, params_of
 
     info = store.read_run(run_id)
     epoch = int(store.snapshots(run_id)["epoch"].iloc[0])
