@@ -1,6 +1,6 @@
 """The jobs started from the page (training, import): what runs now, and a Cancel button for each.
 
-Shown on the Runs and Upload pages. The page's jobs are capped (``CLUSTERSCOPE_MAX_JOBS``, backend.launcher);
+Shown on the Runs and Upload pages. The page's jobs are capped (``CLUSTERSCOPE_MAX_JOBS``, backend.jobs.launch);
 cancelling sends SIGTERM to the job's process group and marks the run or import ``cancelled``.
 """
 

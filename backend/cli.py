@@ -6,68 +6,20 @@ training marks the run ``interrupted`` and exits with 130.
 
 from __future__ import annotations
 
-import errno
-import functools
 import json
 import os
-import re
 import sys
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from backend import api
+from backend.cli_support import STORE_HELP, json_table, store_option, user_errors
 from backend.errors import ClusterScopeError
-from backend.jobs import analyze_runs
+from backend.jobs.analyse import analyze_runs
 from backend.liveness import sigterm_as_interrupt
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-STORE_HELP = "Run store folder [default: $CLUSTERSCOPE_STORE or data/store]."
-
-
-def _store_or_global(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
-    """A subcommand's ``--store``, else the one given before the subcommand (``clusterscope --store X runs``)."""
-    if value is not None:
-        return value
-    return ctx.find_root().params.get("store_root")
-
-
-# accepted after the subcommand (``clusterscope runs --store X``) and, through the group, before it
-store_option = click.option("--store", "store_root", type=click.Path(path_type=Path), default=None, help=STORE_HELP,
-                            callback=_store_or_global)
-
-
-DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-               errno.EROFS: "the file system is read-only", errno.EIO: "the disk reported an input/output error"}
-
-
-def user_errors(fn: F) -> F:
-    """Turn ClusterScopeError into one line on stderr and exit code 2; interrupts into 130."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ClusterScopeError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted: the run is marked 'interrupted'; continue it with "
-                       "`clusterscope train --resume RUN_ID`.", err=True)
-            sys.exit(130)
-        except OSError as exc:
-            if exc.errno not in DISK_ERRORS:
-                raise
-            where = f" ({exc.filename})" if exc.filename else ""
-            click.echo(f"error: {DISK_ERRORS[exc.errno]}{where}; free space (or choose another store with --store) and "
-                       "run the command again. A training run it stopped continues with `clusterscope train --resume "
-                       "RUN_ID`.", err=True)
-            sys.exit(2)
-
-    return wrapper  # type: ignore[return-value]
+from backend.serve import app_environment
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -83,21 +35,24 @@ def cli(store_root: Path | None) -> None:
               help="Override a config value, e.g. --set train.lr=0.1 (repeatable; values are TOML).")
 @click.option("--resume", "resume_id", default=None, metavar="RUN_ID", help="Continue an interrupted run.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--config-json", default=None, hidden=True,
+              help="The whole validated config as JSON (config.to_dict): how the dashboard hands a run to this process.")
 @store_option
 @user_errors
 def train(config: Path | None, overrides: tuple[str, ...], resume_id: str | None, no_progress: bool,
-          store_root: Path | None) -> None:
+          config_json: str | None, store_root: Path | None) -> None:
     """Train a model from a TOML CONFIG (plus --set overrides) and record snapshots into the store."""
-    from backend.config import load_config
+    from backend.config import config_from_json, load_config
 
     store = api.open_store(store_root)
     sigterm_as_interrupt()
+    if (resume_id or config_json) and (config or overrides or (resume_id and config_json)):
+        raise ClusterScopeError("--resume continues a run with its recorded config, --config-json takes the whole "
+                                "config; drop CONFIG and --set.")
     if resume_id:
-        if config or overrides:
-            raise ClusterScopeError("--resume continues a run with its recorded config; drop CONFIG and --set.")
         run_id = api.resume(resume_id, store, progress=not no_progress)
     else:
-        cfg = load_config(config, overrides)
+        cfg = config_from_json(config_json) if config_json else load_config(config, overrides)
         run_id = api.train(cfg, store, progress=not no_progress)
     info = api.read_run(store, run_id)
     final = info.get("final") or {}
@@ -214,7 +169,7 @@ def compare_notes(store: api.RunStore, runs: Any) -> list[str]:
     return notes
 
 
-def pd_options():  # noqa: ANN201 - a pandas option context
+def pd_options():
     import pandas as pd
 
     return pd.option_context("display.width", 200, "display.max_columns", 50, "display.precision", 3)
@@ -250,7 +205,7 @@ def runs(as_json: bool, store_root: Path | None) -> None:
 @user_errors
 def demo(if_missing: bool, detach: bool, no_progress: bool, store_root: Path | None) -> None:
     """Build the built-in demo store (digits and SynthClust runs; about 2 minutes on 2 cores)."""
-    from backend.demo import build_demo, missing_runs, spawn_builder
+    from backend.jobs.demo import build_demo, missing_runs, spawn_builder
 
     store = api.open_store(store_root)
     store.ensure_writable()
@@ -265,49 +220,6 @@ def demo(if_missing: bool, detach: bool, no_progress: bool, store_root: Path | N
     sigterm_as_interrupt()
     done = build_demo(store, progress=not no_progress)
     click.echo(f"demo store {store.root}: {len(done)} run(s) trained; {len(missing_runs(store))} missing.")
-
-
-# Streamlit options `clusterscope app` sets unless the user does (command-line options and STREAMLIT_*
-# variables override them); benchmarks/dashboard.py runs the pages with the same.
-APP_STREAMLIT_DEFAULTS: dict[str, bool | str] = {
-    "browser.gatherUsageStats": False,  # a lab tool phones nobody home (and skips per-command telemetry)
-    "client.toolbarMode": "viewer",  # no "Deploy" button in a meeting
-    # The pages never use "magic" (bare expressions written to the page; tests/test_architecture.py checks),
-    # so their scripts need not be rewritten before compiling.
-    "runner.magicEnabled": False,
-    # A visitor never sees a traceback or a server path: app/main.py shows one line and a reference into the
-    # server log instead (docs/security.md).
-    "client.showErrorDetails": "none",
-}
-
-
-def streamlit_env_name(option: str) -> str:
-    """The environment variable Streamlit reads for a config option: browser.gatherUsageStats ->
-    STREAMLIT_BROWSER_GATHER_USAGE_STATS."""
-    return "STREAMLIT_" + re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", option.replace(".", "_")).upper()
-
-
-def bind_address(streamlit_args: tuple[str, ...], env: Mapping[str, str]) -> str | None:
-    """The address Streamlit will listen on: ``--server.address`` among the arguments, else
-    STREAMLIT_SERVER_ADDRESS, else ``server.address`` in ./.streamlit/config.toml or ~/.streamlit/config.toml
-    (Streamlit's order), else None (our default applies)."""
-    import tomllib
-
-    for i, arg in enumerate(streamlit_args):
-        if arg.startswith("--server.address="):
-            return arg.partition("=")[2]
-        if arg == "--server.address" and i + 1 < len(streamlit_args):
-            return streamlit_args[i + 1]
-    if "STREAMLIT_SERVER_ADDRESS" in env:
-        return env["STREAMLIT_SERVER_ADDRESS"]
-    for config in (Path.cwd() / ".streamlit" / "config.toml", Path.home() / ".streamlit" / "config.toml"):
-        try:
-            address = tomllib.loads(config.read_text(encoding="utf-8")).get("server", {}).get("address")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if address is not None:
-            return str(address)
-    return None
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -338,30 +250,6 @@ def app(store_root: Path | None, allow_torchscript: bool, allow_server_paths: bo
     os.execvpe(cmd[0], cmd, env)
 
 
-def app_environment(streamlit_args: tuple[str, ...], environ: Mapping[str, str], *, allow_torchscript: bool = False,
-                    allow_server_paths: bool = False) -> dict[str, str]:
-    """The dashboard's environment: our Streamlit defaults under the user's STREAMLIT_* variables, the bind
-    address (127.0.0.1 unless the user names one) recorded for backend.deployment, and the operator's switches.
-    Warns on stderr when the page will be reachable from other machines."""
-    from backend import deployment
-
-    env = dict(environ)
-    for option, value in APP_STREAMLIT_DEFAULTS.items():  # the user's own STREAMLIT_* variables win
-        env.setdefault(streamlit_env_name(option), str(value).lower() if isinstance(value, bool) else str(value))
-    address = bind_address(streamlit_args, env)
-    if address is None:  # Streamlit's own default is every interface
-        address = env["STREAMLIT_SERVER_ADDRESS"] = deployment.LOCAL_ADDRESS
-    env[deployment.SERVED_ADDRESS] = address
-    for flag, variable in ((allow_torchscript, deployment.TORCHSCRIPT), (allow_server_paths, deployment.SERVER_PATHS)):
-        if flag:
-            env[variable] = "1"
-    if not deployment.is_loopback(address):
-        off = [v for v in (deployment.TORCHSCRIPT, deployment.SERVER_PATHS) if not deployment.allowed(v, env)]
-        click.echo(f"serving on {address or 'every interface'}: anyone who reaches this port can use the dashboard"
-                   + (f"; off for visitors: {', '.join(off)}" if off else "") + " (docs/security.md).", err=True)
-    return env
-
-
 # ------------------------------------------------------------------------------------------ import
 
 
@@ -383,23 +271,26 @@ def app_environment(streamlit_args: tuple[str, ...], environ: Mapping[str, str],
 @click.option("--job", "job_id", default=None, hidden=True, help="Report progress in <store>/.imports/JOB/status.json.")
 @click.option("--name", "names", multiple=True, hidden=True, help="Display name of each file (uploads).")
 @click.option("--data-zip-name", default="", hidden=True)
+@click.option("--settings-json", default=None, hidden=True, help="The checked --set settings as JSON (from the dashboard).")
 @store_option
 @user_errors
 def import_(paths: tuple[Path, ...], arch: str, overrides: tuple[str, ...], epochs: str | None, data_zip: Path | None,
             trust_torchscript: bool, no_analyze: bool, no_progress: bool, job_id: str | None, names: tuple[str, ...],
-            data_zip_name: str, store_root: Path | None) -> None:
+            data_zip_name: str, settings_json: str | None, store_root: Path | None) -> None:
     """Import checkpoints of one model (files or a folder, one per epoch) as a run, and analyse it.
 
     Formats: PyTorch state_dict (.pt/.pth, wrappers and `module.` prefixes are removed), safetensors, and
     TorchScript with --trust-torchscript. Files are never unpickled. The epoch of each file is read from its
     name (epoch=3.pt, epoch_003.pt, step-1000.safetensors) or given with --epochs.
     """
-    from backend.importing.jobs import run_import_job
+    from backend.jobs.import_job import run_import_job
+    from backend.jobs.uploads import check_settings, user_overrides
 
     store = api.open_store(store_root)
     epoch_list = api.parse_epochs(epochs, what="--epochs")
+    settings = user_overrides(overrides) | (check_settings(json_table(settings_json, "--settings-json")) if settings_json else {})
     try:
-        run_id = run_import_job(store, list(paths), arch=arch, overrides=overrides, epochs=epoch_list, data_zip=data_zip,
+        run_id = run_import_job(store, list(paths), arch=arch, settings=settings, epochs=epoch_list, data_zip=data_zip,
                                 trust_torchscript=trust_torchscript, analyze=not no_analyze, progress=not no_progress,
                                 job_id=job_id, names=names, data_zip_name=data_zip_name)
     except KeyboardInterrupt:
@@ -431,8 +322,8 @@ def sweep(sweep_file: Path, address: str | None, workers: int | None, retries: i
     Finished runs are skipped, interrupted or failed ones resumed, so running it again continues an
     interrupted sweep. Exit code 1 when a trial failed after its retries (each is listed).
     """
-    from backend.sweep import expand
-    from backend.sweep_run import finished
+    from backend.jobs.sweep import finished
+    from backend.jobs.sweep_spec import expand
 
     spec = api.load_sweep(sweep_file)
     store = api.open_store(store_root)

@@ -212,6 +212,19 @@ def config_from_items(items: Iterable[tuple[str, Any]], raw: dict[str, Any] | No
     return cfg
 
 
+def config_from_json(text: str) -> RunConfig:
+    """A validated config from the JSON of :func:`to_dict` (how a parent process hands a run to its child)."""
+    import json
+
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"the config JSON is not valid JSON: {exc}; it must be the output of config.to_dict.") from None
+    cfg = from_dict(RunConfig, raw)
+    validate(cfg)
+    return cfg
+
+
 def parse_override(item: str) -> tuple[str, Any]:
     """Parse ``train.lr=0.1`` into ``("train.lr", 0.1)``; the value is read as TOML, else as a string."""
     if "=" not in item:
@@ -255,7 +268,7 @@ def from_dict(cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:
-    if is_dataclass(tp):
+    if isinstance(tp, type) and is_dataclass(tp):
         return from_dict(tp, value, key + ".")
     origin = get_origin(tp)
     if origin is tuple:

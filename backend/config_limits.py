@@ -57,7 +57,7 @@ def numeric_keys(cls: type, prefix: str = "") -> list[str]:
     """Dotted names of the int and float fields of a config dataclass and its sections."""
     keys = []
     for f in dataclasses.fields(cls):
-        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[operator]
         if dataclasses.is_dataclass(default):
             keys += numeric_keys(type(default), f"{prefix}{f.name}.")
         elif f.type in ("int", "float", int, float):

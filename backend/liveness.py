@@ -56,3 +56,16 @@ def sigterm_as_interrupt() -> Any:
         raise KeyboardInterrupt
 
     return signal.signal(signal.SIGTERM, handler)
+
+
+def effective_status(info: dict[str, Any]) -> str:
+    """The run.json status, except that a 'running' run whose process is gone is 'interrupted'."""
+    status = str(info.get("status"))
+    if status == "running" and not process_alive(info):
+        return "interrupted"
+    return status
+
+
+def job_died(status: dict[str, Any]) -> bool:
+    """Whether an import job's status.json says it starts or runs while its process is gone."""
+    return status.get("state") in ("starting", "running") and bool(status.get("pid")) and not process_alive(status)

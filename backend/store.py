@@ -577,7 +577,7 @@ class RunStore:
 
     # ---------------------------------------------------------------- jobs started from the dashboard
     # ``.jobs/<kind>-<id>.json``: the process of each training or import job the page started, so the page can
-    # count them (backend.launcher's cap) and cancel them; ``.jobs/.lock`` serialises count-then-start.
+    # count them (backend.jobs.launch's cap) and cancel them; ``.jobs/.lock`` serialises count-then-start.
 
     def launch_path(self, kind: str, ident: str) -> Path:
         if kind not in ("train", "import"):
@@ -647,7 +647,7 @@ class AnalysisFiles:
             frame.insert(0, "epoch", int(epoch or 0))
             frame.insert(0, "layer", layer)
         arrow = pa.Table.from_pandas(frame[sch.names], schema=sch, preserve_index=False)
-        extra = {"params": params, "params_hash": params_hash}
+        extra: dict[str, Any] = {"params": params, "params_hash": params_hash}
         if layer is not None:
             extra |= {"layer": layer, "epoch": int(epoch or 0)}
         arrow = arrow.replace_schema_metadata(schema.file_metadata(f"analysis.{table}", run_id, **extra))

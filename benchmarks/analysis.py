@@ -5,7 +5,7 @@ Targets (issue), each measured and printed, never asserted:
 1. The whole per-(layer, epoch) analysis of a 10,000 x 512 snapshot (both embeddings, clusters,
    all scores, writes) costs at most 1.5x one warm ``umap.UMAP().fit`` (default parameters) on
    the same PCA-50 input; on clustered synthetic data and on a real snapshot (a synthclust MLP
-   of width 512 trained by our trainer). "Ours" is :func:`backend.analysis.pipeline.analyze_run`
+   of width 512 trained by our trainer). "Ours" is :func:`backend.jobs.analyse.analyze_run`
    on a run folder holding exactly that one snapshot (reads, analysis, writes, network measures),
    numba already warm; the time of :func:`~backend.analysis.snapshot.analyze_snapshot` alone is
    printed beside it. A separate pass times each step (PCA, kNN, UMAP 2-D, UMAP 10-D, HDBSCAN,
@@ -74,7 +74,7 @@ np.save(sys.argv[2], emb)
 CHILD = """
 import json, sys, time
 t0 = time.perf_counter()
-from backend.analysis.pipeline import analyze_run
+from backend.jobs.analyse import analyze_run
 from backend.config import AnalysisConfig
 from backend.store import RunStore
 store, run_id = RunStore(sys.argv[1]), sys.argv[2]
@@ -208,10 +208,6 @@ def run_child(cmd: list[str], *, timeout: float | None = None) -> Child:
     return child
 
 
-def fmt_s(x: float) -> str:
-    return f"{x:.1f} s"
-
-
 @dataclass
 class Summary:
     rows: list[list[Any]] = field(default_factory=list)
@@ -230,8 +226,9 @@ def snapshot_breakdown(store: RunStore, run_id: str, params: AnalysisConfig) -> 
     from sklearn.decomposition import PCA
 
     from backend.analysis import cluster, embed
-    from backend.analysis.pipeline import AnalysisReport, _network_measures, _subset, params_of, probe_labels
+    from backend.analysis.labels import probe_labels
     from backend.analysis.snapshot import Labels, cluster_epochs, layer_measures, representation, unit_tables
+    from backend.jobs.analyse import AnalysisReport, _network_measures, _subset, params_of
 
     info = store.read_run(run_id)
     epoch = int(store.snapshots(run_id)["epoch"].iloc[0])
@@ -330,8 +327,8 @@ def measure_one(store: RunStore, run_id: str, desc: str, args: argparse.Namespac
 
     from backend import api
     from backend.analysis import embed
-    from backend.analysis.pipeline import analyze_run
     from backend.analysis.snapshot import representation
+    from backend.jobs.analyse import analyze_run
 
     params = api.analysis_config(store, run_id)
     snap = store.snapshots(run_id).iloc[0]

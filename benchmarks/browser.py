@@ -156,7 +156,7 @@ def stop(proc: subprocess.Popen) -> None:
 class Session:
     """One browser tab on one page: opens it, and times each interaction (seconds)."""
 
-    def __init__(self, browser, url: str, n: int, *, app: bool) -> None:  # noqa: ANN001 - a Playwright Browser
+    def __init__(self, browser, url: str, n: int, *, app: bool) -> None:
         self.browser, self.url, self.n, self.app = browser, url, n, app
         self.context = browser.new_context(viewport={"width": 1400, "height": 1000})
         self.context.add_init_script(PROBE)
@@ -184,7 +184,7 @@ class Session:
         self.page.wait_for_function("() => document.querySelector('.stApp')?.getAttribute('data-test-script-state')"
                                     " === 'notRunning'", timeout=TIMEOUT)
 
-    def timed(self, act) -> float:  # noqa: ANN001 - the input to time
+    def timed(self, act) -> float:
         old = self.page.evaluate("window.__sig()")
         act()
         end = self.page.evaluate("(old) => window.__changed(old)", old)
@@ -236,7 +236,7 @@ class Session:
         self.context.close()
 
 
-def measure(browser, url: str, n: int, repeats: int, *, app: bool) -> dict[str, list[float]]:  # noqa: ANN001
+def measure(browser, url: str, n: int, repeats: int, *, app: bool) -> dict[str, list[float]]:
     print(f"  {'page' if app else 'minimal'}, n={n}: first load", flush=True)
     first = Session(browser, url, n, app=app)
     first.open()  # warms the server's caches and its first run; not timed
@@ -259,7 +259,7 @@ def measure(browser, url: str, n: int, repeats: int, *, app: bool) -> dict[str, 
     return out
 
 
-def epoch_switches(browser, urls: dict[str, str], n: int, repeats: int) -> dict[str, list[float]]:  # noqa: ANN001
+def epoch_switches(browser, urls: dict[str, str], n: int, repeats: int) -> dict[str, list[float]]:
     """Epoch switches on each page of ``urls`` in turn (one each, ``repeats`` rounds), so that the load of a
     shared machine weighs on each alike; prints the load average."""
     sessions = {name: Session(browser, url, n, app=name != "minimal") for name, url in urls.items()}

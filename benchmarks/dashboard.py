@@ -137,7 +137,7 @@ def serve_like_the_cli() -> None:
     script this process runs, the page and the baselines alike."""
     from streamlit import config
 
-    from backend.cli import APP_STREAMLIT_DEFAULTS
+    from backend.serve import APP_STREAMLIT_DEFAULTS
 
     for option, value in APP_STREAMLIT_DEFAULTS.items():
         config.set_option(option, value)

@@ -34,10 +34,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import environment, median, table, timed  # noqa: E402
+from _common import environment, median, table, timed
 
-from backend import api  # noqa: E402
-from backend.sweep import Sweep, expand, sweep_from_dict  # noqa: E402
+from backend import api
+from backend.jobs.sweep_spec import Sweep, expand, sweep_from_dict
 
 
 def bench_sweep(runs: int, epochs: int, analyze: bool) -> Sweep:

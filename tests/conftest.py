@@ -33,14 +33,14 @@ def store(tmp_path: Path) -> api.RunStore:
     return api.open_store(tmp_path / "store")
 
 
-def figure_of(chart) -> dict:  # noqa: ANN001 - a Streamlit AppTest element
+def figure_of(chart) -> dict:
     """The Plotly spec of an AppTest plotly_chart element, with typed arrays decoded to lists."""
     import base64
     import json
 
     import numpy as np
 
-    def decode(node):  # noqa: ANN001, ANN202
+    def decode(node):
         if isinstance(node, dict):
             if set(node) >= {"dtype", "bdata"}:
                 arr = np.frombuffer(base64.b64decode(node["bdata"]), dtype=node["dtype"])

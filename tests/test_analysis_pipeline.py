@@ -12,9 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from backend import api
-from backend.analysis.pipeline import AnalysisInputError, probe_labels
+from backend.analysis.labels import probe_labels
 from backend.analysis.snapshot import AnalysisError, analyze_snapshot
 from backend.config import AnalysisConfig
+from backend.jobs.analyse import AnalysisInputError
 from backend.store import RunStore
 
 

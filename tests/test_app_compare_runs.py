@@ -136,7 +136,7 @@ def test_runs_page_links_into_the_other_pages(compare_store: api.RunStore, monke
     assert ("neurons", "run=tiny-raw", True) in links  # not analysed yet: disabled
 
 
-def number_input(at: AppTest, label: str):  # noqa: ANN201 - an AppTest NumberInput
+def number_input(at: AppTest, label: str):
     return next(n for n in at.number_input if n.label == label)
 
 

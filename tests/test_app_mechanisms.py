@@ -30,7 +30,7 @@ def mech_root(analysed_store: tuple[api.RunStore, str], tmp_path_factory: pytest
     return root
 
 
-def titles(at) -> list[str]:  # noqa: ANN001 - an AppTest
+def titles(at) -> list[str]:
     return [f["layout"]["title"]["text"] for f in charts(at)]
 
 

@@ -143,7 +143,7 @@ def test_runs_table_shows_hyperparameters_and_full_progress_when_finished(
 
 def test_training_form_defaults_are_the_demo_runs_settings(store: api.RunStore, monkeypatch: pytest.MonkeyPatch) -> None:
     from backend.config import to_dict
-    from backend.demo import DEMO_RUNS, demo_configs
+    from backend.jobs.demo import DEMO_RUNS, demo_configs
     from tests.test_app_compare_runs import SUBMIT, number_input, stop_group
     from tests.test_app_compare_runs import open_page as open_runs
 
@@ -208,7 +208,7 @@ def test_upload_names_the_run_and_warns_about_torchscript_only_for_torchscript(
 
 
 def test_the_demo_records_training_dynamics_for_the_mechanisms_page() -> None:
-    from backend.demo import demo_configs
+    from backend.jobs.demo import demo_configs
 
     recorded = [r.run_id for r, cfg in demo_configs() if cfg.dynamics.enabled]
     assert recorded == ["demo-synthclust"]  # one small run (measured: no slower than without dynamics, ~1.5 min)

@@ -38,10 +38,10 @@ def charts(at: AppTest) -> list[dict]:
     return [figure_of(_with_int_shapes(c)) for c in at.get("plotly_chart")]
 
 
-def _with_int_shapes(chart):  # noqa: ANN001, ANN202 - an AppTest plotly_chart element
+def _with_int_shapes(chart):
     """Plotly writes a 2-D typed array's shape as the string "2, 3", which figure_of cannot reshape by."""
 
-    def fix(node):  # noqa: ANN001, ANN202
+    def fix(node):
         if isinstance(node, dict):
             if isinstance(node.get("shape"), str) and "bdata" in node:
                 return node | {"shape": [int(n) for n in node["shape"].split(",")]}

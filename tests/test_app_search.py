@@ -11,7 +11,7 @@ from tests.conftest import figure_of
 from tests.test_app_embeddings import open_embeddings
 
 
-def highlighted(at) -> set[int]:  # noqa: ANN001 - an AppTest
+def highlighted(at) -> set[int]:
     """The sample ids the first plot draws opaque (empty when it highlights nothing)."""
     fig = figure_of(at.get("plotly_chart")[0])
     out: set[int] = set()

@@ -199,8 +199,8 @@ def test_a_version_1_store_reads_without_baselines(two_runs, tmp_path: Path) -> 
 
 
 def test_a_run_without_hierarchy_has_nan_c0_with_the_reason() -> None:
-    from backend.analysis.baselines_run import _model_and_data, baselines_row
     from backend.config import AnalysisConfig, to_dict
+    from backend.jobs.baselines import _model_and_data, baselines_row
 
     cfg = tiny_config('data.target="label"')
     model, inputs = _model_and_data({"config": to_dict(cfg)}, 0)
@@ -211,8 +211,8 @@ def test_a_run_without_hierarchy_has_nan_c0_with_the_reason() -> None:
 
 
 def test_over_training_gives_one_row_per_checkpoint(trained_store, tmp_path: Path) -> None:
-    from backend.analysis.baselines_run import run_baselines
     from backend.config import AnalysisConfig
+    from backend.jobs.baselines import run_baselines
 
     src, run_id = trained_store
     store = api.open_store(tmp_path / "store")

@@ -198,7 +198,7 @@ def test_epoch_frames_move_each_sample_to_its_epochs_layout_and_keep_the_highlig
     assert not still.frames and still.to_dict()["data"] == fig.to_dict()["data"] and still.layout.title.text == fig.layout.title.text
 
 
-def test_scrubbing_is_offered_for_epoch_independent_colourings_within_the_budget(monkeypatch) -> None:  # noqa: ANN001
+def test_scrubbing_is_offered_for_epoch_independent_colourings_within_the_budget(monkeypatch) -> None:
     from app import scrub
 
     assert scrub.scrubbable("class", 10_000, 20) and scrub.scrubbable("fine", 100_000, 10)

@@ -106,3 +106,21 @@ def test_store_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("CLUSTERSCOPE_STORE", str(tmp_path / "env-store"))
     code, out, _ = run("runs")
     assert code == 0 and str(tmp_path / "env-store") in out
+
+
+def test_train_takes_a_config_as_json(tmp_path: Path) -> None:
+    """The dashboard hands its child process the validated config as JSON (--config-json); bad JSON or a bad
+    value gets one line and exit code 2, and --config-json does not mix with CONFIG or --set."""
+    from backend.config import load_config, to_dict
+
+    store = tmp_path / "store"
+    cfg = to_dict(load_config(None, [*TINY, "train.epochs=1", "snapshots.epochs=[1]", 'run_id="from-json"',
+                                     "analysis.auto=false"]))
+    code, _, err = run("train", "--store", str(store), "--no-progress", "--config-json", json.dumps(cfg))
+    assert code == 0, err
+    assert json.loads((store / "from-json" / "run.json").read_text())["config"] == cfg
+    for bad, message in [("{not json", "not valid JSON"), (json.dumps(cfg | {"train": {"lr": -1}}), "train.lr")]:
+        code, _, err = run("train", "--store", str(store), "--config-json", bad)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    code, _, err = run("train", "--store", str(store), "--config-json", json.dumps(cfg), "--set", "train.lr=0.1")
+    assert code == 2 and "drop CONFIG and --set" in err

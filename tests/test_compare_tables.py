@@ -43,7 +43,7 @@ def add_run(store: api.RunStore, run_id: str, *, acc: float, c1: float, sets: di
 
 def add_sweep(store: api.RunStore, name: str, points: list[tuple[dict[str, object], float, float]]) -> list[str]:
     """Sweep runs; each point is (axes as the sweep records them, c1, test accuracy). A linked axis
-    "a,b" is recorded as a list of values, as backend.sweep does."""
+    "a,b" is recorded as a list of values, as backend.jobs.sweep_spec does."""
     ids = []
     for i, (axes, c1, acc) in enumerate(points):
         sets = {}

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from backend.config import load_config
-from backend.demo import demo_configs
-from backend.sweep import expand, load_sweep
+from backend.jobs.demo import demo_configs
+from backend.jobs.sweep_spec import expand, load_sweep
 
 ROOT = Path(__file__).resolve().parent.parent / "configs"
 SWEEPS = sorted((ROOT / "sweeps").glob("*.toml"))

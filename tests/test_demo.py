@@ -7,7 +7,7 @@ import os
 import pytest
 
 from backend import api
-from backend.demo import DemoRun, build_demo, builder_active, builder_lock, missing_runs
+from backend.jobs.demo import DemoRun, build_demo, builder_active, builder_lock, missing_runs
 from backend.liveness import process_alive
 from tests.conftest import TINY
 
@@ -71,7 +71,7 @@ def test_the_demo_digits_runs_differ_in_test_accuracy(store: api.RunStore) -> No
     """Issue 12: the Compare page needs runs that differ. The four demo digits runs, trained as the demo
     trains them (only fewer snapshots), span at least 3 points of test accuracy with no two tied, while
     each fits its training data."""
-    from backend.demo import DEMO_RUNS, demo_configs
+    from backend.jobs.demo import DEMO_RUNS, demo_configs
 
     digits = tuple(r for r in DEMO_RUNS if r.run_id.startswith("demo-digits"))
     accuracy = {}

@@ -186,7 +186,7 @@ def healthcheck_command() -> list[str]:
 @pytest.fixture
 def health_server() -> Iterator[int]:
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             ok = self.path in ("/_stcore/health", "/dash/_stcore/health")
             self.send_response(200 if ok else 404)
             self.end_headers()

@@ -111,7 +111,7 @@ POINT = """() => {
 }"""
 
 
-def plot_xs(page) -> list[float]:  # noqa: ANN001 - a Playwright Page
+def plot_xs(page) -> list[float]:
     """Every x of every trace of the page's first Plotly figure, typed arrays decoded ([] while it is redrawn)."""
     out: list[float] = []
     for x in page.evaluate(PLOT_XS) or []:
@@ -119,7 +119,7 @@ def plot_xs(page) -> list[float]:  # noqa: ANN001 - a Playwright Page
     return out
 
 
-def save(page, name: str, tmp_path: Path) -> None:  # noqa: ANN001 - a Playwright Page
+def save(page, name: str, tmp_path: Path) -> None:
     path = tmp_path / name
     page.screenshot(path=str(path), full_page=True)
     if os.environ.get("CLUSTERSCOPE_SCREENSHOTS"):
@@ -151,7 +151,7 @@ def page() -> Iterator:
         yield p
 
 
-def test_epoch_slider_redraws_the_embedding(server: str, page, analysed_store: tuple[api.RunStore, str],  # noqa: ANN001
+def test_epoch_slider_redraws_the_embedding(server: str, page, analysed_store: tuple[api.RunStore, str],
                                             tmp_path: Path) -> None:
     store, run_id = analysed_store
     expected = {e: sorted(api.read_analysis(store, run_id, "points", "fc2.relu", e)["umap_x"]) for e in (1, 2)}
@@ -188,7 +188,7 @@ def test_epoch_slider_redraws_the_embedding(server: str, page, analysed_store: t
     save(page, "embeddings-hover.png", tmp_path)
 
 
-def test_runs_page_links_open_the_run_in_another_page(server: str, page, analysed_store: tuple[api.RunStore, str],  # noqa: ANN001
+def test_runs_page_links_open_the_run_in_another_page(server: str, page, analysed_store: tuple[api.RunStore, str],
                                                       tmp_path: Path) -> None:
     _, run_id = analysed_store
     page.goto(server, timeout=60_000)
@@ -202,7 +202,7 @@ def test_runs_page_links_open_the_run_in_another_page(server: str, page, analyse
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
-def test_sidebar_navigation_keeps_the_view(server: str, page, analysed_store: tuple[api.RunStore, str]) -> None:  # noqa: ANN001
+def test_sidebar_navigation_keeps_the_view(server: str, page, analysed_store: tuple[api.RunStore, str]) -> None:
     """Streamlit drops the URL's parameters when the sidebar switches pages; the session's memory of the
     choices (app/state.py) opens Neurons on the layer and epoch chosen on Embeddings, not on its defaults
     (the last layer and epoch)."""
@@ -226,7 +226,7 @@ def upload_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         yield url, root
 
 
-def test_upload_page_imports_a_checkpoint(upload_server: tuple[str, Path], page, analysed_store: tuple[api.RunStore, str],  # noqa: ANN001
+def test_upload_page_imports_a_checkpoint(upload_server: tuple[str, Path], page, analysed_store: tuple[api.RunStore, str],
                                           tmp_path: Path) -> None:
     url, root = upload_server
     store, run_id = analysed_store

@@ -50,14 +50,14 @@ def projector() -> Iterator:
         yield page
 
 
-def open_view(page, url: str) -> None:  # noqa: ANN001 - a Playwright Page
+def open_view(page, url: str) -> None:
     page.goto(url, timeout=60_000)
     page.wait_for_selector(PLOT, timeout=120_000)
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .xtick text').length > 0", timeout=60_000)
     page.wait_for_timeout(1500)  # let the page's last elements and fonts settle
 
 
-def check_labels(page, *, min_px: float) -> None:  # noqa: ANN001
+def check_labels(page, *, min_px: float) -> None:
     labels = page.evaluate(LABELS)
     assert labels, "no tick, legend or axis label found in the figures"
     small = [(t, px) for t, px, _ in labels if px < min_px]
@@ -67,7 +67,7 @@ def check_labels(page, *, min_px: float) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("view", ["embeddings", "neurons", "layers"])
-def test_presentation_mode_fits_a_projector(server: str, projector, analysed_store: tuple[api.RunStore, str],  # noqa: ANN001
+def test_presentation_mode_fits_a_projector(server: str, projector, analysed_store: tuple[api.RunStore, str],
                                             view: str, tmp_path: Path) -> None:
     _, run_id = analysed_store
     open_view(projector, f"{server}/{view}?run={run_id}&present=1")
@@ -78,7 +78,7 @@ def test_presentation_mode_fits_a_projector(server: str, projector, analysed_sto
     assert projector.locator('[data-testid="stException"]').count() == 0
 
 
-def test_fonts_outside_presentation_mode(server: str, projector, analysed_store: tuple[api.RunStore, str]) -> None:  # noqa: ANN001
+def test_fonts_outside_presentation_mode(server: str, projector, analysed_store: tuple[api.RunStore, str]) -> None:
     _, run_id = analysed_store
     for view in ("embeddings", "neurons"):
         open_view(projector, f"{server}/{view}?run={run_id}")
@@ -86,7 +86,7 @@ def test_fonts_outside_presentation_mode(server: str, projector, analysed_store:
 
 
 @pytest.mark.parametrize("present", [False, True])
-def test_runs_and_compare_show_their_first_figure_at_1280x720(server: str, projector, present: bool) -> None:  # noqa: ANN001
+def test_runs_and_compare_show_their_first_figure_at_1280x720(server: str, projector, present: bool) -> None:
     """The Runs page's first figure fits the screen; the Compare page's first row of panels shows its x-axis title
     (in presentation mode the panels were too tall and the title sat below the fold)."""
     flag = "&present=1" if present else ""

@@ -54,7 +54,7 @@ def same(drawn: dict[str, list[float]], layout: dict[int, tuple[float, float]]) 
     return bool(np.allclose([drawn[str(i)] for i in ids], [layout[i] for i in ids], rtol=1e-5, atol=1e-6))
 
 
-def wait_for(page, check, what: str, timeout: float = 30.0) -> object:  # noqa: ANN001 - a Playwright Page
+def wait_for(page, check, what: str, timeout: float = 30.0) -> object:
     deadline = time.monotonic() + timeout
     while not (value := check()):
         assert time.monotonic() < deadline, what

@@ -66,7 +66,7 @@ def browser() -> Iterator:
 
 
 @pytest.fixture
-def page(browser) -> Iterator:  # noqa: ANN001 - a Playwright Browser
+def page(browser) -> Iterator:
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     context.add_init_script(COUNT_SENDS)
     try:
@@ -83,7 +83,7 @@ def decode(value: object) -> np.ndarray:
     return np.asarray(value)
 
 
-def highlighted(page) -> list[set[int]]:  # noqa: ANN001 - a Playwright Page
+def highlighted(page) -> list[set[int]]:
     """Per figure, the sample ids drawn opaque (empty when nothing is highlighted)."""
     out = []
     for traces in page.evaluate(TRACES):
@@ -95,7 +95,7 @@ def highlighted(page) -> list[set[int]]:  # noqa: ANN001 - a Playwright Page
     return out
 
 
-def wait_idle(page, *, settle: float = 2.5, timeout: float = 60.0) -> None:  # noqa: ANN001 - a Playwright Page
+def wait_idle(page, *, settle: float = 2.5, timeout: float = 60.0) -> None:
     """Wait until the app's script is not running, then check it stays so, with nothing sent, for ``settle`` s."""
     deadline = time.monotonic() + timeout
     while page.evaluate(SCRIPT_STATE) != "notRunning":
@@ -108,7 +108,7 @@ def wait_idle(page, *, settle: float = 2.5, timeout: float = 60.0) -> None:  # n
     assert page.evaluate("window.__sent") == sent, "the browser asked for another rerun after the selection"
 
 
-def drag(page, path: list[tuple[float, float]]) -> None:  # noqa: ANN001 - a Playwright Page
+def drag(page, path: list[tuple[float, float]]) -> None:
     page.mouse.move(*path[0])
     page.mouse.down()
     for x, y in path[1:]:
@@ -116,7 +116,7 @@ def drag(page, path: list[tuple[float, float]]) -> None:  # noqa: ANN001 - a Pla
     page.mouse.up()
 
 
-def select(page, mode: str, plot: int) -> dict:  # noqa: ANN001 - a Playwright Page
+def select(page, mode: str, plot: int) -> dict:
     """Select points in the ``plot``-th figure; returns the data ranges selected or the sample id clicked."""
     area = page.evaluate(AREA, plot)
     if mode == "click":  # the point farthest from any other, so the click cannot hit another
@@ -158,7 +158,7 @@ def expected_ids(store: api.RunStore, run_id: str, layer: str, epoch: int, picke
     ("click", None, 0), ("box", None, 0), ("lasso", None, 0),
     ("click", "epoch", 1), ("box", "epoch", 0), ("lasso", "layer", 1),
 ])
-def test_selecting_points_shows_them_and_settles(server: str, page, analysed_store: tuple[api.RunStore, str],  # noqa: ANN001
+def test_selecting_points_shows_them_and_settles(server: str, page, analysed_store: tuple[api.RunStore, str],
                                                  mode: str, second: str | None, plot: int, tmp_path: Path) -> None:
     store, run_id = analysed_store
     page.goto(f"{server}/embeddings?run={run_id}&layer={LAYER}&epoch={EPOCH}{SECOND[second]}", timeout=60_000)

@@ -37,7 +37,7 @@ def page() -> Iterator:
         yield p
 
 
-def highlighted(page) -> set[int]:  # noqa: ANN001 - a Playwright Page
+def highlighted(page) -> set[int]:
     """The sample ids the first figure draws opaque (empty when nothing is highlighted)."""
     ids: set[int] = set()
     for custom, opacity, _ in page.evaluate(TRACES)[0]:
@@ -46,11 +46,11 @@ def highlighted(page) -> set[int]:  # noqa: ANN001 - a Playwright Page
     return ids
 
 
-def traces(page, mode: str) -> list:  # noqa: ANN001 - a Playwright Page
+def traces(page, mode: str) -> list:
     return [t for t in page.evaluate(TRACES)[0] if t[2] == mode]
 
 
-def settle_on(page, url_part: str, before: list) -> None:  # noqa: ANN001 - a Playwright Page
+def settle_on(page, url_part: str, before: list) -> None:
     """Wait for the URL to name the new view and the first figure to be another one, then for the page to idle."""
     page.wait_for_url(f"**{url_part}**", timeout=30_000)
     deadline = time.monotonic() + 60
@@ -60,13 +60,13 @@ def settle_on(page, url_part: str, before: list) -> None:  # noqa: ANN001 - a Pl
     wait_idle(page, settle=1.0)
 
 
-def csv_ids(page) -> set[int]:  # noqa: ANN001 - a Playwright Page
+def csv_ids(page) -> set[int]:
     with page.expect_download() as download:
         page.get_by_role("button", name="Download selection (CSV)").click()
     return set(pd.read_csv(download.value.path())["sample_id"])
 
 
-def test_selection_follows_epoch_and_layer_and_draws_trajectories(server: str, page, tmp_path: Path,  # noqa: ANN001
+def test_selection_follows_epoch_and_layer_and_draws_trajectories(server: str, page, tmp_path: Path,
                                                                   analysed_store: tuple[api.RunStore, str]) -> None:
     _, run_id = analysed_store
     page.goto(f"{server}/embeddings?run={run_id}&layer=fc2.relu&epoch=1", timeout=60_000)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -191,11 +192,16 @@ def test_two_launches_in_the_same_second_get_two_runs(tmp_path: Any, monkeypatch
     overrides = [*SMALL, "train.epochs=1", "snapshots.epochs=[1]", "analysis.auto=false", 'train.device="cpu"']
     jobs = [api.launch_training(store, overrides) for _ in range(2)]
     assert jobs[0]["run_id"] != jobs[1]["run_id"]
+    # the child gets the validated config as JSON, not the form's text to parse again
+    argv = Path(f"/proc/{jobs[0]['pid']}/cmdline").read_bytes().decode().split("\0")
+    assert "--set" not in argv
+    handed = json.loads(argv[argv.index("--config-json") + 1])
     for job in jobs:  # the children are this process's: wait for each to exit
         os.waitpid(job["pid"], 0)
     for job in jobs:
         assert api.read_run(store, job["run_id"])["status"] == "complete", Path(job["log"]).read_text()
     assert sorted(store.run_ids()) == sorted(j["run_id"] for j in jobs)
+    assert api.read_run(store, jobs[0]["run_id"])["config"] == handed and handed["train"]["epochs"] == 1
 
 
 # A linear network without batch norm on inputs of scale 1e6: the loss is NaN from epoch 1 on.

@@ -130,7 +130,7 @@ def test_torchvision_resnet18_imports_with_an_uploaded_image_folder(store: api.R
 
 def _evil_payload(marker: Path) -> bytes:
     class Evil:
-        def __reduce__(self):  # noqa: ANN204 - the classic pickle exploit
+        def __reduce__(self):
             return (exec, (f"open({str(marker)!r}, 'w').close()",))
 
     return pickle.dumps({"weight": torch.zeros(2), "evil": Evil()}, protocol=2)
@@ -339,12 +339,13 @@ def test_cli_imports_a_folder_and_reports_errors(trained_store: tuple[api.RunSto
 
 
 def test_import_job_writes_its_status(trained_store: tuple[api.RunStore, str], store: api.RunStore, tmp_path: Path) -> None:
-    from backend.importing.jobs import run_import_job
+    from backend.jobs.import_job import run_import_job
+    from backend.jobs.uploads import user_overrides
 
     files = export(trained_store, tmp_path / "ckpts", "state_dict")
     job = api.new_import_job(store)
     uploaded = [api.save_upload(store, job, f.name, f.read_bytes()) for f in files]
-    run_id = run_import_job(store, uploaded, arch="auto", overrides=DIGITS, epochs=None, data_zip=None,
+    run_id = run_import_job(store, uploaded, arch="auto", settings=user_overrides(DIGITS), epochs=None, data_zip=None,
                             trust_torchscript=False, analyze=False, progress=False, job_id=job)
     status = api.import_job_status(store, job)
     assert status["state"] == "done" and status["run_id"] == run_id
@@ -353,7 +354,7 @@ def test_import_job_writes_its_status(trained_store: tuple[api.RunStore, str], s
     failed = api.new_import_job(store)
     (store.job_dir(failed) / "files").mkdir(parents=True)
     with pytest.raises(ClusterScopeError):
-        run_import_job(store, [tmp_path / "nope.pt"], arch="auto", overrides=DIGITS, epochs=None, data_zip=None,
+        run_import_job(store, [tmp_path / "nope.pt"], arch="auto", settings=user_overrides(DIGITS), epochs=None, data_zip=None,
                        trust_torchscript=False, analyze=False, progress=False, job_id=failed)
     assert api.import_job_status(store, failed)["state"] == "failed"
     assert "does not exist" in json.loads((store.job_dir(failed) / "status.json").read_text())["error"]

@@ -87,7 +87,7 @@ def test_granulated_kendall_without_groups_and_single_axis() -> None:
     (lambda: granulated_kendall([1, 2], [1, 2], pd.DataFrame({"total": [1, 2]})), "hparams columns must be unique"),
     (lambda: granulated_kendall([1, 2], [1], pd.DataFrame({"lr": [1, 2]})), "target must be"),
 ])
-def test_kendall_bad_input(call, match: str) -> None:  # noqa: ANN001
+def test_kendall_bad_input(call, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()
 
@@ -154,6 +154,6 @@ def test_rotation_table() -> None:
     (lambda: rotation_rate(np.ones(4), np.ones(5)), "wt must be"),
     (lambda: rotation_table({"fc.weight": np.ones((2, 2))}, {1: {"other.weight": np.ones((2, 2))}}), r"states\[1\] must be"),
 ])
-def test_rotation_bad_input(call, match: str) -> None:  # noqa: ANN001
+def test_rotation_bad_input(call, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()

@@ -360,6 +360,6 @@ def test_singleton_superclasses_give_nan_without_warnings() -> None:
     (lambda: N.wtm_fraction(np.array([])), "wtm must be a non-empty 1-D array"),
     (lambda: N.class_stats(PRE, labels=SUB[:2]), "labels must be a 1-D array"),
 ])
-def test_bad_input_names_the_parameter(call, match: str) -> None:  # noqa: ANN001
+def test_bad_input_names_the_parameter(call, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()

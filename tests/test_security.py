@@ -30,10 +30,11 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from backend import api, deployment
-from backend.cli import app_environment, cli
+from backend.cli import cli
 from backend.importing.leftovers import OWNER
-from backend.launcher import MAX_JOBS
+from backend.jobs.launch import MAX_JOBS
 from backend.liveness import process_start_time
+from backend.serve import app_environment
 from tests.test_e2e_browser import free_port, stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent

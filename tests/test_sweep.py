@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from backend import api
 from backend.errors import ConfigError
-from backend.sweep import expand, load_sweep, sweep_from_dict
+from backend.jobs.sweep_spec import expand, load_sweep, sweep_from_dict
 from tests.test_data_files import make_folder
 
 TINY_BASE = {
@@ -179,7 +179,7 @@ def test_retries_recover_a_flaky_trial_and_report_a_failing_one(ray_local, tmp_p
         if not late.exists():
             make_folder(late)
 
-    from backend.sweep_run import run_sweep
+    from backend.jobs.sweep import run_sweep
 
     store = api.open_store(tmp_path / "store")
     report = run_sweep(sweep, store, progress=False, echo=echo)
@@ -245,7 +245,7 @@ def test_cli_sweep_dry_run_and_run(ray_local, tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "does not exist" in bad.output
 
 
-def api_cli():  # noqa: ANN201 - the click group
+def api_cli():
     from backend.cli import cli
 
     return cli

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from backend import api
-from backend.analysis.pipeline import AnalysisInputError, AnalysisReport, _rotation, rotation_of_run
 from backend.analysis.rotation import layer_rotation
+from backend.jobs.analyse import AnalysisInputError, AnalysisReport, _rotation, rotation_of_run
 from backend.training.models import build_model
 from tests.conftest import tiny_config
 

@@ -72,7 +72,7 @@ def _mode(model: nn.Module, batch_stats: bool) -> Iterator[nn.Module]:
         model.train(was)
         for m, (momentum, tracked) in zip(norms, saved, strict=True):
             m.momentum = momentum
-            if tracked is not None:
+            if tracked is not None and m.num_batches_tracked is not None:
                 m.num_batches_tracked.copy_(tracked)
 
 

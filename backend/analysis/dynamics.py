@@ -91,15 +91,6 @@ def loss_share(loss: ArrayLike, *, difficult: ArrayLike) -> NDArray[np.float64]:
         return np.where(total > 0, x[:, d].sum(axis=1) / total, np.nan)
 
 
-def outgoing_weight_norms(weight: ArrayLike) -> NDArray[np.float64]:
-    """How the thesis picks neurons to show (SCIENCE.md 3.4): the norm of each unit's outgoing weights
-    (|w| for a single output). weight : (n_out, n_units) of the next layer -> (n_units,)."""
-    w = np.asarray(weight, dtype=np.float64)
-    if w.ndim != 2:
-        raise ValueError(expected("weight", expected="a 2-D array (n_out, n_units)", got=w.shape))
-    return np.linalg.norm(w, axis=0)
-
-
 def layer_outgoing_norms(state: Mapping[str, ArrayLike], layer_names: Sequence[str], layer: str
                          ) -> NDArray[np.float64] | None:
     """Outgoing-weight norm of every unit of ``layer`` in a sequential model (mlp, vgg), else None.

@@ -69,7 +69,7 @@ def knn_graph(x: np.ndarray, *, n_neighbors: int, metric: str, seed: int) -> Knn
 
 
 @contextmanager
-def _quiet_umap():  # noqa: ANN202 - a context manager
+def _quiet_umap():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*precomputed_knn.*")  # no transform() needed
         warnings.filterwarnings("ignore", message=".*n_jobs value.*")  # seeded runs are single-threaded

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Hashable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,7 +55,7 @@ def kendall_tau(m: ArrayLike, g: ArrayLike, *, ties: str = "reference") -> float
     return float(agree[in_p].mean()) if in_p.any() else float("nan")
 
 
-def _key(value: object) -> Hashable:
+def _key(value: Any) -> Hashable:
     if np.ndim(value) == 0 and pd.isna(value):
         return _MISSING
     if not isinstance(value, Hashable):

@@ -101,6 +101,7 @@ def unit_scores(pre: ArrayLike, *, classes: ArrayLike, subclass: ArrayLike | Non
     if subclass is None:
         df["c1"], df["c1_subclass"], conc = np.nan, -1, np.full(x.shape[1], np.nan)
     else:
+        assert superclass is not None  # both given or both None (checked above)
         sel, sub_ids = subclass_selectivity(x, subclass=subclass, superclass=superclass)
         df["c1"], df["c1_subclass"] = _best(sel, sub_ids, none)
         conc = subclass_concentration(high, subclass=subclass, superclass=superclass)

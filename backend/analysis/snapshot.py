@@ -24,38 +24,12 @@ import numpy as np
 import pandas as pd
 
 from backend.analysis import cluster, embed, measures, neurons
+from backend.analysis.labels import Labels
 from backend.config import AnalysisConfig
 
 
 class AnalysisError(ValueError):
     """This snapshot cannot be analysed (the message says why and what to do)."""
-
-
-@dataclass(frozen=True)
-class Labels:
-    """Labels of the probe samples, in the order of the activation rows."""
-
-    classes: np.ndarray  # int (n,), the training target
-    subclass: np.ndarray | None  # int (n,), fine labels when the model was trained on superclasses
-    superclass: np.ndarray | None  # int (n,), superclass of each sample when the data have them
-    fine: np.ndarray  # int (n,), the fine label (always)
-    train: np.ndarray  # bool (n,), training split
-
-    @property
-    def hierarchical(self) -> bool:
-        """The data have superclasses (whatever the network was trained on)."""
-        return self.superclass is not None
-
-    @property
-    def intraclass(self) -> bool:
-        """The fine labels are hidden subclasses of the training classes (trained on superclasses).
-
-        Only then are c1, c2, subclass purity, subclass concentration and the WTM index the thesis's
-        intraclass measures (SCIENCE.md 2, "Hierarchical labels"). For a run trained on the fine
-        labels, "subclasses" are the very classes the network was told about: the same formulas
-        would measure class separation, so they are not computed (NaN).
-        """
-        return self.subclass is not None and self.superclass is not None
 
 
 @dataclass(frozen=True)
@@ -109,7 +83,7 @@ def embed_and_cluster(x: np.ndarray, labels: Labels, a: AnalysisConfig, init: np
         fits.insert(0, {"n_components": a.cluster_dims, "min_dist": 0.0, "n_epochs": cluster_epochs(a)})
     *spaces, layout = embed.umap_embed_many(p, graph, fits, metric=a.metric, seed=a.seed)
     space = spaces[0] if spaces else p[:, : a.cluster_dims]
-    if use_init:
+    if use_init and init is not None:
         layout = embed.align_to(init, layout)
     groups_for_size = labels.fine[labels.train] if labels.train.any() else labels.fine
     mcs = a.min_cluster_size or cluster.auto_min_cluster_size(groups_for_size)
@@ -168,6 +142,7 @@ def unit_tables(pre: np.ndarray, labels: Labels, a: AnalysisConfig) -> tuple[pd.
     wtm_fraction = np.nan
     units["wtm"] = np.nan
     if labels.intraclass:
+        assert sub is not None and sup is not None
         wtm = neurons.wtm_index(pre_t, cluster=sub, cluster_class=sup)
         units["wtm"] = wtm
         wtm_fraction = neurons.wtm_fraction(wtm)

@@ -331,7 +331,7 @@ __all__ = ["load_cifar10", "load_cifar100", "load_imagefolder", "load_mnist", "r
            "unpickle_cifar"]
 
 
-def _check_cifar100_labels(folder: Path, pairs: np.ndarray, fine_names: list[str], coarse_names: list[str]) -> None:
+def _check_cifar100_labels(folder: Path, pairs: np.ndarray, fine_names: Sequence[str], coarse_names: Sequence[str]) -> None:
     """Every fine label occurs, under exactly one coarse label. pairs : distinct (fine, coarse) rows."""
     per_fine = np.bincount(pairs[:, 0], minlength=100)
     redo = f"Delete {folder} and download it again (data.download=true), or copy the complete files there."
@@ -341,7 +341,7 @@ def _check_cifar100_labels(folder: Path, pairs: np.ndarray, fine_names: list[str
         more = f" and {missing.size - 10} more" if missing.size > 10 else ""
         raise DataError(f"CIFAR-100 in {folder}: fine label(s) {named}{more} occur in neither the training nor the "
                         f"test file, so the files are incomplete. {redo}")
-    for i in np.flatnonzero(per_fine > 1):
-        coarse = ", ".join(f"{c} ({coarse_names[c]})" for c in pairs[pairs[:, 0] == i, 1])
+    for i in np.flatnonzero(per_fine > 1).tolist():
+        coarse = ", ".join(f"{c} ({coarse_names[int(c)]})" for c in pairs[pairs[:, 0] == i, 1])
         raise DataError(f"CIFAR-100 in {folder}: fine label {i} ({fine_names[i]}) occurs under several coarse labels, "
                         f"{coarse}; each fine label belongs to exactly one. The files are damaged or mixed up. {redo}")

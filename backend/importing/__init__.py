@@ -5,6 +5,6 @@
 - :mod:`backend.importing.architecture`: which model a state_dict belongs to, with the number of classes
   and the input size read from the weights, and errors that name the keys that do not fit.
 - :mod:`backend.importing.zipsafe`: image-folder zips checked entry by entry before anything is extracted.
-- :mod:`backend.importing.importer`: checkpoints + data set -> a run with snapshots, built in a staging
+- :mod:`backend.jobs.imports`: checkpoints + data set -> a run with snapshots, built in a staging
   folder and published by one rename, so an error never leaves half a run.
 """

@@ -86,10 +86,11 @@ def clean(store: RunStore) -> list[Path]:
 
 def _job_state(store: RunStore, job_id: str) -> str | None:
     """The job's state, 'failed' when its process died; None without a readable status.json."""
-    from backend import api
+    from backend.liveness import job_died
 
     with contextlib.suppress(Exception):
-        return api.import_job_status(store, job_id).get("state") or None
+        status = store.read_job_status(job_id)
+        return "failed" if job_died(status) else status.get("state") or None
     return None
 
 
@@ -100,7 +101,7 @@ def _datasets_in_use(store: RunStore) -> set[str]:
     for run_id in store.run_ids():
         try:
             data = (store.read_run(run_id).get("config") or {}).get("data") or {}
-        except Exception:  # noqa: BLE001 - a corrupt run.json may still point at its data: keep everything
+        except Exception:
             return {p.name for p in base.iterdir()}
         for key in ("root", "superclass_map"):
             if data.get(key):

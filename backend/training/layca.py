@@ -21,6 +21,7 @@ runner for Layca runs), as in the reference's Keras models, rather than PyTorch'
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -81,7 +82,7 @@ class Layca(torch.optim.Optimizer):
         self.base = base
 
     @classmethod
-    def for_model(cls, model: nn.Module, *, base: str, lr: float, alpha: float = 0.0, **kwargs: float) -> Layca:
+    def for_model(cls, model: nn.Module, *, base: str, lr: float, alpha: float = 0.0, **kwargs: Any) -> Layca:
         found = kernels(model)
         if not found:
             raise ValueError(expected("model", expected="at least one kernel (conv or linear weight)", got="none"))
@@ -93,6 +94,7 @@ class Layca(torch.optim.Optimizer):
         """The base optimizer's uphill update for ``p`` (its state is advanced by one step)."""
         state = self.state[p]
         g = p.grad
+        assert g is not None  # step() skips parameters without a gradient
         if self.base == "sgd":
             if group["momentum"] == 0:
                 return g
@@ -116,7 +118,7 @@ class Layca(torch.optim.Optimizer):
         return m_hat / (v_hat.sqrt() + group["eps"])
 
     @torch.no_grad()
-    def step(self, closure=None):  # noqa: ANN001, ANN201 - torch.optim.Optimizer's signature
+    def step(self, closure=None):
         loss = None
         if closure is not None:
             with torch.enable_grad():

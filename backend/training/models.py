@@ -49,7 +49,7 @@ class LinearUnit(nn.ReLU):
     run with it can be compared unit by unit with its ReLU twin; it applies no non-linearity.
     """
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - nn.ReLU's parameter name
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
         return input
 
 
@@ -75,8 +75,8 @@ class MLP(nn.Module):
                 block["dropout"] = Dropout(dropout)
             blocks[f"fc{i}"] = nn.Sequential(block)
             d_in = width
-        for name, block in blocks.items():  # top-level blocks keep layer names short: fc1.relu
-            self.add_module(name, block)
+        for name, module in blocks.items():  # top-level blocks keep layer names short: fc1.relu
+            self.add_module(name, module)
         self.blocks = list(blocks)
         self.classifier = nn.Linear(d_in, num_classes, bias=bias)
 
@@ -155,6 +155,10 @@ class ResNet(nn.Module):
     """CIFAR-style ResNet (He et al. 2016): depth 6n+2, three stages of n blocks, 16/32/64 channels
     times ``width_factor``, global average pooling, linear classifier."""
 
+    stage1: nn.Sequential  # added by name (add_module) in __init__
+    stage2: nn.Sequential
+    stage3: nn.Sequential
+
     def __init__(self, in_shape: tuple[int, ...], num_classes: int, *, depth: int, width_factor: float) -> None:
         super().__init__()
         n = (depth - 2) // 6
@@ -166,7 +170,7 @@ class ResNet(nn.Module):
         ))
         c_in = widths[0]
         for s, c_out in enumerate(widths, start=1):
-            blocks = OrderedDict()
+            blocks: OrderedDict[str, nn.Module] = OrderedDict()
             for b in range(1, n + 1):
                 stride = 2 if (s > 1 and b == 1) else 1
                 blocks[f"block{b}"] = BasicBlock(c_in, c_out, stride)

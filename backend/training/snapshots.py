@@ -41,7 +41,7 @@ def probe_layers(model: nn.Module, in_shape: tuple[int, ...]) -> list[ProbeLayer
 
     Found by one forward pass of two zero inputs in eval mode; the model's mode is restored.
     """
-    relus = {m: path for path, m in model.named_modules() if isinstance(m, nn.ReLU)}
+    relus: dict[nn.Module, str] = {m: path for path, m in model.named_modules() if isinstance(m, nn.ReLU)}
     calls: list[tuple[nn.Module, tuple[int, ...]]] = []
 
     def hook(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:

@@ -20,7 +20,7 @@ A sweep file names the sweep, a base run configuration and the hyperparameter ax
     "train.weight_decay" = { log_uniform = [1e-5, 1e-3] }
 
 Everything is validated before any run starts; every error names the file and the key. This
-module is pure configuration: running the trials on Ray lives in :mod:`backend.sweep_run`.
+module is pure configuration: running the trials on Ray lives in :mod:`backend.jobs.sweep`.
 """
 
 from __future__ import annotations

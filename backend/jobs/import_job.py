@@ -1,6 +1,6 @@
 """``clusterscope import`` as a job: tqdm on the command line, status.json for the dashboard.
 
-The dashboard starts this in its own process (backend.api.launch_import) and polls the job's
+The dashboard starts this in its own process (backend.jobs.launch.launch_import) and polls the job's
 ``<store>/.imports/<job>/status.json``: state (running, done, failed), stage, done/total, run_id, error.
 """
 
@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from backend import api
 from backend.errors import ClusterScopeError
 from backend.liveness import this_process
 from backend.store import RunStore
@@ -48,20 +47,24 @@ class JobReporter:
         self._write()
 
 
-def run_import_job(store: RunStore, paths: list[Path], *, arch: str, overrides: tuple[str, ...], epochs: list[int] | None,
+def run_import_job(store: RunStore, paths: list[Path], *, arch: str, settings: dict[str, Any], epochs: list[int] | None,
                    data_zip: Path | None, trust_torchscript: bool, analyze: bool, progress: bool, job_id: str | None = None,
                    names: tuple[str, ...] = (), data_zip_name: str = "") -> str:
-    """Import, then analyse (unless ``analyze`` is false or analysis.auto is off); return the run id."""
+    """Import, then analyse (unless ``analyze`` is false or analysis.auto is off); return the run id.
+    ``settings``: the import's dotted config keys and values (backend.jobs.imports.check_settings)."""
+    from backend.jobs.analyse import analysis_config, analyze_run
+    from backend.jobs.imports import import_checkpoints
+
     report = JobReporter(store, job_id, bar=progress)
     extra = {"via": "upload" if job_id else "cli"}
     try:
-        run_id = api.import_checkpoints(store, paths, arch=arch, overrides=overrides, epochs=epochs, names=names,
+        run_id = import_checkpoints(store, paths, arch=arch, settings=settings, epochs=epochs, names=names,
                                         data_zip=data_zip, data_zip_name=data_zip_name,
                                         trust_torchscript=trust_torchscript, progress=report, extra=extra)
         report.status["run_id"] = run_id
-        if analyze and api.analysis_config(store, run_id).auto:
+        if analyze and analysis_config(store, run_id).auto:
             report("analysing", 0, 0)
-            result = api.analyze(store, run_id, progress=lambda d, t, what: report("analysing", d, t))
+            result = analyze_run(store, run_id, analysis_config(store, run_id), progress=lambda d, t, what: report("analysing", d, t))
             if result.errors:
                 report.status["analysis_errors"] = result.errors
                 print(result.summary(), file=sys.stderr)

@@ -130,7 +130,7 @@ def baselines_row(model: Any, inputs: dict[str, Any], a: AnalysisConfig, *, epoc
     for k, (name, (kind, double)) in enumerate(SHARPNESS.items(), start=1):
         if progress:
             progress(done + k, total, f"baselines @ epoch {epoch}: {name}")
-        common = {"kernels_only": double, "batch_stats": double, "samples": a.sharpness_samples,
+        common: dict[str, Any] = {"kernels_only": double, "batch_stats": double, "samples": a.sharpness_samples,
                   "steps": a.sharpness_steps, "seed": a.seed + k, "target": a.sharpness_target}
         if kind == "random":
             s = b.sharpness_random(model, x, y, draws=a.sharpness_draws, batch_size=bs, **common)

@@ -1,5 +1,5 @@
 """Analyse a run: every (layer, epoch) snapshot, then the network-level measures, layer rotation and
-the baselines (c0 and sharpness, from the checkpoints: backend.analysis.baselines_run).
+the baselines (c0 and sharpness, from the checkpoints: backend.jobs.baselines).
 
 Incremental: a (layer, epoch) whose files carry the current parameters' hash is skipped, so
 re-running ``clusterscope analyze`` on an analysed run only checks file metadata (and never imports
@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 
 from backend import schema
-from backend.analysis.baselines_run import BASELINE_KEYS, run_baselines
+from backend.analysis.labels import probe_labels
 from backend.config import AnalysisConfig
-from backend.errors import ClusterScopeError, StoreError
+from backend.errors import ClusterScopeError, ConfigError, StoreError
+from backend.jobs.baselines import BASELINE_KEYS, run_baselines
 from backend.store import RunStore
 
 ANALYSIS_VERSION = 3  # bump when a change to the code changes results: stored files are then redone
@@ -64,20 +65,6 @@ def resolved_k(k: int, info: dict[str, Any]) -> int:
         return k
     model = str(((info.get("config") or {}).get("model") or {}).get("name", ""))
     return 5 if "resnet" in model else 1
-
-
-def probe_labels(samples: pd.DataFrame, info: dict[str, Any]):  # noqa: ANN201 - returns snapshot.Labels
-    """Labels of the probe samples: class = training target; subclass = fine label under superclass training."""
-    from backend.analysis.snapshot import Labels
-
-    fine = samples["label"].to_numpy(np.int64)
-    has_sup = samples["superclass"].notna().all()
-    sup = samples["superclass"].to_numpy(np.int64) if has_sup else None
-    target = (info.get("dataset") or {}).get("target", "label")
-    classes = sup if (target == "superclass" and sup is not None) else fine
-    subclass = fine if (target == "superclass" and sup is not None) else None
-    return Labels(classes=classes, subclass=subclass, superclass=sup, fine=fine,
-                  train=(samples["split"] == "train").to_numpy())
 
 
 def _up_to_date(store: RunStore, run_id: str, layer: str, epoch: int, phash: str) -> bool:
@@ -162,7 +149,8 @@ def _stored_layout(store: RunStore, run_id: str, layer: str, epoch: int) -> np.n
 def _analyze_one(store: RunStore, run_id: str, layer: str, epoch: int, samples: pd.DataFrame, labels: Any,
                  keep: np.ndarray, params: AnalysisConfig, depth: int, prev: np.ndarray | None,
                  ptag: tuple[str, str], report: AnalysisReport) -> np.ndarray | None:
-    from backend.analysis.snapshot import AnalysisError, Labels, analyze_snapshot
+    from backend.analysis.labels import Labels
+    from backend.analysis.snapshot import AnalysisError, analyze_snapshot
 
     key = f"{layer}@{epoch}"
     try:
@@ -217,7 +205,7 @@ def _network_measures(store: RunStore, run_id: str, info: dict[str, Any], sample
         row = {"epoch": epoch, "c1": np.nan, "c2": np.nan, "c1_shuffled": np.nan, "c2_shuffled": np.nan,
                "k_c1": a.k_c1, "k_c2": k2, "k_c3": a.k_c3, "k_c4": k4, "n_units": sum(p.shape[1] for p in pres)}
         if labels.intraclass:  # trained on superclasses: the fine labels are hidden subclasses (snapshot.Labels)
-            sub, sup = labels.subclass[t], labels.superclass[t]
+            sub, sup = labels.subclass[t], labels.superclass[t]  # type: ignore[index]
             row["c1"] = measures.c1(pres, subclass=sub, superclass=sup, k=a.k_c1)
             row["c2"] = _over_layers(groups, epoch, "silhouette", lambda m: measures.c2(m, k=k2))
             # noise floor (SCIENCE.md 3.1, "Invariances"): subclasses shuffled within superclasses, fixed seed
@@ -294,5 +282,77 @@ def rotation_of_run(store: RunStore, run_id: str) -> tuple[pd.DataFrame | None, 
     return (rotation_table(states[0], states) if len(states) > 1 else None), message
 
 
-def print_progress(done: int, total: int, what: str) -> None:
-    print(f"  [{done}/{total}] {what}", file=sys.stderr)
+# ------------------------------------------------------------------------------------------ settings and many runs
+
+
+def analysis_config(store: RunStore, run_id: str, overrides: list[str] | tuple[str, ...] = ()) -> AnalysisConfig:
+    """The run's recorded ``[analysis]`` settings (defaults for runs without them) plus overrides."""
+    from backend.config import from_dict, parse_override, validate_analysis
+
+    raw = dict((store.read_run(run_id).get("config") or {}).get("analysis") or {})
+    for item in overrides:
+        key, value = parse_override(item)
+        if not key.startswith("analysis."):
+            raise ConfigError(f"override {key!r} must be an analysis key (analysis.<name>=value) here.")
+        raw[key.removeprefix("analysis.")] = value
+    cfg = from_dict(AnalysisConfig, raw, "analysis.")
+    validate_analysis(cfg)
+    return cfg
+
+
+def analyze(store: RunStore, run_id: str, params: AnalysisConfig | None = None, *,
+            progress: Callable[[int, int, str], None] | None = None) -> AnalysisReport:
+    """:func:`analyze_run` with the run's recorded settings unless ``params`` are given."""
+    return analyze_run(store, run_id, params or analysis_config(store, run_id), progress=progress)
+
+
+def analyze_one(store: RunStore, run_id: str, overrides: tuple[str, ...], *, progress: bool) -> bool:
+    """Analyse one run with a tqdm bar; print the summary; return False when a snapshot failed."""
+    from tqdm import tqdm
+
+    params = analysis_config(store, run_id, overrides)
+    bar = tqdm(desc=f"analyse {run_id}", unit="snapshot", file=sys.stderr, disable=not progress, total=0)
+
+    def tick(done: int, total: int, what: str) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(what)
+        bar.refresh()
+
+    try:
+        report = analyze_run(store, run_id, params, progress=tick)
+    except ClusterScopeError as exc:
+        print(f"run {run_id}: {exc}", file=sys.stderr)
+        return False
+    finally:
+        bar.close()
+    print(report.summary(), file=sys.stderr)
+    return not report.errors
+
+
+def analyze_runs(store: RunStore, ids: list[str], overrides: tuple[str, ...] = (), *, jobs: int = 1,
+                 progress: bool = True) -> bool:
+    """Analyse ``ids``; with ``jobs`` > 1 one spawned worker process per run at a time. True if all succeeded."""
+    if jobs == 1 or len(ids) == 1:
+        return all([analyze_one(store, run_id, overrides, progress=progress) for run_id in ids])
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ok = True
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_analyze_in_worker, str(store.root), run_id, overrides): run_id for run_id in ids}
+        for n, future in enumerate(as_completed(futures), start=1):
+            summary, run_ok = future.result()
+            ok &= run_ok
+            print(f"[{n}/{len(ids)}] {summary}", file=sys.stderr)
+    return ok
+
+
+def _analyze_in_worker(root: str, run_id: str, overrides: tuple[str, ...]) -> tuple[str, bool]:
+    """One run in a worker process (numba compiles once per worker, not per run)."""
+    store = RunStore(root)
+    try:
+        report = analyze_run(store, run_id, analysis_config(store, run_id, overrides))
+    except ClusterScopeError as exc:
+        return f"run {run_id}: {exc}", False
+    return report.summary(), not report.errors

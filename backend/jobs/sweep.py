@@ -21,9 +21,9 @@ from typing import Any
 
 from backend.config import RunConfig, from_dict, to_dict
 from backend.errors import ClusterScopeError
+from backend.jobs.sweep_spec import Sweep, Trial, expand, run_record
 from backend.liveness import sigterm_as_interrupt
 from backend.store import RunStore
-from backend.sweep import Sweep, Trial, expand, run_record
 
 
 @dataclass
@@ -102,8 +102,7 @@ def run_trial(root: str, config: dict[str, Any], record: dict[str, Any], analyze
         info = store.read_run(run_id)
         errors = 0
         if analyze and info.get("status") == "complete":
-            from backend.analysis.pipeline import analyze_run
-            from backend.api import analysis_config
+            from backend.jobs.analyse import analysis_config, analyze_run
 
             errors = len(analyze_run(store, run_id, analysis_config(store, run_id)).errors)
         final = store.read_run(run_id).get("final") or {}
@@ -114,7 +113,7 @@ def run_trial(root: str, config: dict[str, Any], record: dict[str, Any], analyze
 
 
 def _train_or_resume(store: RunStore, cfg: RunConfig, record: dict[str, Any]) -> str:
-    from backend.runner import resume_run, train_run
+    from backend.jobs.train import resume_run, train_run
 
     run_id = cfg.run_id
     if run_id not in store.run_ids():
@@ -243,7 +242,7 @@ def _drive(ray: Any, sweep: Sweep, todo: list[Trial], root: str, retries: int, *
         t = running.pop(ref)
         try:
             out = ray.get(ref)
-        except Exception as exc:  # noqa: BLE001 - any trial failure (our errors, a crashed worker) is retried
+        except Exception as exc:
             error = _error_text(exc)
             if attempts[t.run_id] <= retries:
                 say(f"{t.run_id}: attempt {attempts[t.run_id]} of {retries + 1} failed ({error}); retrying.")

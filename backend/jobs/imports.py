@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,16 +23,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from backend.config import RunConfig, config_from_items, parse_override
+from backend.config import RunConfig, config_from_items
 from backend.data import Dataset, load_dataset
 from backend.errors import ConfigError
 from backend.importing import leftovers, zipsafe
 from backend.importing.architecture import Architecture, ArchitectureError, compare, load_weights, mismatch_message, resolve
 from backend.importing.checkpoints import Checkpoint, assign_epochs, checkpoint_files, load_checkpoint, sha256_of
+from backend.jobs.uploads import check_settings
 from backend.store import RunStore, check_run_id, new_run_id
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-ALLOWED = ("data.", "snapshots.", "analysis.", "train.device", "run_id")
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class ImportRequest:
 
     files: tuple[Path, ...]
     arch: str = "auto"  # auto | mlp | vgg | resnet | tv:<torchvision name>
-    overrides: tuple[str, ...] = ()  # data.*, snapshots.*, analysis.*, train.device, run_id (key=value)
+    settings: dict[str, Any] = field(default_factory=dict)  # data.*, snapshots.*, analysis.*, train.device, run_id
     epochs: tuple[int, ...] | None = None  # one per file, in order; default: read from the names
     names: tuple[str, ...] = ()
     data_zip: Path | None = None  # an image-folder zip (one folder per class, optional superclasses.csv)
@@ -63,13 +63,13 @@ def import_run(store: RunStore, req: ImportRequest, *, progress: Progress = _noo
     ckpts, unit = load_all(req, progress)
     first = ckpts[0]
     arch = resolve(req.arch, first.state, scripted_name=getattr(first.scripted, "original_name", "") or "")
-    raw = user_overrides(req.overrides)
+    raw = check_settings(req.settings)
     zip_sha256 = sha256_of(req.data_zip) if req.data_zip is not None else None
     extracted = None
-    if req.data_zip is not None and not store.dataset_dir(zip_sha256[:32]).is_dir():
+    if zip_sha256 is not None and not store.dataset_dir(zip_sha256[:32]).is_dir():
         extracted = store.dataset_dir(zip_sha256[:32])
     try:
-        if req.data_zip is not None:
+        if req.data_zip is not None and zip_sha256 is not None:
             raw |= zip_dataset(store, req.data_zip, req.data_zip_name or req.data_zip.name, raw, zip_sha256)
         return _build(store, req, ckpts, arch, raw, unit, zip_sha256, progress)
     except BaseException:
@@ -83,7 +83,7 @@ def _build(store: RunStore, req: ImportRequest, ckpts: list[Checkpoint], arch: A
     """Configure the run, check every checkpoint against it, record it in a staging store and publish it."""
     raw |= data_from_weights(arch, raw)
     cfg, data = configure(raw, arch, [c.epoch for c in ckpts])
-    from backend.runner import prepare
+    from backend.jobs.train import prepare
 
     try:
         p = prepare(cfg, data=data)
@@ -126,15 +126,18 @@ def load_all(req: ImportRequest, progress: Progress) -> tuple[list[Checkpoint], 
     return sorted(ckpts, key=lambda c: c.epoch), unit
 
 
-def user_overrides(overrides: tuple[str, ...]) -> dict[str, Any]:
-    raw: dict[str, Any] = {}
-    for item in overrides:
-        key, value = parse_override(item)
-        if not key.startswith(ALLOWED):
-            raise ConfigError(f"override {key!r} cannot be set for an import: the model and its training come from the "
-                              "checkpoint; give data.*, snapshots.*, analysis.*, train.device or run_id.")
-        raw[key] = value
-    return raw
+def import_checkpoints(store: RunStore, files: list[Path], *, arch: str = "auto", settings: Mapping[str, Any] | None = None,
+                       epochs: list[int] | None = None, names: list[str] | tuple[str, ...] = (), data_zip: Path | None = None,
+                       data_zip_name: str = "", trust_torchscript: bool = False,
+                       progress: Progress | None = None, extra: dict[str, Any] | None = None) -> str:
+    """Import one checkpoint or a sequence (files or folders) as a new run; return its id (not analysed yet)."""
+    from backend.deployment import require_torchscript_allowed
+
+    require_torchscript_allowed(trust_torchscript)
+    req = ImportRequest(files=tuple(Path(f) for f in files), arch=arch, settings=check_settings(settings or {}),
+                        epochs=tuple(epochs) if epochs is not None else None, names=tuple(names), data_zip=data_zip,
+                        data_zip_name=data_zip_name, trust_torchscript=trust_torchscript, extra=extra or {})
+    return import_run(store, req, progress=progress or _noop)
 
 
 def zip_dataset(store: RunStore, path: Path, label: str, raw: dict[str, Any], sha256: str) -> dict[str, Any]:
@@ -234,7 +237,7 @@ def origin(req: ImportRequest, ckpts: list[Checkpoint], arch: Architecture, unit
 def record_run(staged: RunStore, run_id: str, p: Any, ckpts: list[Checkpoint], provenance: dict[str, Any],
                progress: Progress) -> None:
     """Write run.json, samples, and per checkpoint: activations, predictions, checkpoint and metrics."""
-    from backend.runner import run_info, samples_table
+    from backend.jobs.train import run_info, samples_table
     from backend.training.snapshots import record
     from backend.training.trainer import evaluate, to_tensor_data
 
@@ -265,7 +268,7 @@ def record_run(staged: RunStore, run_id: str, p: Any, ckpts: list[Checkpoint], p
             staged.write_activations(run_id, layer, c.epoch, probe_ids, values, reduction=cfg.snapshots.reduction)
         staged.write_predictions(run_id, c.epoch, probe_ids, torch.cat(outputs).numpy(), targets)
         staged.save_checkpoint(run_id, c.epoch, {k: v.detach().cpu() for k, v in model.state_dict().items()})
-        metrics = {}
+        metrics: dict[str, Any] = {}
         for split, tensors in (("train", train), ("test", test)):
             loss, acc = evaluate(model, tensors, p.device)
             metrics |= {f"{split}_loss": loss, f"{split}_accuracy": acc}

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from backend.config import RunConfig, load_config
 from backend.errors import ClusterScopeError
@@ -109,7 +110,7 @@ def builder_active(store: RunStore) -> bool:
 
 def missing_runs(store: RunStore, runs: tuple[DemoRun, ...] = DEMO_RUNS) -> list[str]:
     """Demo runs that are absent, not complete, or not analysed yet."""
-    from backend.api import effective_status
+    from backend.liveness import effective_status
 
     out = []
     for r in runs:
@@ -126,7 +127,7 @@ def build_demo(store: RunStore, *, progress: bool = True, runs: tuple[DemoRun, .
     All runs are trained before any is analysed, so learning curves show up first; the analysis
     then runs one run per core. A run that fails is reported and the builder goes on.
     """
-    from backend.runner import resume_run, train_run
+    from backend.jobs.train import resume_run, train_run
 
     done: list[str] = []
     with builder_lock(store) as got_it:
@@ -148,7 +149,7 @@ def build_demo(store: RunStore, *, progress: bool = True, runs: tuple[DemoRun, .
                 continue
             done.append(r.run_id)
         if analyze:
-            from backend.jobs import analyze_runs
+            from backend.jobs.analyse import analyze_runs
 
             ready = [r.run_id for r in runs if r.run_id in store.run_ids() and store.read_run(r.run_id)["status"] == "complete"]
             analyze_runs(store, ready, jobs=min(2, os.cpu_count() or 1), progress=progress)
@@ -171,3 +172,10 @@ def _remove_tree(path: Path) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
+
+
+def demo_status(store: RunStore) -> dict[str, Any]:
+    """Which demo runs exist and whether a demo builder is working on the store right now."""
+    present = set(store.run_ids())
+    return {"runs": [r.run_id for r in DEMO_RUNS], "present": [r.run_id for r in DEMO_RUNS if r.run_id in present],
+            "building": builder_active(store)}
