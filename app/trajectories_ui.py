@@ -15,6 +15,7 @@ import streamlit as st
 from app import charts_embeddings, loaders
 
 TOGGLE = "w-trajectories"
+KEPT = "cs-trajectories-on"  # the toggle's last value, kept while presentation mode hides the toggle
 LABEL = "Draw the selection's trajectories"
 # colourings whose view frames need no per-epoch predictions or activations; the others read the classes only
 CHEAP_COLOURS = ("class", "fine", "superclass", "cluster")
@@ -30,6 +31,11 @@ def drawn_caption(df: pd.DataFrame, selected: set[int]) -> None:
                    "(raise *Max points drawn* to see all of them).")
 
 
+def kept_on(v: dict, selected: set[int]) -> bool:
+    """In presentation mode (no controls on the page): draw the trajectories if the toggle was on before."""
+    return bool(selected) and v["proj"] == "umap" and bool(st.session_state.get(KEPT))
+
+
 def toggle_ui(run: str, v: dict, selected: set[int]) -> bool:
     """The trajectories toggle (off by default, disabled without a selection or in PCA); whether to draw them."""
     why = ("Select points to draw their trajectories." if not selected else
@@ -41,6 +47,7 @@ def toggle_ui(run: str, v: dict, selected: set[int]) -> bool:
     if why:
         st.caption(why)
         return False
+    st.session_state[KEPT] = on
     if on and loaders.analysis_params(run).get("aligned") is False:
         st.caption("This run was analysed without aligned layouts (`analysis.aligned = false`): each epoch's layout "
                    "is fitted afresh, so a path's steps also show the layouts' differences.")

@@ -304,10 +304,12 @@ def page() -> None:
     if len(df) < total:
         st.caption(f"Showing a stratified sample of {len(df):,} of {total:,} samples (raise *Max points drawn* to see all).")
     hover_cards_ui(run, df["sample_id"].to_numpy())
-    search_ui.search_ui(run, info, df, select=set_selection)
+    presenting = state.presenting()  # the plot above the fold: no search box, toggle or neighbours panel
+    if not presenting:
+        search_ui.search_ui(run, info, df, select=set_selection)
     selected = current_selection(run, ("view-a",) if v["other"] is None else ("view-a", "view-b"))
     title = view_title(run, v["layer"], v["epoch"], v)
-    paths = trajectories_ui.toggle_ui(run, v, selected)
+    paths = trajectories_ui.kept_on(v, selected) if presenting else trajectories_ui.toggle_ui(run, v, selected)
     extend = (lambda fig: trajectories_ui.figure(run, info, v, selected, fig)) if paths else None
     if v["other"] is None:
         plot_col, side = st.columns([3, 1])
@@ -330,4 +332,5 @@ def page() -> None:
                 widgets.error_panel(exc, what=f"Cannot draw {layer_b} at epoch {epoch_b}")
     trajectories_ui.drawn_caption(df, selected)
     selection_ui(run, df, selected)
-    search_ui.neighbours_ui(run, info, v, df, selected, select=set_selection)
+    if not presenting:
+        search_ui.neighbours_ui(run, info, v, df, selected, select=set_selection)
