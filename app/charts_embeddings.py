@@ -178,7 +178,7 @@ def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours
     return fast_figure(traces, layout)
 
 
-SCRUB_FRAME = "cs-epoch-"  # frame names of a scrubbable figure: SCRUB_FRAME + epoch (app/scrub.py switches them)
+SCRUB_FRAME = "cs-epoch-"  # frame names of a scrubbable figure: SCRUB_FRAME + epoch (app/pages/embeddings_scrub.py switches them)
 
 
 def with_epoch_frames(fig: go.Figure, df: pd.DataFrame, epochs: dict[int, pd.DataFrame], *, epoch: int,

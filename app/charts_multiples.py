@@ -1,6 +1,6 @@
 """Small multiples for the Compare page: the same layer and epoch of several runs side by side.
 
-Pure: DataFrames in, choices or a Plotly figure out (no Streamlit). The page (app/multiples_ui.py) offers the
+Pure: DataFrames in, choices or a Plotly figure out (no Streamlit). The page (app/pages/compare_multiples.py) offers the
 layers and epochs every chosen run has analysed; where the runs share no layer name (other architectures), a
 layer is named by its depth position counted from the output ("last hidden layer").
 """

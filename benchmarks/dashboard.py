@@ -152,10 +152,9 @@ def page_switcher(store: api.RunStore) -> tuple[Callable[[], str], Callable[[], 
 
     serve_like_the_cli()
     os.environ["CLUSTERSCOPE_STORE"] = str(store.root)
-    folder = "views" if (ROOT / "app" / "views" / "embeddings.py").is_file() else "pages"
     at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=600)
     at.query_params.update({"run": RUN_ID, "layer": LAYER, "epoch": str(EPOCHS[0])})
-    at.switch_page(f"{folder}/embeddings.py")
+    at.switch_page("pages/embeddings.py")
     at.run()
     current = [EPOCHS[0]]
 
@@ -266,8 +265,7 @@ def recompile_cost() -> Callable[[], None]:
     rerun a new script cache, so it pays this on each switch; a real server compiles them once."""
     from streamlit.runtime.scriptrunner.script_cache import ScriptCache
 
-    folder = "views" if (ROOT / "app" / "views" / "embeddings.py").is_file() else "pages"
-    scripts = [str(ROOT / "app" / "main.py"), str(ROOT / "app" / folder / "embeddings.py")]
+    scripts = [str(ROOT / "app" / "main.py"), str(ROOT / "app" / "pages" / "embeddings.py")]
 
     def compile_both() -> None:
         cache = ScriptCache()

@@ -1,4 +1,4 @@
-"""The Compare page's side-by-side embeddings (app/multiples_ui.py), through Streamlit's AppTest on a real store."""
+"""The Compare page's side-by-side embeddings (app/pages/compare_multiples.py), through Streamlit's AppTest on a real store."""
 
 from __future__ import annotations
 

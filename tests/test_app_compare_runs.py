@@ -17,8 +17,7 @@ from tests.conftest import figure_of
 
 APP = Path(__file__).resolve().parent.parent / "app"
 MAIN = str(APP / "main.py")
-# main.py's page folder (st.navigation ignores a folder named "views"; see app/main.py)
-COMPARE = f"{'views' if (APP / 'views').is_dir() else 'pages'}/compare.py"
+COMPARE = "pages/compare.py"  # relative to main.py, as st.navigation declares it
 SUBMIT = "FormSubmitter:train-form-Start training"
 
 

@@ -99,7 +99,7 @@ def test_a_link_reopens_max_points_and_names_what_does_not_exist(analysed_store:
 
 
 def test_hover_caption_says_what_has_no_image() -> None:
-    from app.screens.embeddings import hover_caption
+    from app.pages.embeddings import hover_caption
 
     text = hover_caption(1797, 25158)
     assert "labels (all 25,158 points" in text and "first 1,797 of them by sample id" in text and "MB" in text

@@ -51,7 +51,7 @@ def test_app_scripts_do_not_rely_on_streamlit_magic() -> None:
     """`clusterscope app` turns Streamlit's "magic" off (runner.magicEnabled): no page may show a value by
     leaving a bare, non-call expression on a line (docstrings aside)."""
     bare = []
-    for p in [ROOT / "app" / "main.py", *(ROOT / "app" / "views").glob("*.py")]:
+    for p in [ROOT / "app" / "main.py", *(ROOT / "app" / "pages").glob("*.py")]:
         for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
             value = getattr(node, "value", None)
             docstring = isinstance(value, ast.Constant) and isinstance(value.value, str)

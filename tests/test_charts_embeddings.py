@@ -199,7 +199,7 @@ def test_epoch_frames_move_each_sample_to_its_epochs_layout_and_keep_the_highlig
 
 
 def test_scrubbing_is_offered_for_epoch_independent_colourings_within_the_budget(monkeypatch) -> None:
-    from app import scrub
+    from app.pages import embeddings_scrub as scrub
 
     assert scrub.scrubbable("class", 10_000, 20) and scrub.scrubbable("fine", 100_000, 10)
     assert not scrub.scrubbable("cluster", 100, 3) and not scrub.scrubbable("neuron", 100, 3)

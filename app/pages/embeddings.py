@@ -1,7 +1,6 @@
 """Embeddings: how one layer lays out the probe samples at one epoch (UMAP or PCA), and how that changes.
 
-Everything shown was precomputed by `clusterscope analyze`; this page only reads and draws. Streamlit
-runs app/views/embeddings.py, which calls :func:`page`.
+Everything shown was precomputed by `clusterscope analyze`; this page only reads and draws.
 """
 
 from __future__ import annotations
@@ -13,7 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import charts_embeddings, hover, loaders, scrub, search_ui, state, trajectories_ui, widgets
+from app import charts_embeddings, hover, loaders, state, widgets
+from app.pages import embeddings_scrub, embeddings_search, embeddings_trajectories
 from backend import api
 from backend.api import ClusterScopeError
 
@@ -101,7 +101,7 @@ def draw(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, hig
          extend: Callable[[go.Figure], go.Figure] | None = None) -> None:
     """One scatter with downloads; what the user selects in it is read by :func:`current_selection`.
     ``extend``: adds traces to the (cached, so unmodified) figure, e.g. the selection's trajectories; the
-    epoch frames (app/scrub.py) move the scatter's own traces only, and the rerun that follows redraws the rest."""
+    epoch frames (app/pages/embeddings_scrub.py) move the scatter's own traces only, and the rerun that follows redraws the rest."""
     fig = figure(run, layer, epoch, v, title=title, key=key, highlight=frozenset(highlight) if highlight else None)
     fig = extend(fig) if extend else fig
     widgets.plot(fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
@@ -110,14 +110,14 @@ def draw(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, hig
 
 
 def figure(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, highlight: frozenset[int] | None) -> object:
-    """View A alone, where app/scrub.py can switch its epochs in the browser: with every epoch of the layer as
+    """View A alone, where app/pages/embeddings_scrub.py can switch its epochs in the browser: with every epoch of the layer as
     a frame and the script that switches them; any other view: the figure of its epoch."""
     epochs = tuple(v["scores"].epochs[layer])
-    if (key != "view-a" or v["other"] is not None or v["colour"] not in scrub.COLOURINGS
-            or not scrub.scrubbable(v["colour"], len(view_frame(run, layer, epoch, v)), len(epochs))):
+    if (key != "view-a" or v["other"] is not None or v["colour"] not in embeddings_scrub.COLOURINGS
+            or not embeddings_scrub.scrubbable(v["colour"], len(view_frame(run, layer, epoch, v)), len(epochs))):
         return loaders.embedding_figure(run, layer, epoch, v["colour"], v["unit"], v["max_points"], projection=v["proj"],
                                         highlight=highlight, title=title, present=state.presenting())
-    st.sidebar.html(scrub.SCRIPT, unsafe_allow_javascript=True)  # in the sidebar: no gap above the plot
+    st.sidebar.html(embeddings_scrub.SCRIPT, unsafe_allow_javascript=True)  # in the sidebar: no gap above the plot
     return loaders.scrub_figure(run, layer, epoch, epochs, v["colour"], v["max_points"], projection=v["proj"],
                                 highlight=highlight, titles=tuple(view_title(run, layer, e, v) for e in epochs),
                                 present=state.presenting())
@@ -161,7 +161,7 @@ def current_selection(run: str, keys: tuple[str, ...]) -> set[int]:
 
 
 def set_selection(run: str, ids: Iterable[int]) -> None:
-    """Make ``ids`` the selection (a search's matches, a sample and its neighbours: app/search_ui.py)."""
+    """Make ``ids`` the selection (a search's matches, a sample and its neighbours: app/pages/embeddings_search.py)."""
     memo = st.session_state.get(SELECTION)
     if memo is None or memo["run"] != run:
         memo = st.session_state[SELECTION] = {"run": run, "ids": frozenset(), "reports": {}}
@@ -304,11 +304,11 @@ def page() -> None:
     if len(df) < total:
         st.caption(f"Showing a stratified sample of {len(df):,} of {total:,} samples (raise *Max points drawn* to see all).")
     hover_cards_ui(run, df["sample_id"].to_numpy())
-    search_ui.search_ui(run, info, df, select=set_selection)
+    embeddings_search.search_ui(run, info, df, select=set_selection)
     selected = current_selection(run, ("view-a",) if v["other"] is None else ("view-a", "view-b"))
     title = view_title(run, v["layer"], v["epoch"], v)
-    paths = trajectories_ui.toggle_ui(run, v, selected)
-    extend = (lambda fig: trajectories_ui.figure(run, info, v, selected, fig)) if paths else None
+    paths = embeddings_trajectories.toggle_ui(run, v, selected)
+    extend = (lambda fig: embeddings_trajectories.figure(run, info, v, selected, fig)) if paths else None
     if v["other"] is None:
         plot_col, side = st.columns([3, 1])
         with plot_col:
@@ -328,6 +328,10 @@ def page() -> None:
                 scores_ui(v["scores"], layer_b, epoch_b, v["reason"])
             except ClusterScopeError as exc:
                 widgets.error_panel(exc, what=f"Cannot draw {layer_b} at epoch {epoch_b}")
-    trajectories_ui.drawn_caption(df, selected)
+    embeddings_trajectories.drawn_caption(df, selected)
     selection_ui(run, df, selected)
-    search_ui.neighbours_ui(run, info, v, df, selected, select=set_selection)
+    embeddings_search.neighbours_ui(run, info, v, df, selected, select=set_selection)
+
+
+if __name__ == "__main__":  # st.navigation (app/main.py) runs this file as the page's script
+    page()

@@ -10,10 +10,6 @@ from app import charts_mechanisms as cm
 from app import loaders, state, widgets
 from backend.api import ClusterScopeError
 
-st.title("Mechanisms")
-st.caption("How single units learn (thesis ch. 3) and how fast each layer's weights rotate (ch. 4). "
-           "Training dynamics are recorded on a fixed probe batch every few iterations when `[dynamics]` is enabled.")
-
 HOW_TO_RECORD = (
     "Run **{run}** recorded no training dynamics. Record them by training with `[dynamics] enabled = true`, e.g. the "
     "thesis's SynthClust experiment:\n\n```\nclusterscope train configs/mechanisms/synthclust_wtm.toml\n```\n"
@@ -166,6 +162,10 @@ def rotation_ui(run: str) -> None:
 
 
 def page() -> None:
+    st.title("Mechanisms")
+    st.caption("How single units learn (thesis ch. 3) and how fast each layer's weights rotate (ch. 4). "
+               "Training dynamics are recorded on a fixed probe batch every few iterations when `[dynamics]` is "
+               "enabled.")
     chosen = widgets.chosen_run()
     if chosen is None:
         return
@@ -174,4 +174,5 @@ def page() -> None:
     rotation_ui(run)
 
 
-page()
+if __name__ == "__main__":  # st.navigation (app/main.py) runs this file as the page's script
+    page()

@@ -1,7 +1,7 @@
 """Embeddings page: find samples (by id, label or file name) and list a sample's nearest neighbours in the
 layer's full activation space (backend/analysis/neighbours.py through backend.api).
 
-Both act through the page's selection (``select(run, ids)``, app/screens/embeddings.py): the matches, or a
+Both act through the page's selection (``select(run, ids)``, app/pages/embeddings.py): the matches, or a
 sample and its neighbours, become the selection, so the plots highlight them and the selection panel shows
 their images, composition and CSV.
 """
@@ -19,8 +19,9 @@ from backend import api
 from backend.api import ClusterScopeError
 
 Select = Callable[[str, Iterable[int]], None]
-SEARCH_IN = {"any": "Anything", "id": "Sample id", "label": "Label", "file": "File name"}
-METRICS = {"euclidean": "Euclidean", "cosine": "Cosine"}
+# The backend's choices, named for the page (a new choice there fails here, at import, until it is named).
+SEARCH_IN = dict(zip(api.SEARCH_FIELDS, ("Anything", "Sample id", "Label", "File name"), strict=True))
+METRICS = dict(zip(api.NEIGHBOUR_METRICS, ("Euclidean", "Cosine"), strict=True))
 VALUES = {"post": "post-ReLU", "pre": "pre-activation"}  # [P] post: what the embeddings start from (docs/store.md)
 PROJECTIONS = {"umap": "UMAP", "pca": "PCA"}
 DEFAULT_K = 10
