@@ -26,7 +26,7 @@ COPY app ./app
 RUN pip install --no-cache-dir . \
  && python -c "import pathlib, backend, torch; \
 app = pathlib.Path(backend.__file__).resolve().parent.parent / 'app'; \
-missing = [p for p in ('main.py', 'pages/runs.py') if not (app / p).is_file()]; \
+missing = [p for p in ('main.py', 'views/runs.py') if not (app / p).is_file()]; \
 assert not missing, f'not installed: {missing}'; \
 assert torch.version.cuda is None, f'CUDA torch {torch.__version__}'"
 

@@ -20,13 +20,13 @@ from app.safety import favicon, run_safely  # noqa: E402
 st.set_page_config(page_title="ClusterScope", page_icon=favicon(), layout="wide")  # drawn here: nothing fetched
 
 pages = [
-    st.Page("pages/runs.py", title="Runs", icon=":material/table_chart:", url_path="runs", default=True),
-    st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:", url_path="embeddings"),
-    st.Page("pages/neurons.py", title="Neurons", icon=":material/neurology:", url_path="neurons"),
-    st.Page("pages/layers.py", title="Layers", icon=":material/stacked_line_chart:", url_path="layers"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
-    st.Page("pages/mechanisms.py", title="Mechanisms", icon=":material/model_training:", url_path="mechanisms"),
-    st.Page("pages/upload.py", title="Upload", icon=":material/upload_file:", url_path="upload"),
+    st.Page("views/runs.py", title="Runs", icon=":material/table_chart:", url_path="runs", default=True),
+    st.Page("views/embeddings.py", title="Embeddings", icon=":material/scatter_plot:", url_path="embeddings"),
+    st.Page("views/neurons.py", title="Neurons", icon=":material/neurology:", url_path="neurons"),
+    st.Page("views/layers.py", title="Layers", icon=":material/stacked_line_chart:", url_path="layers"),
+    st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+    st.Page("views/mechanisms.py", title="Mechanisms", icon=":material/model_training:", url_path="mechanisms"),
+    st.Page("views/upload.py", title="Upload", icon=":material/upload_file:", url_path="upload"),
 ]
 page = st.navigation(pages)
 widgets.presentation_toggle()

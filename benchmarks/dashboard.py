@@ -154,7 +154,7 @@ def page_switcher(store: api.RunStore) -> tuple[Callable[[], str], Callable[[], 
     os.environ["CLUSTERSCOPE_STORE"] = str(store.root)
     at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=600)
     at.query_params.update({"run": RUN_ID, "layer": LAYER, "epoch": str(EPOCHS[0])})
-    at.switch_page("pages/embeddings.py")
+    at.switch_page("views/embeddings.py")
     at.run()
     current = [EPOCHS[0]]
 
@@ -196,7 +196,7 @@ def same_figure_drawer(store: api.RunStore, n: int, cap: int = 10_000) -> Callab
     the sample is drawn once, outside the timing (they do not change with the epoch), the sample is a
     plain uniform one rather than stratified, and there are no widgets, score panel, hover cards or downloads.
     """
-    from app.charts import category_colours
+    from app.charts.base import category_colours
 
     paths = [store.analysis.path(RUN_ID, "points", LAYER, e) for e in EPOCHS]
     labels = pq.read_table(store.samples_path(RUN_ID), columns=["label_name"])["label_name"].to_numpy(zero_copy_only=False)
@@ -265,7 +265,7 @@ def recompile_cost() -> Callable[[], None]:
     rerun a new script cache, so it pays this on each switch; a real server compiles them once."""
     from streamlit.runtime.scriptrunner.script_cache import ScriptCache
 
-    scripts = [str(ROOT / "app" / "main.py"), str(ROOT / "app" / "pages" / "embeddings.py")]
+    scripts = [str(ROOT / "app" / "main.py"), str(ROOT / "app" / "views" / "embeddings.py")]
 
     def compile_both() -> None:
         cache = ScriptCache()

@@ -19,7 +19,7 @@ def open_embeddings(root: Path, monkeypatch: pytest.MonkeyPatch, **params: str) 
     at = AppTest.from_file(MAIN, default_timeout=90)
     for k, v in params.items():
         at.query_params[k] = v
-    at.switch_page("pages/embeddings.py")
+    at.switch_page("views/embeddings.py")
     return at.run()
 
 
@@ -111,7 +111,7 @@ def test_first_visit_starts_on_an_analysed_run(analysed_store: tuple[api.RunStor
     at = open_embeddings(copy.root, monkeypatch)
     assert not at.exception
     assert at.sidebar.selectbox(key="w-run").value == run_id and at.get("plotly_chart")
-    for page in ("pages/neurons.py", "pages/layers.py"):  # a first visit each: a new session
+    for page in ("views/neurons.py", "views/layers.py"):  # a first visit each: a new session
         other = AppTest.from_file(MAIN, default_timeout=90)
         other.switch_page(page).run()
         assert not other.exception and other.sidebar.selectbox(key="w-run").value == run_id, page
@@ -120,7 +120,7 @@ def test_first_visit_starts_on_an_analysed_run(analysed_store: tuple[api.RunStor
     assert any("no analysis yet" in i.value for i in at.info)
     # Moving to another page in the sidebar drops the URL's parameters: the session remembers the run
     at.query_params.clear()
-    at.switch_page("pages/neurons.py").run()
+    at.switch_page("views/neurons.py").run()
     assert not at.exception and at.sidebar.selectbox(key="w-run").value == early
     assert at.query_params["run"] in (early, [early])
 
@@ -183,8 +183,8 @@ def test_selection_follows_the_epoch_and_layer_and_its_trajectories_are_drawn(
     """A selection (here put in the page's memo, as a box in the browser would: tests/test_e2e_selection.py)
     stays highlighted when the epoch and the layer change; the trajectories toggle, off by default and disabled
     without a selection, draws each selected sample's path over the layer's epochs and a ring at the current one."""
-    from app import charts_embeddings
-    from app.pages.embeddings import SELECTION
+    from app.charts import embeddings as charts_embeddings
+    from app.views.embeddings import SELECTION
 
     store, run_id = analysed_store
     at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc2.relu", epoch="1")
@@ -230,7 +230,7 @@ def test_a_view_that_draws_only_some_of_the_selection_says_so(analysed_store: tu
     """The selection outlives a lower *Max points drawn*: the page says how many of its samples are drawn."""
     import re
 
-    from app.pages.embeddings import SELECTION
+    from app.views.embeddings import SELECTION
 
     store, run_id = analysed_store
     at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc2.relu", epoch="1")

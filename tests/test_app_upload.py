@@ -19,7 +19,7 @@ MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
 def open_upload(root: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     monkeypatch.setenv("CLUSTERSCOPE_STORE", str(root))
     at = AppTest.from_file(MAIN, default_timeout=90)
-    at.switch_page("pages/upload.py")
+    at.switch_page("views/upload.py")
     return at.run()
 
 
@@ -84,7 +84,7 @@ def test_upload_imports_and_analyses_a_run(trained_store: tuple[api.RunStore, st
     assert [s["file"] for s in info["origin"]["sources"]] == ["epoch=0.pt", "epoch=2.pt"]
     assert api.analysis_status(store, run_id)["errors"] == {}  # analysed like a trained run
     assert not list((root / ".imports").glob("*/files/*"))  # the uploaded copies are gone
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("views/runs.py").run()
     assert any("imported from 2 state_dict checkpoint(s)" in c.value for c in at.caption)
 
 

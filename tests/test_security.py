@@ -204,7 +204,7 @@ def open_page(root: Path, monkeypatch: pytest.MonkeyPatch, page: str) -> AppTest
 
 @pytest.mark.usefixtures("lab")
 def test_lab_upload_page_says_why_features_are_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    at = open_page(tmp_path / "store", monkeypatch, "pages/upload.py")
+    at = open_page(tmp_path / "store", monkeypatch, "views/upload.py")
     assert not at.exception
     buf = io.BytesIO()  # the TorchScript notice shows once a TorchScript file is chosen
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), buf)
@@ -284,7 +284,7 @@ def test_runs_page_refuses_over_the_cap_and_cancels(tmp_path: Path, monkeypatch:
     store = api.open_store(tmp_path / "store")
     api.launch_training(store, [*SLOW, 'run_id="other-visitor"'])  # another visitor's job fills the cap
     try:
-        at = open_page(store.root, monkeypatch, "pages/runs.py")
+        at = open_page(store.root, monkeypatch, "views/runs.py")
         assert not at.exception
         assert any("at most 1 at once" in m.value for m in at.markdown)
         at.button(key=SUBMIT).click().run()
@@ -305,7 +305,7 @@ def test_upload_page_cancels_an_import_and_leaves_nothing(trained_store: tuple[a
     buf = io.BytesIO()
     torch.save(src.load_checkpoint(run_id, 0), buf)
     root = tmp_path / "store"
-    at = open_page(root, monkeypatch, "pages/upload.py")
+    at = open_page(root, monkeypatch, "views/upload.py")
     at.get("file_uploader")[0].set_value(("epoch=0.pt", buf.getvalue(), "application/octet-stream"))
     at.run()
     at.button(key="up-go").click().run()
@@ -354,7 +354,7 @@ def test_failed_zip_import_leaves_no_data_set(trained_store: tuple[api.RunStore,
 def test_refused_upload_leaves_nothing(trained_store: tuple[api.RunStore, str], tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "store"
-    at = open_page(root, monkeypatch, "pages/upload.py")
+    at = open_page(root, monkeypatch, "views/upload.py")
     at.get("file_uploader")[0].set_value(("epoch=0.pt", checkpoint_file(trained_store, tmp_path / "c.pt").read_bytes(),
                                           "application/octet-stream"))
     at.radio(key="up-source").set_value("Upload an image-folder zip").run()
@@ -479,11 +479,11 @@ def test_messages_shown_to_a_visitor_hold_no_server_path(tmp_path: Path) -> None
 def test_a_lab_page_does_not_name_the_store_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The empty-store notice names the store's folder on a local server only; a lab's visitors get no path."""
     root = tmp_path / "store"
-    local = open_page(root, monkeypatch, "pages/runs.py")
+    local = open_page(root, monkeypatch, "views/runs.py")
     assert any(str(root) in i.value for i in local.info), [i.value for i in local.info]
     monkeypatch.setenv(deployment.SERVED_ADDRESS, LAB)
     monkeypatch.delenv(deployment.SERVER_PATHS, raising=False)
-    for page in ("pages/runs.py", "pages/layers.py"):
+    for page in ("views/runs.py", "views/layers.py"):
         at = open_page(root, monkeypatch, page)
         assert not at.exception
         shown = [e.value for kind in ("info", "error", "warning", "caption", "markdown") for e in at.get(kind)]

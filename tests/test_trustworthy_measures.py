@@ -170,7 +170,7 @@ def open_page(root: Path, monkeypatch: pytest.MonkeyPatch, page: str, **params: 
     at = AppTest.from_file(MAIN, default_timeout=120)
     for key, value in params.items():
         at.query_params[key] = value
-    at.switch_page(f"pages/{page}.py")
+    at.switch_page(f"views/{page}.py")
     return at.run()
 
 

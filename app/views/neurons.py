@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import charts, loaders, state, widgets
-from app import charts_neurons as cn
+from app import loaders, state, widgets
+from app.charts import base as charts
+from app.charts import neurons as cn
 from backend import api
 from backend.api import ClusterScopeError
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app import charts_layers as cl
 from app import loaders, state, widgets
+from app.charts import layers as cl
 from backend import api
 from backend.api import ClusterScopeError
 

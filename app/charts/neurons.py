@@ -14,8 +14,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.charts import FONT, NOISE_COLOUR, OKABE_ITO, set_template
-from app.charts_layers import integer_epochs
+from app.charts.base import FONT, NOISE_COLOUR, OKABE_ITO, set_template
+from app.charts.layers import integer_epochs
 
 PRE_LABEL = "pre-activation (before ReLU, arbitrary units)"
 

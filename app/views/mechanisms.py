@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import charts_mechanisms as cm
 from app import loaders, state, widgets
+from app.charts import mechanisms as cm
 from backend.api import ClusterScopeError
 
 HOW_TO_RECORD = (

@@ -13,8 +13,9 @@ from collections import Counter
 import pandas as pd
 import streamlit as st
 
-from app import charts_compare, loaders, state, widgets
-from app.pages import compare_multiples
+from app import loaders, state, widgets
+from app.charts import compare as charts_compare
+from app.views import compare_multiples
 from backend import api
 from backend.api import ClusterScopeError, CorruptFileError
 

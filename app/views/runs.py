@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app import charts, jobs, loaders, state, widgets
+from app import jobs, loaders, state, widgets
+from app.charts import base as charts
 from backend import api
 from backend.api import ClusterScopeError
 

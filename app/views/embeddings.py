@@ -12,8 +12,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import charts_embeddings, hover, loaders, state, widgets
-from app.pages import embeddings_scrub, embeddings_search, embeddings_trajectories
+from app import hover, loaders, state, widgets
+from app.charts import embeddings as charts_embeddings
+from app.views import embeddings_scrub, embeddings_search, embeddings_trajectories
 from backend import api
 from backend.api import ClusterScopeError
 
@@ -101,7 +102,7 @@ def draw(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, hig
          extend: Callable[[go.Figure], go.Figure] | None = None) -> None:
     """One scatter with downloads; what the user selects in it is read by :func:`current_selection`.
     ``extend``: adds traces to the (cached, so unmodified) figure, e.g. the selection's trajectories; the
-    epoch frames (app/pages/embeddings_scrub.py) move the scatter's own traces only, and the rerun that follows redraws the rest."""
+    epoch frames (app/views/embeddings_scrub.py) move the scatter's own traces only, and the rerun that follows redraws the rest."""
     fig = figure(run, layer, epoch, v, title=title, key=key, highlight=frozenset(highlight) if highlight else None)
     fig = extend(fig) if extend else fig
     widgets.plot(fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
@@ -110,7 +111,7 @@ def draw(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, hig
 
 
 def figure(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, highlight: frozenset[int] | None) -> object:
-    """View A alone, where app/pages/embeddings_scrub.py can switch its epochs in the browser: with every epoch of the layer as
+    """View A alone, where app/views/embeddings_scrub.py can switch its epochs in the browser: with every epoch of the layer as
     a frame and the script that switches them; any other view: the figure of its epoch."""
     epochs = tuple(v["scores"].epochs[layer])
     if (key != "view-a" or v["other"] is not None or v["colour"] not in embeddings_scrub.COLOURINGS
@@ -161,7 +162,7 @@ def current_selection(run: str, keys: tuple[str, ...]) -> set[int]:
 
 
 def set_selection(run: str, ids: Iterable[int]) -> None:
-    """Make ``ids`` the selection (a search's matches, a sample and its neighbours: app/pages/embeddings_search.py)."""
+    """Make ``ids`` the selection (a search's matches, a sample and its neighbours: app/views/embeddings_search.py)."""
     memo = st.session_state.get(SELECTION)
     if memo is None or memo["run"] != run:
         memo = st.session_state[SELECTION] = {"run": run, "ids": frozenset(), "reports": {}}

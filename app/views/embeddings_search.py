@@ -1,7 +1,7 @@
 """Embeddings page: find samples (by id, label or file name) and list a sample's nearest neighbours in the
 layer's full activation space (backend/analysis/neighbours.py through backend.api).
 
-Both act through the page's selection (``select(run, ids)``, app/pages/embeddings.py): the matches, or a
+Both act through the page's selection (``select(run, ids)``, app/views/embeddings.py): the matches, or a
 sample and its neighbours, become the selection, so the plots highlight them and the selection panel shows
 their images, composition and CSV.
 """
@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import charts_embeddings, loaders, widgets
+from app import loaders, widgets
+from app.charts import embeddings as charts_embeddings
 from backend import api
 from backend.api import ClusterScopeError
 

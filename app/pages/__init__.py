@@ -1,6 +1,0 @@
-"""The dashboard's pages, one module each (runs, embeddings, neurons, layers, compare, mechanisms, upload), with
-the helper modules of a page named after it (embeddings_search, compare_multiples, ...).
-
-Every page module exposes ``page()``; app/main.py declares them all the same way, ``st.Page("pages/NAME.py",
-url_path="NAME")``, and Streamlit runs the file as a script, whose last lines call ``page()``. Importing a page
-module (as the tests do) draws nothing."""
