@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from app.charts import base
 from app.charts.base import HOUSE_TEMPLATE, NOISE_COLOUR, OKABE_ITO, SEQUENTIAL, category_colours, house_layout, style
 
 AXES = {"umap": ("umap_x", "umap_y", "UMAP 1 (a.u.)", "UMAP 2 (a.u.)"),
@@ -44,7 +45,8 @@ def label_samples(samples: pd.DataFrame, *, target: str) -> pd.DataFrame:
     out = samples[["sample_id", "split"]].copy()
     out["subclass_name"] = samples["label_name"].astype(str)
     has_sup = samples["superclass_name"].notna().all()
-    out["class_name"] = (samples["superclass_name"] if target == "superclass" and has_sup else samples["label_name"]).astype(str)
+    on_sup = base.classes_are_superclasses(target, has_superclasses=bool(has_sup))
+    out["class_name"] = (samples["superclass_name"] if on_sup else samples["label_name"]).astype(str)
     out["superclass_name"] = samples["superclass_name"].astype(str)
     return out
 

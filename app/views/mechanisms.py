@@ -8,6 +8,7 @@ import streamlit as st
 
 from app import loaders, state, widgets
 from app.charts import mechanisms as cm
+from app.charts.base import classes_are_superclasses
 from backend.api import ClusterScopeError
 
 HOW_TO_RECORD = (
@@ -22,7 +23,7 @@ def class_names(info: dict) -> tuple[list[str], list[str]]:
     """(names of the training targets, names of the fine labels = the known clusters)."""
     d = info.get("dataset") or {}
     labels = list(d.get("label_names") or [])
-    targets = list(d.get("superclass_names") or []) if d.get("target") == "superclass" else labels
+    targets = list(d.get("superclass_names") or []) if classes_are_superclasses(d.get("target")) else labels
     return targets, labels
 
 
