@@ -6,6 +6,7 @@ Everything shown was precomputed by `clusterscope analyze`; this page only reads
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ import streamlit as st
 from app import hover, loaders, state, widgets
 from app.charts import embeddings as charts_embeddings
 from app.views import embeddings_scrub, embeddings_search, embeddings_trajectories
+from app.views.embeddings_view import View
 from backend import api
 from backend.api import ClusterScopeError
 
@@ -42,7 +44,7 @@ def colourings(dataset: dict) -> list[str]:
     return [k for k in COLOURINGS if k not in hidden]
 
 
-def controls_ui(run: str, info: dict) -> dict | None:
+def controls_ui(run: str, info: dict) -> View | None:
     """Sidebar: layer, epoch, projection, colouring, sample cap, second view. None if nothing to show."""
     sb = st.sidebar
     try:
@@ -89,16 +91,16 @@ def controls_ui(run: str, info: dict) -> dict | None:
         other = ("layer", widgets.layer_picker(layers, key="layer_b", label="Layer B", container=sb))
     state.remember(proj=proj, colour=colour, unit=unit, second=second if second != "none" else None,
                    maxpts=max_points if max_points != DEFAULT_MAX_POINTS else None)
-    return {"layer": layer, "epoch": epoch, "proj": proj, "colour": colour, "unit": unit, "max_points": max_points,
-            "other": other, "scores": scores, "reason": api.intraclass_reason(info)}
+    return View(layer=layer, epoch=epoch, proj=proj, colour=colour, unit=unit, max_points=max_points, other=other,
+                scores=scores, reason=api.intraclass_reason(info))
 
 
-def view_frame(run: str, layer: str, epoch: int, v: dict) -> pd.DataFrame:
+def view_frame(run: str, layer: str, epoch: int, v: View) -> pd.DataFrame:
     """Points of one (layer, epoch) with labels and ``colour_value`` (cached; do not modify)."""
-    return loaders.embedding_view(run, layer, epoch, v["colour"], v["unit"], v["max_points"])[0]
+    return loaders.embedding_view(run, layer, epoch, v.colour, v.unit, v.max_points)[0]
 
 
-def draw(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, highlight: set[int] | None,
+def draw(run: str, layer: str, epoch: int, v: View, *, title: str, key: str, highlight: set[int] | None,
          extend: Callable[[go.Figure], go.Figure] | None = None) -> None:
     """One scatter with downloads; what the user selects in it is read by :func:`current_selection`.
     ``extend``: adds traces to the (cached, so unmodified) figure, e.g. the selection's trajectories; the
@@ -106,26 +108,26 @@ def draw(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, hig
     fig = figure(run, layer, epoch, v, title=title, key=key, highlight=frozenset(highlight) if highlight else None)
     fig = extend(fig) if extend else fig
     widgets.plot(fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
-    widgets.figure_downloads(charts_embeddings.without_frames(fig), f"{title}_{v['colour']}".replace(" ", "_").replace("·", ""), key=key,
-                             legend=COLOURINGS[v["colour"]] if v["colour"] != "neuron" else "")
+    widgets.figure_downloads(charts_embeddings.without_frames(fig), f"{title}_{v.colour}".replace(" ", "_").replace("·", ""), key=key,
+                             legend=COLOURINGS[v.colour] if v.colour != "neuron" else "")
 
 
-def figure(run: str, layer: str, epoch: int, v: dict, *, title: str, key: str, highlight: frozenset[int] | None) -> object:
+def figure(run: str, layer: str, epoch: int, v: View, *, title: str, key: str, highlight: frozenset[int] | None) -> object:
     """View A alone, where app/views/embeddings_scrub.py can switch its epochs in the browser: with every epoch of the layer as
     a frame and the script that switches them; any other view: the figure of its epoch."""
-    epochs = tuple(v["scores"].epochs[layer])
-    if (key != "view-a" or v["other"] is not None or v["colour"] not in embeddings_scrub.COLOURINGS
-            or not embeddings_scrub.scrubbable(v["colour"], len(view_frame(run, layer, epoch, v)), len(epochs))):
-        return loaders.embedding_figure(run, layer, epoch, v["colour"], v["unit"], v["max_points"], projection=v["proj"],
+    epochs = tuple(v.scores.epochs[layer])
+    if (key != "view-a" or v.other is not None or v.colour not in embeddings_scrub.COLOURINGS
+            or not embeddings_scrub.scrubbable(v.colour, len(view_frame(run, layer, epoch, v)), len(epochs))):
+        return loaders.embedding_figure(run, layer, epoch, v.colour, v.unit, v.max_points, projection=v.proj,
                                         highlight=highlight, title=title, present=state.presenting())
     st.sidebar.html(embeddings_scrub.SCRIPT, unsafe_allow_javascript=True)  # in the sidebar: no gap above the plot
-    return loaders.scrub_figure(run, layer, epoch, epochs, v["colour"], v["max_points"], projection=v["proj"],
+    return loaders.scrub_figure(run, layer, epoch, epochs, v.colour, v.max_points, projection=v.proj,
                                 highlight=highlight, titles=tuple(view_title(run, layer, e, v) for e in epochs),
                                 present=state.presenting())
 
 
-def view_title(run: str, layer: str, epoch: int, v: dict) -> str:
-    return f"{run} · {layer} · epoch {epoch} · {PROJECTIONS[v['proj']]}"
+def view_title(run: str, layer: str, epoch: int, v: View) -> str:
+    return f"{run} · {layer} · epoch {epoch} · {PROJECTIONS[v.proj]}"
 
 
 def selected_ids(event: object) -> set[int]:
@@ -230,35 +232,35 @@ def hover_caption(with_images: int, points: int) -> str:
             "of images. Fewer points drawn (*Max points drawn*) give more of them an image.")
 
 
-def animation_ui(run: str, info: dict, v: dict) -> None:
-    if v["colour"] == "neuron":  # the animation's traces are categories: a neuron's values are shown by class
-        v = v | {"colour": "class", "unit": None}
-    epochs = v["scores"].epochs[v["layer"]]
-    frames = pd.concat([view_frame(run, v["layer"], e, v).assign(epoch=e) for e in epochs])
-    fig = charts_embeddings.embedding_animation(frames, projection=v["proj"], colour="colour_value",
-                                                colours=charts_embeddings.colour_map(frames, info["dataset"], v["colour"]) or {},
-                                                title=f"{run} · {v['layer']} · epochs {epochs[0]}-{epochs[-1]}")
+def animation_ui(run: str, info: dict, v: View) -> None:
+    if v.colour == "neuron":  # the animation's traces are categories: a neuron's values are shown by class
+        v = replace(v, colour="class", unit=None)
+    epochs = v.scores.epochs[v.layer]
+    frames = pd.concat([view_frame(run, v.layer, e, v).assign(epoch=e) for e in epochs])
+    fig = charts_embeddings.embedding_animation(frames, projection=v.proj, colour="colour_value",
+                                                colours=charts_embeddings.colour_map(frames, info["dataset"], v.colour) or {},
+                                                title=f"{run} · {v.layer} · epochs {epochs[0]}-{epochs[-1]}")
     hover_cards_ui(run, frames["sample_id"].to_numpy())
     widgets.plot(fig, key="animation")
     left, right = st.columns(2)
     left.download_button("Download animation (HTML)", lambda: fig.to_html(include_plotlyjs=True), on_click="ignore",
-                         file_name=f"{run}-{v['layer']}-animation.html", mime="text/html", icon=":material/movie:")
+                         file_name=f"{run}-{v.layer}-animation.html", mime="text/html", icon=":material/movie:")
     with right:
         gif_ui(run, info, v, frames, epochs)
 
 
-def gif_ui(run: str, info: dict, v: dict, frames: pd.DataFrame, epochs: list[int]) -> None:
+def gif_ui(run: str, info: dict, v: View, frames: pd.DataFrame, epochs: list[int]) -> None:
     """An animated GIF of the epochs, rendered (kaleido, about a second per epoch) only when asked for."""
     if widgets.static_export_browser() is None:
         st.caption("GIF export needs Chrome or Chromium on the server (e.g. `apt install chromium`).")
         return
-    key = f"gif:{run}:{v['layer']}:{v['proj']}:{v['colour']}:{v['max_points']}:{','.join(map(str, epochs))}"
+    key = f"gif:{run}:{v.layer}:{v.proj}:{v.colour}:{v.max_points}:{','.join(map(str, epochs))}"
     if st.button("Make an animated GIF", icon=":material/gif_box:", key="w-make-gif",
                  help="Draws every epoch's layout as an image and joins them into a GIF for slides."):
-        colours = charts_embeddings.colour_map(frames, info["dataset"], v["colour"]) or {}
-        ranges = charts_embeddings.animation_ranges(frames, projection=v["proj"])
-        figs = [charts_embeddings.embedding_scatter(frames[frames["epoch"] == e], projection=v["proj"], colour="colour_value",
-                                                    colours=colours, ranges=ranges, title=f"{run} · {v['layer']} · epoch {e}")
+        colours = charts_embeddings.colour_map(frames, info["dataset"], v.colour) or {}
+        ranges = charts_embeddings.animation_ranges(frames, projection=v.proj)
+        figs = [charts_embeddings.embedding_scatter(frames[frames["epoch"] == e], projection=v.proj, colour="colour_value",
+                                                    colours=colours, ranges=ranges, title=f"{run} · {v.layer} · epoch {e}")
                 for e in epochs]
         bar = st.progress(0.0, text=f"Drawing {len(figs)} epochs")
         try:
@@ -272,7 +274,7 @@ def gif_ui(run: str, info: dict, v: dict, frames: pd.DataFrame, epochs: list[int
         finally:
             bar.empty()
     if key in st.session_state:
-        st.download_button("Download animation (GIF)", st.session_state[key], file_name=f"{run}-{v['layer']}-animation.gif",
+        st.download_button("Download animation (GIF)", st.session_state[key], file_name=f"{run}-{v.layer}-animation.gif",
                            mime="image/gif", on_click="ignore", icon=":material/download:", key="w-gif-download")
 
 
@@ -291,42 +293,42 @@ def page() -> None:
     if v is None:
         return
     errors = loaders.analysis_status(run).get("errors", {})
-    if f"{v['layer']}@{v['epoch']}" in errors:
-        st.warning(widgets.visitor(errors[f"{v['layer']}@{v['epoch']}"]))
+    if f"{v.layer}@{v.epoch}" in errors:
+        st.warning(widgets.visitor(errors[f"{v.layer}@{v.epoch}"]))
     animate = st.toggle("Animate epochs", key="w-animate", help="Plays the aligned layouts of this layer over training.")
     if animate:
         animation_ui(run, info, v)
         return
     try:
-        df, total = loaders.embedding_view(run, v["layer"], v["epoch"], v["colour"], v["unit"], v["max_points"])
+        df, total = loaders.embedding_view(run, v.layer, v.epoch, v.colour, v.unit, v.max_points)
     except ClusterScopeError as exc:
-        widgets.error_panel(exc, what=f"Cannot draw {v['layer']} at epoch {v['epoch']}")
+        widgets.error_panel(exc, what=f"Cannot draw {v.layer} at epoch {v.epoch}")
         return
     if len(df) < total:
         st.caption(f"Showing a stratified sample of {len(df):,} of {total:,} samples (raise *Max points drawn* to see all).")
     hover_cards_ui(run, df["sample_id"].to_numpy())
     embeddings_search.search_ui(run, info, df, select=set_selection)
-    selected = current_selection(run, ("view-a",) if v["other"] is None else ("view-a", "view-b"))
-    title = view_title(run, v["layer"], v["epoch"], v)
+    selected = current_selection(run, ("view-a",) if v.other is None else ("view-a", "view-b"))
+    title = view_title(run, v.layer, v.epoch, v)
     paths = embeddings_trajectories.toggle_ui(run, v, selected)
     extend = (lambda fig: embeddings_trajectories.figure(run, info, v, selected, fig)) if paths else None
-    if v["other"] is None:
+    if v.other is None:
         plot_col, side = st.columns([3, 1])
         with plot_col:
-            draw(run, v["layer"], v["epoch"], v, title=title, key="view-a", highlight=selected, extend=extend)
+            draw(run, v.layer, v.epoch, v, title=title, key="view-a", highlight=selected, extend=extend)
         with side:
-            scores_ui(v["scores"], v["layer"], v["epoch"], v["reason"])
+            scores_ui(v.scores, v.layer, v.epoch, v.reason)
     else:
-        kind, value = v["other"]
-        layer_b, epoch_b = (v["layer"], value) if kind == "epoch" else (value, v["epoch"])
+        kind, value = v.other
+        layer_b, epoch_b = (v.layer, value) if kind == "epoch" else (value, v.epoch)
         left, right = st.columns(2)
         with left:
-            draw(run, v["layer"], v["epoch"], v, title=title, key="view-a", highlight=selected, extend=extend)
-            scores_ui(v["scores"], v["layer"], v["epoch"], v["reason"])
+            draw(run, v.layer, v.epoch, v, title=title, key="view-a", highlight=selected, extend=extend)
+            scores_ui(v.scores, v.layer, v.epoch, v.reason)
         with right:
             try:
                 draw(run, layer_b, epoch_b, v, title=f"{run} · {layer_b} · epoch {epoch_b}", key="view-b", highlight=selected)
-                scores_ui(v["scores"], layer_b, epoch_b, v["reason"])
+                scores_ui(v.scores, layer_b, epoch_b, v.reason)
             except ClusterScopeError as exc:
                 widgets.error_panel(exc, what=f"Cannot draw {layer_b} at epoch {epoch_b}")
     embeddings_trajectories.drawn_caption(df, selected)

@@ -16,6 +16,7 @@ import streamlit as st
 
 from app import loaders, widgets
 from app.charts import embeddings as charts_embeddings
+from app.views.embeddings_view import View
 from backend import api
 from backend.api import ClusterScopeError
 
@@ -116,10 +117,10 @@ def neighbour_inputs(selected: set[int]) -> tuple[int | None, int, str, bool]:
     return (None if sample is None else int(sample)), k, metric, values == "post"
 
 
-def neighbours_ui(run: str, info: dict, v: dict, df: pd.DataFrame, selected: set[int], select: Select) -> None:
+def neighbours_ui(run: str, info: dict, v: View, df: pd.DataFrame, selected: set[int], select: Select) -> None:
     """A sample's k nearest neighbours in the layer's full activation space at this epoch: thumbnails,
     labels, distances, and how many of them the 2-D picture keeps among the sample's k nearest."""
-    layer, epoch = v["layer"], v["epoch"]
+    layer, epoch = v.layer, v.epoch
     st.subheader("Nearest neighbours in the layer")
     sample, k, metric, post = neighbour_inputs(selected)
     if sample is None:
@@ -149,20 +150,20 @@ def neighbours_ui(run: str, info: dict, v: dict, df: pd.DataFrame, selected: set
               key="w-nn-select", help="Makes them the selection, so the plots highlight them.")
 
 
-def overlap_text(run: str, v: dict, ids: np.ndarray, acts: np.ndarray, sample: int, k: int, *, metric: str,
+def overlap_text(run: str, v: View, ids: np.ndarray, acts: np.ndarray, sample: int, k: int, *, metric: str,
                  post_relu: bool) -> str:
     """How many of the sample's k neighbours in the full space are among its k nearest in the 2-D picture,
     both among the embedded samples (the points table); empty when the sample is not embedded."""
     try:
-        points = loaders.analysis(run, "points", v["layer"], v["epoch"])
+        points = loaders.analysis(run, "points", v.layer, v.epoch)
     except ClusterScopeError:
         return ""
     embedded = points["sample_id"].to_numpy(dtype=np.int64)
     rows = pd.Index(np.asarray(ids, dtype=np.int64)).get_indexer(embedded)
     if sample not in set(embedded.tolist()) or (rows < 0).any() or len(embedded) < 2:
         return ""
-    xy = points[[f"{v['proj']}_x", f"{v['proj']}_y"]].to_numpy(dtype=np.float64)
+    xy = points[[f"{v.proj}_x", f"{v.proj}_y"]].to_numpy(dtype=np.float64)
     kept, of = api.picture_overlap(embedded, acts[rows], xy, sample, k=k, metric=metric, post_relu=post_relu)
     return (f"**{kept} of {of}** of its nearest neighbours in the layer are also among its {of} nearest points in the "
-            f"{PROJECTIONS[v['proj']]} picture (over the {len(embedded):,} embedded samples; {of} of {of}: its "
+            f"{PROJECTIONS[v.proj]} picture (over the {len(embedded):,} embedded samples; {of} of {of}: its "
             "neighbourhood is drawn faithfully).")

@@ -14,6 +14,7 @@ import streamlit as st
 
 from app import loaders
 from app.charts import embeddings as charts_embeddings
+from app.views.embeddings_view import View
 
 TOGGLE = "w-trajectories"
 LABEL = "Draw the selection's trajectories"
@@ -31,11 +32,11 @@ def drawn_caption(df: pd.DataFrame, selected: set[int]) -> None:
                    "(raise *Max points drawn* to see all of them).")
 
 
-def toggle_ui(run: str, v: dict, selected: set[int]) -> bool:
+def toggle_ui(run: str, v: View, selected: set[int]) -> bool:
     """The trajectories toggle (off by default, disabled without a selection or in PCA); whether to draw them."""
     why = ("Select points to draw their trajectories." if not selected else
            "Trajectories follow the aligned UMAP layouts: choose Projection UMAP (PCA axes are fitted per epoch)."
-           if v["proj"] != "umap" else "")
+           if v.proj != "umap" else "")
     on = st.toggle(LABEL, key=TOGGLE, disabled=bool(why),
                    help="Each selected sample's path through this layer's aligned layouts over all analysed epochs; "
                         "a ring marks the current epoch.")
@@ -48,19 +49,19 @@ def toggle_ui(run: str, v: dict, selected: set[int]) -> bool:
     return on
 
 
-def paths(run: str, v: dict, ids: list[int]) -> pd.DataFrame:
+def paths(run: str, v: View, ids: list[int]) -> pd.DataFrame:
     """The rows of samples ``ids`` in every analysed epoch of the view's layer (column ``epoch``)."""
-    colour = v["colour"] if v["colour"] in CHEAP_COLOURS else "class"
-    unit = v["unit"] if colour == "neuron" else None
+    colour = v.colour if v.colour in CHEAP_COLOURS else "class"
+    unit = v.unit if colour == "neuron" else None
     parts = []
-    for epoch in v["scores"].epochs[v["layer"]]:
-        df = loaders.embedding_view(run, v["layer"], epoch, colour, unit, v["max_points"])[0]
+    for epoch in v.scores.epochs[v.layer]:
+        df = loaders.embedding_view(run, v.layer, epoch, colour, unit, v.max_points)[0]
         parts.append(df.loc[df["sample_id"].isin(ids), ["sample_id", "cluster", "class_name", "umap_x", "umap_y"]]
                      .assign(epoch=epoch))
     return pd.concat(parts, ignore_index=True)
 
 
-def figure(run: str, info: dict, v: dict, selected: set[int], fig: go.Figure) -> go.Figure:
+def figure(run: str, info: dict, v: View, selected: set[int], fig: go.Figure) -> go.Figure:
     """``fig`` (view A) with the trajectories of the selected samples (at most the cap, said so when capped)."""
     ids = charts_embeddings.trajectory_ids(selected)
     if len(ids) < len(selected):
@@ -68,5 +69,5 @@ def figure(run: str, info: dict, v: dict, selected: set[int], fig: go.Figure) ->
                    "select fewer to see them all).")
     rows = paths(run, v, ids)
     colours = charts_embeddings.colour_map(rows, info["dataset"], "class") or {}
-    traces = charts_embeddings.trajectory_traces(rows, projection="umap", colours=colours, epoch=v["epoch"])
+    traces = charts_embeddings.trajectory_traces(rows, projection="umap", colours=colours, epoch=v.epoch)
     return charts_embeddings.with_traces(fig, traces)
