@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from app.charts_embeddings import META
+from app.charts.embeddings import META
 
 THUMBNAIL_BUDGET = 6_000_000  # characters of base64 thumbnails per page (~4.5 MB of PNG)
 

@@ -251,7 +251,7 @@ def scrub_figure(run_id: str, layer: str, epoch: int, epochs: tuple[int, ...], c
 def _scrub_figure(root: str, run_id: str, layer: str, epoch: int, epochs: tuple[int, ...], colour: str, max_points: int,
                   stamps: tuple[tuple[float, ...], ...], projection: str, highlight: frozenset[int] | None,
                   titles: tuple[str, ...], present: bool) -> go.Figure:
-    from app import charts_embeddings
+    from app.charts import embeddings as charts_embeddings
 
     views = {e: _embedding_view(root, run_id, layer, e, colour, None, max_points, s)[0] for e, s in zip(epochs, stamps, strict=True)}
     fig = _embedding_figure(root, run_id, layer, epoch, colour, None, max_points, stamps[epochs.index(epoch)], projection,
@@ -278,7 +278,7 @@ def _view_stamps(store: api.RunStore, run_id: str, layer: str, epoch: int, colou
 def _embedding_figure(root: str, run_id: str, layer: str, epoch: int, colour: str, unit: int | None, max_points: int,
                       stamps: tuple[float, ...], projection: str, highlight: frozenset[int] | None, title: str,
                       present: bool) -> go.Figure:
-    from app import charts_embeddings
+    from app.charts import embeddings as charts_embeddings
 
     df = _embedding_view(root, run_id, layer, epoch, colour, unit, max_points, stamps)[0]
     dataset = read_run(run_id)["dataset"]  # through the loaders, as _embedding_view reads it
@@ -292,7 +292,7 @@ def _embedding_figure(root: str, run_id: str, layer: str, epoch: int, colour: st
 @st.cache_resource(show_spinner=False, max_entries=48)
 def _embedding_view(root: str, run_id: str, layer: str, epoch: int, colour: str, unit: int | None, max_points: int,
                     stamps: tuple[float, ...]) -> tuple[pd.DataFrame, int]:
-    from app import charts_embeddings
+    from app.charts import embeddings as charts_embeddings
 
     # through the other loaders, so the tables are read from disk once for every view that uses them
     samples = read_samples(run_id)
@@ -310,7 +310,7 @@ def _embedding_view(root: str, run_id: str, layer: str, epoch: int, colour: str,
 
 def _labels(run_id: str, samples: pd.DataFrame) -> pd.DataFrame:
     """charts_embeddings.label_samples with the run's training target."""
-    from app import charts_embeddings
+    from app.charts import embeddings as charts_embeddings
 
     return charts_embeddings.label_samples(samples, target=read_run(run_id)["dataset"].get("target", "label"))
 

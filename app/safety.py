@@ -16,7 +16,7 @@ from typing import Any
 import streamlit as st
 from PIL import Image, ImageDraw
 
-from app.charts import OKABE_ITO
+from app.charts.base import OKABE_ITO
 
 log = logging.getLogger("clusterscope.app")
 

@@ -9,7 +9,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import charts, loaders, state
+from app import loaders, state
+from app.charts import base as charts
 from backend import api
 from backend.api import ClusterScopeError
 

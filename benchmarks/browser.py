@@ -5,7 +5,7 @@ a user sees: headless Chromium (/usr/bin/chromium, through Playwright) on the ap
 ``clusterscope app`` serves it, from the input (key press, click, mouse release) to the redrawn plot:
 
 * ``epoch``: ArrowRight/ArrowLeft on the focused epoch slider, until the plot holds the other epoch. The page
-  switches it in the browser (app/scrub.py) and reruns after; ``epoch, rerun only`` is the same page with
+  switches it in the browser (app/views/embeddings_scrub.py) and reruns after; ``epoch, rerun only`` is the same page with
   that turned off (``CLUSTERSCOPE_SCRUB_POINTS=0``), every switch a rerun. The three (minimal page, page,
   page by rerun) are timed in turn, A/B/C/A/B/C, so that a busy machine weighs on each alike;
 * ``layer``: choosing the other layer in the sidebar's Layer box, until the plot holds it;

@@ -152,10 +152,9 @@ def page_switcher(store: api.RunStore) -> tuple[Callable[[], str], Callable[[], 
 
     serve_like_the_cli()
     os.environ["CLUSTERSCOPE_STORE"] = str(store.root)
-    folder = "views" if (ROOT / "app" / "views" / "embeddings.py").is_file() else "pages"
     at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=600)
     at.query_params.update({"run": RUN_ID, "layer": LAYER, "epoch": str(EPOCHS[0])})
-    at.switch_page(f"{folder}/embeddings.py")
+    at.switch_page("views/embeddings.py")
     at.run()
     current = [EPOCHS[0]]
 
@@ -197,7 +196,7 @@ def same_figure_drawer(store: api.RunStore, n: int, cap: int = 10_000) -> Callab
     the sample is drawn once, outside the timing (they do not change with the epoch), the sample is a
     plain uniform one rather than stratified, and there are no widgets, score panel, hover cards or downloads.
     """
-    from app.charts import category_colours
+    from app.charts.base import category_colours
 
     paths = [store.analysis.path(RUN_ID, "points", LAYER, e) for e in EPOCHS]
     labels = pq.read_table(store.samples_path(RUN_ID), columns=["label_name"])["label_name"].to_numpy(zero_copy_only=False)
@@ -266,8 +265,7 @@ def recompile_cost() -> Callable[[], None]:
     rerun a new script cache, so it pays this on each switch; a real server compiles them once."""
     from streamlit.runtime.scriptrunner.script_cache import ScriptCache
 
-    folder = "views" if (ROOT / "app" / "views" / "embeddings.py").is_file() else "pages"
-    scripts = [str(ROOT / "app" / "main.py"), str(ROOT / "app" / folder / "embeddings.py")]
+    scripts = [str(ROOT / "app" / "main.py"), str(ROOT / "app" / "views" / "embeddings.py")]
 
     def compile_both() -> None:
         cache = ScriptCache()

@@ -1,4 +1,4 @@
-"""The Compare page's side-by-side embeddings (app/multiples_ui.py), through Streamlit's AppTest on a real store."""
+"""The Compare page's side-by-side embeddings (app/views/compare_multiples.py), through Streamlit's AppTest on a real store."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from app import charts_multiples
+from app.charts import multiples as charts_multiples
 from backend import api
 from tests.test_app_compare_runs import COMPARE, chart, compare_store, open_page  # noqa: F401 - a fixture
 

@@ -17,8 +17,7 @@ from tests.conftest import figure_of
 
 APP = Path(__file__).resolve().parent.parent / "app"
 MAIN = str(APP / "main.py")
-# main.py's page folder (st.navigation ignores a folder named "views"; see app/main.py)
-COMPARE = f"{'views' if (APP / 'views').is_dir() else 'pages'}/compare.py"
+COMPARE = "views/compare.py"  # relative to main.py, as st.navigation declares it
 SUBMIT = "FormSubmitter:train-form-Start training"
 
 
@@ -210,7 +209,7 @@ def stop_group(pid: int) -> None:
 def test_compare_figure_builders() -> None:
     import pandas as pd
 
-    from app import charts_compare
+    from app.charts import compare as charts_compare
 
     metrics = pd.DataFrame({"epoch": [0, 1, 2, 3, 4] * 2, "split": ["train"] * 5 + ["test"] * 5,
                             "accuracy": [0.1, 0.5, 0.8, 0.9, 0.95] * 2, "lr": [0.1, 0.1, 0.02, 0.02, 0.004] * 2})
@@ -303,7 +302,7 @@ def test_compare_sweep_from_the_url(sweep_store: api.RunStore, monkeypatch: pyte
 def test_tau_vs_k_figure() -> None:
     import pandas as pd
 
-    from app import charts_compare
+    from app.charts import compare as charts_compare
 
     table = pd.DataFrame({"measure": ["c1", "c1", "c1", "c3", "c3", "c3"], "k": [1, 10, 100] * 2,
                           "tau": [0.5, 0.7, 0.1, 0.9, 0.6, float("nan")], "granulated_total": [float("nan")] * 6})

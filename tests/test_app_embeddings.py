@@ -183,8 +183,8 @@ def test_selection_follows_the_epoch_and_layer_and_its_trajectories_are_drawn(
     """A selection (here put in the page's memo, as a box in the browser would: tests/test_e2e_selection.py)
     stays highlighted when the epoch and the layer change; the trajectories toggle, off by default and disabled
     without a selection, draws each selected sample's path over the layer's epochs and a ring at the current one."""
-    from app import charts_embeddings
-    from app.screens.embeddings import SELECTION
+    from app.charts import embeddings as charts_embeddings
+    from app.views.embeddings import SELECTION
 
     store, run_id = analysed_store
     at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc2.relu", epoch="1")
@@ -230,7 +230,7 @@ def test_a_view_that_draws_only_some_of_the_selection_says_so(analysed_store: tu
     """The selection outlives a lower *Max points drawn*: the page says how many of its samples are drawn."""
     import re
 
-    from app.screens.embeddings import SELECTION
+    from app.views.embeddings import SELECTION
 
     store, run_id = analysed_store
     at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc2.relu", epoch="1")

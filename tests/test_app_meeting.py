@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app import charts_neurons as cn
+from app.charts import neurons as cn
 from backend import api
 from tests.conftest import figure_of
 from tests.test_app_embeddings import open_embeddings
@@ -50,7 +50,7 @@ def test_neurons_page_explains_best_subclass_when_top_images_are_of_other_subcla
 
 def test_cluster_colours_are_distinct_and_say_ids_are_per_layer(analysed_store: tuple[api.RunStore, str],
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from app import charts_embeddings
+    from app.charts import embeddings as charts_embeddings
 
     names = ["noise"] + [f"cluster {i}" for i in range(20)]
     colours = charts_embeddings.cluster_colours(names, charts_embeddings.CLUSTER_PALETTE)
@@ -99,7 +99,7 @@ def test_a_link_reopens_max_points_and_names_what_does_not_exist(analysed_store:
 
 
 def test_hover_caption_says_what_has_no_image() -> None:
-    from app.screens.embeddings import hover_caption
+    from app.views.embeddings import hover_caption
 
     text = hover_caption(1797, 25158)
     assert "labels (all 25,158 points" in text and "first 1,797 of them by sample id" in text and "MB" in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app import charts_embeddings
+from app.charts import embeddings as charts_embeddings
 from backend import api
 from tests.conftest import figure_of
 from tests.test_app_embeddings import open_embeddings

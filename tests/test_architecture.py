@@ -40,6 +40,28 @@ def test_app_uses_only_the_backend_facade() -> None:
     assert bad == {}
 
 
+def test_no_pages_folder_beside_the_entry_point() -> None:
+    """The pages live in app/views/, never app/pages/: Streamlit treats a folder named ``pages`` beside the main
+    script as the old automatic multipage app (PagesManager.uses_pages_directory), and a shared link such as
+    ``/embeddings?run=...`` then runs that page's file alone, without main.py's navigation and presentation
+    switch, until main.py has run once in the process (tests/test_e2e_browser.py saw it)."""
+    assert not (ROOT / "app" / "pages").exists()
+    assert sorted(p.stem for p in (ROOT / "app" / "views").glob("*.py") if "\ndef page() -> None:" in p.read_text(
+        encoding="utf-8")) == ["compare", "embeddings", "layers", "mechanisms", "neurons", "runs", "upload"]
+
+
+def test_chart_builders_are_pure() -> None:
+    """app/charts/ builds figures from DataFrames (STYLE.md habit 10): no Streamlit, so it is tested without one,
+    and nothing of the app's that imports Streamlit (its pages, loaders, widgets, state)."""
+    bad = {}
+    for p in (ROOT / "app" / "charts").rglob("*.py"):
+        for name in imports(p):
+            if name.split(".")[0] == "streamlit" or (name.startswith("app.") and not name.startswith("app.charts")):
+                bad[p.name] = name
+    assert bad == {}
+    assert len(list((ROOT / "app" / "charts").glob("*.py"))) > 1  # the package is where this test looks
+
+
 def test_ruff_is_clean() -> None:
     ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
     result = subprocess.run([ruff, "check", "backend", "app", "tests", "benchmarks"], cwd=ROOT,

@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from app import charts, charts_embeddings
+from app.charts import base as charts
+from app.charts import embeddings as charts_embeddings
 
 
 def frame(n: int = 60) -> pd.DataFrame:
@@ -199,7 +200,7 @@ def test_epoch_frames_move_each_sample_to_its_epochs_layout_and_keep_the_highlig
 
 
 def test_scrubbing_is_offered_for_epoch_independent_colourings_within_the_budget(monkeypatch) -> None:
-    from app import scrub
+    from app.views import embeddings_scrub as scrub
 
     assert scrub.scrubbable("class", 10_000, 20) and scrub.scrubbable("fine", 100_000, 10)
     assert not scrub.scrubbable("cluster", 100, 3) and not scrub.scrubbable("neuron", 100, 3)

@@ -1,4 +1,4 @@
-"""The Compare page's small multiples (app/charts_multiples.py): layer and epoch choices, panels, shared colours."""
+"""The Compare page's small multiples (app/charts/multiples.py): layer and epoch choices, panels, shared colours."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from app import charts_multiples as cm
-from app.charts import OKABE_ITO
+from app.charts import multiples as cm
+from app.charts.base import OKABE_ITO
 
 
 def layers_table(names: list[str], epochs: list[int]) -> pd.DataFrame:

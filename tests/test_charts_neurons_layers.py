@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app import charts_layers as cl
-from app import charts_neurons as cn
+from app.charts import layers as cl
+from app.charts import neurons as cn
 
 
 def samples(hierarchical: bool = True) -> pd.DataFrame:

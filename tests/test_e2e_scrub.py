@@ -1,4 +1,4 @@
-"""End to end: the Embeddings page switches epochs in the browser (app/scrub.py), then the server follows.
+"""End to end: the Embeddings page switches epochs in the browser (app/views/embeddings_scrub.py), then the server follows.
 
 The browser's messages to the server are held back while the epoch slider moves, so what is seen then was
 drawn by the browser alone: the plot must show the stored layout of the new epoch, point by point, while the
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from app import charts_embeddings
+from app.charts import embeddings as charts_embeddings
 from backend import api
 from tests.test_e2e_browser import PLOT, chromium_page, serve
 

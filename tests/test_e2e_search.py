@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app import charts_embeddings
+from app.charts import embeddings as charts_embeddings
 from backend import api
 from tests.test_e2e_browser import PLOT, chromium_page, save, serve
 from tests.test_e2e_selection import COUNT_SENDS, highlighted, wait_idle

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import expect
 
-from app import charts_embeddings
+from app.charts import embeddings as charts_embeddings
 from backend import api
 from tests.test_e2e_browser import PLOT, chromium_path, save, serve
 

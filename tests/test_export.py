@@ -15,7 +15,8 @@ import plotly.io as pio
 import pytest
 from PIL import Image
 
-from app import charts, charts_embeddings
+from app.charts import base as charts
+from app.charts import embeddings as charts_embeddings
 
 
 @pytest.fixture(scope="module")

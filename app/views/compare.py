@@ -13,14 +13,11 @@ from collections import Counter
 import pandas as pd
 import streamlit as st
 
-from app import charts_compare, loaders, multiples_ui, state, widgets
+from app import loaders, state, widgets
+from app.charts import compare as charts_compare
+from app.views import compare_multiples
 from backend import api
 from backend.api import ClusterScopeError, CorruptFileError
-
-st.title("Compare runs")
-st.caption("Do the measures predict generalization? Each run is one model; a good measure orders the runs "
-           "as their test accuracy does (SCIENCE.md 3.2).")
-
 
 # ---------------------------------------------------------------- widgets
 
@@ -300,7 +297,10 @@ def sweep_summary(name: str, members: pd.DataFrame) -> None:
 # ---------------------------------------------------------------- page
 
 
-def main() -> None:
+def page() -> None:
+    st.title("Compare runs")
+    st.caption("Do the measures predict generalization? Each run is one model; a good measure orders the runs "
+               "as their test accuracy does (SCIENCE.md 3.2).")
     runs = loaders.list_runs()
     ids = runs.loc[~runs["status"].isin(["corrupt", "diverged"]), "run_id"].tolist()
     diverged = runs.loc[runs["status"] == "diverged", "run_id"].tolist()
@@ -348,7 +348,8 @@ def main() -> None:
     noise_floor_section(table)
     k_section(table, present)
     epochs_section(table, networks, present)
-    multiples_ui.section(table, ready, present)
+    compare_multiples.section(table, ready, present)
 
 
-main()
+if __name__ == "__main__":  # st.navigation (app/main.py) runs this file as the page's script
+    page()

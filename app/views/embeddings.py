@@ -1,10 +1,343 @@
-"""The Embeddings page script (st.navigation runs this file): the page is app/screens/embeddings.py.
+"""Embeddings: how one layer lays out the probe samples at one epoch (UMAP or PCA), and how that changes.
 
-The page's code lives in a module, imported once per process: it reruns on every move of the epoch
-slider, and a script would be compiled again on each rerun under Streamlit's AppTest
-(benchmarks/dashboard.py).
+Everything shown was precomputed by `clusterscope analyze`; this page only reads and draws.
 """
 
-from app.screens.embeddings import page
+from __future__ import annotations
 
-page()
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from app import hover, loaders, state, widgets
+from app.charts import embeddings as charts_embeddings
+from app.views import embeddings_scrub, embeddings_search, embeddings_trajectories
+from app.views.embeddings_view import View
+from backend import api
+from backend.api import ClusterScopeError
+
+COLOURINGS = {
+    "class": "Class (trained on)",
+    "fine": "Fine label (subclass)",
+    "superclass": "Superclass",
+    "cluster": "HDBSCAN cluster",
+    "correct": "Correct at this epoch",
+    "neuron": "A neuron's activation",
+}
+PROJECTIONS = {"umap": "UMAP", "pca": "PCA"}
+SAME_AS_CLASS = {"superclass": "class", "fine": "class"}  # a colouring left out where it equals the class
+DEFAULT_MAX_POINTS = 10_000
+SELECTION = "cs-selection"  # session key: {"run", "ids": the selected sample ids, "reports": {plot key: its last report}}
+
+
+def colourings(dataset: dict) -> list[str]:
+    """The colourings worth offering for a run: "superclass" only when the data have superclasses and the run
+    was not trained on them (then they are its classes), "fine" only when the run was trained on superclasses
+    (trained on the fine labels, they are its classes)."""
+    target = dataset.get("target", "label")
+    hidden = {"superclass"} if target == "superclass" or not dataset.get("superclass_names") else set()
+    hidden |= {"fine"} if target != "superclass" else set()
+    return [k for k in COLOURINGS if k not in hidden]
+
+
+def controls_ui(run: str, info: dict) -> View | None:
+    """Sidebar: layer, epoch, projection, colouring, sample cap, second view. None if nothing to show."""
+    sb = st.sidebar
+    try:
+        scores = loaders.layer_scores(run)
+    except ClusterScopeError as exc:
+        widgets.error_panel(exc, what="Cannot read this run's analysis")
+        return None
+    for message in scores.corrupt:  # only those snapshots are missing from the pickers
+        st.error(f"Left out, corrupt: {widgets.visitor(message)} Re-analyse it with `clusterscope analyze {run}`.",
+                 icon=":material/broken_image:")
+    if not scores.rows and scores.corrupt:
+        return None
+    if not scores.rows:
+        status = info["status"]
+        st.info(f"Run **{run}** has no analysis yet ({status}). Embeddings appear here as soon as "
+                f"`clusterscope analyze {run}` has processed a snapshot; the demo builder runs it by itself.")
+        return None
+    order = [layer["name"] for layer in info.get("layers", [])]
+    layers = sorted(scores.epochs, key=lambda n: order.index(n) if n in order else len(order))
+    layer = widgets.layer_picker(layers, container=sb)
+    epochs = scores.epochs[layer]
+    epoch = widgets.epoch_picker(epochs, container=sb)
+    proj = sb.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get, horizontal=True, key="w-proj",
+                    index=list(PROJECTIONS).index(state.choice("proj", list(PROJECTIONS))),
+                    help="UMAP keeps neighbourhoods (check its trustworthiness); PCA keeps global linear structure.")
+    options = colourings(info["dataset"])
+    asked = SAME_AS_CLASS.get(st.query_params.get("colour"), "") if state.chosen("colour", options) is None else ""
+    colour = sb.selectbox("Colour by", options, format_func=COLOURINGS.get, key="w-colour",
+                          index=options.index(asked if asked in options else state.choice("colour", options)))
+    unit = None
+    if colour == "neuron":
+        layer_units = next((la["units"] for la in info.get("layers", []) if la["name"] == layer), 1)
+        unit = int(sb.number_input("Unit", 0, max(layer_units - 1, 0), key="w-unit",
+                                   value=min(int(state.choice("unit", list(range(layer_units)), 0) or 0), layer_units - 1)))
+    max_points = int(sb.number_input("Max points drawn", 500, 200_000, state.int_param("maxpts", DEFAULT_MAX_POINTS, 500, 200_000),
+                                     step=500, key="w-maxpts", help="Above this many samples a stratified sample is drawn (by class)."))
+    second = sb.selectbox("Second view", ["none", "epoch", "layer"], key="w-second",
+                          index=["none", "epoch", "layer"].index(state.choice("second", ["none", "epoch", "layer"])),
+                          format_func={"none": "None", "epoch": "Another epoch", "layer": "Another layer"}.get)
+    other = None
+    if second == "epoch":
+        other = ("epoch", widgets.epoch_picker(epochs, key="epoch_b", label="Epoch B", container=sb))
+    elif second == "layer":
+        other = ("layer", widgets.layer_picker(layers, key="layer_b", label="Layer B", container=sb))
+    state.remember(proj=proj, colour=colour, unit=unit, second=second if second != "none" else None,
+                   maxpts=max_points if max_points != DEFAULT_MAX_POINTS else None)
+    return View(layer=layer, epoch=epoch, proj=proj, colour=colour, unit=unit, max_points=max_points, other=other,
+                scores=scores, reason=api.intraclass_reason(info))
+
+
+def view_frame(run: str, layer: str, epoch: int, v: View) -> pd.DataFrame:
+    """Points of one (layer, epoch) with labels and ``colour_value`` (cached; do not modify)."""
+    return loaders.embedding_view(run, layer, epoch, v.colour, v.unit, v.max_points)[0]
+
+
+def draw(run: str, layer: str, epoch: int, v: View, *, title: str, key: str, highlight: set[int] | None,
+         extend: Callable[[go.Figure], go.Figure] | None = None) -> None:
+    """One scatter with downloads; what the user selects in it is read by :func:`current_selection`.
+    ``extend``: adds traces to the (cached, so unmodified) figure, e.g. the selection's trajectories; the
+    epoch frames (app/views/embeddings_scrub.py) move the scatter's own traces only, and the rerun that follows redraws the rest."""
+    fig = figure(run, layer, epoch, v, title=title, key=key, highlight=frozenset(highlight) if highlight else None)
+    fig = extend(fig) if extend else fig
+    widgets.plot(fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
+    widgets.figure_downloads(charts_embeddings.without_frames(fig), f"{title}_{v.colour}".replace(" ", "_").replace("·", ""), key=key,
+                             legend=COLOURINGS[v.colour] if v.colour != "neuron" else "")
+
+
+def figure(run: str, layer: str, epoch: int, v: View, *, title: str, key: str, highlight: frozenset[int] | None) -> object:
+    """View A alone, where app/views/embeddings_scrub.py can switch its epochs in the browser: with every epoch of the layer as
+    a frame and the script that switches them; any other view: the figure of its epoch."""
+    epochs = tuple(v.scores.epochs[layer])
+    if (key != "view-a" or v.other is not None or v.colour not in embeddings_scrub.COLOURINGS
+            or not embeddings_scrub.scrubbable(v.colour, len(view_frame(run, layer, epoch, v)), len(epochs))):
+        return loaders.embedding_figure(run, layer, epoch, v.colour, v.unit, v.max_points, projection=v.proj,
+                                        highlight=highlight, title=title, present=state.presenting())
+    st.sidebar.html(embeddings_scrub.SCRIPT, unsafe_allow_javascript=True)  # in the sidebar: no gap above the plot
+    return loaders.scrub_figure(run, layer, epoch, epochs, v.colour, v.max_points, projection=v.proj,
+                                highlight=highlight, titles=tuple(view_title(run, layer, e, v) for e in epochs),
+                                present=state.presenting())
+
+
+def view_title(run: str, layer: str, epoch: int, v: View) -> str:
+    return f"{run} · {layer} · epoch {epoch} · {PROJECTIONS[v.proj]}"
+
+
+def selected_ids(event: object) -> set[int]:
+    """The sample ids of the points in a ``st.plotly_chart`` selection event. A point's customdata is
+    [sample_id, cluster]; Plotly reports it as a list, or, for a typed array (ours, charts_embeddings),
+    as ``{"0": sample_id, "1": cluster}``."""
+    points = ((event or {}).get("selection") or {}).get("points") or []
+    out = set()
+    for p in points:
+        custom = p.get("customdata")
+        if custom is not None:
+            out.add(int(custom["0"] if isinstance(custom, dict) else custom[0]))
+    return out
+
+
+def current_selection(run: str, keys: tuple[str, ...]) -> set[int]:
+    """The selection both views highlight: the newest one made in any of the plots ``keys``, read before
+    they are drawn so that one selection costs one rerun.
+
+    Streamlit names a chart after its figure, so drawing the highlight (a new figure) starts the plot with
+    an empty selection: a plot's report counts only when it is non-empty and differs from its report of the
+    previous run. An empty one is that restart, not a choice; :func:`selection_ui`'s button clears. Without
+    this rule the highlight's redraw undid the selection, whose loss redrew the plot, without end.
+    """
+    memo = st.session_state.get(SELECTION)
+    if memo is None or memo["run"] != run:
+        memo = st.session_state[SELECTION] = {"run": run, "ids": frozenset(), "reports": {}}
+    for key in keys:
+        report = frozenset(selected_ids(st.session_state.get(key)))
+        if report and report != memo["reports"].get(key):
+            memo["ids"] = report
+        memo["reports"][key] = report
+    return set(memo["ids"])
+
+
+def set_selection(run: str, ids: Iterable[int]) -> None:
+    """Make ``ids`` the selection (a search's matches, a sample and its neighbours: app/views/embeddings_search.py)."""
+    memo = st.session_state.get(SELECTION)
+    if memo is None or memo["run"] != run:
+        memo = st.session_state[SELECTION] = {"run": run, "ids": frozenset(), "reports": {}}
+    memo["ids"] = frozenset(int(i) for i in ids)
+
+
+def clear_selection() -> None:
+    if SELECTION in st.session_state:
+        st.session_state[SELECTION]["ids"] = frozenset()
+
+
+def scores_ui(scores: loaders.LayerScores, layer: str, epoch: int, reason: str | None = None) -> None:
+    """The cluster scores of one (layer, epoch); ``reason``: why subclass scores are absent (api.intraclass_reason)."""
+    r = scores.rows.get((layer, epoch))
+    if r is None:
+        return
+    st.markdown(f"**{layer} · epoch {epoch}**")
+    st.metric("Class purity", f"{r.class_purity:.0%}", help="Share of clustered training samples in their cluster's majority class.")
+    st.metric("Subclass purity", f"{r.subclass_purity:.0%}" if pd.notna(r.subclass_purity) else "n/a",
+              delta=f"chance {r.subclass_chance:.0%}" if pd.notna(r.subclass_chance) else None, delta_color="off",
+              help="Within each cluster's majority class, the share of its majority subclass (SCIENCE.md 3.5)."
+                   + (f" n/a: {reason}" if reason else ""))
+    if reason and pd.isna(r.subclass_purity):
+        st.caption("Subclass purity n/a: " + reason)
+    st.metric("Clusters", int(r.n_clusters), help=f"HDBSCAN, min_cluster_size {int(r.min_cluster_size)}")
+    st.metric("Noise", f"{r.noise_fraction:.0%}")
+    st.metric("Fragmentation", f"{r.fragmentation:.2f}", help="Clusters >= 60 % pure per class; > 1 means classes split.")
+    st.caption(f"ARI/NMI vs class {r.ari_class:.2f}/{r.nmi_class:.2f}"
+               + (f" · vs subclass {r.ari_subclass:.2f}/{r.nmi_subclass:.2f}" if pd.notna(r.ari_subclass) else ""))
+    st.caption(f"Trustworthiness (k=10): UMAP {r.trust_umap:.3f} · PCA {r.trust_pca:.3f}. "
+               "1 = every neighbour in the picture is a neighbour in the layer.")
+
+
+def selection_ui(run: str, df: pd.DataFrame, ids: set[int]) -> None:
+    if not ids:
+        st.caption("Select points (click, box or lasso) to see their images and composition; the other view highlights them.")
+        return
+    chosen = df[df["sample_id"].isin(ids)]
+    st.subheader(f"Selection: {len(chosen)} samples")
+    left, right = st.columns([2, 1])
+    thumbs = loaders.read_samples(run, thumbnails=True).set_index("sample_id")["thumbnail"]
+    shown = chosen.head(48)
+    left.image([thumbs[i] for i in shown["sample_id"]], width=56,
+               caption=[f"{a}/{b}" for a, b in zip(shown["class_name"], shown["subclass_name"], strict=True)])
+    right.dataframe(charts_embeddings.composition(chosen), hide_index=True, width="stretch",
+                    column_config={"share": st.column_config.NumberColumn(format="percent")})
+    csv = chosen[["sample_id", "split", "class_name", "subclass_name", "superclass_name", "cluster"]].to_csv(index=False)
+    right.download_button("Download selection (CSV)", csv, file_name=f"{run}-selection.csv", mime="text/csv",
+                          on_click="ignore", icon=":material/download:")
+    right.button("Clear selection", on_click=clear_selection, icon=":material/deselect:", key="w-clear-selection")
+
+
+def hover_cards_ui(run: str, ids: np.ndarray) -> None:
+    """Hovering a point shows its thumbnail and labels (a card drawn in the browser, app/hover.py)."""
+    script, with_images = loaders.hover_script(run, ids)
+    st.html(script, unsafe_allow_javascript=True)
+    if 0 < with_images < len(ids):
+        st.caption(hover_caption(with_images, len(ids)))
+
+
+def hover_caption(with_images: int, points: int) -> str:
+    """What the hover cards hold when the page's image budget (app/hover.py) does not cover every point."""
+    return (f"Hovering a point shows its labels (all {points:,} points drawn) and, for the first {with_images:,} of "
+            f"them by sample id, its image: a page carries at most about {hover.THUMBNAIL_BUDGET * 3 // 4 / 1e6:.1f} MB "
+            "of images. Fewer points drawn (*Max points drawn*) give more of them an image.")
+
+
+def animation_ui(run: str, info: dict, v: View) -> None:
+    if v.colour == "neuron":  # the animation's traces are categories: a neuron's values are shown by class
+        v = replace(v, colour="class", unit=None)
+    epochs = v.scores.epochs[v.layer]
+    frames = pd.concat([view_frame(run, v.layer, e, v).assign(epoch=e) for e in epochs])
+    fig = charts_embeddings.embedding_animation(frames, projection=v.proj, colour="colour_value",
+                                                colours=charts_embeddings.colour_map(frames, info["dataset"], v.colour) or {},
+                                                title=f"{run} · {v.layer} · epochs {epochs[0]}-{epochs[-1]}")
+    hover_cards_ui(run, frames["sample_id"].to_numpy())
+    widgets.plot(fig, key="animation")
+    left, right = st.columns(2)
+    left.download_button("Download animation (HTML)", lambda: fig.to_html(include_plotlyjs=True), on_click="ignore",
+                         file_name=f"{run}-{v.layer}-animation.html", mime="text/html", icon=":material/movie:")
+    with right:
+        gif_ui(run, info, v, frames, epochs)
+
+
+def gif_ui(run: str, info: dict, v: View, frames: pd.DataFrame, epochs: list[int]) -> None:
+    """An animated GIF of the epochs, rendered (kaleido, about a second per epoch) only when asked for."""
+    if widgets.static_export_browser() is None:
+        st.caption("GIF export needs Chrome or Chromium on the server (e.g. `apt install chromium`).")
+        return
+    key = f"gif:{run}:{v.layer}:{v.proj}:{v.colour}:{v.max_points}:{','.join(map(str, epochs))}"
+    if st.button("Make an animated GIF", icon=":material/gif_box:", key="w-make-gif",
+                 help="Draws every epoch's layout as an image and joins them into a GIF for slides."):
+        colours = charts_embeddings.colour_map(frames, info["dataset"], v.colour) or {}
+        ranges = charts_embeddings.animation_ranges(frames, projection=v.proj)
+        figs = [charts_embeddings.embedding_scatter(frames[frames["epoch"] == e], projection=v.proj, colour="colour_value",
+                                                    colours=colours, ranges=ranges, title=f"{run} · {v.layer} · epoch {e}")
+                for e in epochs]
+        bar = st.progress(0.0, text=f"Drawing {len(figs)} epochs")
+        try:
+            pngs = widgets.render_pngs(figs, width=1000, height=800,
+                                       progress=lambda done: bar.progress(done / (len(figs) + 1),
+                                                                          text=f"Drew {done} of {len(figs)} epochs"))
+            bar.progress(len(figs) / (len(figs) + 1), text="Joining the frames")
+            st.session_state[key] = charts_embeddings.gif_from_pngs(pngs)
+        except Exception as exc:  # noqa: BLE001 - kaleido/Chromium failures are shown, never a traceback
+            widgets.error_panel(exc, what="Cannot draw the GIF")
+        finally:
+            bar.empty()
+    if key in st.session_state:
+        st.download_button("Download animation (GIF)", st.session_state[key], file_name=f"{run}-{v.layer}-animation.gif",
+                           mime="image/gif", on_click="ignore", icon=":material/download:", key="w-gif-download")
+
+
+def page() -> None:
+    st.title("Embeddings")
+    run = widgets.run_picker(container=st.sidebar, prefer=loaders.has_analysis)
+    if run is None:
+        return
+    try:
+        info = loaders.read_run(run)
+    except ClusterScopeError as exc:
+        widgets.error_panel(exc, what=f"Cannot read run {run}")
+        return
+    widgets.diverged_warning(run, info)
+    v = controls_ui(run, info)
+    if v is None:
+        return
+    errors = loaders.analysis_status(run).get("errors", {})
+    if f"{v.layer}@{v.epoch}" in errors:
+        st.warning(widgets.visitor(errors[f"{v.layer}@{v.epoch}"]))
+    animate = st.toggle("Animate epochs", key="w-animate", help="Plays the aligned layouts of this layer over training.")
+    if animate:
+        animation_ui(run, info, v)
+        return
+    try:
+        df, total = loaders.embedding_view(run, v.layer, v.epoch, v.colour, v.unit, v.max_points)
+    except ClusterScopeError as exc:
+        widgets.error_panel(exc, what=f"Cannot draw {v.layer} at epoch {v.epoch}")
+        return
+    if len(df) < total:
+        st.caption(f"Showing a stratified sample of {len(df):,} of {total:,} samples (raise *Max points drawn* to see all).")
+    hover_cards_ui(run, df["sample_id"].to_numpy())
+    presenting = state.presenting()  # the plot above the fold: no search box, toggle or neighbours panel
+    if not presenting:
+        embeddings_search.search_ui(run, info, df, select=set_selection)
+    selected = current_selection(run, ("view-a",) if v.other is None else ("view-a", "view-b"))
+    title = view_title(run, v.layer, v.epoch, v)
+    paths = embeddings_trajectories.kept_on(v, selected) if presenting else embeddings_trajectories.toggle_ui(run, v, selected)
+    extend = (lambda fig: embeddings_trajectories.figure(run, info, v, selected, fig)) if paths else None
+    if v.other is None:
+        plot_col, side = st.columns([3, 1])
+        with plot_col:
+            draw(run, v.layer, v.epoch, v, title=title, key="view-a", highlight=selected, extend=extend)
+        with side:
+            scores_ui(v.scores, v.layer, v.epoch, v.reason)
+    else:
+        kind, value = v.other
+        layer_b, epoch_b = (v.layer, value) if kind == "epoch" else (value, v.epoch)
+        left, right = st.columns(2)
+        with left:
+            draw(run, v.layer, v.epoch, v, title=title, key="view-a", highlight=selected, extend=extend)
+            scores_ui(v.scores, v.layer, v.epoch, v.reason)
+        with right:
+            try:
+                draw(run, layer_b, epoch_b, v, title=f"{run} · {layer_b} · epoch {epoch_b}", key="view-b", highlight=selected)
+                scores_ui(v.scores, layer_b, epoch_b, v.reason)
+            except ClusterScopeError as exc:
+                widgets.error_panel(exc, what=f"Cannot draw {layer_b} at epoch {epoch_b}")
+    embeddings_trajectories.drawn_caption(df, selected)
+    selection_ui(run, df, selected)
+    if not presenting:
+        embeddings_search.neighbours_ui(run, info, v, df, selected, select=set_selection)
+
+
+if __name__ == "__main__":  # st.navigation (app/main.py) runs this file as the page's script
+    page()

@@ -7,13 +7,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app import charts_layers as cl
 from app import loaders, state, widgets
+from app.charts import layers as cl
 from backend import api
 from backend.api import ClusterScopeError
 
-st.title("Layers")
-PRESENT = state.presenting()
 # The Embeddings page sits in the same folder as this one (st.page_link resolves the path to its registered page).
 EMBEDDINGS = Path(__file__).with_name("embeddings.py")
 
@@ -43,7 +41,7 @@ def clicked_cell(event: object) -> tuple[str, int] | None:
 
 
 def open_in_embeddings(run: str, cell: tuple[str, int], label: str) -> None:
-    params = {"run": run, "layer": cell[0], "epoch": str(cell[1])} | ({"present": "1"} if PRESENT else {})
+    params = {"run": run, "layer": cell[0], "epoch": str(cell[1])} | ({"present": "1"} if state.presenting() else {})
     st.page_link(EMBEDDINGS, label=label, icon=":material/scatter_plot:", query_params=params,
                  help=f"Opens {state.link('embeddings', **params)}")
 
@@ -157,6 +155,7 @@ def network_table_ui(row: pd.Series) -> None:
 
 
 def page() -> None:
+    st.title("Layers")
     chosen = widgets.chosen_run(prefer=loaders.has_analysis)
     if chosen is None:
         return
@@ -176,4 +175,5 @@ def page() -> None:
     network_ui(run, lr_steps, reason)
 
 
-page()
+if __name__ == "__main__":  # st.navigation (app/main.py) runs this file as the page's script
+    page()

@@ -6,13 +6,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import charts_mechanisms as cm
 from app import loaders, state, widgets
+from app.charts import mechanisms as cm
+from app.charts.base import classes_are_superclasses
 from backend.api import ClusterScopeError
-
-st.title("Mechanisms")
-st.caption("How single units learn (thesis ch. 3) and how fast each layer's weights rotate (ch. 4). "
-           "Training dynamics are recorded on a fixed probe batch every few iterations when `[dynamics]` is enabled.")
 
 HOW_TO_RECORD = (
     "Run **{run}** recorded no training dynamics. Record them by training with `[dynamics] enabled = true`, e.g. the "
@@ -26,7 +23,7 @@ def class_names(info: dict) -> tuple[list[str], list[str]]:
     """(names of the training targets, names of the fine labels = the known clusters)."""
     d = info.get("dataset") or {}
     labels = list(d.get("label_names") or [])
-    targets = list(d.get("superclass_names") or []) if d.get("target") == "superclass" else labels
+    targets = list(d.get("superclass_names") or []) if classes_are_superclasses(d.get("target")) else labels
     return targets, labels
 
 
@@ -166,6 +163,10 @@ def rotation_ui(run: str) -> None:
 
 
 def page() -> None:
+    st.title("Mechanisms")
+    st.caption("How single units learn (thesis ch. 3) and how fast each layer's weights rotate (ch. 4). "
+               "Training dynamics are recorded on a fixed probe batch every few iterations when `[dynamics]` is "
+               "enabled.")
     chosen = widgets.chosen_run()
     if chosen is None:
         return
@@ -174,4 +175,5 @@ def page() -> None:
     rotation_ui(run)
 
 
-page()
+if __name__ == "__main__":  # st.navigation (app/main.py) runs this file as the page's script
+    page()

@@ -5,13 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import charts, loaders, state, widgets
-from app import charts_neurons as cn
+from app import loaders, state, widgets
+from app.charts import base as charts
+from app.charts import neurons as cn
 from backend import api
 from backend.api import ClusterScopeError
-
-st.title("Neurons")
-PRESENT = state.presenting()
 
 
 def unit_ui(units: pd.DataFrame, run: str, layer: str) -> int:
@@ -172,6 +170,8 @@ def best_neurons_ui(run: str, epoch: int, layers: list[str], labels: pd.DataFram
 
 
 def page() -> None:
+    st.title("Neurons")
+    present = state.presenting()
     chosen = widgets.chosen_run(prefer=loaders.has_analysis)
     if chosen is None:
         return
@@ -201,14 +201,14 @@ def page() -> None:
         widgets.error_panel(exc, what=f"Units of {layer} at epoch {epoch}")
         return
     unit = unit_ui(units, run, layer)
-    if not PRESENT:  # the table is the unit picker: a control, so presentation mode leaves the room to the figures
+    if not present:  # the table is the unit picker: a control, so presentation mode leaves the room to the figures
         st.caption(f"Run **{run}** · layer **{layer}** ({len(units)} units) · epoch **{epoch}**. "
                    "Click a row to choose a unit; click a column header to sort.")
         units_table_ui(units, labels, unit, key=f"units-{run}-{layer}-{epoch}", unit_key=f"w-unit-{run}-{layer}")
     reason = api.intraclass_reason(info)
-    if reason and not PRESENT:
+    if reason and not present:
         st.caption("The c1, subclass and WTM columns are empty. " + reason)
-    if not PRESENT:  # the figures' titles name the unit
+    if not present:  # the figures' titles name the unit
         st.header(f"Unit {unit}")
     distributions_ui(run, layer, epoch, unit, epochs, units, labels, reason is None)
     left, right = st.columns(2)
@@ -221,4 +221,5 @@ def page() -> None:
                         labels)
 
 
-page()
+if __name__ == "__main__":  # st.navigation (app/main.py) runs this file as the page's script
+    page()

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app import charts, jobs, loaders, state, widgets
+from app import jobs, loaders, state, widgets
+from app.charts import base as charts
 from backend import api
 from backend.api import ClusterScopeError
 
@@ -26,7 +27,6 @@ LAUNCHED = "cs-launched"  # session key: {run_id: launch time} of runs started f
 LAST_JOB = "cs-last-job"  # session key: the last job started here, shown in the form
 WAIT_FOR_START_S = 120  # keep polling this long for a launched run's run.json to appear
 
-st.title("Runs")
 
 
 def empty_state(demo: dict) -> None:
@@ -248,7 +248,13 @@ def is_active() -> bool:
                 or waiting_for_launch(set(runs["run_id"])))
 
 
-training_form()
-# While something trains, re-read the store every few seconds; otherwise draw once.
-st.session_state["cs-polling"] = is_active()
-st.fragment(runs_view, run_every=3 if st.session_state["cs-polling"] else None)()
+def page() -> None:
+    st.title("Runs")
+    training_form()
+    # While something trains, re-read the store every few seconds; otherwise draw once.
+    st.session_state["cs-polling"] = is_active()
+    st.fragment(runs_view, run_every=3 if st.session_state["cs-polling"] else None)()
+
+
+if __name__ == "__main__":  # st.navigation (app/main.py) runs this file as the page's script
+    page()

@@ -23,7 +23,6 @@ FILE_DATASETS = DATASETS[2:]
 ARCHS = ("auto", "mlp", "vgg", "resnet", "torchvision")
 CHECKPOINT_TYPES = ["pt", "pth", "ckpt", "bin", "safetensors", "ts", "jit", "torchscript"]
 
-st.title("Upload")
 
 
 def limits_note() -> None:
@@ -192,7 +191,13 @@ def job_running() -> bool:
         return False
 
 
-import_form()
-jobs.jobs_panel("up")
-st.session_state["up-polling"] = job_running()
-st.fragment(job_view, run_every=1 if st.session_state["up-polling"] else None)()
+def page() -> None:
+    st.title("Upload")
+    import_form()
+    jobs.jobs_panel("up")
+    st.session_state["up-polling"] = job_running()
+    st.fragment(job_view, run_every=1 if st.session_state["up-polling"] else None)()
+
+
+if __name__ == "__main__":  # st.navigation (app/main.py) runs this file as the page's script
+    page()

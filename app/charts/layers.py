@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from app.charts import FONT, OKABE_ITO, SEQUENTIAL, SPLIT_COLOURS, SPLIT_DASH, set_template
+from app.charts.base import FONT, OKABE_ITO, SEQUENTIAL, SPLIT_COLOURS, SPLIT_DASH, set_template
 
 
 @dataclass(frozen=True)

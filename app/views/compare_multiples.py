@@ -1,7 +1,7 @@
 """The Compare page's small multiples: one layer at one epoch, one embedding per run, side by side.
 
 The controls sit above the grid (presentation mode hides them with the page's other widgets); every choice
-lives in the URL (``mlayer``, ``mepoch``, ``mproj``, ``mcolour``). Figures: app/charts_multiples.py.
+lives in the URL (``mlayer``, ``mepoch``, ``mproj``, ``mcolour``). Figures: app/charts/multiples.py.
 """
 
 from __future__ import annotations
@@ -9,8 +9,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import charts_compare, charts_multiples, loaders, state, widgets
-from app.charts_embeddings import LEGEND_TITLES, colour_map
+from app import loaders, state, widgets
+from app.charts import compare as charts_compare
+from app.charts import multiples as charts_multiples
+from app.charts.embeddings import LEGEND_TITLES, colour_map
 from backend.api import ClusterScopeError
 
 POINTS_PER_PANEL = 2000  # a stratified sample per run: nine panels of 2,000 points draw at once

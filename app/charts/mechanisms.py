@@ -15,8 +15,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.charts import FONT, OKABE_ITO, category_colours
-from app.charts_layers import depth_colours
+from app.charts.base import FONT, OKABE_ITO, category_colours
+from app.charts.layers import depth_colours
 
 
 def _name(names: Sequence[str], i: int) -> str:

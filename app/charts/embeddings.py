@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from app.charts import HOUSE_TEMPLATE, NOISE_COLOUR, OKABE_ITO, SEQUENTIAL, category_colours, house_layout, style
+from app.charts import base
+from app.charts.base import HOUSE_TEMPLATE, NOISE_COLOUR, OKABE_ITO, SEQUENTIAL, category_colours, house_layout, style
 
 AXES = {"umap": ("umap_x", "umap_y", "UMAP 1 (a.u.)", "UMAP 2 (a.u.)"),
         "pca": ("pca_x", "pca_y", "PC 1 (a.u.)", "PC 2 (a.u.)")}
@@ -44,7 +45,8 @@ def label_samples(samples: pd.DataFrame, *, target: str) -> pd.DataFrame:
     out = samples[["sample_id", "split"]].copy()
     out["subclass_name"] = samples["label_name"].astype(str)
     has_sup = samples["superclass_name"].notna().all()
-    out["class_name"] = (samples["superclass_name"] if target == "superclass" and has_sup else samples["label_name"]).astype(str)
+    on_sup = base.classes_are_superclasses(target, has_superclasses=bool(has_sup))
+    out["class_name"] = (samples["superclass_name"] if on_sup else samples["label_name"]).astype(str)
     out["superclass_name"] = samples["superclass_name"].astype(str)
     return out
 
@@ -119,7 +121,7 @@ def decode_typed(value: object) -> object:
 def fast_figure(traces: list[dict], layout: dict) -> go.Figure:
     """A figure from plain dicts in Plotly's canonical form (``title={"text": ...}``, no ``x_title``
     shorthands), without Plotly's per-property validation: for the 10-20 WebGL traces of an embedding it
-    costs more than the rest of an epoch switch (benchmarks/dashboard.py). tests/test_charts_embeddings.py
+    costs more than the rest of an epoch switch (benchmarks/dashboard.py). tests/test_charts/embeddings.py
     validates every builder's output with ``go.Figure(fig.to_dict())``."""
     return go.Figure({"data": traces, "layout": layout}, _validate=False)
 
@@ -178,7 +180,7 @@ def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours
     return fast_figure(traces, layout)
 
 
-SCRUB_FRAME = "cs-epoch-"  # frame names of a scrubbable figure: SCRUB_FRAME + epoch (app/scrub.py switches them)
+SCRUB_FRAME = "cs-epoch-"  # frame names of a scrubbable figure: SCRUB_FRAME + epoch (app/views/embeddings_scrub.py switches them)
 
 
 def with_epoch_frames(fig: go.Figure, df: pd.DataFrame, epochs: dict[int, pd.DataFrame], *, epoch: int,

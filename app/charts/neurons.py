@@ -14,8 +14,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.charts import FONT, NOISE_COLOUR, OKABE_ITO, set_template
-from app.charts_layers import integer_epochs
+from app.charts.base import FONT, NOISE_COLOUR, OKABE_ITO, classes_are_superclasses, set_template
+from app.charts.layers import integer_epochs
 
 PRE_LABEL = "pre-activation (before ReLU, arbitrary units)"
 
@@ -40,7 +40,7 @@ def sample_labels(samples: pd.DataFrame, dataset: Mapping[str, Any]) -> pd.DataF
         out["sub"], out["sub_name"], out["sup"], out["sup_name"] = fine, fine_name, sup, sup_name
     else:
         out["sub"], out["sub_name"], out["sup"], out["sup_name"] = -1, "", -1, ""
-    on_sup = dataset.get("target") == "superclass" and has_sup
+    on_sup = classes_are_superclasses(dataset.get("target"), has_superclasses=has_sup)
     out["cls"], out["cls_name"] = (out["sup"], out["sup_name"]) if on_sup else (fine, fine_name)
     return out
 

@@ -1,6 +1,7 @@
 """Pure figure builders: DataFrame in, Plotly figure out. No Streamlit here.
 
-Colours come from the Okabe-Ito palette (colour-blind safe); fonts are sized for projectors.
+Colours come from the Okabe-Ito palette (colour-blind safe); fonts are sized for projectors. And the one rule
+behind the app's sample labels (:func:`classes_are_superclasses`).
 """
 
 from __future__ import annotations
@@ -110,3 +111,15 @@ def accuracy_overview(metrics: pd.DataFrame, run_ids: list[str], *, present: boo
     fig.update_layout(title="Test accuracy of every run over training", xaxis_title="epoch",
                       yaxis_title="test accuracy (%)", legend={"title": {"text": "run"}})
     return style(fig, present=present, height=380 if present else 300)  # 380: five runs' legend entries at 22 px
+
+
+def classes_are_superclasses(target: object, *, has_superclasses: bool = True) -> bool:
+    """Whether a run's classes are the samples' superclasses, its fine labels then being hidden subclasses
+    (SCIENCE.md 2, "Hierarchical labels"); otherwise its classes are the fine labels.
+
+    target : what the run was trained on, run.json ``dataset.target`` ("label" or "superclass").
+    has_superclasses : the data give every sample a superclass (a run trained on superclasses has them).
+    The one rule behind the app's label tables (charts.embeddings.label_samples, charts.neurons.sample_labels,
+    the Mechanisms page's class names); backend.analysis.labels.probe_labels applies it to the analysis.
+    """
+    return target == "superclass" and has_superclasses

@@ -1,6 +1,6 @@
 """Embeddings page: a selection followed over epochs and layers, and its trajectories drawn.
 
-The page keeps the selected sample ids (app/screens/embeddings.py, ``current_selection``) while the epoch,
+The page keeps the selected sample ids (app/views/embeddings.py, ``current_selection``) while the epoch,
 the layer or the second view change; this module says how many of them a view draws, and draws, for
 up to ``charts_embeddings.TRAJECTORY_CAP`` of them, their paths through the aligned 2-D UMAP layouts of the
 current layer over every analysed epoch (docs/store.md, "Aligned layouts").
@@ -12,7 +12,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import charts_embeddings, loaders
+from app import loaders
+from app.charts import embeddings as charts_embeddings
+from app.views.embeddings_view import View
 
 TOGGLE = "w-trajectories"
 KEPT = "cs-trajectories-on"  # the toggle's last value, kept while presentation mode hides the toggle
@@ -31,16 +33,16 @@ def drawn_caption(df: pd.DataFrame, selected: set[int]) -> None:
                    "(raise *Max points drawn* to see all of them).")
 
 
-def kept_on(v: dict, selected: set[int]) -> bool:
+def kept_on(v: View, selected: set[int]) -> bool:
     """In presentation mode (no controls on the page): draw the trajectories if the toggle was on before."""
-    return bool(selected) and v["proj"] == "umap" and bool(st.session_state.get(KEPT))
+    return bool(selected) and v.proj == "umap" and bool(st.session_state.get(KEPT))
 
 
-def toggle_ui(run: str, v: dict, selected: set[int]) -> bool:
+def toggle_ui(run: str, v: View, selected: set[int]) -> bool:
     """The trajectories toggle (off by default, disabled without a selection or in PCA); whether to draw them."""
     why = ("Select points to draw their trajectories." if not selected else
            "Trajectories follow the aligned UMAP layouts: choose Projection UMAP (PCA axes are fitted per epoch)."
-           if v["proj"] != "umap" else "")
+           if v.proj != "umap" else "")
     on = st.toggle(LABEL, key=TOGGLE, disabled=bool(why),
                    help="Each selected sample's path through this layer's aligned layouts over all analysed epochs; "
                         "a ring marks the current epoch.")
@@ -54,19 +56,19 @@ def toggle_ui(run: str, v: dict, selected: set[int]) -> bool:
     return on
 
 
-def paths(run: str, v: dict, ids: list[int]) -> pd.DataFrame:
+def paths(run: str, v: View, ids: list[int]) -> pd.DataFrame:
     """The rows of samples ``ids`` in every analysed epoch of the view's layer (column ``epoch``)."""
-    colour = v["colour"] if v["colour"] in CHEAP_COLOURS else "class"
-    unit = v["unit"] if colour == "neuron" else None
+    colour = v.colour if v.colour in CHEAP_COLOURS else "class"
+    unit = v.unit if colour == "neuron" else None
     parts = []
-    for epoch in v["scores"].epochs[v["layer"]]:
-        df = loaders.embedding_view(run, v["layer"], epoch, colour, unit, v["max_points"])[0]
+    for epoch in v.scores.epochs[v.layer]:
+        df = loaders.embedding_view(run, v.layer, epoch, colour, unit, v.max_points)[0]
         parts.append(df.loc[df["sample_id"].isin(ids), ["sample_id", "cluster", "class_name", "umap_x", "umap_y"]]
                      .assign(epoch=epoch))
     return pd.concat(parts, ignore_index=True)
 
 
-def figure(run: str, info: dict, v: dict, selected: set[int], fig: go.Figure) -> go.Figure:
+def figure(run: str, info: dict, v: View, selected: set[int], fig: go.Figure) -> go.Figure:
     """``fig`` (view A) with the trajectories of the selected samples (at most the cap, said so when capped)."""
     ids = charts_embeddings.trajectory_ids(selected)
     if len(ids) < len(selected):
@@ -74,5 +76,5 @@ def figure(run: str, info: dict, v: dict, selected: set[int], fig: go.Figure) ->
                    "select fewer to see them all).")
     rows = paths(run, v, ids)
     colours = charts_embeddings.colour_map(rows, info["dataset"], "class") or {}
-    traces = charts_embeddings.trajectory_traces(rows, projection="umap", colours=colours, epoch=v["epoch"])
+    traces = charts_embeddings.trajectory_traces(rows, projection="umap", colours=colours, epoch=v.epoch)
     return charts_embeddings.with_traces(fig, traces)

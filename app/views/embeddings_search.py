@@ -1,7 +1,7 @@
 """Embeddings page: find samples (by id, label or file name) and list a sample's nearest neighbours in the
 layer's full activation space (backend/analysis/neighbours.py through backend.api).
 
-Both act through the page's selection (``select(run, ids)``, app/screens/embeddings.py): the matches, or a
+Both act through the page's selection (``select(run, ids)``, app/views/embeddings.py): the matches, or a
 sample and its neighbours, become the selection, so the plots highlight them and the selection panel shows
 their images, composition and CSV.
 """
@@ -14,13 +14,16 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import charts_embeddings, loaders, widgets
+from app import loaders, widgets
+from app.charts import embeddings as charts_embeddings
+from app.views.embeddings_view import View
 from backend import api
 from backend.api import ClusterScopeError
 
 Select = Callable[[str, Iterable[int]], None]
-SEARCH_IN = {"any": "Anything", "id": "Sample id", "label": "Label", "file": "File name"}
-METRICS = {"euclidean": "Euclidean", "cosine": "Cosine"}
+# The backend's choices, named for the page (a new choice there fails here, at import, until it is named).
+SEARCH_IN = dict(zip(api.SEARCH_FIELDS, ("Anything", "Sample id", "Label", "File name"), strict=True))
+METRICS = dict(zip(api.NEIGHBOUR_METRICS, ("Euclidean", "Cosine"), strict=True))
 VALUES = {"post": "post-ReLU", "pre": "pre-activation"}  # [P] post: what the embeddings start from (docs/store.md)
 PROJECTIONS = {"umap": "UMAP", "pca": "PCA"}
 DEFAULT_K = 10
@@ -114,10 +117,10 @@ def neighbour_inputs(selected: set[int]) -> tuple[int | None, int, str, bool]:
     return (None if sample is None else int(sample)), k, metric, values == "post"
 
 
-def neighbours_ui(run: str, info: dict, v: dict, df: pd.DataFrame, selected: set[int], select: Select) -> None:
+def neighbours_ui(run: str, info: dict, v: View, df: pd.DataFrame, selected: set[int], select: Select) -> None:
     """A sample's k nearest neighbours in the layer's full activation space at this epoch: thumbnails,
     labels, distances, and how many of them the 2-D picture keeps among the sample's k nearest."""
-    layer, epoch = v["layer"], v["epoch"]
+    layer, epoch = v.layer, v.epoch
     st.subheader("Nearest neighbours in the layer")
     sample, k, metric, post = neighbour_inputs(selected)
     if sample is None:
@@ -147,20 +150,20 @@ def neighbours_ui(run: str, info: dict, v: dict, df: pd.DataFrame, selected: set
               key="w-nn-select", help="Makes them the selection, so the plots highlight them.")
 
 
-def overlap_text(run: str, v: dict, ids: np.ndarray, acts: np.ndarray, sample: int, k: int, *, metric: str,
+def overlap_text(run: str, v: View, ids: np.ndarray, acts: np.ndarray, sample: int, k: int, *, metric: str,
                  post_relu: bool) -> str:
     """How many of the sample's k neighbours in the full space are among its k nearest in the 2-D picture,
     both among the embedded samples (the points table); empty when the sample is not embedded."""
     try:
-        points = loaders.analysis(run, "points", v["layer"], v["epoch"])
+        points = loaders.analysis(run, "points", v.layer, v.epoch)
     except ClusterScopeError:
         return ""
     embedded = points["sample_id"].to_numpy(dtype=np.int64)
     rows = pd.Index(np.asarray(ids, dtype=np.int64)).get_indexer(embedded)
     if sample not in set(embedded.tolist()) or (rows < 0).any() or len(embedded) < 2:
         return ""
-    xy = points[[f"{v['proj']}_x", f"{v['proj']}_y"]].to_numpy(dtype=np.float64)
+    xy = points[[f"{v.proj}_x", f"{v.proj}_y"]].to_numpy(dtype=np.float64)
     kept, of = api.picture_overlap(embedded, acts[rows], xy, sample, k=k, metric=metric, post_relu=post_relu)
     return (f"**{kept} of {of}** of its nearest neighbours in the layer are also among its {of} nearest points in the "
-            f"{PROJECTIONS[v['proj']]} picture (over the {len(embedded):,} embedded samples; {of} of {of}: its "
+            f"{PROJECTIONS[v.proj]} picture (over the {len(embedded):,} embedded samples; {of} of {of}: its "
             "neighbourhood is drawn faithfully).")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from app.charts_embeddings import SCRUB_FRAME
+from app.charts.embeddings import SCRUB_FRAME
 
 COLOURINGS = frozenset({"class", "fine", "superclass"})  # a point's trace is the same in every epoch
 # [P] points x epochs sent as frames with every rerun (16 bytes each: x, y, sample id, cluster; base64 adds 1/3):

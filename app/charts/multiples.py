@@ -1,6 +1,6 @@
 """Small multiples for the Compare page: the same layer and epoch of several runs side by side.
 
-Pure: DataFrames in, choices or a Plotly figure out (no Streamlit). The page (app/multiples_ui.py) offers the
+Pure: DataFrames in, choices or a Plotly figure out (no Streamlit). The page (app/views/compare_multiples.py) offers the
 layers and epochs every chosen run has analysed; where the runs share no layer name (other architectures), a
 layer is named by its depth position counted from the output ("last hidden layer").
 """
@@ -16,8 +16,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.charts import category_colours, style
-from app.charts_embeddings import AXES, HOVER, marker_symbols
+from app.charts.base import category_colours, style
+from app.charts.embeddings import AXES, HOVER, marker_symbols
 
 MAX_PANELS = 9  # 3 x 3: more panels than that are too small to read at 1280 x 720
 COLUMNS = 3

@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.charts import category_colours, style
+from app.charts.base import category_colours, style
 from backend.api import MEASURE_CONTEXT
 
 # Short names for axis titles; the Kendall table keeps the raw column names.
