@@ -20,7 +20,6 @@ from backend.config import AnalysisConfig, RunConfig
 from backend.deployment import server_paths_allowed, torchscript_allowed, visitor_text
 from backend.deployment import why_off as switch_off_reason
 from backend.errors import ClusterScopeError, ConfigError, CorruptFileError, DataError, StoreError
-from backend.importing.leftovers import clean as clean_leftovers
 from backend.jobs.analyse import analysis_config, analyze
 from backend.jobs.demo import base_overrides as demo_base_overrides
 from backend.jobs.demo import demo_status
@@ -73,6 +72,7 @@ from backend.queries_compare import (
     tau_over_k,
 )
 from backend.store import RunStore
+from backend.store.leftovers import clean as clean_leftovers
 
 __all__ = [
     # errors, the store, the config

@@ -215,7 +215,7 @@ def demo(if_missing: bool, detach: bool, no_progress: bool, store_root: Path | N
         return
     if detach:
         proc = spawn_builder(store)
-        click.echo(f"building {len(missing)} demo run(s) in the background (pid {proc.pid}, log {store.root / '.demo.log'}).")
+        click.echo(f"building {len(missing)} demo run(s) in the background (pid {proc.pid}, log {store.demo_log_path()}).")
         return
     sigterm_as_interrupt()
     done = build_demo(store, progress=not no_progress)
@@ -243,7 +243,7 @@ def app(store_root: Path | None, allow_torchscript: bool, allow_server_paths: bo
     env = app_environment(streamlit_args, os.environ, allow_torchscript=allow_torchscript,
                           allow_server_paths=allow_server_paths)
     store = api.open_store(store_root)
-    for path in api.clean_leftovers(store):  # what killed imports left (backend/importing/leftovers.py)
+    for path in api.clean_leftovers(store):  # what killed imports left (backend/store/leftovers.py)
         click.echo(f"removed the leftover {path.relative_to(store.root)}", err=True)
     env["CLUSTERSCOPE_STORE"] = str(store.root.resolve())
     cmd = [sys.executable, "-m", "streamlit", "run", str(main_py), *streamlit_args]

@@ -163,7 +163,7 @@ def _analyze_one(store: RunStore, run_id: str, layer: str, epoch: int, samples: 
     except (AnalysisError, StoreError) as exc:
         report.errors[key] = f"run {run_id!r}, layer {layer!r}, epoch {epoch}: {exc}"
         for table in SNAPSHOT_TABLES:  # results of earlier parameters or data would now mislead
-            store.analysis.path(run_id, table, layer, epoch).unlink(missing_ok=True)
+            store.analysis.remove(run_id, table, layer, epoch)
         return None
     text, phash = ptag
     w = store.analysis.write

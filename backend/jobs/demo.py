@@ -75,7 +75,7 @@ def demo_configs(runs: tuple[DemoRun, ...] = DEMO_RUNS) -> list[tuple[DemoRun, R
 
 
 def _lock_path(store: RunStore) -> Path:
-    return store.root / ".demo.lock"
+    return store.demo_lock_path()
 
 
 @contextmanager
@@ -138,7 +138,7 @@ def build_demo(store: RunStore, *, progress: bool = True, runs: tuple[DemoRun, .
             try:
                 if r.run_id not in store.run_ids():
                     if store.exists(r.run_id):  # a folder without run.json: a crash before the first write
-                        _remove_tree(store.run_dir(r.run_id))
+                        store.delete_run(r.run_id)
                     train_run(cfg, store, progress=progress)
                 elif store.read_run(r.run_id)["status"] == "complete":
                     continue
@@ -159,7 +159,7 @@ def build_demo(store: RunStore, *, progress: bool = True, runs: tuple[DemoRun, .
 def spawn_builder(store: RunStore, log: Path | None = None) -> subprocess.Popen[bytes]:
     """Start ``clusterscope demo`` in its own process session (it outlives the caller's terminal)."""
     store.ensure_writable()
-    log = log or store.root / ".demo.log"
+    log = log or store.demo_log_path()
     with open(log, "ab") as fh:
         return subprocess.Popen(
             [sys.executable, "-m", "backend.cli", "demo", "--store", str(store.root), "--no-progress"],
@@ -168,10 +168,6 @@ def spawn_builder(store: RunStore, log: Path | None = None) -> subprocess.Popen[
         )
 
 
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def demo_status(store: RunStore) -> dict[str, Any]:

@@ -118,9 +118,7 @@ def _train_or_resume(store: RunStore, cfg: RunConfig, record: dict[str, Any]) ->
     run_id = cfg.run_id
     if run_id not in store.run_ids():
         if store.exists(run_id):  # a folder without run.json: a crash before the first write
-            import shutil
-
-            shutil.rmtree(store.run_dir(run_id), ignore_errors=True)
+            store.delete_run(run_id)
         train_run(cfg, store, progress=False, extra={"sweep": record})
         return "trained"
     if store.read_run(run_id).get("status") in ("complete", "diverged"):

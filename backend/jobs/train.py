@@ -246,7 +246,7 @@ def _resume_locked(run_id: str, store: RunStore, *, progress: bool, force: bool)
     cfg = from_dict(RunConfig, info["config"])
     validate(cfg)
     p = prepare(cfg)
-    if not store.samples_path(run_id).is_file():  # stopped before the probe set was written
+    if not store.has_samples(run_id):  # stopped before the probe set was written
         store.write_samples(run_id, samples_table(p))
     state = store.load_resume_state(run_id)
     done = int(state["epoch"]) if state else -1
@@ -354,7 +354,7 @@ def dynamics_callback(store: RunStore, run_id: str, p: Prepared, *, units: Units
     split = d.train.subset(idx)
     targets = d.targets(d.train, cfg.data.target)[idx]
     layers = p.dynamics_layers or []
-    if not store.dynamics_probe_path(run_id).is_file():
+    if not store.has_dynamics_probe(run_id):
         difficulty = (synthclust_difficulty(split.x, split.label, cfg.data.synthclust) if d.name == "synthclust"
                       else np.full(len(idx), np.nan))
         import pandas as pd

@@ -18,10 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import backend.store.layout as layout
 from backend.liveness import process_alive, this_process
-from backend.store import RunStore
+from backend.store.runstore import RunStore
 
-OWNER = ".owner.json"
+OWNER = layout.OWNER
 GRACE_S = 600.0
 
 
@@ -62,17 +63,18 @@ def clean(store: RunStore) -> list[Path]:
     if not store.root.is_dir():
         return []
     now, removed = time.time(), []
-    jobs = sorted((store.root / ".imports").glob("*/")) if (store.root / ".imports").is_dir() else []
+    imports, staging_dir, datasets = (layout.imports_dir(store.root), layout.staging_dir(store.root),
+                                      layout.datasets_dir(store.root))
+    jobs = sorted(imports.glob("*/")) if imports.is_dir() else []
     live_jobs = False
     for job in jobs:
         state = _job_state(store, job.name)
         if state in ("starting", "running"):
             live_jobs = True
-        elif (job / "files").exists() and (state is not None or _old(job, now)):
-            removed.append(job / "files")
-    staging = [p for p in (store.root / ".staging").glob("*/")] if (store.root / ".staging").is_dir() else []
+        elif (job / layout.IMPORT_FILES).exists() and (state is not None or _old(job, now)):
+            removed.append(job / layout.IMPORT_FILES)
+    staging = list(staging_dir.glob("*/")) if staging_dir.is_dir() else []
     removed += [p for p in staging if _stale(p, now)]
-    datasets = store.root / ".datasets"
     if datasets.is_dir():
         removed += [p for p in datasets.glob(".*") if p.is_dir() and _stale(p, now)]
         if not live_jobs and not any(p not in removed for p in staging):
@@ -96,7 +98,7 @@ def _job_state(store: RunStore, job_id: str) -> str | None:
 
 def _datasets_in_use(store: RunStore) -> set[str]:
     """Names of the ``.datasets`` folders that some run's data.root or data.superclass_map points into."""
-    base = (store.root / ".datasets").resolve()
+    base = layout.datasets_dir(store.root).resolve()
     used = set()
     for run_id in store.run_ids():
         try:
