@@ -39,10 +39,12 @@ from backend.jobs.uploads import (
 from backend.queries import (
     analysis_params,
     analysis_status,
+    analysis_version,
     data_set_label,
     data_sets,
     default_compare_runs,
     dynamics_layers,
+    has_analysis,
     k_warning,
     list_runs,
     main_data_set,
@@ -56,7 +58,9 @@ from backend.queries import (
     read_run,
     read_samples,
     rotation_runs,
+    run_version,
     snapshots,
+    store_version,
 )
 from backend.queries_compare import (
     MEASURE_CONTEXT,
@@ -82,7 +86,9 @@ __all__ = [
     "list_runs", "read_run", "read_metrics", "read_samples", "snapshots", "read_activations", "read_predictions",
     "read_analysis", "read_analysis_parts", "analysis_params", "analysis_status", "k_warning", "layer_k_warning",
     "intraclass_reason", "K_SHARE_LIMIT", "data_sets", "data_set_label", "main_data_set",
-    "default_compare_runs",
+    "default_compare_runs", "has_analysis",
+    # version tokens: hashable, cheap, changed when what a cached reader depends on changes (app/loaders.py)
+    "store_version", "run_version", "analysis_version",
     # comparisons and sweeps (backend.queries_compare, docs/sweeps.md)
     "run_measures", "MEASURE_CONTEXT", "compare", "mixed_data", "kendall_export", "kendall_notes", "list_sweeps", "sweep_runs",
     "compare_sweep", "k_sensitivity", "tau_over_k", "load_sweep", "run_sweep",

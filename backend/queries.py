@@ -15,7 +15,8 @@ import pandas as pd
 
 from backend.errors import StoreError
 from backend.liveness import effective_status
-from backend.store import RunStore
+from backend.store import RunStore, versions
+from backend.store.versions import Token
 
 RUN_COLUMNS = ["run_id", "status", "dataset", "model", "target", "epochs_completed", "epochs",
                "train_accuracy", "test_accuracy", "generalization_gap", "created", "updated", "error"]
@@ -105,6 +106,32 @@ def analysis_params(store: RunStore, run_id: str) -> dict[str, Any]:
 def analysis_status(store: RunStore, run_id: str) -> dict[str, Any]:
     """analysis/status.json: ``params_hash``, ``errors`` ("layer@epoch" -> message); {} before any analysis."""
     return store.analysis.read_status(run_id)
+
+
+def has_analysis(store: RunStore, run_id: str) -> bool:
+    """Whether any snapshot of the run is analysed (a file of its ``layers`` table); stops at the first file."""
+    return store.analysis.has_any(run_id, "layers")
+
+
+# ---- version tokens (backend.store.versions): what the dashboard keys its caches on
+
+
+def store_version(store: RunStore) -> Token:
+    """Changes when a run is added or removed or any run.json changes (the run table, data sets, sweeps)."""
+    return versions.store_version(store)
+
+
+def run_version(store: RunStore, run_id: str, part: str = "run", *, layer: str | None = None,
+                epoch: int | None = None) -> Token:
+    """Changes when one part of a run changes: ``run`` (run.json), ``metrics``, ``samples``, ``snapshots``,
+    ``activations`` (layer, epoch), ``predictions`` (epoch), ``dynamics`` (layer or none), ``checkpoints``."""
+    return versions.run_version(store, run_id, part, layer=layer, epoch=epoch)
+
+
+def analysis_version(store: RunStore, run_id: str, table: str, layer: str | None = None,
+                     epoch: int | None = None) -> Token:
+    """Changes when an analysis table's file (one (layer, epoch), a whole-run table, or any file of a table) changes."""
+    return versions.analysis_version(store, run_id, table, layer, epoch)
 
 
 def k_warning(row: Any) -> str | None:
