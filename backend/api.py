@@ -58,6 +58,7 @@ from backend.queries import (
     read_run,
     read_samples,
     rotation_runs,
+    run_info,
     run_version,
     snapshots,
     store_version,
@@ -75,15 +76,15 @@ from backend.queries_compare import (
     sweep_runs,
     tau_over_k,
 )
-from backend.store import RunStore
+from backend.store import RunInfo, RunStore
 from backend.store.leftovers import clean as clean_leftovers
 
 __all__ = [
     # errors, the store, the config
-    "ClusterScopeError", "ConfigError", "CorruptFileError", "DataError", "StoreError", "RunStore", "RunConfig",
+    "ClusterScopeError", "ConfigError", "CorruptFileError", "DataError", "StoreError", "RunStore", "RunInfo", "RunConfig",
     "AnalysisConfig", "default_store_root", "open_store",
     # runs and what their pages read (backend.queries)
-    "list_runs", "read_run", "read_metrics", "read_samples", "snapshots", "read_activations", "read_predictions",
+    "list_runs", "run_info", "read_run", "read_metrics", "read_samples", "snapshots", "read_activations", "read_predictions",
     "read_analysis", "read_analysis_parts", "analysis_params", "analysis_status", "k_warning", "layer_k_warning",
     "intraclass_reason", "K_SHARE_LIMIT", "data_sets", "data_set_label", "main_data_set",
     "default_compare_runs", "has_analysis",

@@ -54,14 +54,14 @@ def train(config: Path | None, overrides: tuple[str, ...], resume_id: str | None
     else:
         cfg = config_from_json(config_json) if config_json else load_config(config, overrides)
         run_id = api.train(cfg, store, progress=not no_progress)
-    info = api.read_run(store, run_id)
-    final = info.get("final") or {}
-    click.echo(f"run {run_id}: {info['status']}, train accuracy {final.get('train_accuracy', float('nan')):.3f}, "
+    info = api.run_info(store, run_id)
+    final = info.final
+    click.echo(f"run {run_id}: {info.status}, train accuracy {final.get('train_accuracy', float('nan')):.3f}, "
                f"test accuracy {final.get('test_accuracy', float('nan')):.3f} -> {store.run_dir(run_id)}")
-    if info["status"] == "diverged":
-        click.echo(f"error: run {run_id} {info.get('error')}", err=True)
+    if info.status == "diverged":
+        click.echo(f"error: run {run_id} {info.error}", err=True)
         sys.exit(1)
-    if info["status"] == "complete" and api.analysis_config(store, run_id).auto:
+    if info.status == "complete" and api.analysis_config(store, run_id).auto:
         analyze_runs(store, [run_id], progress=not no_progress)
 
 

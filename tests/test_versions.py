@@ -84,3 +84,25 @@ def test_the_runs_page_follows_the_store_without_a_refresh(tmp_path: Path, monke
 def accuracy_curve(at: AppTest, run_id: str) -> list[float]:
     """The run's test accuracy (%) in the Runs page's first figure (every run's test accuracy over training)."""
     return next(t["y"] for t in figure_of(at.get("plotly_chart")[0])["data"] if t["name"] == run_id)
+
+
+def test_run_info_reads_run_json_once_into_typed_fields(store: api.RunStore) -> None:
+    """api.run_info: the fields the backend reads, the effective status, and run.json left as it was."""
+    layers = [{"name": "fc1", "units": 8}, {"name": "fc2", "units": 4}]
+    store.create_run("r1", {"status": "running", "pid": 2**22 + 7, "host": "elsewhere", "layers": layers,
+                            "config": {"data": {"name": "digits", "target": "superclass"}, "train": {"lr": 0.1}},
+                            "dataset": {"name": "digits", "target": "superclass"}, "model": {"name": "mlp"},
+                            "recorded_epochs": [0, 2], "final": {"train_accuracy": 0.9, "test_accuracy": 0.8}})
+    before = store.run_json_path("r1").read_bytes()
+    info = api.run_info(store, "r1")
+    assert isinstance(info, api.RunInfo) and info.run_id == "r1" and info.layers == ("fc1", "fc2")
+    assert info.model_name == "mlp" and info.target == "superclass" and info.recorded_epochs == (0, 2)
+    assert (info.train_accuracy, info.test_accuracy) == (0.9, 0.8) and info.section("train") == {"lr": 0.1}
+    assert info.section("analysis") == {} and info.raw["host"] == "elsewhere"
+    assert info.status == api.read_run(store, "r1")["status"]  # the effective status, as read_run gives it
+    with pytest.raises(AttributeError):
+        info.status = "complete"  # type: ignore[misc]
+    info.raw["layers"].append({"name": "x"})  # a copy: the store's next read is unchanged
+    assert api.run_info(store, "r1").layers == ("fc1", "fc2") and store.run_json_path("r1").read_bytes() == before
+    bare = api.RunInfo.from_dict({"status": "complete"})
+    assert (bare.layers, bare.final, bare.test_accuracy, bare.model_name) == ((), {}, None, None)

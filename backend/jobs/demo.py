@@ -140,7 +140,7 @@ def build_demo(store: RunStore, *, progress: bool = True, runs: tuple[DemoRun, .
                     if store.exists(r.run_id):  # a folder without run.json: a crash before the first write
                         store.delete_run(r.run_id)
                     train_run(cfg, store, progress=progress)
-                elif store.read_run(r.run_id)["status"] == "complete":
+                elif store.run_info(r.run_id).status == "complete":
                     continue
                 else:  # we hold the lock, so a 'running' demo run was left by a killed builder
                     resume_run(r.run_id, store, progress=progress, force=True)
@@ -151,7 +151,7 @@ def build_demo(store: RunStore, *, progress: bool = True, runs: tuple[DemoRun, .
         if analyze:
             from backend.jobs.analyse import analyze_runs
 
-            ready = [r.run_id for r in runs if r.run_id in store.run_ids() and store.read_run(r.run_id)["status"] == "complete"]
+            ready = [r.run_id for r in runs if r.run_id in store.run_ids() and store.run_info(r.run_id).status == "complete"]
             analyze_runs(store, ready, jobs=min(2, os.cpu_count() or 1), progress=progress)
     return done
 

@@ -119,7 +119,7 @@ def _reap(pid: int) -> None:
 
 def _mark_cancelled(store: RunStore, kind: str, ident: str) -> None:
     if kind == "train":
-        if store.exists(ident) and store.read_run(ident).get("status") in ("running", "interrupted"):
+        if store.exists(ident) and store.run_info(ident).status in ("running", "interrupted"):
             store.update_run(ident, status="cancelled", error=None)
         return
     # The uploads go whatever the job managed (it deletes them itself unless it died before it could).

@@ -16,6 +16,7 @@ from backend.config import RUN_ID_PATTERN
 from backend.errors import StoreError
 from backend.store.base import StoreBase
 from backend.store.files import atomic_path, now_iso
+from backend.store.info import RunInfo
 
 
 class RunFolders(StoreBase):
@@ -164,6 +165,10 @@ class RunFolders(StoreBase):
         if not isinstance(info, dict) or "status" not in info:
             raise StoreError(f"{path} is not a ClusterScope run.json: expected an object with a 'status' key.")
         return _upgrade_run_info(info)
+
+    def run_info(self, run_id: str) -> RunInfo:
+        """run.json read once into a typed :class:`RunInfo` (raises like :meth:`read_run`)."""
+        return RunInfo.from_dict(self.read_run(run_id))
 
     def update_run(self, run_id: str, **changes: Any) -> dict[str, Any]:
         info = self.read_run(run_id)
