@@ -1,15 +1,14 @@
-"""All reads of the store go through here, cached on (store, run, layer, epoch, file modification time).
+"""All reads of the store go through here, cached on (store, run, layer, epoch, version of the files read).
 
-The cache key includes the file's modification time (as a parameter without a leading underscore:
-st.cache_data leaves ``_``-prefixed parameters out of the key), so a run that is still training or being
-analysed shows new results on the next rerun without a manual refresh.
+The version tokens come from the facade (``api.store_version``, ``api.run_version``, ``api.analysis_version``:
+file-system metadata read inside the store) and are passed without a leading underscore (st.cache_data keys on
+those only), so a run that is still training or being analysed shows new results on the next rerun. This module
+holds no path of the store and makes no file-system call (tests/test_architecture.py).
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -17,6 +16,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend import api
+
+if TYPE_CHECKING:  # types only: nothing here joins or reads a path
+    from pathlib import Path
+
+    Token = tuple  # a version token of the facade (api.run_version, ...): hashable, compared for equality only
 
 
 def store_root() -> Path:
@@ -27,66 +31,46 @@ def _store() -> api.RunStore:
     return api.open_store(store_root())
 
 
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime_ns / 1e9
-    except OSError:
-        return 0.0
-
-
-def _folder_mtime(path: Path) -> float:
-    """Latest modification time below ``path`` (one level of subfolders): changes when files are added."""
-    if not path.is_dir():
-        return 0.0
-    times = [_mtime(path)] + [_mtime(p) for p in path.iterdir()]
-    return max(times)
-
-
 # ------------------------------------------------------------------ runs
 
 
-def _run_json_stamps(root: Path) -> tuple[float, ...]:
-    """The modification time of every run's run.json: changes when a run is added, trains or finishes."""
-    return tuple(_mtime(root / r / "run.json") for r in sorted(os.listdir(root))) if root.is_dir() else ()
-
-
 def list_runs() -> pd.DataFrame:
-    root = store_root()
-    return _list_runs(str(root), _mtime(root), _run_json_stamps(root))
+    store = _store()
+    return _list_runs(str(store.root), api.store_version(store))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _list_runs(root: str, mtime_root: float, mtimes: tuple[float, ...]) -> pd.DataFrame:
+def _list_runs(root: str, version: Token) -> pd.DataFrame:
     return api.list_runs(api.open_store(root))
 
 
 def read_run(run_id: str) -> dict[str, Any]:
     store = _store()
-    return _read_run(str(store.root), run_id, _mtime(store.run_json_path(run_id)))
+    return _read_run(str(store.root), run_id, api.run_version(store, run_id))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _read_run(root: str, run_id: str, mtime: float) -> dict[str, Any]:
+def _read_run(root: str, run_id: str, version: Token) -> dict[str, Any]:
     return api.read_run(api.open_store(root), run_id)
 
 
 def read_metrics(run_id: str) -> pd.DataFrame:
     store = _store()
-    return _read_metrics(str(store.root), run_id, _mtime(store.metrics_path(run_id)))
+    return _read_metrics(str(store.root), run_id, api.run_version(store, run_id, "metrics"))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _read_metrics(root: str, run_id: str, mtime: float) -> pd.DataFrame:
+def _read_metrics(root: str, run_id: str, version: Token) -> pd.DataFrame:
     return api.read_metrics(api.open_store(root), run_id)
 
 
 def read_samples(run_id: str, thumbnails: bool = False) -> pd.DataFrame:
     store = _store()
-    return _read_samples(str(store.root), run_id, thumbnails, _mtime(store.samples_path(run_id)))
+    return _read_samples(str(store.root), run_id, thumbnails, api.run_version(store, run_id, "samples"))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _read_samples(root: str, run_id: str, thumbnails: bool, mtime: float) -> pd.DataFrame:
+def _read_samples(root: str, run_id: str, thumbnails: bool, version: Token) -> pd.DataFrame:
     return api.read_samples(api.open_store(root), run_id, thumbnails=thumbnails)
 
 
@@ -99,29 +83,18 @@ def demo_status() -> dict[str, Any]:
 
 def snapshots(run_id: str) -> pd.DataFrame:
     store = _store()
-    return _snapshots(str(store.root), run_id, _folder_mtime(store.run_dir(run_id) / "activations"),
-                      _mtime(store.run_json_path(run_id)))
+    return _snapshots(str(store.root), run_id, api.run_version(store, run_id, "snapshots"))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _snapshots(root: str, run_id: str, m1: float, m2: float) -> pd.DataFrame:
+def _snapshots(root: str, run_id: str, version: Token) -> pd.DataFrame:
     return api.snapshots(api.open_store(root), run_id)
 
 
 def analysis(run_id: str, table: str, layer: str | None = None, epoch: int | None = None) -> pd.DataFrame:
     """An analysis table (raises ClusterScopeError when missing or corrupt; pages show it in the panel)."""
     store = _store()
-    return _analysis(str(store.root), run_id, table, layer, epoch, _table_stamp(store, run_id, table, layer, epoch))
-
-
-def _table_stamp(store: api.RunStore, run_id: str, table: str, layer: str | None = None, epoch: int | None = None) -> float:
-    """The latest modification time of an analysis table's file(s)."""
-    if layer is not None:
-        return _mtime(store.analysis.path(run_id, table, layer, epoch))
-    if table in ("network", "rotation"):
-        return _mtime(store.analysis.path(run_id, table))
-    folder = store.analysis.root(run_id) / table
-    return max([_folder_mtime(folder)] + ([_folder_mtime(p) for p in folder.iterdir()] if folder.is_dir() else []))
+    return _analysis(str(store.root), run_id, table, layer, epoch, api.analysis_version(store, run_id, table, layer, epoch))
 
 
 class LayerScores(NamedTuple):
@@ -137,11 +110,11 @@ def layer_scores(run_id: str) -> LayerScores:
     """The ``layers`` table and its per-(layer, epoch) lookups (raises ClusterScopeError like
     :func:`analysis`). Kept as one object (``st.cache_resource``, no copy per rerun): do not modify it."""
     store = _store()
-    return _layer_scores(str(store.root), run_id, _table_stamp(store, run_id, "layers"))
+    return _layer_scores(str(store.root), run_id, api.analysis_version(store, run_id, "layers"))
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def _layer_scores(root: str, run_id: str, mtime: float) -> LayerScores:
+def _layer_scores(root: str, run_id: str, version: Token) -> LayerScores:
     table, corrupt = api.read_analysis_parts(api.open_store(root), run_id, "layers")
     rows = {(str(r["layer"]), int(r["epoch"])): r for _, r in table.iterrows()}
     epochs: dict[str, list[int]] = {}
@@ -151,18 +124,14 @@ def _layer_scores(root: str, run_id: str, mtime: float) -> LayerScores:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _analysis(root: str, run_id: str, table: str, layer: str | None, epoch: int | None, mtime: float) -> pd.DataFrame:
+def _analysis(root: str, run_id: str, table: str, layer: str | None, epoch: int | None, version: Token) -> pd.DataFrame:
     return api.read_analysis(api.open_store(root), run_id, table, layer, epoch)
 
 
 def has_analysis(run_id: str) -> bool:
     """Whether any snapshot of the run is analysed (a file in its ``layers`` analysis table). Uncached: a
     directory walk of one run, used to choose a page's first run."""
-    folder = _store().analysis.root(run_id) / "layers"
-    try:
-        return any(True for _ in folder.rglob("*.parquet"))
-    except OSError:
-        return False
+    return api.has_analysis(_store(), run_id)
 
 
 def analysis_params(run_id: str) -> dict[str, Any]:
@@ -176,21 +145,22 @@ def analysis_status(run_id: str) -> dict[str, Any]:
 
 def activations(run_id: str, layer: str, epoch: int) -> tuple[np.ndarray, np.ndarray]:
     store = _store()
-    return _activations(str(store.root), run_id, layer, epoch, _mtime(store.activation_path(run_id, layer, epoch)))
+    return _activations(str(store.root), run_id, layer, epoch,
+                        api.run_version(store, run_id, "activations", layer=layer, epoch=epoch))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _activations(root: str, run_id: str, layer: str, epoch: int, mtime: float) -> tuple[np.ndarray, np.ndarray]:
+def _activations(root: str, run_id: str, layer: str, epoch: int, version: Token) -> tuple[np.ndarray, np.ndarray]:
     return api.read_activations(api.open_store(root), run_id, layer, epoch)
 
 
 def predictions(run_id: str, epoch: int) -> pd.DataFrame:
     store = _store()
-    return _predictions(str(store.root), run_id, epoch, _mtime(store.predictions_path(run_id, epoch)))
+    return _predictions(str(store.root), run_id, epoch, api.run_version(store, run_id, "predictions", epoch=epoch))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _predictions(root: str, run_id: str, epoch: int, mtime: float) -> pd.DataFrame:
+def _predictions(root: str, run_id: str, epoch: int, version: Token) -> pd.DataFrame:
     return api.read_predictions(api.open_store(root), run_id, epoch)
 
 
@@ -201,7 +171,7 @@ def compare(run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _compare_stamps(store: api.RunStore, run_ids: list[str]) -> tuple:
-    return tuple((_mtime(store.run_json_path(r)), _table_stamp(store, r, "network"), _table_stamp(store, r, "layers"))
+    return tuple((api.run_version(store, r), api.analysis_version(store, r, "network"), api.analysis_version(store, r, "layers"))
                  for r in run_ids)
 
 
@@ -240,7 +210,7 @@ def embedding_figure(run_id: str, layer: str, epoch: int, colour: str, unit: int
 def scrub_figure(run_id: str, layer: str, epoch: int, epochs: tuple[int, ...], colour: str, max_points: int, *,
                  projection: str, highlight: frozenset[int] | None, titles: tuple[str, ...], present: bool) -> go.Figure:
     """:func:`embedding_figure` with every epoch of ``epochs`` as a frame (charts_embeddings.with_epoch_frames;
-    ``titles`` per epoch), switched in the browser by app/scrub.py. Callers must not modify it."""
+    ``titles`` per epoch), switched in the browser by app/views/embeddings_scrub.py. Callers must not modify it."""
     store = _store()
     stamps = tuple(_view_stamps(store, run_id, layer, e, colour) for e in epochs)
     return _scrub_figure(str(store.root), run_id, layer, int(epoch), tuple(map(int, epochs)), colour, int(max_points),
@@ -249,7 +219,7 @@ def scrub_figure(run_id: str, layer: str, epoch: int, epochs: tuple[int, ...], c
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _scrub_figure(root: str, run_id: str, layer: str, epoch: int, epochs: tuple[int, ...], colour: str, max_points: int,
-                  stamps: tuple[tuple[float, ...], ...], projection: str, highlight: frozenset[int] | None,
+                  stamps: tuple[Token, ...], projection: str, highlight: frozenset[int] | None,
                   titles: tuple[str, ...], present: bool) -> go.Figure:
     from app.charts import embeddings as charts_embeddings
 
@@ -263,20 +233,20 @@ def _scrub_figure(root: str, run_id: str, layer: str, epoch: int, epochs: tuple[
         titles=dict(zip(epochs, titles, strict=True)))
 
 
-def _view_stamps(store: api.RunStore, run_id: str, layer: str, epoch: int, colour: str) -> tuple[float, ...]:
-    """The modification times of the files one Embeddings view is built from."""
-    stamps = [_mtime(store.analysis.path(run_id, "points", layer, epoch)), _mtime(store.samples_path(run_id)),
-              _mtime(store.run_json_path(run_id))]
+def _view_stamps(store: api.RunStore, run_id: str, layer: str, epoch: int, colour: str) -> Token:
+    """The versions of the files one Embeddings view is built from."""
+    stamps = [api.analysis_version(store, run_id, "points", layer, epoch), api.run_version(store, run_id, "samples"),
+              api.run_version(store, run_id)]
     if colour == "correct":
-        stamps.append(_mtime(store.predictions_path(run_id, epoch)))
+        stamps.append(api.run_version(store, run_id, "predictions", epoch=epoch))
     elif colour == "neuron":
-        stamps.append(_mtime(store.activation_path(run_id, layer, epoch)))
+        stamps.append(api.run_version(store, run_id, "activations", layer=layer, epoch=epoch))
     return tuple(stamps)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _embedding_figure(root: str, run_id: str, layer: str, epoch: int, colour: str, unit: int | None, max_points: int,
-                      stamps: tuple[float, ...], projection: str, highlight: frozenset[int] | None, title: str,
+                      stamps: Token, projection: str, highlight: frozenset[int] | None, title: str,
                       present: bool) -> go.Figure:
     from app.charts import embeddings as charts_embeddings
 
@@ -291,7 +261,7 @@ def _embedding_figure(root: str, run_id: str, layer: str, epoch: int, colour: st
 
 @st.cache_resource(show_spinner=False, max_entries=48)
 def _embedding_view(root: str, run_id: str, layer: str, epoch: int, colour: str, unit: int | None, max_points: int,
-                    stamps: tuple[float, ...]) -> tuple[pd.DataFrame, int]:
+                    stamps: Token) -> tuple[pd.DataFrame, int]:
     from app.charts import embeddings as charts_embeddings
 
     # through the other loaders, so the tables are read from disk once for every view that uses them
@@ -323,11 +293,11 @@ def hover_script(run_id: str, ids: np.ndarray) -> tuple[Any, int]:
     if len(ids) > 1 and not (ids[1:] > ids[:-1]).all():  # a view's ids are sorted already: skip the sort
         ids = np.unique(ids)
     return _hover_script(str(store.root), run_id, ids,
-                         _mtime(store.samples_path(run_id)), _mtime(store.run_json_path(run_id)))
+                         api.run_version(store, run_id, "samples"), api.run_version(store, run_id))
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _hover_script(root: str, run_id: str, ids: np.ndarray, m1: float, m2: float) -> tuple[Any, int]:
+def _hover_script(root: str, run_id: str, ids: np.ndarray, v1: Token, v2: Token) -> tuple[Any, int]:
     from app import hover
 
     samples = read_samples(run_id, thumbnails=True)
@@ -341,20 +311,18 @@ def _hover_script(root: str, run_id: str, ids: np.ndarray, m1: float, m2: float)
 
 def dynamics_layers(run_id: str) -> list[str]:
     store = _store()
-    return _dynamics_layers(str(store.root), run_id, _folder_mtime(store.run_dir(run_id) / "dynamics" / "units"))
+    return _dynamics_layers(str(store.root), run_id, api.run_version(store, run_id, "dynamics"))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _dynamics_layers(root: str, run_id: str, mtime: float) -> list[str]:
+def _dynamics_layers(root: str, run_id: str, version: Token) -> list[str]:
     return api.dynamics_layers(api.open_store(root), run_id)
 
 
 def mechanisms(run_id: str, layer: str) -> dict[str, pd.DataFrame]:
     """api.mechanisms, cached on the layer's dynamics files, the probe losses and the checkpoints."""
     store = _store()
-    run = store.run_dir(run_id)
-    stamps = (_folder_mtime(run / "dynamics" / "units" / layer), _folder_mtime(run / "dynamics" / "loss"),
-              _folder_mtime(run / "checkpoints"))
+    stamps = (api.run_version(store, run_id, "dynamics", layer=layer), api.run_version(store, run_id, "checkpoints"))
     return _mechanisms(str(store.root), run_id, layer, stamps)
 
 
@@ -365,7 +333,7 @@ def _mechanisms(root: str, run_id: str, layer: str, stamps: tuple) -> dict[str, 
 
 def rotation_runs(run_ids: list[str]) -> pd.DataFrame:
     store = _store()
-    stamps = tuple((_mtime(store.run_json_path(r)), _mtime(store.analysis.path(r, "rotation"))) for r in run_ids)
+    stamps = tuple((api.run_version(store, r), api.analysis_version(store, r, "rotation")) for r in run_ids)
     return _rotation_runs(str(store.root), tuple(run_ids), stamps)
 
 
@@ -379,32 +347,32 @@ def _rotation_runs(root: str, run_ids: tuple[str, ...], stamps: tuple) -> pd.Dat
 
 def data_sets() -> dict[str, str]:
     """api.data_sets (run_id -> "name/target"), cached on every run.json."""
-    root = store_root()
-    return _data_sets(str(root), _run_json_stamps(root))
+    store = _store()
+    return _data_sets(str(store.root), api.store_version(store))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _data_sets(root: str, mtimes: tuple[float, ...]) -> dict[str, str]:
+def _data_sets(root: str, version: Token) -> dict[str, str]:
     return api.data_sets(api.open_store(root))
 
 
 def list_sweeps() -> pd.DataFrame:
-    root = store_root()
-    return _list_sweeps(str(root), _run_json_stamps(root))
+    store = _store()
+    return _list_sweeps(str(store.root), api.store_version(store))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _list_sweeps(root: str, mtimes: tuple[float, ...]) -> pd.DataFrame:
+def _list_sweeps(root: str, version: Token) -> pd.DataFrame:
     return api.list_sweeps(api.open_store(root))
 
 
 def sweep_runs(name: str) -> pd.DataFrame:
-    root = store_root()
-    return _sweep_runs(str(root), name, _run_json_stamps(root))
+    store = _store()
+    return _sweep_runs(str(store.root), name, api.store_version(store))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _sweep_runs(root: str, name: str, mtimes: tuple[float, ...]) -> pd.DataFrame:
+def _sweep_runs(root: str, name: str, version: Token) -> pd.DataFrame:
     return api.sweep_runs(api.open_store(root), name)
 
 

@@ -20,7 +20,6 @@ from backend.config import AnalysisConfig, RunConfig
 from backend.deployment import server_paths_allowed, torchscript_allowed, visitor_text
 from backend.deployment import why_off as switch_off_reason
 from backend.errors import ClusterScopeError, ConfigError, CorruptFileError, DataError, StoreError
-from backend.importing.leftovers import clean as clean_leftovers
 from backend.jobs.analyse import analysis_config, analyze
 from backend.jobs.demo import base_overrides as demo_base_overrides
 from backend.jobs.demo import demo_status
@@ -40,10 +39,12 @@ from backend.jobs.uploads import (
 from backend.queries import (
     analysis_params,
     analysis_status,
+    analysis_version,
     data_set_label,
     data_sets,
     default_compare_runs,
     dynamics_layers,
+    has_analysis,
     k_warning,
     list_runs,
     main_data_set,
@@ -57,7 +58,10 @@ from backend.queries import (
     read_run,
     read_samples,
     rotation_runs,
+    run_info,
+    run_version,
     snapshots,
+    store_version,
 )
 from backend.queries_compare import (
     MEASURE_CONTEXT,
@@ -72,17 +76,20 @@ from backend.queries_compare import (
     sweep_runs,
     tau_over_k,
 )
-from backend.store import RunStore
+from backend.store import RunInfo, RunStore
+from backend.store.leftovers import clean as clean_leftovers
 
 __all__ = [
     # errors, the store, the config
-    "ClusterScopeError", "ConfigError", "CorruptFileError", "DataError", "StoreError", "RunStore", "RunConfig",
+    "ClusterScopeError", "ConfigError", "CorruptFileError", "DataError", "StoreError", "RunStore", "RunInfo", "RunConfig",
     "AnalysisConfig", "default_store_root", "open_store",
     # runs and what their pages read (backend.queries)
-    "list_runs", "read_run", "read_metrics", "read_samples", "snapshots", "read_activations", "read_predictions",
+    "list_runs", "run_info", "read_run", "read_metrics", "read_samples", "snapshots", "read_activations", "read_predictions",
     "read_analysis", "read_analysis_parts", "analysis_params", "analysis_status", "k_warning", "layer_k_warning",
     "intraclass_reason", "K_SHARE_LIMIT", "data_sets", "data_set_label", "main_data_set",
-    "default_compare_runs",
+    "default_compare_runs", "has_analysis",
+    # version tokens: hashable, cheap, changed when what a cached reader depends on changes (app/loaders.py)
+    "store_version", "run_version", "analysis_version",
     # comparisons and sweeps (backend.queries_compare, docs/sweeps.md)
     "run_measures", "MEASURE_CONTEXT", "compare", "mixed_data", "kendall_export", "kendall_notes", "list_sweeps", "sweep_runs",
     "compare_sweep", "k_sensitivity", "tau_over_k", "load_sweep", "run_sweep",

@@ -54,14 +54,14 @@ def train(config: Path | None, overrides: tuple[str, ...], resume_id: str | None
     else:
         cfg = config_from_json(config_json) if config_json else load_config(config, overrides)
         run_id = api.train(cfg, store, progress=not no_progress)
-    info = api.read_run(store, run_id)
-    final = info.get("final") or {}
-    click.echo(f"run {run_id}: {info['status']}, train accuracy {final.get('train_accuracy', float('nan')):.3f}, "
+    info = api.run_info(store, run_id)
+    final = info.final
+    click.echo(f"run {run_id}: {info.status}, train accuracy {final.get('train_accuracy', float('nan')):.3f}, "
                f"test accuracy {final.get('test_accuracy', float('nan')):.3f} -> {store.run_dir(run_id)}")
-    if info["status"] == "diverged":
-        click.echo(f"error: run {run_id} {info.get('error')}", err=True)
+    if info.status == "diverged":
+        click.echo(f"error: run {run_id} {info.error}", err=True)
         sys.exit(1)
-    if info["status"] == "complete" and api.analysis_config(store, run_id).auto:
+    if info.status == "complete" and api.analysis_config(store, run_id).auto:
         analyze_runs(store, [run_id], progress=not no_progress)
 
 
@@ -215,7 +215,7 @@ def demo(if_missing: bool, detach: bool, no_progress: bool, store_root: Path | N
         return
     if detach:
         proc = spawn_builder(store)
-        click.echo(f"building {len(missing)} demo run(s) in the background (pid {proc.pid}, log {store.root / '.demo.log'}).")
+        click.echo(f"building {len(missing)} demo run(s) in the background (pid {proc.pid}, log {store.demo_log_path()}).")
         return
     sigterm_as_interrupt()
     done = build_demo(store, progress=not no_progress)
@@ -243,7 +243,7 @@ def app(store_root: Path | None, allow_torchscript: bool, allow_server_paths: bo
     env = app_environment(streamlit_args, os.environ, allow_torchscript=allow_torchscript,
                           allow_server_paths=allow_server_paths)
     store = api.open_store(store_root)
-    for path in api.clean_leftovers(store):  # what killed imports left (backend/importing/leftovers.py)
+    for path in api.clean_leftovers(store):  # what killed imports left (backend/store/leftovers.py)
         click.echo(f"removed the leftover {path.relative_to(store.root)}", err=True)
     env["CLUSTERSCOPE_STORE"] = str(store.root.resolve())
     cmd = [sys.executable, "-m", "streamlit", "run", str(main_py), *streamlit_args]

@@ -9,13 +9,15 @@ Measures and comparisons of several runs: :mod:`backend.queries_compare`.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 
 from backend.errors import StoreError
 from backend.liveness import effective_status
-from backend.store import RunStore
+from backend.store import RunInfo, RunStore, versions
+from backend.store.versions import Token
 
 RUN_COLUMNS = ["run_id", "status", "dataset", "model", "target", "epochs_completed", "epochs",
                "train_accuracy", "test_accuracy", "generalization_gap", "created", "updated", "error"]
@@ -26,29 +28,34 @@ def list_runs(store: RunStore) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for run_id in store.run_ids():
         try:
-            info = store.read_run(run_id)
+            info = store.run_info(run_id)
         except StoreError as exc:
             rows.append({"run_id": run_id, "status": "corrupt", "error": str(exc)})
             continue
-        cfg = info.get("config", {})
-        final = info.get("final") or {}
-        train_acc, test_acc = final.get("train_accuracy"), final.get("test_accuracy")
+        train_acc, test_acc = info.train_accuracy, info.test_accuracy
         rows.append({
             "run_id": run_id,
-            "status": effective_status(info),
-            "dataset": (info.get("dataset") or {}).get("name"),
-            "model": (cfg.get("model") or {}).get("name"),
-            "target": (cfg.get("data") or {}).get("target"),
-            "epochs_completed": info.get("epochs_completed"),
-            "epochs": (cfg.get("train") or {}).get("epochs"),
+            "status": effective_status(info.raw),
+            "dataset": info.dataset.get("name"),
+            "model": info.section("model").get("name"),
+            "target": info.section("data").get("target"),
+            "epochs_completed": info.epochs_completed,
+            "epochs": info.section("train").get("epochs"),
             "train_accuracy": train_acc,
             "test_accuracy": test_acc,
             "generalization_gap": None if train_acc is None or test_acc is None else train_acc - test_acc,
-            "created": info.get("created"),
-            "updated": info.get("updated"),
-            "error": info.get("error"),
+            "created": info.created,
+            "updated": info.updated,
+            "error": info.error,
         })
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def run_info(store: RunStore, run_id: str) -> RunInfo:
+    """The run's run.json as a typed :class:`RunInfo`, with the effective status (a 'running' run whose process
+    is gone is 'interrupted', as in :func:`read_run`)."""
+    info = store.run_info(run_id)
+    return replace(info, status=effective_status(info.raw))
 
 
 def read_run(store: RunStore, run_id: str) -> dict[str, Any]:
@@ -107,6 +114,32 @@ def analysis_status(store: RunStore, run_id: str) -> dict[str, Any]:
     return store.analysis.read_status(run_id)
 
 
+def has_analysis(store: RunStore, run_id: str) -> bool:
+    """Whether any snapshot of the run is analysed (a file of its ``layers`` table); stops at the first file."""
+    return store.analysis.has_any(run_id, "layers")
+
+
+# ---- version tokens (backend.store.versions): what the dashboard keys its caches on
+
+
+def store_version(store: RunStore) -> Token:
+    """Changes when a run is added or removed or any run.json changes (the run table, data sets, sweeps)."""
+    return versions.store_version(store)
+
+
+def run_version(store: RunStore, run_id: str, part: str = "run", *, layer: str | None = None,
+                epoch: int | None = None) -> Token:
+    """Changes when one part of a run changes: ``run`` (run.json), ``metrics``, ``samples``, ``snapshots``,
+    ``activations`` (layer, epoch), ``predictions`` (epoch), ``dynamics`` (layer or none), ``checkpoints``."""
+    return versions.run_version(store, run_id, part, layer=layer, epoch=epoch)
+
+
+def analysis_version(store: RunStore, run_id: str, table: str, layer: str | None = None,
+                     epoch: int | None = None) -> Token:
+    """Changes when an analysis table's file (one (layer, epoch), a whole-run table, or any file of a table) changes."""
+    return versions.analysis_version(store, run_id, table, layer, epoch)
+
+
 def k_warning(row: Any) -> str | None:
     """A sentence when a network-table row's (or run_measures') k for c1 or c3 covers more than 10 % of
     the network's units, else None (see backend.analysis.caveats)."""
@@ -115,10 +148,10 @@ def k_warning(row: Any) -> str | None:
     return warning(row.get("k_c1"), row.get("k_c3"), row.get("n_units"))
 
 
-def data_set(info: dict[str, Any]) -> str:
+def data_set(info: dict[str, Any] | RunInfo) -> str:
     """A run's data set and training target (run config data.name and data.target) as "name/target": test
     accuracies, hence Kendall coefficients, compare runs that share it (SCIENCE.md 6.1)."""
-    data = (info.get("config") or {}).get("data") or {}
+    data = info.section("data") if isinstance(info, RunInfo) else (info.get("config") or {}).get("data") or {}
     return f"{data.get('name')}/{data.get('target')}"
 
 
@@ -133,7 +166,7 @@ def data_sets(store: RunStore) -> dict[str, str]:
     out = {}
     for run_id in store.run_ids():
         try:
-            out[run_id] = data_set(store.read_run(run_id))
+            out[run_id] = data_set(store.run_info(run_id))
         except StoreError:
             continue
     return out
@@ -161,7 +194,7 @@ def default_compare_runs(store: RunStore, *, all_data: bool = False) -> tuple[li
 def dynamics_layers(store: RunStore, run_id: str) -> list[str]:
     """Layers whose training dynamics were recorded ([dynamics] enabled), in forward order; [] when none."""
     recorded = set(store.dynamics_layers(run_id))
-    order = [layer["name"] for layer in store.read_run(run_id).get("layers") or []]
+    order = list(store.run_info(run_id).layers)
     return [name for name in order if name in recorded] + sorted(recorded - set(order))
 
 
@@ -175,10 +208,10 @@ def _outgoing_norms(store: RunStore, run_id: str, layer: str) -> Any:
     """Outgoing-weight norm of each unit of ``layer`` from the last checkpoint (mlp and vgg), else None."""
     from backend.analysis.dynamics import layer_outgoing_norms
 
-    info = store.read_run(run_id)
-    names = [x["name"] for x in info.get("layers") or []]
+    info = store.run_info(run_id)
+    names = list(info.layers)
     epochs = store.checkpoint_epochs(run_id)
-    if (info.get("model") or {}).get("name") not in ("mlp", "vgg") or layer not in names or not epochs:
+    if info.model_name not in ("mlp", "vgg") or layer not in names or not epochs:
         return None
     state = store.load_checkpoint(run_id, epochs[-1])
     return layer_outgoing_norms({k: v.numpy() for k, v in state.items() if hasattr(v, "numpy")}, names, layer)
@@ -209,9 +242,9 @@ def rotation_runs(store: RunStore, run_ids: list[str]) -> pd.DataFrame:
             rot = store.analysis.read(run_id, "rotation")
         except StoreError:
             continue
-        info = store.read_run(run_id)
-        train = (info.get("config") or {}).get("train") or {}
-        frames.append(rot.assign(run_id=run_id, test_accuracy=(info.get("final") or {}).get("test_accuracy"),
+        info = store.run_info(run_id)
+        train = info.section("train")
+        frames.append(rot.assign(run_id=run_id, test_accuracy=info.test_accuracy,
                                  optimizer=train.get("optimizer"), lr=train.get("lr")))
     columns = ["run_id", "test_accuracy", "optimizer", "lr", "epoch", "layer", "depth", "rotation"]
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)

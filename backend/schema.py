@@ -1,7 +1,7 @@
 """Column names, pyarrow schemas and the schema version of the run store (docs/store.md).
 
 The run store is a public format: users open it with pandas or DuckDB. Change it only with a
-bump of :data:`SCHEMA_VERSION` and a converter for the previous version in ``store.py``.
+bump of :data:`SCHEMA_VERSION` and a converter for the previous version in ``backend/store/runs.py``.
 """
 
 from __future__ import annotations

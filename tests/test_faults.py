@@ -179,6 +179,7 @@ def test_a_killed_trainer_leaves_no_lock_behind(tmp_path: Any) -> None:
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
+        proc.stdout.close()  # an unclosed pipe is a ResourceWarning, an error in this suite
     api.resume("r", RunStore(store.root), progress=False)  # the OS released the dead holder's lock
     assert store.read_run("r")["status"] == "complete" and len(store.read_metrics("r")) == 4
 

@@ -31,10 +31,10 @@ from streamlit.testing.v1 import AppTest
 
 from backend import api, deployment
 from backend.cli import cli
-from backend.importing.leftovers import OWNER
 from backend.jobs.launch import MAX_JOBS
 from backend.liveness import process_start_time
 from backend.serve import app_environment
+from backend.store.leftovers import OWNER
 from tests.test_e2e_browser import free_port, stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from backend.errors import ClusterScopeError
-from backend.importing import leftovers
+from backend.store import leftovers
 
 MAX_FILES = 100_000
 MAX_BYTES = 4 * 1024**3  # 4 GiB uncompressed

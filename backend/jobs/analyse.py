@@ -80,7 +80,8 @@ def _subset(n_labels: np.ndarray, cap: int, seed: int) -> np.ndarray:
 def analyze_run(store: RunStore, run_id: str, params: AnalysisConfig, *,
                 progress: Callable[[int, int, str], None] | None = None) -> AnalysisReport:
     """Analyse every snapshot of ``run_id`` that is missing or stale; see the module docstring."""
-    info = store.read_run(run_id)
+    run = store.run_info(run_id)
+    info = run.raw  # for the parameters' hash and the probe labels, which take run.json's dict
     snaps = store.snapshots(run_id)
     if snaps.empty:
         raise AnalysisInputError(f"run {run_id!r} has no snapshots to analyse (no files under activations/); "
@@ -90,7 +91,7 @@ def analyze_run(store: RunStore, run_id: str, params: AnalysisConfig, *,
     except StoreError as exc:
         raise AnalysisInputError(f"run {run_id!r} cannot be analysed: {exc}") from None
     ptext, phash = params_of(params, info)
-    depth = {layer["name"]: i for i, layer in enumerate(info.get("layers", []))}
+    depth = {name: i for i, name in enumerate(run.layers)}
     layers = sorted(set(snaps["layer"]), key=lambda name: depth.get(name, len(depth)))
     report = AnalysisReport(run_id)
     todo = [(lay, int(e)) for lay in layers for e in sorted(snaps.loc[snaps["layer"] == lay, "epoch"])]
@@ -163,7 +164,7 @@ def _analyze_one(store: RunStore, run_id: str, layer: str, epoch: int, samples: 
     except (AnalysisError, StoreError) as exc:
         report.errors[key] = f"run {run_id!r}, layer {layer!r}, epoch {epoch}: {exc}"
         for table in SNAPSHOT_TABLES:  # results of earlier parameters or data would now mislead
-            store.analysis.path(run_id, table, layer, epoch).unlink(missing_ok=True)
+            store.analysis.remove(run_id, table, layer, epoch)
         return None
     text, phash = ptag
     w = store.analysis.write
@@ -289,7 +290,7 @@ def analysis_config(store: RunStore, run_id: str, overrides: list[str] | tuple[s
     """The run's recorded ``[analysis]`` settings (defaults for runs without them) plus overrides."""
     from backend.config import from_dict, parse_override, validate_analysis
 
-    raw = dict((store.read_run(run_id).get("config") or {}).get("analysis") or {})
+    raw = store.run_info(run_id).section("analysis")
     for item in overrides:
         key, value = parse_override(item)
         if not key.startswith("analysis."):

@@ -68,7 +68,7 @@ def run_baselines(store: RunStore, run_id: str, info: dict[str, Any], a: Analysi
                 rows.append(baselines_row(model, inputs, a, epoch=epoch, progress=progress, step=(i, len(chosen))))
     except (ClusterScopeError, RuntimeError, ValueError) as exc:
         errors["baselines"] = f"run {run_id!r}: c0 and the sharpness baselines failed ({type(exc).__name__}: {exc})"
-        store.analysis.path(run_id, "baselines").unlink(missing_ok=True)  # values of other parameters would mislead
+        store.analysis.remove(run_id, "baselines")  # values of other parameters would mislead
         return
     store.analysis.write(run_id, "baselines", pd.DataFrame(rows, columns=schema.BASELINES_SCHEMA.names),
                          params=text, params_hash=phash)

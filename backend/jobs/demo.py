@@ -75,7 +75,7 @@ def demo_configs(runs: tuple[DemoRun, ...] = DEMO_RUNS) -> list[tuple[DemoRun, R
 
 
 def _lock_path(store: RunStore) -> Path:
-    return store.root / ".demo.lock"
+    return store.demo_lock_path()
 
 
 @contextmanager
@@ -138,9 +138,9 @@ def build_demo(store: RunStore, *, progress: bool = True, runs: tuple[DemoRun, .
             try:
                 if r.run_id not in store.run_ids():
                     if store.exists(r.run_id):  # a folder without run.json: a crash before the first write
-                        _remove_tree(store.run_dir(r.run_id))
+                        store.delete_run(r.run_id)
                     train_run(cfg, store, progress=progress)
-                elif store.read_run(r.run_id)["status"] == "complete":
+                elif store.run_info(r.run_id).status == "complete":
                     continue
                 else:  # we hold the lock, so a 'running' demo run was left by a killed builder
                     resume_run(r.run_id, store, progress=progress, force=True)
@@ -151,7 +151,7 @@ def build_demo(store: RunStore, *, progress: bool = True, runs: tuple[DemoRun, .
         if analyze:
             from backend.jobs.analyse import analyze_runs
 
-            ready = [r.run_id for r in runs if r.run_id in store.run_ids() and store.read_run(r.run_id)["status"] == "complete"]
+            ready = [r.run_id for r in runs if r.run_id in store.run_ids() and store.run_info(r.run_id).status == "complete"]
             analyze_runs(store, ready, jobs=min(2, os.cpu_count() or 1), progress=progress)
     return done
 
@@ -159,7 +159,7 @@ def build_demo(store: RunStore, *, progress: bool = True, runs: tuple[DemoRun, .
 def spawn_builder(store: RunStore, log: Path | None = None) -> subprocess.Popen[bytes]:
     """Start ``clusterscope demo`` in its own process session (it outlives the caller's terminal)."""
     store.ensure_writable()
-    log = log or store.root / ".demo.log"
+    log = log or store.demo_log_path()
     with open(log, "ab") as fh:
         return subprocess.Popen(
             [sys.executable, "-m", "backend.cli", "demo", "--store", str(store.root), "--no-progress"],
@@ -168,10 +168,6 @@ def spawn_builder(store: RunStore, log: Path | None = None) -> subprocess.Popen[
         )
 
 
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def demo_status(store: RunStore) -> dict[str, Any]:

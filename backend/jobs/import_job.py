@@ -6,7 +6,6 @@ The dashboard starts this in its own process (backend.jobs.launch.launch_import)
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -76,6 +75,6 @@ def run_import_job(store: RunStore, paths: list[Path], *, arch: str, settings: d
         raise
     finally:
         if job_id:  # the uploads are copied into the run (checkpoints/) or refused: either way they go
-            shutil.rmtree(store.job_dir(job_id) / "files", ignore_errors=True)
+            store.remove_uploads(job_id)
     report.finish(state="done", stage="done")
     return run_id

@@ -26,11 +26,11 @@ import torch
 from backend.config import RunConfig, config_from_items
 from backend.data import Dataset, load_dataset
 from backend.errors import ConfigError
-from backend.importing import leftovers, zipsafe
+from backend.importing import zipsafe
 from backend.importing.architecture import Architecture, ArchitectureError, compare, load_weights, mismatch_message, resolve
 from backend.importing.checkpoints import Checkpoint, assign_epochs, checkpoint_files, load_checkpoint, sha256_of
 from backend.jobs.uploads import check_settings
-from backend.store import RunStore, check_run_id, new_run_id
+from backend.store import RunStore, check_run_id, leftovers, new_run_id
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 

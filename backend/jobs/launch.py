@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -120,11 +119,11 @@ def _reap(pid: int) -> None:
 
 def _mark_cancelled(store: RunStore, kind: str, ident: str) -> None:
     if kind == "train":
-        if store.exists(ident) and store.read_run(ident).get("status") in ("running", "interrupted"):
+        if store.exists(ident) and store.run_info(ident).status in ("running", "interrupted"):
             store.update_run(ident, status="cancelled", error=None)
         return
     # The uploads go whatever the job managed (it deletes them itself unless it died before it could).
-    shutil.rmtree(store.job_dir(ident) / "files", ignore_errors=True)
+    store.remove_uploads(ident)
     status = store.read_job_status(ident)
     if status.get("state") != "done":
         store.write_job_status(ident, {**status, "state": "cancelled", "error": "cancelled from the page"})
@@ -149,7 +148,7 @@ def launch_training(store: RunStore, overrides: list[str], *, config: str | None
     store.ensure_writable()
     run_id = new_run_id(cfg, store)  # a generated id is reserved now: two launches never share one
     store.require_new(run_id)
-    log = store.root / ".logs" / f"{run_id}.log"
+    log = store.train_log_path(run_id)
     args = [sys.executable, "-m", "backend.cli", "train", "--store", str(store.root), "--no-progress",
             "--config-json", json.dumps(to_dict(replace(cfg, run_id=run_id)))]
     try:
@@ -187,7 +186,7 @@ def launch_import(store: RunStore, job_id: str, files: list[Path], *, names: lis
         args += ["--epochs", ",".join(str(int(e)) for e in epochs)]
     if not analyze:
         args.append("--no-analyze")
-    log = store.job_dir(job_id) / "log.txt"
+    log = store.job_log_path(job_id)
     with open(log, "ab") as fh:
         fh.write((json.dumps(args) + "\n").encode())
     try:
@@ -203,7 +202,7 @@ def launch_import(store: RunStore, job_id: str, files: list[Path], *, names: lis
 
 def discard_import_job(store: RunStore, job_id: str) -> None:
     """Delete an import job's folder (its uploads and status): for uploads refused before the job starts."""
-    shutil.rmtree(store.job_dir(job_id), ignore_errors=True)
+    store.remove_job(job_id)
 
 
 def import_job_status(store: RunStore, job_id: str) -> dict[str, Any]:
@@ -213,5 +212,5 @@ def import_job_status(store: RunStore, job_id: str) -> dict[str, Any]:
     status = store.read_job_status(job_id)
     if job_died(status):
         status |= {"state": "failed", "error": "the import process stopped unexpectedly; see its log " +
-                   str(store.job_dir(job_id) / "log.txt")}
+                   str(store.job_log_path(job_id))}
     return status

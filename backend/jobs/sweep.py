@@ -68,12 +68,12 @@ def finished(store: RunStore, run_id: str, *, analyze: bool) -> bool:
     if run_id not in store.run_ids():
         return False
     try:
-        info = store.read_run(run_id)
+        status = store.run_info(run_id).status
     except ClusterScopeError:
         return False
-    if info.get("status") == "diverged":  # final: resuming would diverge again
+    if status == "diverged":  # final: resuming would diverge again
         return True
-    return info.get("status") == "complete" and (not analyze or "params_hash" in store.analysis.read_status(run_id))
+    return status == "complete" and (not analyze or "params_hash" in store.analysis.read_status(run_id))
 
 
 # ------------------------------------------------------------------------------------- one trial (in a worker)
@@ -99,14 +99,12 @@ def run_trial(root: str, config: dict[str, Any], record: dict[str, Any], analyze
         return {"run_id": run_id, "state": "busy"}
     try:
         state = _train_or_resume(store, cfg, record)
-        info = store.read_run(run_id)
         errors = 0
-        if analyze and info.get("status") == "complete":
+        if analyze and store.run_info(run_id).status == "complete":
             from backend.jobs.analyse import analysis_config, analyze_run
 
             errors = len(analyze_run(store, run_id, analysis_config(store, run_id)).errors)
-        final = store.read_run(run_id).get("final") or {}
-        return {"run_id": run_id, "state": state, "test_accuracy": final.get("test_accuracy"), "analysis_errors": errors,
+        return {"run_id": run_id, "state": state, "test_accuracy": store.run_info(run_id).test_accuracy, "analysis_errors": errors,
                 "seconds": time.perf_counter() - start}
     finally:
         release_run(store, run_id)
@@ -118,12 +116,10 @@ def _train_or_resume(store: RunStore, cfg: RunConfig, record: dict[str, Any]) ->
     run_id = cfg.run_id
     if run_id not in store.run_ids():
         if store.exists(run_id):  # a folder without run.json: a crash before the first write
-            import shutil
-
-            shutil.rmtree(store.run_dir(run_id), ignore_errors=True)
+            store.delete_run(run_id)
         train_run(cfg, store, progress=False, extra={"sweep": record})
         return "trained"
-    if store.read_run(run_id).get("status") in ("complete", "diverged"):
+    if store.run_info(run_id).status in ("complete", "diverged"):
         return "done"
     resume_run(run_id, store, progress=False, force=True)  # our claim proves no one else is at work on it
     return "resumed"

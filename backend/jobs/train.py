@@ -150,8 +150,8 @@ class StoreCallbacks:
         self.store.write_predictions(self.run_id, epoch, self.probe_ids, logits, self.probe_targets)
         if self.p.cfg.snapshots.checkpoints:
             self.store.save_checkpoint(self.run_id, epoch, {k: v.detach().cpu() for k, v in model.state_dict().items()})
-        info = self.store.read_run(self.run_id)
-        self.store.update_run(self.run_id, recorded_epochs=sorted(set(info.get("recorded_epochs", [])) | {epoch}))
+        recorded = self.store.run_info(self.run_id).recorded_epochs
+        self.store.update_run(self.run_id, recorded_epochs=sorted(set(recorded) | {epoch}))
 
     def on_epoch_end(self, epoch: int, model: nn.Module, metrics: dict[str, float], *, final: bool) -> None:
         for split in ("train", "test"):
@@ -234,19 +234,19 @@ def resume_run(run_id: str, store: RunStore, *, progress: bool = True, force: bo
 
 
 def _resume_locked(run_id: str, store: RunStore, *, progress: bool, force: bool) -> str:
-    info = store.read_run(run_id)
-    if info["status"] == "complete":
+    info = store.run_info(run_id)
+    if info.status == "complete":
         raise StoreError(f"run {run_id!r} is already complete; nothing to resume.")
-    if info["status"] == "diverged":
+    if info.status == "diverged":
         raise StoreError(f"run {run_id!r} diverged (its loss became NaN or infinite); resuming would diverge again. "
                          "Train a new run with a lower train.lr.")
-    if info["status"] == "running" and not force and process_alive(info):
-        raise StoreError(f"run {run_id!r} is still running (pid {info.get('pid')} on {info.get('host')}); "
+    if info.status == "running" and not force and process_alive(info.raw):
+        raise StoreError(f"run {run_id!r} is still running (pid {info.raw.get('pid')} on {info.raw.get('host')}); "
                          "stop it first or wait for it to finish.")
-    cfg = from_dict(RunConfig, info["config"])
+    cfg = from_dict(RunConfig, info.raw["config"])  # strict: a run.json without its config is not resumed
     validate(cfg)
     p = prepare(cfg)
-    if not store.samples_path(run_id).is_file():  # stopped before the probe set was written
+    if not store.has_samples(run_id):  # stopped before the probe set was written
         store.write_samples(run_id, samples_table(p))
     state = store.load_resume_state(run_id)
     done = int(state["epoch"]) if state else -1
@@ -254,7 +254,7 @@ def _resume_locked(run_id: str, store: RunStore, *, progress: bool, force: bool)
     metrics = store.read_metrics(run_id)
     rows = [r for r in metrics.to_dict("records") if r["epoch"] <= done]
     store.update_run(run_id, status="running", **this_process(), error=None,
-                     recorded_epochs=[e for e in info.get("recorded_epochs", []) if e <= done])
+                     recorded_epochs=[e for e in info.recorded_epochs if e <= done])
     return _fit(store, run_id, p, rows=rows, resume_state=state, progress=progress)
 
 
@@ -354,7 +354,7 @@ def dynamics_callback(store: RunStore, run_id: str, p: Prepared, *, units: Units
     split = d.train.subset(idx)
     targets = d.targets(d.train, cfg.data.target)[idx]
     layers = p.dynamics_layers or []
-    if not store.dynamics_probe_path(run_id).is_file():
+    if not store.has_dynamics_probe(run_id):
         difficulty = (synthclust_difficulty(split.x, split.label, cfg.data.synthclust) if d.name == "synthclust"
                       else np.full(len(idx), np.nan))
         import pandas as pd
