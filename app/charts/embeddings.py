@@ -15,6 +15,7 @@ from app.charts.base import HOUSE_TEMPLATE, NOISE_COLOUR, OKABE_ITO, SEQUENTIAL,
 
 AXES = {"umap": ("umap_x", "umap_y", "UMAP 1 (a.u.)", "UMAP 2 (a.u.)"),
         "pca": ("pca_x", "pca_y", "PC 1 (a.u.)", "PC 2 (a.u.)")}
+PROJECTIONS = {"umap": "UMAP", "pca": "PCA"}  # the 2-D projections as the pages name them
 # Numbers only in customdata ([sample_id, cluster]): an object array of strings costs ~10x more to
 # validate, copy and serialise (benchmarks/dashboard.py). The class is the trace's name when colouring
 # by class; the hover card (app/hover.py) adds the thumbnail and every label.
@@ -87,7 +88,8 @@ def stratified_sample(df: pd.DataFrame, *, max_points: int, by: str, seed: int =
     return pd.concat(parts).sort_index()
 
 
-def _custom(ids: np.ndarray, cluster: np.ndarray) -> np.ndarray:
+def point_customdata(ids: np.ndarray, cluster: np.ndarray) -> np.ndarray:
+    """A point's customdata, [sample_id, cluster] per row (what the selection and the hover card read)."""
     return np.column_stack([ids, cluster]).astype(np.int32)  # shape (n, 2); int32: a JS typed array
 
 
@@ -118,12 +120,12 @@ def decode_typed(value: object) -> object:
     return value
 
 
-def fast_figure(traces: list[dict], layout: dict) -> go.Figure:
+def fast_figure(traces: list[dict], layout: dict, frames: list[dict] | None = None) -> go.Figure:
     """A figure from plain dicts in Plotly's canonical form (``title={"text": ...}``, no ``x_title``
     shorthands), without Plotly's per-property validation: for the 10-20 WebGL traces of an embedding it
-    costs more than the rest of an epoch switch (benchmarks/dashboard.py). tests/test_charts/embeddings.py
-    validates every builder's output with ``go.Figure(fig.to_dict())``."""
-    return go.Figure({"data": traces, "layout": layout}, _validate=False)
+    costs more than the rest of an epoch switch (benchmarks/dashboard.py). tests/test_charts_embeddings.py
+    validates every builder's output with ``go.Figure(fig.to_dict())``. ``frames``: Plotly frames, if any."""
+    return go.Figure({"data": traces, "layout": layout, **({"frames": frames} if frames else {})}, _validate=False)
 
 
 def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours: dict[str, str] | None = None,
@@ -149,7 +151,7 @@ def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours
     if colours is None:  # numeric colouring, e.g. a neuron's activation
         traces.append({
             "type": "scattergl", "x": typed_array(xs), "y": typed_array(ys), "mode": "markers",
-            "customdata": typed_array(_custom(ids, cluster)),
+            "customdata": typed_array(point_customdata(ids, cluster)),
             "hovertemplate": HOVER_NUMERIC, "showlegend": False,
             "marker": {"size": size, "color": typed_array(df[colour].to_numpy(dtype=np.float64)), "colorscale": SEQUENTIAL,
                        "opacity": 0.8 if opacity is None else typed_array(opacity),
@@ -164,7 +166,7 @@ def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours
                 continue
             traces.append({
                 "type": "scattergl", "x": typed_array(xs[mask]), "y": typed_array(ys[mask]), "mode": "markers",
-                "name": str(name), "customdata": typed_array(_custom(ids[mask], cluster[mask])), "hovertemplate": HOVER,
+                "name": str(name), "customdata": typed_array(point_customdata(ids[mask], cluster[mask])), "hovertemplate": HOVER,
                 "marker": {"size": size, "color": colour_hex, "symbol": symbols[name],
                            "opacity": 0.8 if opacity is None else typed_array(opacity[mask]),
                            "line": {"width": 0}},
@@ -205,13 +207,12 @@ def with_epoch_frames(fig: go.Figure, df: pd.DataFrame, epochs: dict[int, pd.Dat
         xs, ys = (part[c].to_numpy(dtype=np.float32) for c in (x, y))
         cluster = part["cluster"].to_numpy()
         data = [{"type": "scattergl", "x": typed_array(xs[m]), "y": typed_array(ys[m]),
-                 "customdata": typed_array(_custom(ids[m], cluster[m]))} for m in masks]
+                 "customdata": typed_array(point_customdata(ids[m], cluster[m]))} for m in masks]
         name = f"{SCRUB_FRAME}{e}"
         frames.append({"name": name, "data": data, "traces": list(range(len(masks))),
                        "layout": {"title": {"text": titles.get(e, "")}, "datarevision": name}})
     spec = fig.to_plotly_json()
-    layout = spec["layout"] | {"datarevision": f"{SCRUB_FRAME}{epoch}"}
-    return go.Figure({"data": spec["data"], "layout": layout, "frames": frames}, _validate=False)
+    return fast_figure(spec["data"], spec["layout"] | {"datarevision": f"{SCRUB_FRAME}{epoch}"}, frames)
 
 
 def without_frames(fig: go.Figure) -> go.Figure:
@@ -219,8 +220,7 @@ def without_frames(fig: go.Figure) -> go.Figure:
     if not fig.frames:
         return fig
     spec = fig.to_plotly_json()
-    layout = {k: v for k, v in spec["layout"].items() if k != "datarevision"}
-    return go.Figure({"data": spec["data"], "layout": layout}, _validate=False)
+    return fast_figure(spec["data"], {k: v for k, v in spec["layout"].items() if k != "datarevision"})
 
 
 def colour_map(df: pd.DataFrame, dataset: dict, colour: str) -> dict[str, str] | None:
@@ -278,7 +278,7 @@ def embedding_animation(frames: pd.DataFrame, *, projection: str, colour: str, c
         part = frames[frames["epoch"] == epoch]
         return [go.Scattergl(x=part.loc[part[colour] == n, x], y=part.loc[part[colour] == n, y], mode="markers",
                              name=str(n), marker={"size": 6, "color": c, "opacity": 0.8, "symbol": symbols[n]},
-                             customdata=_custom(part.loc[part[colour] == n, "sample_id"].to_numpy(),
+                             customdata=point_customdata(part.loc[part[colour] == n, "sample_id"].to_numpy(),
                                                 part.loc[part[colour] == n, "cluster"].to_numpy()),
                              hovertemplate=HOVER)
                 for n, c in colours.items()]
@@ -382,7 +382,7 @@ def trajectory_traces(paths: pd.DataFrame, *, projection: str, colours: dict[str
         traces.append({"type": "scattergl", "x": typed_array(now[x].to_numpy(np.float32)),
                        "y": typed_array(now[y].to_numpy(np.float32)), "mode": "markers", "name": f"epoch {epoch}",
                        "showlegend": False, "meta": int(epoch), "hovertemplate": TRAJECTORY_HOVER,
-                       "customdata": typed_array(_custom(now["sample_id"].to_numpy(), now["cluster"].to_numpy())),
+                       "customdata": typed_array(point_customdata(now["sample_id"].to_numpy(), now["cluster"].to_numpy())),
                        "marker": {"symbol": "circle-open", "size": 13 if present else 10,
                                   "color": [colours.get(c, NOISE_COLOUR) for c in now["class_name"]],
                                   "line": {"width": 2}}})
@@ -394,5 +394,4 @@ def with_traces(fig: go.Figure, traces: list[dict]) -> go.Figure:
     the scatter's traces, so the added ones stay as they are while the browser switches epochs). ``fig`` may be
     a cached one: it is left unchanged."""
     spec = fig.to_dict()
-    out = fast_figure([*spec["data"], *traces], spec["layout"])
-    return go.Figure({**out.to_dict(), "frames": spec["frames"]}, _validate=False) if spec.get("frames") else out
+    return fast_figure([*spec["data"], *traces], spec["layout"], spec.get("frames"))

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from app.charts.base import category_colours, style
-from app.charts.embeddings import AXES, HOVER, marker_symbols
+from app.charts.embeddings import AXES, HOVER, marker_symbols, point_customdata
 
 MAX_PANELS = 9  # 3 x 3: more panels than that are too small to read at 1280 x 720
 COLUMNS = 3
@@ -145,7 +145,7 @@ def embedding_grid(panels: Sequence[Panel], *, projection: str, colours: dict[st
             fig.add_trace(go.Scattergl(
                 x=part[x].to_numpy(np.float32), y=part[y].to_numpy(np.float32), mode="markers", name=name,
                 legendgroup=name, showlegend=name not in shown, hovertemplate=HOVER,
-                customdata=np.column_stack([part["sample_id"], part["cluster"]]).astype(np.int32),
+                customdata=point_customdata(part["sample_id"].to_numpy(), part["cluster"].to_numpy()),
                 marker={"size": 6 if present else 4, "color": colour, "symbol": symbols[name], "opacity": 0.8},
             ), row=r + 1, col=c + 1)
             shown.add(name)

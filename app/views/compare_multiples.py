@@ -12,11 +12,10 @@ import streamlit as st
 from app import loaders, state, widgets
 from app.charts import compare as charts_compare
 from app.charts import multiples as charts_multiples
-from app.charts.embeddings import LEGEND_TITLES, colour_map
+from app.charts.embeddings import LEGEND_TITLES, PROJECTIONS, colour_map
 from backend.api import ClusterScopeError
 
 POINTS_PER_PANEL = 2000  # a stratified sample per run: nine panels of 2,000 points draw at once
-PROJECTIONS = {"umap": "UMAP", "pca": "PCA"}
 COLOURINGS = {"class": "class (trained on)", "fine": "subclass (fine label)"}
 LAST = "last"  # the epoch choice "each run's last analysed epoch", when the runs share none
 

@@ -28,7 +28,7 @@ COLOURINGS = {
     "correct": "Correct at this epoch",
     "neuron": "A neuron's activation",
 }
-PROJECTIONS = {"umap": "UMAP", "pca": "PCA"}
+PROJECTIONS = charts_embeddings.PROJECTIONS
 SAME_AS_CLASS = {"superclass": "class", "fine": "class"}  # a colouring left out where it equals the class
 DEFAULT_MAX_POINTS = 10_000
 SELECTION = "cs-selection"  # session key: {"run", "ids": the selected sample ids, "reports": {plot key: its last report}}
@@ -143,6 +143,14 @@ def selected_ids(event: object) -> set[int]:
     return out
 
 
+def selection_memo(run: str) -> dict:
+    """The page's selection memo (``SELECTION``) for ``run``: a new, empty one when the run changed."""
+    memo = st.session_state.get(SELECTION)
+    if memo is None or memo["run"] != run:
+        memo = st.session_state[SELECTION] = {"run": run, "ids": frozenset(), "reports": {}}
+    return memo
+
+
 def current_selection(run: str, keys: tuple[str, ...]) -> set[int]:
     """The selection both views highlight: the newest one made in any of the plots ``keys``, read before
     they are drawn so that one selection costs one rerun.
@@ -152,9 +160,7 @@ def current_selection(run: str, keys: tuple[str, ...]) -> set[int]:
     previous run. An empty one is that restart, not a choice; :func:`selection_ui`'s button clears. Without
     this rule the highlight's redraw undid the selection, whose loss redrew the plot, without end.
     """
-    memo = st.session_state.get(SELECTION)
-    if memo is None or memo["run"] != run:
-        memo = st.session_state[SELECTION] = {"run": run, "ids": frozenset(), "reports": {}}
+    memo = selection_memo(run)
     for key in keys:
         report = frozenset(selected_ids(st.session_state.get(key)))
         if report and report != memo["reports"].get(key):
@@ -165,10 +171,7 @@ def current_selection(run: str, keys: tuple[str, ...]) -> set[int]:
 
 def set_selection(run: str, ids: Iterable[int]) -> None:
     """Make ``ids`` the selection (a search's matches, a sample and its neighbours: app/views/embeddings_search.py)."""
-    memo = st.session_state.get(SELECTION)
-    if memo is None or memo["run"] != run:
-        memo = st.session_state[SELECTION] = {"run": run, "ids": frozenset(), "reports": {}}
-    memo["ids"] = frozenset(int(i) for i in ids)
+    selection_memo(run)["ids"] = frozenset(int(i) for i in ids)
 
 
 def clear_selection() -> None:

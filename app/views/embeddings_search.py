@@ -25,7 +25,7 @@ Select = Callable[[str, Iterable[int]], None]
 SEARCH_IN = dict(zip(api.SEARCH_FIELDS, ("Anything", "Sample id", "Label", "File name"), strict=True))
 METRICS = dict(zip(api.NEIGHBOUR_METRICS, ("Euclidean", "Cosine"), strict=True))
 VALUES = {"post": "post-ReLU", "pre": "pre-activation"}  # [P] post: what the embeddings start from (docs/store.md)
-PROJECTIONS = {"umap": "UMAP", "pca": "PCA"}
+PROJECTIONS = charts_embeddings.PROJECTIONS
 DEFAULT_K = 10
 MAX_K = 200
 LAST_SINGLE = "cs-nn-single"  # session key: the last single selected sample, copied once into the id box

@@ -58,11 +58,10 @@ def toggle_ui(run: str, v: View, selected: set[int]) -> bool:
 
 def paths(run: str, v: View, ids: list[int]) -> pd.DataFrame:
     """The rows of samples ``ids`` in every analysed epoch of the view's layer (column ``epoch``)."""
-    colour = v.colour if v.colour in CHEAP_COLOURS else "class"
-    unit = v.unit if colour == "neuron" else None
+    colour = v.colour if v.colour in CHEAP_COLOURS else "class"  # none of them needs a unit
     parts = []
     for epoch in v.scores.epochs[v.layer]:
-        df = loaders.embedding_view(run, v.layer, epoch, colour, unit, v.max_points)[0]
+        df = loaders.embedding_view(run, v.layer, epoch, colour, None, v.max_points)[0]
         parts.append(df.loc[df["sample_id"].isin(ids), ["sample_id", "cluster", "class_name", "umap_x", "umap_y"]]
                      .assign(epoch=epoch))
     return pd.concat(parts, ignore_index=True)

@@ -63,18 +63,15 @@ def distances(values: np.ndarray, row: int, *, metric: str) -> np.ndarray:
     """Distances (shape (n_samples,)) from ``values[row]`` to every row of ``values`` (n_samples, n_units).
 
     "euclidean": the L2 distance; "cosine": 1 - cos(angle), with a zero vector at distance 1 from every
-    other vector (its angle is undefined; a unit that never fires gives one, SCIENCE.md 2).
+    other vector (its angle is undefined; a unit that never fires gives one, SCIENCE.md 2), as scikit-learn's
+    ``pairwise_distances`` (also behind c2 and c4, measures.py) gives it.
     """
     if metric not in METRICS:
         raise ClusterScopeError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}.")
+    from sklearn.metrics import pairwise_distances  # here: the dashboard imports this module at start-up
+
     x = np.asarray(values, dtype=np.float64)
-    if metric == "euclidean":
-        return np.sqrt(np.maximum(((x - x[row]) ** 2).sum(axis=1), 0.0))
-    norms = np.linalg.norm(x, axis=1)
-    denom = norms * norms[row]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos = np.where(denom > 0, x @ x[row] / np.where(denom > 0, denom, 1.0), 0.0)
-    out = 1.0 - np.clip(cos, -1.0, 1.0)
+    out = pairwise_distances(x, x[row : row + 1], metric=metric).ravel()
     out[row] = 0.0
     return out
 
