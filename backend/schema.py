@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# Version 3: see the Versions table of docs/store.md (each change names how a version-2 file reads).
 # Version 2 adds c1_shuffled, c2_shuffled, n_units to network.parquet (version-1 files read as NaN) and
 # analysis/baselines.parquet (absent in version 1: the values are NaN),
 # and saves checkpoints/epoch=0000.pt (the initial weights) whenever checkpoints are saved.

@@ -104,10 +104,10 @@ def test_version_1_network_table_reads_with_nan_columns(analysed_store: tuple[ap
     assert store.analysis.read(run_id, "network", columns=["epoch", "n_units"])["n_units"].isna().all()
     measures = api.run_measures(store, run_id)
     assert np.isnan(measures["c1_shuffled"]) and np.isfinite(measures["c1"])
-    api.analyze(store, run_id)  # the stale hash redoes the table in the version-2 form
+    api.analyze(store, run_id)  # the stale hash redoes the table in the current form
     net = store.analysis.read(run_id, "network")
     assert net["c1_shuffled"].notna().all() and (net["n_units"] == 32).all()
-    assert pq.read_schema(path).metadata[b"clusterscope.schema_version"] == str(schema.SCHEMA_VERSION).encode() == b"2"
+    assert pq.read_schema(path).metadata[b"clusterscope.schema_version"] == str(schema.SCHEMA_VERSION).encode() == b"3"
 
 
 # ------------------------------------------------------------------------------------------ end to end
