@@ -70,7 +70,8 @@ def read_metrics(store: RunStore, run_id: str) -> pd.DataFrame:
 
 
 def read_samples(store: RunStore, run_id: str, *, thumbnails: bool = False) -> pd.DataFrame:
-    cols = None if thumbnails else ["sample_id", "split", "label", "label_name", "superclass", "superclass_name"]
+    cols = None if thumbnails else ["sample_id", "split", "label", "label_name", "superclass", "superclass_name",
+                                    "file_name"]
     return store.read_samples(run_id, columns=cols)
 
 

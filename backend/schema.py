@@ -45,10 +45,15 @@ SAMPLES_SCHEMA = pa.schema(
         pa.field("superclass", pa.int32()),  # null when the data set has no superclasses
         pa.field("superclass_name", pa.string()),
         pa.field("thumbnail", pa.binary()),  # PNG bytes
+        # version 3: the sample's file, where the data set names one (image folders: the path under the data
+        # root; CIFAR's python version: its `filenames` entry); null otherwise. Version-2 files read as null.
+        pa.field("file_name", pa.string()),
     ]
 )
 
 SAMPLE_ID = "sample_id"
+FILE_NAME = "file_name"
+SAMPLES_ADDED_IN_3 = pa.schema([SAMPLES_SCHEMA.field(FILE_NAME)])  # what a version-2 samples file lacks
 
 PREDICTIONS_SCHEMA = pa.schema(
     [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from app.charts import embeddings as charts_embeddings
@@ -81,3 +82,26 @@ def test_neighbours_of_a_single_match_are_listed_with_thumbnails(analysed_store:
     assert at.dataframe[-1].value["sample_id"].tolist() == cosine
     at.button(key="w-nn-select").click().run()
     assert not at.exception and highlighted(at) == {12, *cosine}
+
+
+def test_search_by_file_name(analysed_store: tuple[api.RunStore, str], monkeypatch: pytest.MonkeyPatch,
+                             tmp_path) -> None:
+    """A data set that names its files (an image folder): "File name" search selects the matching samples."""
+    import shutil
+
+    store, run_id = analysed_store
+    copy = api.RunStore(tmp_path / "store")
+    shutil.copytree(store.run_dir(run_id), copy.root / run_id)
+    samples = copy.read_samples(run_id)
+    samples["file_name"] = [f"digit{label}/img{i}.png" for i, label in zip(samples["sample_id"], samples["label"],
+                                                                           strict=True)]
+    copy.write_samples(run_id, pa.Table.from_pandas(samples, preserve_index=False))
+    at = open_embeddings(copy.root, monkeypatch, run=run_id, layer="fc1.relu", epoch="1")
+    assert not at.exception and "records no file names" not in at.text_input(key="w-search").help
+    at.selectbox(key="w-search-in").set_value("file").run()
+    at.text_input(key="w-search").input("DIGIT3/").run()
+    threes = set(samples.loc[samples["label"] == 3, "sample_id"].tolist())
+    assert not at.exception and highlighted(at) == threes
+    at.text_input(key="w-search").input("3").run()  # in file names, a number is text: img3.png and digit3/...
+    expected = set(samples.loc[samples["file_name"].str.contains("3"), "sample_id"].tolist())
+    assert highlighted(at) == expected and expected > threes

@@ -510,3 +510,20 @@ def test_torchvision_has_the_download_attributes_we_use() -> None:
     assert tvd.CIFAR100.filename == "cifar-100-python.tar.gz"
     for cls in (tvd.MNIST, tvd.FashionMNIST):
         assert cls.mirrors and sorted(f for f, _ in cls.resources) == sorted(f"{n}.gz" for n in files.MNIST_FILES)
+
+
+def test_file_names_where_the_data_set_names_its_files(tmp_path: Path) -> None:
+    """samples.parquet's file_name (schema version 3): image folders give the path under the root, CIFAR's
+    python version its ``filenames`` entry; the binary version names none."""
+    make_folder(tmp_path / "imgs", presplit=True)
+    ds = files.load_imagefolder(tmp_path / "imgs", image_size=4, channels=1, superclass_map=None, test_fraction=0.5)
+    assert ds.test.file_name is not None and ds.train.file_name is not None
+    assert ds.test.file_name[0] == "test/cat/img0.png" and ds.train.file_name[-1].startswith("train/eel/")
+    sub = ds.train.subset(np.array([2, 0]))
+    assert sub.file_name is not None and list(sub.file_name) == [ds.train.file_name[2], ds.train.file_name[0]]
+    make_cifar10(tmp_path / "py", "python")
+    c10 = files.load_cifar10(tmp_path / "py", download=False)
+    assert c10.train.file_name is not None and list(c10.train.file_name[:3]) == ["img0.png", "img1.png", "img0.png"]
+    assert c10.test.file_name is not None and list(c10.test.file_name) == ["img0.png", "img1.png", "img2.png"]
+    make_cifar10(tmp_path / "bin", "binary")
+    assert files.load_cifar10(tmp_path / "bin", download=False).train.file_name is None

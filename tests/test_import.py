@@ -124,6 +124,8 @@ def test_torchvision_resnet18_imports_with_an_uploaded_image_folder(store: api.R
     assert layers[0] == "relu" and "layer4.1.relu_1" in layers and len(layers) == 17
     ids, values = api.read_activations(store, run_id, "layer4.1.relu_1", 0)
     assert values.shape == (18, 512) and np.isfinite(values).all()
+    samples = api.read_samples(store, run_id)  # the zip's file names, for the search box (schema version 3)
+    assert set(samples["file_name"]) == {f"class{c}/img{i}.png" for c in range(3) for i in range(6)}
     extracted = list((store.root / ".datasets").iterdir())
     assert len(extracted) == 1 and not list(extracted[0].rglob("._img0.png"))
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -34,6 +35,21 @@ def test_activation_round_trip_and_metadata(store: RunStore) -> None:
     assert meta["clusterscope.run_id"] == "r1"
     assert meta["clusterscope.schema_version"] == str(schema.SCHEMA_VERSION)
     assert store.snapshots("r1")[["layer", "epoch"]].values.tolist() == [["fc1.relu", 5]]
+
+
+def test_version_2_samples_read_with_null_file_names(store: RunStore) -> None:
+    """samples.parquet of schema version 2 has no file_name column: it reads as nulls (docs/store.md, Versions)."""
+    store.create_run("r1", {"status": "running"})
+    rows = {"sample_id": [3, 4], "split": ["train", "test"], "label": [0, 1], "label_name": ["a", "b"],
+            "superclass": [None, None], "superclass_name": [None, None], "thumbnail": [b"", b""]}
+    v2 = pa.table(rows, schema=pa.schema([f for f in schema.SAMPLES_SCHEMA if f.name != "file_name"]))
+    pq.write_table(v2.replace_schema_metadata({b"clusterscope.schema_version": b"2"}), store.samples_path("r1"))
+    got = store.read_samples("r1", columns=["sample_id", "label", "file_name"])
+    assert list(got.columns) == ["sample_id", "label", "file_name"] and got["file_name"].isna().all()
+    assert store.read_samples("r1")["file_name"].isna().all() and "file_name" not in store.read_samples("r1", ["label"])
+    store.write_samples("r1", pa.table(rows | {"file_name": ["x/3.png", None]}))  # version 3 keeps them
+    names = store.read_samples("r1", columns=["file_name"])["file_name"]
+    assert names[0] == "x/3.png" and names.isna().tolist() == [False, True]
 
 
 def test_duckdb_reads_the_store(store: RunStore) -> None:

@@ -36,9 +36,14 @@ def search_labels(run: str, info: dict) -> pd.DataFrame:
     table has one."""
     samples = loaders.read_samples(run)  # without thumbnails: a cached copy per rerun stays small
     labels = charts_embeddings.label_samples(samples, target=info["dataset"].get("target", "label"))
-    if "file_name" in samples:
-        labels["file_name"] = samples["file_name"].astype(str)
+    if has_file_names(samples):
+        labels["file_name"] = samples["file_name"].fillna("").astype(str)
     return labels
+
+
+def has_file_names(samples: pd.DataFrame) -> bool:
+    """Whether the data set names its samples' files (docs/store.md: image folders, CIFAR's python version)."""
+    return "file_name" in samples and bool(samples["file_name"].notna().any())
 
 
 def matches(run: str, info: dict) -> np.ndarray:
@@ -59,7 +64,7 @@ def apply_search(run: str, info: dict, select: Select) -> None:
 
 def search_ui(run: str, info: dict, df: pd.DataFrame, select: Select) -> None:
     """The search box above the plot, how many samples match and how many of them are drawn."""
-    has_files = "file_name" in loaders.read_samples(run)
+    has_files = has_file_names(loaders.read_samples(run))
     fields = [f for f in SEARCH_IN if f != "file" or has_files]
     files = ("a file name, " if has_files else "") + "a class, subclass or superclass name"
     left, right = st.columns([3, 1])
@@ -67,8 +72,8 @@ def search_ui(run: str, info: dict, df: pd.DataFrame, select: Select) -> None:
                     placeholder=f"sample ids (12, 40) or {files}",
                     help="Sample ids (integers separated by commas) or a case-insensitive part of "
                          f"{files}. The matches become the selection."
-                         + ("" if has_files else " This data set's samples table records no file names "
-                            "(docs/store.md), so they cannot be searched."))
+                         + ("" if has_files else " This data set records no file names (only image folders and "
+                            "CIFAR's python version do; docs/store.md), so they cannot be searched."))
     right.selectbox("Search in", fields, format_func=SEARCH_IN.get, key="w-search-in",
                     on_change=apply_search, args=(run, info, select))
     query = (st.session_state.get("w-search") or "").strip()

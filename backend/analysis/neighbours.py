@@ -17,7 +17,7 @@ from backend.errors import ClusterScopeError
 
 SEARCH_FIELDS = ("any", "id", "label", "file")  # [P] "any": a list of integers is ids, any other text labels or file names
 LABEL_COLUMNS = ("class_name", "subclass_name", "superclass_name")
-FILE_COLUMN = "file_name"  # read only where a samples table has one (docs/store.md: none today)
+FILE_COLUMN = "file_name"  # read only where a samples table has one (docs/store.md, samples.parquet)
 METRICS = ("euclidean", "cosine")
 _IDS = re.compile(r"^\s*\d+(\s*[,;\s]\s*\d+)*\s*$")
 

@@ -24,12 +24,14 @@ class Split:
     x: np.ndarray  # uint8 (N, C, H, W) for images, float32 (N, D) for vectors
     label: np.ndarray  # int64 (N,), fine class
     sample_id: np.ndarray  # int64 (N,), unique across the train and test splits
+    file_name: np.ndarray | None = None  # str (N,): where the data set names its samples' files, else None
 
     def __len__(self) -> int:
         return int(self.label.shape[0])
 
     def subset(self, index: np.ndarray) -> Split:
-        return Split(self.x[index], self.label[index], self.sample_id[index])
+        names = None if self.file_name is None else self.file_name[index]
+        return Split(self.x[index], self.label[index], self.sample_id[index], names)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import gzip
 import pickle
 import tarfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, NamedTuple
 
@@ -237,18 +238,26 @@ def _field(d: dict[bytes, Any], key: bytes, path: Path) -> Any:
     return d[key]
 
 
-def _read_py_part(spec: _Cifar, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One python-version file: pixels uint8 (N, 3072) and labels int64 (N, label columns)."""
+def _file_names(d: dict[bytes, Any], n: int) -> np.ndarray | None:
+    """The python version's optional ``filenames`` entry (N names), decoded; None where absent or misfit."""
+    names = d.get(b"filenames")
+    if not isinstance(names, list | tuple) or len(names) != n:
+        return None
+    return np.array([s.decode(errors="replace") if isinstance(s, bytes) else str(s) for s in names], dtype=object)
+
+
+def _read_py_part(spec: _Cifar, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """One python-version file: pixels uint8 (N, 3072), labels int64 (N, label columns), file names or None."""
     d = unpickle_cifar(path)
     x = np.asarray(_field(d, b"data", path))
     labels = np.stack([np.asarray(_field(d, k, path), dtype=np.int64) for k in spec.label_keys], axis=1)
     if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072 or len(x) != len(labels):
         raise DataError(f"CIFAR file {path} must hold uint8 data of shape (N, 3072) and N labels; got {x.dtype} "
                         f"{x.shape} and {len(labels)} labels. Re-download it.")
-    return x, labels
+    return x, labels, _file_names(d, len(labels))
 
 
-def _read_bin_part(spec: _Cifar, path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _read_bin_part(spec: _Cifar, path: Path) -> tuple[np.ndarray, np.ndarray, None]:
     """One binary-version file: records of label byte(s) then 3,072 pixel bytes (R, G, B planes)."""
     raw = np.fromfile(path, dtype=np.uint8)
     record = len(spec.n_names) + 3072
@@ -256,7 +265,7 @@ def _read_bin_part(spec: _Cifar, path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"CIFAR file {path} must be a whole number of {record}-byte records; got {raw.size} bytes. "
                         f"The file is truncated or not a {spec.title} binary file; re-download it.")
     rows = raw.reshape(-1, record)
-    return rows[:, len(spec.n_names):], rows[:, : len(spec.n_names)].astype(np.int64)
+    return rows[:, len(spec.n_names):], rows[:, : len(spec.n_names)].astype(np.int64), None  # no file names
 
 
 def _read_names(spec: _Cifar, folder: Path, fmt: str) -> list[tuple[str, ...]]:
@@ -298,16 +307,19 @@ def _load_cifar(spec: _Cifar, root: Path, download: bool) -> tuple[Split, Split,
     folder, fmt = found
     layout, read = (spec.python, _read_py_part) if fmt == "python" else (spec.binary, _read_bin_part)
     parts = [read(spec, folder / f) for f in layout.train]
-    x_te, lab_te = read(spec, folder / layout.test)
+    x_te, lab_te, names_te = read(spec, folder / layout.test)
     x_tr, lab_tr = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     for col, n in enumerate(spec.n_names):
         _check_labels(np.concatenate([lab_tr[:, col], lab_te[:, col]]), n, folder)
     train, test = _numbered_splits(x_tr.reshape(-1, 3, 32, 32), lab_tr, x_te.reshape(-1, 3, 32, 32), lab_te)
+    names_tr = [p[2] for p in parts if p[2] is not None]
+    if names_te is not None and len(names_tr) == len(parts):  # every file names its images
+        train, test = replace(train, file_name=np.concatenate(names_tr)), replace(test, file_name=names_te)
     return train, test, _read_names(spec, folder, fmt), folder
 
 
 def _column(split: Split, col: int) -> Split:
-    return Split(split.x, split.label[:, col], split.sample_id)
+    return replace(split, label=split.label[:, col])
 
 
 def load_cifar10(root: Path, *, download: bool) -> Dataset:

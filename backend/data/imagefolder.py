@@ -107,7 +107,7 @@ def load_imagefolder(root: Path, *, image_size: int, channels: int, superclass_m
 
     With ``root/train`` and ``root/test`` those are the splits; otherwise a stratified split with
     ``test_fraction`` and ``random_state=0``. Classes are sorted by name, and ``sample_id`` is the
-    index of the file in the list of all files sorted by relative path. ``superclass_map`` is an
+    index of the file in the list of all files sorted by relative path, and ``file_name`` that relative path. ``superclass_map`` is an
     optional CSV (``class,superclass``) or JSON ({class: superclass}) file covering every class.
     """
     paths, labels, is_test, classes = _list_images(root, test_fraction)
@@ -116,7 +116,8 @@ def load_imagefolder(root: Path, *, image_size: int, channels: int, superclass_m
     for i, path in enumerate(paths):
         x[i] = load_image(path, mode="L" if channels == 1 else "RGB", size=image_size)
     ids = np.arange(len(paths), dtype=np.int64)
-    train, test = (Split(x[m], labels[m], ids[m]) for m in (~is_test, is_test))
+    names = np.array([p.relative_to(root).as_posix() for p in paths], dtype=object)  # samples.parquet file_name
+    train, test = (Split(x[m], labels[m], ids[m], names[m]) for m in (~is_test, is_test))
     return image_dataset("imagefolder", train, test, classes, superclasses)
 
 

@@ -124,6 +124,7 @@ def samples_table(p: Prepared) -> pa.Table:
             cols["superclass"].append(None if sup is None else int(sup[i]))
             cols["superclass_name"].append(None if sup is None else d.superclass_names[int(sup[i])])  # type: ignore[index]
             cols["thumbnail"].append(thumbnail_png(split.x[i]))
+            cols["file_name"].append(None if split.file_name is None else str(split.file_name[i]))
     return pa.table(cols, schema=schema.SAMPLES_SCHEMA)
 
 

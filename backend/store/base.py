@@ -93,5 +93,6 @@ class StoreBase:
     def _write_table(self, path: Path, table: pa.Table) -> None:
         files.write_table(path, table)
 
-    def _read_table(self, path: Path, what: str, columns: list[str] | None = None) -> pa.Table:
-        return files.read_table(path, what, columns)
+    def _read_table(self, path: Path, what: str, columns: list[str] | None = None, *,
+                    optional: pa.Schema | None = None) -> pa.Table:
+        return files.read_table(path, what, columns, optional=optional)

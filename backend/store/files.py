@@ -41,10 +41,21 @@ def write_table(path: Path, table: pa.Table) -> None:
         pq.write_table(table, tmp, compression="zstd", use_dictionary=["split", "label_name", "superclass_name"])
 
 
-def read_table(path: Path, what: str, columns: list[str] | None = None) -> pa.Table:
+def read_table(path: Path, what: str, columns: list[str] | None = None, *,
+               optional: pa.Schema | None = None) -> pa.Table:
+    """The Parquet file's ``columns`` (all: None). ``optional``: columns an older schema version lacks; where the
+    file lacks one it reads as nulls of the field's type (docs/store.md, Versions)."""
     if not path.is_file():
         raise StoreError(f"{what} not found: expected {path}.")
     try:
-        return pq.read_table(path, columns=columns)
+        if optional is None:
+            return pq.read_table(path, columns=columns)
+        present = set(pq.read_schema(path).names)
+        table = pq.read_table(path, columns=None if columns is None else [c for c in columns if c in present
+                                                                            or c not in optional.names])
     except (pa.ArrowException, OSError) as exc:
         raise CorruptFileError(f"{what} at {path} is not a readable Parquet file ({exc}); the file is corrupt.") from None
+    for field in optional:
+        if field.name not in present and (columns is None or field.name in columns):
+            table = table.append_column(field, pa.nulls(len(table), field.type))
+    return table

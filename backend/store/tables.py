@@ -38,7 +38,8 @@ class TableFiles(StoreBase):
         return self.samples_path(run_id).is_file()
 
     def read_samples(self, run_id: str, columns: list[str] | None = None) -> pd.DataFrame:
-        return self._read_table(self.samples_path(run_id), f"probe samples of run {run_id!r}", columns).to_pandas()
+        return self._read_table(self.samples_path(run_id), f"probe samples of run {run_id!r}", columns,
+                                optional=schema.SAMPLES_ADDED_IN_3).to_pandas()
 
     def write_activations(
         self, run_id: str, layer: str, epoch: int, sample_ids: np.ndarray, values: np.ndarray, *, reduction: str
