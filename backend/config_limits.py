@@ -24,7 +24,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "data.synthclust.dim": (1, 100_000), "data.synthclust.classes": (2, 1000),
     "data.synthclust.clusters_per_class": (1, 1000), "data.synthclust.active_per_centroid": (1, 100_000),
     "data.synthclust.train_per_cluster": (1, 1_000_000), "data.synthclust.test_per_cluster": (1, 1_000_000),
-    "data.synthclust.noise": (0.0, 1e6), "data.synthclust.seed": SEED,
+    "data.synthclust.noise": (0.0, 1e6), "data.synthclust.test_noise": (0.0, 1e6), "data.synthclust.seed": SEED,
     "data.train_per_label": (0, BIG), "data.subset_seed": SEED,
     "model.depth": (1, 1000), "model.width": (1, 65_536), "model.stages": (1, 6), "model.convs_per_stage": (1, 64),
     "model.width_factor": (1e-3, 64.0), "model.dropout": (0.0, 1.0), "model.input_dropout": (0.0, 1.0),

@@ -20,6 +20,7 @@ class SynthClustConfig:
     train_per_cluster: int = 500
     test_per_cluster: int = 200
     noise: float = 0.4  # std of the Gaussian noise added to a centroid
+    test_noise: float = 0.0  # [P] std of the test samples' noise; 0: the same as noise (SCIENCE.md 4 does not say)
     seed: int = 0  # the data are generated from this seed, independent of train.seed
 
 

@@ -230,3 +230,19 @@ def test_input_dropout_masks_inputs_in_training_only() -> None:
     assert torch.equal(plain(x), model(x))  # same initial weights; no dropout at evaluation
     with pytest.raises(ConfigError, match="model.input_dropout"):
         tiny_config('model.name="vgg"', "model.input_dropout=0.5")
+
+
+def test_synthclust_test_noise_changes_the_test_samples_only() -> None:
+    """data.synthclust.test_noise [P]: the test samples at another noise level, the training samples as they were."""
+    from backend.config import SynthClustConfig
+    from backend.data.builtin import synthclust
+
+    small = {"dim": 40, "clusters_per_class": 3, "train_per_cluster": 30, "test_per_cluster": 30, "noise": 0.1}
+    same, other = synthclust(SynthClustConfig(**small)), synthclust(SynthClustConfig(**small, test_noise=0.4))
+    np.testing.assert_array_equal(same.train.x, other.train.x)
+    np.testing.assert_array_equal(same.test.label, other.test.label)
+    centres = np.zeros((6, 40), np.float32)  # each sample minus its centroid: the noise drawn for it
+    for k in range(6):
+        centres[k] = np.round(same.train.x[same.train.label == k].mean(axis=0))
+    spread = {name: float((d.test.x - centres[d.test.label]).std()) for name, d in (("same", same), ("other", other))}
+    assert abs(spread["same"] - 0.1) < 0.01 and abs(spread["other"] - 0.4) < 0.04

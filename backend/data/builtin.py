@@ -85,18 +85,20 @@ def synthclust(cfg: SynthClustConfig) -> Dataset:
     ones on coordinates no other centroid uses; a sample is its centroid plus N(0, noise^2) noise.
     Cluster k belongs to class ``k // clusters_per_class``. Fine labels are the clusters and
     superclasses the classes, so the usual target is ``superclass``. Generated from ``cfg.seed``.
+    ``test_noise`` (when > 0) draws the test samples at another noise level [P]: the training samples, and
+    the random stream they come from, are the same whatever it is.
     """
     rng = np.random.default_rng(cfg.seed)
     n_clusters = cfg.classes * cfg.clusters_per_class
     centroids = _centroids(rng, cfg)
 
-    def draw(per_cluster: int) -> tuple[np.ndarray, np.ndarray]:
+    def draw(per_cluster: int, std: float) -> tuple[np.ndarray, np.ndarray]:
         labels = np.repeat(np.arange(n_clusters, dtype=np.int64), per_cluster)
-        noise = rng.normal(0.0, cfg.noise, size=(labels.size, cfg.dim)).astype(np.float32)
+        noise = rng.normal(0.0, std, size=(labels.size, cfg.dim)).astype(np.float32)
         return centroids[labels] + noise, labels
 
-    x_tr, y_tr = draw(cfg.train_per_cluster)
-    x_te, y_te = draw(cfg.test_per_cluster)
+    x_tr, y_tr = draw(cfg.train_per_cluster, cfg.noise)
+    x_te, y_te = draw(cfg.test_per_cluster, cfg.test_noise or cfg.noise)
     ids_tr = np.arange(len(y_tr), dtype=np.int64)
     ids_te = len(y_tr) + np.arange(len(y_te), dtype=np.int64)
     width = len(str(cfg.clusters_per_class - 1))
