@@ -72,23 +72,43 @@ def train(config: Path | None, overrides: tuple[str, ...], resume_id: str | None
               help="Override an analysis setting, e.g. --set analysis.n_neighbors=15 (repeatable).")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Analyse this many runs at once, one process each (UMAP with a fixed seed uses one core).")
+@click.option("--ray", "use_ray", is_flag=True,
+              help="Analyse each run's layers as Ray tasks, one per layer (this machine, or a cluster with --address).")
+@click.option("--address", default=None, metavar="ADDR", help="With --ray: join this Ray cluster (ray://HOST:10001 or auto).")
+@click.option("--workers", type=click.IntRange(1, 1024), default=None,
+              help="With --ray: local Ray CPUs, one layer at a time each (default: every core); with --address, "
+                   "the most layers in flight.")
+@click.option("--retries", type=click.IntRange(0, 100), default=2, show_default=True,
+              help="With --ray: times a failed layer task (crashed worker, lost node) is submitted again.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @store_option
 @user_errors
-def analyze(run_ids: tuple[str, ...], all_runs: bool, overrides: tuple[str, ...], jobs: int, no_progress: bool,
-            store_root: Path | None) -> None:
+def analyze(run_ids: tuple[str, ...], all_runs: bool, overrides: tuple[str, ...], jobs: int, use_ray: bool,
+            address: str | None, workers: int | None, retries: int, no_progress: bool, store_root: Path | None) -> None:
     """Compute embeddings, clusters and the thesis's measures for every snapshot of RUN_IDS.
 
     Only snapshots that are missing or whose parameters changed are computed. Exit code 1 when a
-    snapshot could not be analysed (each is listed with run, layer and epoch).
+    snapshot could not be analysed (each is listed with run, layer and epoch). With --ray the layers
+    of a run are analysed in parallel, with the same results.
     """
     store = api.open_store(store_root)
     ids = list(run_ids) or (store.run_ids() if all_runs else [])
     if not ids:
         raise ClusterScopeError("name at least one run (see `clusterscope runs`) or pass --all.")
+    if not use_ray and (address or workers):
+        raise ClusterScopeError("--address and --workers spread one run's layers over Ray: add --ray.")
+    if use_ray and jobs > 1:
+        raise ClusterScopeError("--jobs runs several runs at once, --ray one run's layers at once: choose one.")
     for run_id in ids:
         api.analysis_config(store, run_id, overrides)  # every bad input is reported before any work
-    if not analyze_runs(store, ids, overrides, jobs=jobs, progress=not no_progress):
+    if use_ray:
+        from backend.jobs.analyse_ray import analyze_runs_ray
+
+        ok = analyze_runs_ray(store, ids, overrides, address=address, workers=workers, retries=retries,
+                              progress=not no_progress)
+    else:
+        ok = analyze_runs(store, ids, overrides, jobs=jobs, progress=not no_progress)
+    if not ok:
         sys.exit(1)
 
 

@@ -11,6 +11,7 @@ layer) is reported by run, layer and epoch in ``analysis/status.json``; the othe
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import sys
 from collections.abc import Callable
@@ -77,9 +78,22 @@ def _subset(n_labels: np.ndarray, cap: int, seed: int) -> np.ndarray:
     return stratified_indices(n_labels, cap, seed=seed)
 
 
+@dataclass(frozen=True)
+class LayerWork:
+    """One layer's share of the analysis (layers are independent; in aligned mode an epoch's fit starts from the last)."""
+    layer: str
+    depth: int
+    epochs: tuple[tuple[int, bool], ...]  # (epoch, stale), in epoch order
+
+
+Progress = Callable[[int, int, str], None]  # (done, total, what)
+LayerRunner = Callable[[RunStore, str, list[LayerWork], AnalysisConfig, tuple[str, str], AnalysisReport, Progress | None], None]
+
+
 def analyze_run(store: RunStore, run_id: str, params: AnalysisConfig, *,
-                progress: Callable[[int, int, str], None] | None = None) -> AnalysisReport:
-    """Analyse every snapshot of ``run_id`` that is missing or stale; see the module docstring."""
+                progress: Progress | None = None, run_layers: LayerRunner | None = None) -> AnalysisReport:
+    """Analyse every snapshot of ``run_id`` that is missing or stale; see the module docstring. ``run_layers``
+    analyses the stale layers (default :func:`layers_here`; backend.jobs.analyse_ray: as Ray tasks)."""
     run = store.run_info(run_id)
     info = run.raw  # for the parameters' hash and the probe labels, which take run.json's dict
     snaps = store.snapshots(run_id)
@@ -98,21 +112,10 @@ def analyze_run(store: RunStore, run_id: str, params: AnalysisConfig, *,
     _find_corrupt(store, run_id, todo, report)
     pending = [(lay, e) for lay, e in todo if not _up_to_date(store, run_id, lay, e, phash)]
     report.skipped = [p for p in todo if p not in pending]
-    done = 0
-    if pending:
-        labels = probe_labels(samples, info)
-        keep = _subset(labels.fine, params.max_samples, params.seed)
-        for lay in layers:
-            prev: np.ndarray | None = None
-            for lay_, epoch in (p for p in todo if p[0] == lay):
-                if (lay_, epoch) not in pending:
-                    prev = _stored_layout(store, run_id, lay, epoch)
-                    continue
-                prev = _analyze_one(store, run_id, lay, epoch, samples, labels, keep, params, depth.get(lay, -1),
-                                    prev, (ptext, phash), report)
-                done += 1
-                if progress:
-                    progress(done, len(pending), f"{lay} @ epoch {epoch}")
+    work = [LayerWork(lay, depth.get(lay, -1), tuple((e, (lay, e) in pending) for lay_, e in todo if lay_ == lay))
+            for lay in layers if any(p[0] == lay for p in pending)]
+    if work:
+        (run_layers or layers_here)(store, run_id, work, params, (ptext, phash), report, progress)
     changed = bool(report.analysed)
     _network_measures(store, run_id, info, samples, params, (ptext, phash), force=changed, report=report)
     _rotation(store, run_id, (ptext, phash), report)
@@ -120,6 +123,39 @@ def analyze_run(store: RunStore, run_id: str, params: AnalysisConfig, *,
     store.analysis.write_status(run_id, {"params_hash": phash, "errors": report.errors,
                                          "analysed": len(report.analysed) + len(report.skipped)})
     return report
+
+
+def layers_here(store: RunStore, run_id: str, work: list[LayerWork], params: AnalysisConfig, ptag: tuple[str, str],
+                report: AnalysisReport, progress: Progress | None) -> None:
+    """The stale layers one after the other in this process (numba compiles once for the whole run)."""
+    inputs, total, done = layer_inputs(store, run_id, params), sum(s for w in work for _, s in w.epochs), itertools.count(1)
+    for w in work:
+        analyse_layer(store, run_id, w, inputs, params, ptag, report,
+                      tick=None if progress is None else lambda what: progress(next(done), total, what))
+
+
+def layer_inputs(store: RunStore, run_id: str, params: AnalysisConfig) -> tuple[pd.DataFrame, Any, np.ndarray]:
+    """What each layer's analysis reads: the probe samples, their labels, the stratified subset."""
+    samples = store.read_samples(run_id, columns=["sample_id", "split", "label", "superclass"])
+    labels = probe_labels(samples, store.run_info(run_id).raw)
+    return samples, labels, _subset(labels.fine, params.max_samples, params.seed)
+
+
+def analyse_layer(store: RunStore, run_id: str, work: LayerWork, inputs: tuple[pd.DataFrame, Any, np.ndarray],
+                  params: AnalysisConfig, ptag: tuple[str, str], report: AnalysisReport, *,
+                  tick: Callable[[str], None] | None = None) -> None:
+    """The stale epochs of one layer in epoch order, each fit starting from the layout before it (read
+    back from the store for an up-to-date epoch); results go to the store and ``report``. One BLAS thread:
+    OpenBLAS's last bits depend on its thread count, so the results do not depend on the machine's cores."""
+    from threadpoolctl import threadpool_limits
+
+    prev: np.ndarray | None = None
+    with threadpool_limits(1, user_api="blas"):
+        for epoch, stale in work.epochs:
+            prev = (_analyze_one(store, run_id, work.layer, epoch, *inputs, params, work.depth, prev, ptag, report) if stale
+                    else _stored_layout(store, run_id, work.layer, epoch))
+            if tick and stale:
+                tick(f"{work.layer} @ epoch {epoch}")
 
 
 def _find_corrupt(store: RunStore, run_id: str, todo: list[tuple[str, int]], report: AnalysisReport) -> None:
@@ -307,7 +343,8 @@ def analyze(store: RunStore, run_id: str, params: AnalysisConfig | None = None, 
     return analyze_run(store, run_id, params or analysis_config(store, run_id), progress=progress)
 
 
-def analyze_one(store: RunStore, run_id: str, overrides: tuple[str, ...], *, progress: bool) -> bool:
+def analyze_one(store: RunStore, run_id: str, overrides: tuple[str, ...], *, progress: bool,
+                run_layers: LayerRunner | None = None) -> bool:
     """Analyse one run with a tqdm bar; print the summary; return False when a snapshot failed."""
     from tqdm import tqdm
 
@@ -321,7 +358,7 @@ def analyze_one(store: RunStore, run_id: str, overrides: tuple[str, ...], *, pro
         bar.refresh()
 
     try:
-        report = analyze_run(store, run_id, params, progress=tick)
+        report = analyze_run(store, run_id, params, progress=tick, run_layers=run_layers)
     except ClusterScopeError as exc:
         print(f"run {run_id}: {exc}", file=sys.stderr)
         return False
