@@ -231,6 +231,28 @@ def test_a_run_claimed_by_a_live_process_is_left_alone(ray_local, tmp_path: Path
     assert api.run_sweep(sweep, store, progress=False).results[0].state == "trained"
 
 
+def test_a_retry_takes_over_its_own_drivers_claim_only(tmp_path: Path) -> None:
+    """A trial on a node that died leaves its claim behind, its process not checkable from here (another
+    host). The driver that made it takes it over when it retries; another driver's claim is left alone
+    (tests/test_ray_cluster.py kills a real node)."""
+    import torch
+
+    from backend.config import to_dict
+    from backend.jobs.sweep import run_trial
+    from backend.jobs.sweep_spec import run_record
+    from backend.store import claim_path, claim_run
+
+    store = api.open_store(tmp_path / "store")
+    sweep = tiny_sweep("retry", grid={"train.lr": [0.01]})
+    trial = expand(sweep)[0]
+    assert claim_run(store, trial.run_id, {"pid": 1, "pid_start": None, "host": "a-node-that-died", "sweep": "driver-a"})
+    args = (str(store.root), to_dict(trial.config), run_record(sweep, trial), False, torch.get_num_threads())
+    assert run_trial(*args, driver="driver-b", retry=True)["state"] == "busy"
+    assert run_trial(*args, driver="driver-a", retry=False)["state"] == "busy"
+    assert run_trial(*args, driver="driver-a", retry=True)["state"] == "trained"
+    assert not claim_path(store, trial.run_id).exists() and store.read_run(trial.run_id)["status"] == "complete"
+
+
 def test_cli_sweep_dry_run_and_run(ray_local, tmp_path: Path) -> None:
     path = tmp_path / "s.toml"
     path.write_text('[sweep]\nname = "cli"\nanalyze = false\n[base]\ndata.name = "digits"\nmodel.width = 8\n'

@@ -35,6 +35,7 @@ class TrialResult:
     test_accuracy: float | None = None
     analysis_errors: int = 0
     seconds: float = 0.0
+    node: str = ""  # the Ray node of the last attempt: "<node IP> <first 8 hex digits of the Ray node id>"
 
 
 @dataclass
@@ -42,6 +43,7 @@ class SweepReport:
     sweep: str
     results: list[TrialResult] = field(default_factory=list)
     seconds: float = 0.0
+    cluster: bool = False  # joined a Ray cluster (--address): the summary names the nodes
 
     @property
     def failed(self) -> list[TrialResult]:
@@ -53,6 +55,13 @@ class SweepReport:
             counts[r.state] = counts.get(r.state, 0) + 1
         parts = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         text = f"sweep {self.sweep}: {len(self.results)} run(s): {parts} in {self.seconds:.0f} s"
+        nodes: dict[str, int] = {}
+        for r in self.results:
+            if r.node:
+                nodes[r.node] = nodes.get(r.node, 0) + 1
+        if nodes and (self.cluster or len(nodes) > 1):
+            text += f" on {len(nodes)} Ray node{'s' if len(nodes) > 1 else ''}"
+            text += "".join(f"\n  node {node}: {n} run(s)" for node, n in sorted(nodes.items()))
         for r in self.failed:
             text += f"\n  failed {r.run_id} after {r.attempts} attempt(s): {r.error}"
         for r in self.results:
@@ -79,11 +88,14 @@ def finished(store: RunStore, run_id: str, *, analyze: bool) -> bool:
 # ------------------------------------------------------------------------------------- one trial (in a worker)
 
 
-def run_trial(root: str, config: dict[str, Any], record: dict[str, Any], analyze: bool, threads: int) -> dict[str, Any]:
+def run_trial(root: str, config: dict[str, Any], record: dict[str, Any], analyze: bool, threads: int, *,
+              driver: str = "", retry: bool = False) -> dict[str, Any]:
     """Train (or resume) and analyse one run in this process; return a :class:`TrialResult` as a dict.
 
     Runs inside a Ray worker. Raises on failure so the driver can retry; the run's status in the
-    store says what happened (``failed`` with the error, resumable).
+    store says what happened (``failed`` with the error, resumable). ``driver`` is the sweep driver's
+    token, kept in the claim; a ``retry`` takes over the claim of this driver's failed attempt (its
+    worker or node died before it could release it).
     """
     import torch
 
@@ -95,8 +107,9 @@ def run_trial(root: str, config: dict[str, Any], record: dict[str, Any], analyze
     store = RunStore(root)
     cfg: RunConfig = from_dict(RunConfig, config)
     run_id = cfg.run_id
-    if not claim_run(store, run_id, this_process()):
-        return {"run_id": run_id, "state": "busy"}
+    node = _this_node()
+    if not claim_run(store, run_id, this_process() | {"sweep": driver}, replaces=driver if retry and driver else None):
+        return {"run_id": run_id, "state": "busy", "node": node}
     try:
         state = _train_or_resume(store, cfg, record)
         errors = 0
@@ -105,9 +118,19 @@ def run_trial(root: str, config: dict[str, Any], record: dict[str, Any], analyze
 
             errors = len(analyze_run(store, run_id, analysis_config(store, run_id)).errors)
         return {"run_id": run_id, "state": state, "test_accuracy": store.run_info(run_id).test_accuracy, "analysis_errors": errors,
-                "seconds": time.perf_counter() - start}
+                "seconds": time.perf_counter() - start, "node": node}
     finally:
         release_run(store, run_id)
+
+
+def _this_node() -> str:
+    """Which Ray node runs this task, as the sweep's summary names it (empty outside Ray)."""
+    import ray
+
+    if not ray.is_initialized():
+        return ""
+    ctx = ray.get_runtime_context()
+    return f"{ray.util.get_node_ip_address()} {ctx.get_node_id()[:8]}"
 
 
 def _train_or_resume(store: RunStore, cfg: RunConfig, record: dict[str, Any]) -> str:
@@ -188,7 +211,7 @@ def run_sweep(sweep: Sweep, store: RunStore, *, address: str | None = None, work
     trials = expand(sweep)
     store.ensure_writable()
     root = str(store.root.resolve())
-    report = SweepReport(sweep.name)
+    report = SweepReport(sweep.name, cluster=bool(address))
     todo: list[Trial] = []
     for t in trials:
         if finished(store, t.run_id, analyze=sweep.analyze):
@@ -219,6 +242,9 @@ def _drive(ray: Any, sweep: Sweep, todo: list[Trial], root: str, retries: int, *
     threads = {"NUMBA_NUM_THREADS": str(sweep.cpus_per_trial), "OMP_NUM_THREADS": str(sweep.cpus_per_trial)}
     task = ray.remote(run_trial).options(num_cpus=sweep.cpus_per_trial, max_retries=0,
                                          runtime_env={"env_vars": threads})
+    import uuid
+
+    driver = uuid.uuid4().hex  # this driver's claims: a retry may take over its own failed attempt's claim
     queue = list(todo)
     attempts: dict[str, int] = {}
     running: dict[Any, Trial] = {}
@@ -226,7 +252,8 @@ def _drive(ray: Any, sweep: Sweep, todo: list[Trial], root: str, retries: int, *
 
     def submit(t: Trial) -> None:
         attempts[t.run_id] = attempts.get(t.run_id, 0) + 1
-        running[task.remote(root, to_dict(t.config), run_record(sweep, t), sweep.analyze, sweep.cpus_per_trial)] = t
+        running[task.remote(root, to_dict(t.config), run_record(sweep, t), sweep.analyze, sweep.cpus_per_trial,
+                            driver=driver, retry=attempts[t.run_id] > 1)] = t
 
     while queue or running:
         while queue and (limit is None or len(running) < limit):

@@ -111,12 +111,14 @@ def claim_path(store: StoreBase, run_id: str) -> Path:
     return layout.claim(store.root, run_id)
 
 
-def claim_run(store: StoreBase, run_id: str, owner: dict[str, Any]) -> bool:
+def claim_run(store: StoreBase, run_id: str, owner: dict[str, Any], *, replaces: str | None = None) -> bool:
     """Take the exclusive right to train or resume ``run_id`` (a sweep trial); False if another process holds it.
 
     The claim is ``.claims/<run_id>.json``, created with O_EXCL (atomic on local filesystems and
-    NFS v3+), holding ``owner`` (pid, pid_start, host). A claim whose process is gone (same host)
-    is stale and taken over.
+    NFS v3+), holding ``owner`` (pid, pid_start, host, and the sweep driver's token). A claim whose
+    process is gone (same host) is stale and taken over; so is a claim whose ``"sweep"`` token is
+    ``replaces``: the driver that made it retries a failed attempt, which it knows has ended even when
+    its process cannot be checked (on a node that died, on another host).
     """
     from backend.liveness import process_alive
 
@@ -130,7 +132,7 @@ def claim_run(store: StoreBase, run_id: str, owner: dict[str, Any]) -> bool:
                 held = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError, UnicodeDecodeError):
                 return False  # being written right now, or unreadable: leave it to its owner
-            if isinstance(held, dict) and not process_alive(held):
+            if isinstance(held, dict) and (not process_alive(held) or (replaces is not None and held.get("sweep") == replaces)):
                 path.unlink(missing_ok=True)
                 continue
             return False
