@@ -76,6 +76,14 @@ from backend.queries_compare import (
     sweep_runs,
     tau_over_k,
 )
+from backend.queries_geometry import (
+    GEOMETRY_MEASURES,
+    cka_epochs,
+    cka_layers,
+    cka_to_last,
+    layer_geometry,
+    read_cka,
+)
 from backend.store import RunInfo, RunStore
 from backend.store.leftovers import clean as clean_leftovers
 
@@ -93,6 +101,8 @@ __all__ = [
     # comparisons and sweeps (backend.queries_compare, docs/sweeps.md)
     "run_measures", "MEASURE_CONTEXT", "compare", "mixed_data", "kendall_export", "kendall_notes", "list_sweeps", "sweep_runs",
     "compare_sweep", "k_sensitivity", "tau_over_k", "load_sweep", "run_sweep",
+    # representation geometry per layer and epoch (backend.queries_geometry, SCIENCE.md 7)
+    "GEOMETRY_MEASURES", "layer_geometry", "read_cka", "cka_layers", "cka_epochs", "cka_to_last",
     # training dynamics and layer rotation (SCIENCE.md 3.3, 3.4)
     "dynamics_layers", "read_dynamics", "mechanisms", "rotation_runs",
     # finding samples on the Embeddings page (backend.analysis.neighbours)

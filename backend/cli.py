@@ -180,7 +180,10 @@ def _cell(value: object) -> object:
 def compare_notes(store: api.RunStore, runs: Any) -> list[str]:
     """What the compare table's numbers mean: noise floors, k's share of the units, runs without c1/c2."""
     notes = ["", "c1_shuffled, c2_shuffled: noise floor, the same measure with subclasses shuffled within "
-                 "superclasses (SCIENCE.md 3.1); k_c1, k_c3: top-k of n_units units."]
+                 "superclasses (SCIENCE.md 3.1); k_c1, k_c3: top-k of n_units units.",
+             "nc1_* ... twonn_id: representation geometry (SCIENCE.md 7), the mean over layers at the last analysed "
+             "epoch; NC1, NC2, TwoNN lower = more collapsed (tau < 0: collapse goes with accuracy); k-NN, probe, NC4 "
+             "higher = more separable."]
     for _, row in runs.iterrows():
         if warning := api.k_warning(row):
             notes.append(f"note: run {row['run_id']}: {warning}")

@@ -138,6 +138,10 @@ class AnalysisConfig:
     c4_max_per_class: int = 1000  # [P] subsample per class for c4's pairwise distances
     max_samples: int = 10000  # stratified cap on the samples embedded and clustered
     seed: int = 0
+    # Representation geometry (SCIENCE.md 7): CKA, neural collapse, k-NN accuracy, probe, TwoNN
+    geometry: bool = True  # compute them (layers table columns, analysis/cka.parquet); false saves their time
+    cka_batch: int = 0  # [P] 7: 0 = closed-form linear CKA; else the unbiased minibatch estimator, this batch size
+    probe_space: str = "pca"  # [P] 7: the linear probe on the analysis's PCA components ("pca") or the layer ("full")
     # c0 and the sharpness baselines (SCIENCE.md 3.1, 3.2), from the checkpoints and the training split.
     # Their own parameters: changing one redoes analysis/baselines.parquet only (pipeline.BASELINE_KEYS).
     baselines: bool = True  # compute c0, sigma', sigma'', alpha', alpha'' (needs checkpoints)

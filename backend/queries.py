@@ -93,8 +93,8 @@ def read_predictions(store: RunStore, run_id: str, epoch: int) -> pd.DataFrame:
 def read_analysis(store: RunStore, run_id: str, table: str, layer: str | None = None, epoch: int | None = None
                   ) -> pd.DataFrame:
     """One analysis table: per (layer, epoch) when both are given, else every file of it concatenated
-    (``network``, ``rotation`` and ``baselines`` are whole-run tables)."""
-    if table in ("network", "rotation", "baselines") or layer is not None:
+    (``network``, ``rotation``, ``baselines`` and ``cka`` are whole-run tables)."""
+    if table in ("network", "rotation", "baselines", "cka") or layer is not None:
         return store.analysis.read(run_id, table, layer, epoch)
     return store.analysis.read_all(run_id, table)
 

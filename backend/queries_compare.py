@@ -21,10 +21,11 @@ MEASURE_CONTEXT = ("c1_shuffled", "c2_shuffled", "k_c1", "k_c3", "n_units")
 
 
 def run_measures(store: RunStore, run_id: str) -> dict[str, Any]:
-    """Measures of a run at its last analysed epoch: network c1..c4, layer-averaged cluster scores and the
+    """Measures of a run at its last analysed epoch: network c1..c4, layer-averaged cluster scores and geometry
+    (SCIENCE.md 7: NC1, NC2, NC4, k-NN and probe accuracy, TwoNN; analysis.compare.GEOMETRY_DIRECTIONS), the
     baselines c0, 1/σ′, 1/σ″, 1/α′, 1/α″ (NaN when analysis/baselines.parquet is absent, as in version-1 stores),
     then (:data:`MEASURE_CONTEXT`) c1's and c2's noise floors, k of c1 and c3 and the network's units."""
-    from backend.analysis.compare import MEASURES
+    from backend.analysis.compare import GEOMETRY_DIRECTIONS, MEASURES
 
     out: dict[str, Any] = {m: float("nan") for m in (*MEASURES, *MEASURE_CONTEXT)}
     try:
@@ -40,7 +41,8 @@ def run_measures(store: RunStore, run_id: str) -> dict[str, Any]:
     out |= {m: float(row[m]) for m in ("c1", "c2", "c3", "c4")}
     out |= {m: float(row[m]) for m in MEASURE_CONTEXT if m in row}  # noise floors, k and units (store version 2)
     last = layers[layers["epoch"] == epoch]
-    for m in ("class_purity", "subclass_purity", "fragmentation", "ari_subclass", "nmi_subclass", "wtm_fraction"):
+    for m in ("class_purity", "subclass_purity", "fragmentation", "ari_subclass", "nmi_subclass", "wtm_fraction",
+              *GEOMETRY_DIRECTIONS):  # geometry (SCIENCE.md 7): NaN for a version-2 analysis
         out[m] = float(last[m].mean()) if not last.empty else float("nan")
     return out | {"epoch": epoch}
 

@@ -132,6 +132,14 @@ ANALYSIS_SCHEMAS: dict[str, pa.Schema] = {
         pa.field("c1", pa.float64()), pa.field("c2", pa.float64()), pa.field("c3", pa.float64()),
         pa.field("c4", pa.float64()), pa.field("wtm_fraction", pa.float64()),
         pa.field("seconds", pa.float64()),
+        # version 3: representation geometry (SCIENCE.md 7; backend.analysis.geometry); version-2 files read NaN
+        pa.field("nc1_class", pa.float64()), pa.field("nc1_subclass", pa.float64()),
+        pa.field("nc2_norm_class", pa.float64()), pa.field("nc2_angle_class", pa.float64()),
+        pa.field("nc2_norm_subclass", pa.float64()), pa.field("nc2_angle_subclass", pa.float64()),
+        pa.field("nc4_class", pa.float64()), pa.field("nc4_subclass", pa.float64()),
+        pa.field("knn_class", pa.float64()), pa.field("knn_subclass", pa.float64()),
+        pa.field("probe_class", pa.float64()), pa.field("probe_subclass", pa.float64()),
+        pa.field("twonn_id", pa.float64()),
     ]),
     # per-group values behind the network-level c2 and c4: silhouette per subclass, c4 ratio per class
     "groups": pa.schema(_KEY + [
@@ -164,6 +172,15 @@ BASELINES_SCHEMA = pa.schema([
     pa.field("alpha_dprime_accuracy", pa.float64()),
     pa.field("reason", pa.string()),  # why a value is NaN ("" when none is)
     pa.field("seconds", pa.float64()),
+])
+# Linear CKA between snapshots (SCIENCE.md 7; schema version 3): each row compares (layer_a, epoch_a) with
+# (layer_b, epoch_b). kind 'layer': two layers at one epoch (epoch_a = epoch_b); kind 'epoch': one layer at
+# two epochs (layer_a = layer_b). Every ordered pair, the diagonal included.
+CKA_SCHEMA = pa.schema([
+    pa.field("kind", pa.string(), nullable=False),  # 'layer' | 'epoch'
+    pa.field("layer_a", pa.string(), nullable=False), pa.field("epoch_a", pa.int32(), nullable=False),
+    pa.field("layer_b", pa.string(), nullable=False), pa.field("epoch_b", pa.int32(), nullable=False),
+    pa.field("cka", pa.float64()),  # in [0, 1]; NaN when either side is constant
 ])
 ROTATION_SCHEMA = pa.schema([
     pa.field("epoch", pa.int32(), nullable=False),

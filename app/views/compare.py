@@ -208,7 +208,10 @@ def kendall_section(kendall: pd.DataFrame) -> None:
         "count, so ties pull τ towards 0; a pair tied in both is left out. **τ-b** (scipy) corrects its "
         "denominator for ties, and is None when the measure or the accuracy is the same for every run. "
         "**ψ[key]** (granulated Kendall, Jiang et al. 2020) averages τ over the groups of runs that differ only "
-        "in that hyperparameter; **granulated total** is the mean of the measurable ψ, over *axes in total* axes."
+        "in that hyperparameter; **granulated total** is the mean of the measurable ψ, over *axes in total* axes. "
+        "Geometry rows (nc1_class ... twonn_id, SCIENCE.md 7) are means over layers at the last analysed epoch: "
+        "NC1, NC2 and TwoNN are lower when more collapsed, so τ < 0 says collapse goes with higher accuracy; "
+        "k-NN, probe and NC4 are higher when more separable."
     )
 
 

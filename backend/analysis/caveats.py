@@ -12,7 +12,8 @@ from typing import Any
 K_SHARE_LIMIT = 0.10
 
 # Scores that need hidden subclasses: left out (NaN) for other runs; see :func:`intraclass_reason`.
-INTRACLASS_MEASURES = ("c1", "c2", "subclass_purity", "ari_subclass", "nmi_subclass", "wtm_fraction")
+INTRACLASS_MEASURES = ("c1", "c2", "subclass_purity", "ari_subclass", "nmi_subclass", "wtm_fraction", "nc1_subclass",
+                       "nc2_norm_subclass", "nc2_angle_subclass", "nc4_subclass", "knn_subclass", "probe_subclass")
 
 
 def intraclass_reason(info: dict[str, Any]) -> str | None:

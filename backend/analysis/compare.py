@@ -17,8 +17,22 @@ from backend.analysis.kendall import axis_groups, granulated_kendall, kendall_ta
 # (sharper = larger), the names of the thesis's tables (SCIENCE.md 3.2, after Jiang et al. 2020).
 BASELINE_MEASURES = {"c0": "c0", "1/σ′": "sigma_prime", "1/σ″": "sigma_dprime", "1/α′": "alpha_prime",
                      "1/α″": "alpha_dprime"}  # measure -> column of the baselines table
+# Representation geometry (SCIENCE.md 7; analysis/layers), each the mean over layers at the last analysed epoch,
+# ranked as stored. Direction of each: a negative τ for NC1/NC2 says that more collapse (a lower value) goes with
+# higher test accuracy; for k-NN, probe and NC4 a positive τ says that more separable representations do.
+GEOMETRY_DIRECTIONS = {
+    "nc1_class": "lower = classes more collapsed", "nc1_subclass": "lower = subclasses more collapsed within their class",
+    "nc2_norm_class": "lower = class means closer to equal norms", "nc2_angle_class": "lower = class means closer to a simplex",
+    "nc2_norm_subclass": "lower = subclass means closer to equal norms",
+    "nc2_angle_subclass": "lower = subclass means closer to a simplex",
+    "nc4_class": "higher = nearest class mean agrees more with the prediction",
+    "nc4_subclass": "higher = nearest subclass mean's class agrees more with the prediction",
+    "knn_class": "higher = classes more separable by neighbours", "knn_subclass": "higher = subclasses more separable by neighbours",
+    "probe_class": "higher = classes more linearly separable", "probe_subclass": "higher = subclasses more linearly separable",
+    "twonn_id": "lower = representations on a lower-dimensional manifold",
+}
 MEASURES = ("c0", "c1", "c2", "c3", "c4", "1/σ′", "1/σ″", "1/α′", "1/α″", "class_purity", "subclass_purity",
-            "fragmentation", "ari_subclass", "nmi_subclass", "wtm_fraction")
+            "fragmentation", "ari_subclass", "nmi_subclass", "wtm_fraction", *GEOMETRY_DIRECTIONS)
 # An axis along which no two runs share every other setting (a random search's draws): no group, no ψ.
 NOT_MEASURABLE = "not measurable: no two runs share the other settings"
 NO_AXIS = "no measurable axis"

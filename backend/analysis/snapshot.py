@@ -11,19 +11,22 @@ Pure: the pipeline reads the snapshot and the labels from the store, calls
 4. HDBSCAN on the 10-D embedding, scored against classes and subclasses on the training samples;
 5. trustworthiness of both 2-D layouts;
 6. per-unit scores (c1, c3, high-activation purity, WTM) and per-class statistics (3.1, 3.4);
-7. the layer-wise c1..c4 (3.1, "layer-wise variants") and the WTM fraction (3.4 [P]).
+7. the layer-wise c1..c4 (3.1, "layer-wise variants") and the WTM fraction (3.4 [P]);
+8. representation geometry (SCIENCE.md 7; ``analysis.geometry``): neural collapse, k-NN accuracy and
+   TwoNN from step 3's neighbour graph, a linear probe on step 2's PCA (:mod:`backend.analysis.geometry`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from backend.analysis import cluster, embed, measures, neurons
+from backend.analysis import cluster, embed, geometry, measures, neurons
 from backend.analysis.labels import Labels
 from backend.config import AnalysisConfig
 
@@ -72,9 +75,16 @@ def cluster_epochs(a: AnalysisConfig) -> int:
     return a.cluster_epochs or a.umap_epochs
 
 
-def embed_and_cluster(x: np.ndarray, labels: Labels, a: AnalysisConfig, init: np.ndarray | None
-                      ) -> tuple[pd.DataFrame, dict[str, float], np.ndarray]:
-    """Steps 2-5: layouts, clusters, their scores; returns (points without ids, layer row, layout)."""
+GeometryOf = Callable[[np.ndarray, embed.KnnGraph], dict[str, float]]
+
+
+def embed_and_cluster(x: np.ndarray, labels: Labels, a: AnalysisConfig, init: np.ndarray | None,
+                      geometry_of: GeometryOf | None = None) -> tuple[pd.DataFrame, dict[str, float], np.ndarray]:
+    """Steps 2-5: layouts, clusters, their scores; returns (points without ids, layer row, layout).
+
+    ``geometry_of(pca, graph)`` (step 8), when given, adds its values to the row: it reuses the PCA and
+    the neighbour graph instead of computing its own.
+    """
     p = embed.pca_reduce(x, n_components=a.pca_components, seed=a.seed)
     graph = embed.knn_graph(p, n_neighbors=a.n_neighbors, metric=a.metric, seed=a.seed)
     use_init = a.aligned and init is not None and init.shape == (x.shape[0], 2)
@@ -99,6 +109,7 @@ def embed_and_cluster(x: np.ndarray, labels: Labels, a: AnalysisConfig, init: np
     points = pd.DataFrame({"umap_x": layout[:, 0], "umap_y": layout[:, 1], "pca_x": pca2[:, 0], "pca_y": pca2[:, 1],
                            "cluster": ids, "cluster_probability": prob})
     row = {"min_cluster_size": mcs, **scores.as_dict(), **trust}
+    row |= geometry_of(p, graph) if geometry_of else dict.fromkeys(geometry.GEOMETRY_COLUMNS, np.nan)
     return points, row, layout
 
 
@@ -152,9 +163,22 @@ def unit_tables(pre: np.ndarray, labels: Labels, a: AnalysisConfig) -> tuple[pd.
     return units, pd.concat(stats, ignore_index=True), wtm_fraction
 
 
+def snapshot_geometry_of(values: np.ndarray, labels: Labels, a: AnalysisConfig,
+                         predictions: np.ndarray | None) -> GeometryOf | None:
+    """Step 8 as :func:`embed_and_cluster` calls it (None when ``analysis.geometry`` is false): X as
+    SCIENCE.md 7 defines it (the layer's post-ReLU values unless ``analysis.input = "pre"``)."""
+    if not a.geometry:
+        return None
+    raw = np.maximum(values, 0.0) if a.input == "post_relu" else values
+    return lambda p, graph: geometry.snapshot_geometry(
+        raw, p, graph.indices, graph.distances, labels=labels, predictions=predictions, metric=a.metric,
+        probe_space=a.probe_space, seed=a.seed)
+
+
 def analyze_snapshot(values: np.ndarray, *, sample_ids: np.ndarray, labels: Labels, params: AnalysisConfig,
-                     depth: int, init: np.ndarray | None = None) -> SnapshotResult:
-    """Analyse one snapshot. values : (n_samples, n_units) pre-activations, rows aligned with ``labels``."""
+                     depth: int, init: np.ndarray | None = None, predictions: np.ndarray | None = None) -> SnapshotResult:
+    """Analyse one snapshot. values : (n_samples, n_units) pre-activations, rows aligned with ``labels``;
+    predictions : (n_samples,) the network's predicted classes at this epoch (for NC4; None: NaN)."""
     start = time.perf_counter()
     check_snapshot(values, n_neighbors=params.n_neighbors)
     x = representation(values, params)
@@ -163,7 +187,7 @@ def analyze_snapshot(values: np.ndarray, *, sample_ids: np.ndarray, labels: Labe
     # functions of their inputs, so the results equal those of a serial run.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="measures") as pool:
         measures_job = pool.submit(lambda: (layer_measures(values, labels, params), unit_tables(values, labels, params)))
-        points, row, layout = embed_and_cluster(x, labels, params, init)
+        points, row, layout = embed_and_cluster(x, labels, params, init, snapshot_geometry_of(values, labels, params, predictions))
         (measures_row, groups), (units, stats, wtm_fraction) = measures_job.result()
     points.insert(0, "sample_id", np.asarray(sample_ids, dtype=np.int64))
     row |= measures_row | {"wtm_fraction": wtm_fraction, "depth": depth, "n_units": values.shape[1],

@@ -25,6 +25,7 @@ from backend import schema
 from backend.analysis.labels import probe_labels
 from backend.config import AnalysisConfig
 from backend.errors import ClusterScopeError, ConfigError, StoreError
+from backend.jobs.analyse_geometry import cka_of_run, snapshot_predictions
 from backend.jobs.baselines import BASELINE_KEYS, run_baselines
 from backend.store import RunStore
 
@@ -119,6 +120,8 @@ def analyze_run(store: RunStore, run_id: str, params: AnalysisConfig, *,
     changed = bool(report.analysed)
     _network_measures(store, run_id, info, samples, params, (ptext, phash), force=changed, report=report)
     _rotation(store, run_id, (ptext, phash), report)
+    cka_of_run(store, run_id, layers, _subset(probe_labels(samples, info).fine, params.max_samples, params.seed), params,
+               (ptext, phash), force=changed, errors=report.errors)  # SCIENCE.md 7: CKA between layers and epochs
     run_baselines(store, run_id, info, params, report.errors, progress=progress)
     store.analysis.write_status(run_id, {"params_hash": phash, "errors": report.errors,
                                          "analysed": len(report.analysed) + len(report.skipped)})
@@ -196,7 +199,8 @@ def _analyze_one(store: RunStore, run_id: str, layer: str, epoch: int, samples: 
             raise AnalysisError("its sample ids do not match samples.parquet; the snapshot is from another probe set.")
         sub = Labels(labels.classes[keep], None if labels.subclass is None else labels.subclass[keep],
                      None if labels.superclass is None else labels.superclass[keep], labels.fine[keep], labels.train[keep])
-        result = analyze_snapshot(values[keep], sample_ids=ids[keep], labels=sub, params=params, depth=depth, init=prev)
+        result = analyze_snapshot(values[keep], sample_ids=ids[keep], labels=sub, params=params, depth=depth, init=prev,
+                                  predictions=snapshot_predictions(store, run_id, epoch, ids[keep]))
     except (AnalysisError, StoreError) as exc:
         report.errors[key] = f"run {run_id!r}, layer {layer!r}, epoch {epoch}: {exc}"
         for table in SNAPSHOT_TABLES:  # results of earlier parameters or data would now mislead

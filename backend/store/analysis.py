@@ -20,7 +20,8 @@ from backend.store.base import StoreBase
 from backend.store.files import atomic_path
 
 # whole-run analysis tables, analysis/<name>.parquet (baselines: schema version 2 on)
-RUN_TABLES = {"network": schema.NETWORK_SCHEMA, "rotation": schema.ROTATION_SCHEMA, "baselines": schema.BASELINES_SCHEMA}
+RUN_TABLES = {"network": schema.NETWORK_SCHEMA, "rotation": schema.ROTATION_SCHEMA, "baselines": schema.BASELINES_SCHEMA,
+              "cka": schema.CKA_SCHEMA}  # cka: schema version 3
 
 
 class AnalysisFiles:

@@ -1,0 +1,103 @@
+"""The run-level part of the representation geometry (SCIENCE.md 7): linear CKA between every two layers
+at each epoch and between every two epochs of each layer, written to ``analysis/cka.parquet``; and the
+network's predictions aligned with a snapshot's rows, for NC4 (:func:`snapshot_predictions`).
+
+The per-snapshot measures (neural collapse, k-NN accuracy, probe, TwoNN) are computed with the rest of a
+snapshot (backend.analysis.snapshot, step 8). CKA compares snapshots, so it runs once per run, after them:
+on the same stratified sample subset as the snapshots (``analysis.max_samples``, ``analysis.seed``), on X as
+SCIENCE.md 7 defines it (post-ReLU unless ``analysis.input = "pre"``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from backend import schema
+from backend.config import AnalysisConfig
+from backend.errors import StoreError
+from backend.store import RunStore
+
+
+def snapshot_predictions(store: RunStore, run_id: str, epoch: int, sample_ids: np.ndarray) -> np.ndarray | None:
+    """The predicted class of each of ``sample_ids`` at ``epoch`` (predictions/epoch=NNNN.parquet), or None
+    when the file is absent, unreadable or lacks one of the samples (NC4 is then NaN)."""
+    try:
+        table = store.read_predictions(run_id, epoch)
+    except StoreError:
+        return None
+    pred = pd.Series(table["prediction"].to_numpy(np.int64), index=table["sample_id"].to_numpy(np.int64))
+    ids = np.asarray(sample_ids, np.int64)
+    if not np.isin(ids, pred.index).all():
+        return None
+    return pred.loc[ids].to_numpy()
+
+
+def cka_of_run(store: RunStore, run_id: str, layers: list[str], keep: np.ndarray, a: AnalysisConfig,
+               ptag: tuple[str, str], *, force: bool, errors: dict[str, str]) -> None:
+    """Write ``analysis/cka.parquet`` (schema.CKA_SCHEMA) unless it is up to date with these parameters and
+    snapshots; nothing (and a stale file removed) with ``analysis.geometry = false``.
+
+    layers : the recorded layers in network order; keep : the row indices of the analysed samples.
+    A snapshot that cannot be read or holds non-finite values is left out, and named in ``errors["cka"]`` unless
+    ``errors`` already names it (as ``"layer@epoch"``, the snapshot analysis's own report).
+    """
+    text, phash = ptag
+    snaps = store.snapshots(run_id)
+    tag = f"{phash}:{len(snaps)}:{int(snaps['epoch'].max()) if len(snaps) else -1}"
+    if not a.geometry:
+        store.analysis.remove(run_id, "cka")
+        return
+    if not force and store.analysis.params_hash(run_id, "cka") == tag:
+        return
+    pairs = {(str(r.layer), int(r.epoch)) for r in snaps.itertuples()}
+    epochs = sorted({e for _, e in pairs})
+    bad: list[str] = []
+    rows = [_layer_block(store, run_id, [lay for lay in layers if (lay, e) in pairs], e, keep, a, bad) for e in epochs]
+    rows += [_epoch_block(store, run_id, lay, [e for e in epochs if (lay, e) in pairs], keep, a, bad) for lay in layers]
+    bad = [key for key in bad if key not in errors]  # the snapshot's own error already names it
+    if bad:
+        errors["cka"] = f"run {run_id!r}: CKA leaves out snapshot(s) {', '.join(sorted(set(bad)))} (unreadable or non-finite)."
+    table = pd.concat([r for r in rows if not r.empty], ignore_index=True) if any(not r.empty for r in rows) \
+        else schema.CKA_SCHEMA.empty_table().to_pandas()
+    store.analysis.write(run_id, "cka", table, params=text, params_hash=tag)
+
+
+def _values(store: RunStore, run_id: str, layer: str, epoch: int, keep: np.ndarray, a: AnalysisConfig,
+            bad: list[str]) -> np.ndarray | None:
+    try:
+        values = store.read_activations(run_id, layer, epoch)[1][keep]
+    except StoreError:
+        bad.append(f"{layer}@{epoch}")
+        return None
+    if not np.isfinite(values).all():
+        bad.append(f"{layer}@{epoch}")
+        return None
+    return np.maximum(values, 0.0) if a.input == "post_relu" else values
+
+
+def _matrix_rows(kind: str, keys: list[tuple[str, int]], reps: list[np.ndarray], a: AnalysisConfig) -> pd.DataFrame:
+    from backend.analysis.geometry import cka_matrix
+
+    m = cka_matrix(reps, batch_size=a.cka_batch, seed=a.seed)
+    rows: list[dict[str, Any]] = [{"kind": kind, "layer_a": ka[0], "epoch_a": ka[1], "layer_b": kb[0], "epoch_b": kb[1],
+                                   "cka": float(m[i, j])} for i, ka in enumerate(keys) for j, kb in enumerate(keys)]
+    return pd.DataFrame(rows, columns=schema.CKA_SCHEMA.names)
+
+
+def _layer_block(store: RunStore, run_id: str, layers: list[str], epoch: int, keep: np.ndarray, a: AnalysisConfig,
+                 bad: list[str]) -> pd.DataFrame:
+    """Every two layers at ``epoch`` (kind 'layer')."""
+    got = [(lay, _values(store, run_id, lay, epoch, keep, a, bad)) for lay in layers]
+    ok = [(lay, v) for lay, v in got if v is not None]
+    return _matrix_rows("layer", [(lay, epoch) for lay, _ in ok], [v for _, v in ok], a)
+
+
+def _epoch_block(store: RunStore, run_id: str, layer: str, epochs: list[int], keep: np.ndarray, a: AnalysisConfig,
+                 bad: list[str]) -> pd.DataFrame:
+    """Every two epochs of ``layer`` (kind 'epoch'), each against the last included."""
+    got = [(e, _values(store, run_id, layer, e, keep, a, bad)) for e in epochs]
+    ok = [(e, v) for e, v in got if v is not None]
+    return _matrix_rows("epoch", [(layer, e) for e, _ in ok], [v for _, v in ok], a)

@@ -1,0 +1,75 @@
+"""Read models of the representation geometry (SCIENCE.md 7): the geometry columns of the ``layers`` table
+per (layer, epoch) and the CKA table. Read-only; :mod:`backend.api` re-exports these.
+
+A version-2 run (analysed before the geometry existed) reads with the geometry columns NaN and an
+empty CKA table, until ``clusterscope analyze RUN`` computes them.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from backend import schema
+from backend.errors import StoreError
+from backend.store import RunStore
+
+# The geometry columns of the layers table with their meaning, the order the Geometry page lists them in
+# (SCIENCE.md 7; backend.analysis.geometry.GEOMETRY_COLUMNS).
+GEOMETRY_MEASURES: dict[str, str] = {
+    "nc1_class": "NC1, classes (lower = more collapsed)",
+    "nc1_subclass": "NC1, subclasses within each class (lower = more collapsed)",
+    "nc2_norm_class": "NC2 norms, classes (std/mean of the centred means' norms; 0 = equal)",
+    "nc2_angle_class": "NC2 angles, classes (mean |cos + 1/(C-1)|; 0 = simplex)",
+    "nc2_norm_subclass": "NC2 norms, subclasses",
+    "nc2_angle_subclass": "NC2 angles, subclasses",
+    "nc4_class": "NC4, classes (nearest class mean = prediction; share)",
+    "nc4_subclass": "NC4, subclasses (nearest subclass mean's class = prediction; share)",
+    "knn_class": "k-NN accuracy, classes",
+    "knn_subclass": "k-NN accuracy, subclasses",
+    "probe_class": "linear-probe test accuracy, classes",
+    "probe_subclass": "linear-probe test accuracy, subclasses",
+    "twonn_id": "TwoNN intrinsic dimension",
+}
+
+
+def layer_geometry(store: RunStore, run_id: str) -> pd.DataFrame:
+    """layer, epoch, depth and the geometry columns (:data:`GEOMETRY_MEASURES`) of every analysed snapshot,
+    sorted by depth and epoch; empty before analysis; NaN columns for a version-2 analysis."""
+    cols = ["layer", "epoch", "depth", *GEOMETRY_MEASURES]
+    table = store.analysis.read_all(run_id, "layers", columns=cols)
+    return table.sort_values(["depth", "epoch"], ignore_index=True)[cols]
+
+
+def read_cka(store: RunStore, run_id: str) -> pd.DataFrame:
+    """analysis/cka.parquet (schema.CKA_SCHEMA): kind, layer_a, epoch_a, layer_b, epoch_b, cka; an empty
+    frame with those columns when the run has none (version 2, ``analysis.geometry = false``, not analysed)."""
+    try:
+        return store.analysis.read(run_id, "cka")
+    except StoreError:
+        return schema.CKA_SCHEMA.empty_table().to_pandas()
+
+
+def cka_layers(cka: pd.DataFrame, epoch: int, layers: list[str]) -> pd.DataFrame:
+    """The layer x layer CKA matrix at ``epoch`` from a :func:`read_cka` table, rows and columns in ``layers``
+    order (those present)."""
+    part = cka[(cka["kind"] == "layer") & (cka["epoch_a"] == epoch)]
+    m = part.pivot_table(index="layer_a", columns="layer_b", values="cka", dropna=False)
+    order = [lay for lay in layers if lay in m.index]
+    return m.reindex(index=order, columns=order)
+
+
+def cka_epochs(cka: pd.DataFrame, layer: str) -> pd.DataFrame:
+    """The epoch x epoch CKA matrix of ``layer`` from a :func:`read_cka` table (epochs ascending)."""
+    part = cka[(cka["kind"] == "epoch") & (cka["layer_a"] == layer)]
+    m = part.pivot_table(index="epoch_a", columns="epoch_b", values="cka", dropna=False)
+    return m.sort_index().sort_index(axis=1)
+
+
+def cka_to_last(cka: pd.DataFrame) -> pd.DataFrame:
+    """layer, epoch, cka: each epoch of each layer against the layer's last analysed epoch (1 at the last)."""
+    part = cka[cka["kind"] == "epoch"]
+    if part.empty:
+        return pd.DataFrame(columns=["layer", "epoch", "cka"])
+    last = part.groupby("layer_a")["epoch_b"].transform("max")
+    rows = part[part["epoch_b"] == last]
+    return rows.rename(columns={"layer_a": "layer", "epoch_a": "epoch"})[["layer", "epoch", "cka"]].reset_index(drop=True)
