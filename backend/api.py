@@ -63,6 +63,7 @@ from backend.queries import (
     snapshots,
     store_version,
 )
+from backend.queries_changes import prediction_flips, training_events
 from backend.queries_compare import (
     MEASURE_CONTEXT,
     compare,
@@ -95,6 +96,8 @@ __all__ = [
     "compare_sweep", "k_sensitivity", "tau_over_k", "load_sweep", "run_sweep",
     # training dynamics and layer rotation (SCIENCE.md 3.3, 3.4)
     "dynamics_layers", "read_dynamics", "mechanisms", "rotation_runs",
+    # what changed, and when: per-sample training events (backend.queries_changes, SCIENCE.md 7)
+    "training_events", "prediction_flips",
     # finding samples on the Embeddings page (backend.analysis.neighbours)
     "search_samples", "nearest_neighbours", "picture_overlap", "SEARCH_FIELDS", "NEIGHBOUR_METRICS",
     # jobs: train, analyse, the demo, the page's launched jobs (backend.jobs)

@@ -56,6 +56,7 @@ PREDICTIONS_SCHEMA = pa.schema(
         pa.field("prediction", pa.int32(), nullable=False),  # argmax of the outputs, in the training target's ids
         pa.field("correct", pa.bool_(), nullable=False),
         pa.field("confidence", pa.float32()),  # softmax probability of the prediction
+        pa.field("true_probability", pa.float32()),  # softmax probability of the true target (version 3; older: NaN)
     ]
 )
 
