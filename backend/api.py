@@ -63,7 +63,7 @@ from backend.queries import (
     snapshots,
     store_version,
 )
-from backend.queries_changes import prediction_flips, training_events
+from backend.queries_changes import neighbour_change, prediction_flips, training_events
 from backend.queries_compare import (
     MEASURE_CONTEXT,
     compare,
@@ -97,7 +97,7 @@ __all__ = [
     # training dynamics and layer rotation (SCIENCE.md 3.3, 3.4)
     "dynamics_layers", "read_dynamics", "mechanisms", "rotation_runs",
     # what changed, and when: per-sample training events (backend.queries_changes, SCIENCE.md 7)
-    "training_events", "prediction_flips",
+    "training_events", "prediction_flips", "neighbour_change",
     # finding samples on the Embeddings page (backend.analysis.neighbours)
     "search_samples", "nearest_neighbours", "picture_overlap", "SEARCH_FIELDS", "NEIGHBOUR_METRICS",
     # jobs: train, analyse, the demo, the page's launched jobs (backend.jobs)

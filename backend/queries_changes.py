@@ -50,3 +50,12 @@ def prediction_flips(store: RunStore, run_id: str, epoch: int) -> pd.DataFrame:
     return pd.DataFrame({"sample_id": ids[flipped], "previous_epoch": epochs[t - 1] if t else -1,
                          "previous": prev[flipped], "prediction": a["prediction"][t][flipped],
                          "correct": a["correct"][t][flipped].astype(bool)})
+
+
+def neighbour_change(store: RunStore, run_id: str, layer: str, epoch: int) -> pd.DataFrame:
+    """analysis/changes/<layer>/epoch=NNNN.parquet: ``sample_id``, ``previous_epoch``, ``neighbour_change`` per
+    embedded probe sample; empty (same columns) at a layer's first recorded epoch or before `clusterscope analyze`."""
+    if not store.analysis.path(run_id, "changes", layer, epoch).is_file():
+        return pd.DataFrame({"sample_id": pd.Series(dtype="int64"), "previous_epoch": pd.Series(dtype="int32"),
+                             "neighbour_change": pd.Series(dtype="float32")})
+    return store.analysis.read(run_id, "changes", layer, epoch, columns=["sample_id", "previous_epoch", "neighbour_change"])

@@ -98,6 +98,12 @@ ANALYSIS_SCHEMAS: dict[str, pa.Schema] = {
         pa.field("cluster", pa.int32()),  # HDBSCAN label, -1 = noise
         pa.field("cluster_probability", pa.float32()),
     ]),
+    # one row per embedded probe sample, for epochs with a previous recorded epoch (schema version 3)
+    "changes": pa.schema(_KEY + [
+        pa.field("sample_id", pa.int64(), nullable=False),
+        pa.field("previous_epoch", pa.int32(), nullable=False),
+        pa.field("neighbour_change", pa.float32()),  # Jaccard distance of the k nearest neighbours, SCIENCE.md 7
+    ]),
     # one row per unit
     "units": pa.schema(_KEY + [
         pa.field("unit", pa.int32(), nullable=False),

@@ -24,6 +24,7 @@ from backend import schema
 from backend.analysis.labels import probe_labels
 from backend.config import AnalysisConfig
 from backend.errors import ClusterScopeError, ConfigError, StoreError
+from backend.jobs.analyse_changes import run_changes
 from backend.jobs.baselines import BASELINE_KEYS, run_baselines
 from backend.store import RunStore
 
@@ -116,6 +117,7 @@ def analyze_run(store: RunStore, run_id: str, params: AnalysisConfig, *,
     changed = bool(report.analysed)
     _network_measures(store, run_id, info, samples, params, (ptext, phash), force=changed, report=report)
     _rotation(store, run_id, (ptext, phash), report)
+    run_changes(store, run_id, params, (ptext, phash), report.errors)  # what changed between epochs (issue 17)
     run_baselines(store, run_id, info, params, report.errors, progress=progress)
     store.analysis.write_status(run_id, {"params_hash": phash, "errors": report.errors,
                                          "analysed": len(report.analysed) + len(report.skipped)})
