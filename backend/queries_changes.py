@@ -59,3 +59,45 @@ def neighbour_change(store: RunStore, run_id: str, layer: str, epoch: int) -> pd
         return pd.DataFrame({"sample_id": pd.Series(dtype="int64"), "previous_epoch": pd.Series(dtype="int32"),
                              "neighbour_change": pd.Series(dtype="float32")})
     return store.analysis.read(run_id, "changes", layer, epoch, columns=["sample_id", "previous_epoch", "neighbour_change"])
+
+
+def cluster_genealogy(store: RunStore, run_id: str, *, layer: str | None = None, epoch: int | None = None,
+                      across: str = "epochs", threshold: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The cluster genealogy (:func:`backend.analysis.genealogy.genealogy`) of ``layer`` over its analysed epochs
+    (``across="epochs"``), or of the analysed layers in forward order at ``epoch`` (``across="layers"``).
+
+    Returns (nodes, links, points); points (``stage``, ``sample_id``, ``cluster``) lets a caller list a node's samples
+    (:func:`backend.analysis.genealogy.cluster_members`). Stages without analysed points are left out.
+    """
+    from backend.analysis.genealogy import genealogy
+    from backend.analysis.labels import probe_labels
+
+    if across not in ("epochs", "layers") or (across == "epochs" and layer is None) or (across == "layers" and epoch is None):
+        raise StoreError(f"a genealogy runs across 'epochs' of a layer or across 'layers' at an epoch; got across={across!r}, "
+                         f"layer={layer!r}, epoch={epoch!r}.")
+    info = store.run_info(run_id)
+    snaps = store.snapshots(run_id)
+    if across == "epochs":
+        pairs = [(layer, int(e)) for e in sorted(snaps.loc[snaps["layer"] == layer, "epoch"])]
+    else:
+        pairs = [(lay, int(epoch)) for lay in info.layers if ((snaps["layer"] == lay) & (snaps["epoch"] == epoch)).any()]
+    frames = []
+    for lay, e in pairs:
+        if store.analysis.path(run_id, "points", lay, e).is_file():
+            pts = store.analysis.read(run_id, "points", lay, e, columns=["sample_id", "cluster"])
+            frames.append(pts.assign(stage=e if across == "epochs" else lay))
+    if not frames:
+        raise StoreError(f"run {run_id!r} has no analysed clusters for this genealogy; run `clusterscope analyze {run_id}`.")
+    points = pd.concat(frames, ignore_index=True)
+    samples = store.read_samples(run_id, columns=["sample_id", "split", "label", "superclass"])
+    lab = probe_labels(samples, info.raw)
+    labels = pd.DataFrame({"sample_id": samples["sample_id"], "class": lab.classes,
+                           "subclass": lab.subclass if lab.subclass is not None else -1})
+    ds = info.dataset
+    names = list(ds.get("label_names") or [])
+    sup = ds.get("superclass_names")
+    class_names = dict(enumerate(sup if lab.subclass is not None and sup else names))
+    stages = list(dict.fromkeys(points["stage"]))
+    nodes, links = genealogy(stages, points, labels, threshold=threshold, class_names=class_names,
+                             subclass_names=dict(enumerate(names)) if lab.subclass is not None else None)
+    return nodes, links, points
