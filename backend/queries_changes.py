@@ -80,7 +80,7 @@ def cluster_genealogy(store: RunStore, run_id: str, *, layer: str | None = None,
     if across == "epochs":
         pairs = [(layer, int(e)) for e in sorted(snaps.loc[snaps["layer"] == layer, "epoch"])]
     else:
-        pairs = [(lay, int(epoch)) for lay in info.layers if ((snaps["layer"] == lay) & (snaps["epoch"] == epoch)).any()]
+        pairs = [(lay, int(epoch or 0)) for lay in info.layers if ((snaps["layer"] == lay) & (snaps["epoch"] == epoch)).any()]
     frames = []
     for lay, e in pairs:
         if store.analysis.path(run_id, "points", lay, e).is_file():
