@@ -8,11 +8,50 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import streamlit as st
 
+from app import loaders
 from app.loaders import _store
 from backend import api
 
 if TYPE_CHECKING:
     Token = tuple
+
+COLOUR_LABELS = {"neighbour_change": "neighbourhood change since the previous recorded epoch (Jaccard, 0-1)",
+                 "forgetting": "forgetting events (over the recorded epochs)"}
+
+
+def colour_values(run_id: str, layer: str, epoch: int, colour: str, unit: int | None) -> pd.DataFrame | None:
+    """The per-sample values an Embeddings colouring needs beyond the points and labels: ``sample_id`` with ``correct``
+    ("correct") or ``colour_value`` ("neuron", "neighbour_change", "forgetting", "region"); None for the others."""
+    if colour == "correct":
+        return loaders.predictions(run_id, epoch)[["sample_id", "correct"]]
+    if colour == "neuron":
+        ids, acts = loaders.activations(run_id, layer, epoch)
+        return pd.DataFrame({"sample_id": ids, "colour_value": acts[:, unit]})
+    if colour == "neighbour_change":
+        change = neighbour_change(run_id, layer, epoch)
+        return pd.DataFrame({"sample_id": change["sample_id"], "colour_value": change["neighbour_change"].astype(float)})
+    if colour in ("forgetting", "region"):
+        events = training_events(run_id)
+        column = events["forgetting"].astype(float) if colour == "forgetting" else events["region"].astype(str)
+        return pd.DataFrame({"sample_id": events["sample_id"], "colour_value": column})
+    return None
+
+
+def colour_stamps(store: api.RunStore, run_id: str, layer: str, epoch: int, colour: str) -> list[Token]:
+    """The versions of the files :func:`colour_values` reads for ``colour`` (the view's other files aside;
+    run.json, which changes with every recorded epoch, is among those and covers the training events)."""
+    if colour == "correct":
+        return [api.run_version(store, run_id, "predictions", epoch=epoch)]
+    if colour == "neuron":
+        return [api.run_version(store, run_id, "activations", layer=layer, epoch=epoch)]
+    if colour == "neighbour_change":
+        return [api.analysis_version(store, run_id, "changes", layer, epoch)]
+    return []
+
+
+def colour_label(colour: str, unit: int | None) -> str:
+    """The colour bar's title of a numeric colouring."""
+    return f"unit {unit} pre-activation (a.u.)" if colour == "neuron" else COLOUR_LABELS.get(colour, "")
 
 
 def training_events(run_id: str) -> pd.DataFrame:
