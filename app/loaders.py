@@ -237,11 +237,9 @@ def _view_stamps(store: api.RunStore, run_id: str, layer: str, epoch: int, colou
     """The versions of the files one Embeddings view is built from."""
     stamps = [api.analysis_version(store, run_id, "points", layer, epoch), api.run_version(store, run_id, "samples"),
               api.run_version(store, run_id)]
-    if colour == "correct":
-        stamps.append(api.run_version(store, run_id, "predictions", epoch=epoch))
-    elif colour == "neuron":
-        stamps.append(api.run_version(store, run_id, "activations", layer=layer, epoch=epoch))
-    return tuple(stamps)
+    from app.loaders_changes import colour_stamps  # imported here: that module reads through this one
+
+    return tuple(stamps + colour_stamps(store, run_id, layer, epoch, colour))
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -249,13 +247,14 @@ def _embedding_figure(root: str, run_id: str, layer: str, epoch: int, colour: st
                       stamps: Token, projection: str, highlight: frozenset[int] | None, title: str,
                       present: bool) -> go.Figure:
     from app.charts import embeddings as charts_embeddings
+    from app.loaders_changes import colour_label
 
     df = _embedding_view(root, run_id, layer, epoch, colour, unit, max_points, stamps)[0]
     dataset = read_run(run_id)["dataset"]  # through the loaders, as _embedding_view reads it
     return charts_embeddings.embedding_scatter(
         df, projection=projection, colour="colour_value", colours=charts_embeddings.colour_map(df, dataset, colour),
         highlight=set(highlight) if highlight else None, title=title, present=present,
-        colour_label=f"unit {unit} pre-activation (a.u.)" if colour == "neuron" else "",
+        colour_label=colour_label(colour, unit),
         legend_title=charts_embeddings.LEGEND_TITLES.get(colour, ""))
 
 
@@ -267,12 +266,9 @@ def _embedding_view(root: str, run_id: str, layer: str, epoch: int, colour: str,
     # through the other loaders, so the tables are read from disk once for every view that uses them
     samples = read_samples(run_id)
     labels = _labels(run_id, samples)
-    values = None
-    if colour == "correct":
-        values = predictions(run_id, epoch)[["sample_id", "correct"]]
-    elif colour == "neuron":
-        ids, acts = activations(run_id, layer, epoch)
-        values = pd.DataFrame({"sample_id": ids, "colour_value": acts[:, unit]})
+    from app.loaders_changes import colour_values  # imported here: that module reads through this one
+
+    values = colour_values(run_id, layer, epoch, colour, unit)
     points = analysis(run_id, "points", layer, epoch)
     df = charts_embeddings.view_points(points, labels, colour=colour, values=values, max_points=max_points)
     return df, len(samples)

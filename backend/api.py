@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.analysis.caveats import K_SHARE_LIMIT, intraclass_reason, layer_k_warning
+from backend.analysis.genealogy import cluster_members
 from backend.analysis.neighbours import METRICS as NEIGHBOUR_METRICS
 from backend.analysis.neighbours import SEARCH_FIELDS, nearest_neighbours, picture_overlap, search_samples
 from backend.config import AnalysisConfig, RunConfig
@@ -63,6 +64,7 @@ from backend.queries import (
     snapshots,
     store_version,
 )
+from backend.queries_changes import cluster_genealogy, neighbour_change, prediction_flips, training_events
 from backend.queries_compare import (
     MEASURE_CONTEXT,
     compare,
@@ -105,6 +107,8 @@ __all__ = [
     "GEOMETRY_MEASURES", "layer_geometry", "read_cka", "cka_layers", "cka_epochs", "cka_to_last",
     # training dynamics and layer rotation (SCIENCE.md 3.3, 3.4)
     "dynamics_layers", "read_dynamics", "mechanisms", "rotation_runs",
+    # what changed, and when: per-sample training events (backend.queries_changes, SCIENCE.md 7)
+    "training_events", "prediction_flips", "neighbour_change", "cluster_genealogy", "cluster_members",
     # finding samples on the Embeddings page (backend.analysis.neighbours)
     "search_samples", "nearest_neighbours", "picture_overlap", "SEARCH_FIELDS", "NEIGHBOUR_METRICS",
     # jobs: train, analyse, the demo, the page's launched jobs (backend.jobs)

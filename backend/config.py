@@ -21,6 +21,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 from backend.config_types import AnalysisConfig as AnalysisConfig
 from backend.config_types import DataConfig as DataConfig
 from backend.config_types import DynamicsConfig as DynamicsConfig
+from backend.config_types import LabelScheduleConfig as LabelScheduleConfig
 from backend.config_types import ModelConfig as ModelConfig
 from backend.config_types import RunConfig as RunConfig
 from backend.config_types import SnapshotConfig as SnapshotConfig
@@ -252,6 +253,12 @@ def validate(cfg: RunConfig) -> None:
     _check(t.divergence_patience >= 0, "train.divergence_patience", "an integer >= 0", t.divergence_patience)
     _check(t.seed >= 0, "train.seed", "an integer >= 0", t.seed)
     _check(bool(re.match(r"^(auto|cpu|cuda(:\d+)?|mps)$", t.device)), "train.device", "auto, cpu, cuda, cuda:N or mps", t.device)
+    lab = t.labels
+    _check(all(v >= 0 for v in lab.relabel), "train.labels.relabel", "fine labels >= 0", list(lab.relabel))
+    _check(not lab.relabel or lab.relabel_from <= t.epochs, "train.labels.relabel_from",
+           f"an epoch in [1, train.epochs={t.epochs}] when train.labels.relabel is set", lab.relabel_from)
+    _check(lab.random_epochs < t.epochs, "train.labels.random_epochs",
+           f"an integer in [0, train.epochs={t.epochs}) (the true labels must be trained on afterwards)", lab.random_epochs)
 
     _check(all(0 <= e <= t.epochs for e in s.epochs), "snapshots.epochs", f"epochs in [0, train.epochs={t.epochs}]", list(s.epochs))
     _check(s.reduction in ("max", "mean"), "snapshots.reduction", "'max' or 'mean'", s.reduction)

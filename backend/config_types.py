@@ -58,6 +58,22 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class LabelScheduleConfig:
+    """Train on other labels than the true ones for some epochs ([train.labels], docs/config.md).
+
+    Keys are fine labels (SynthClust clusters, the hidden subclasses); values are training targets
+    (classes when ``data.target = "superclass"``). Predictions and test metrics stay against the true
+    targets (docs/store.md, "Label schedules"). Both parts are off by default.
+    """
+
+    relabel: tuple[int, ...] = ()  # a planted event: these fine labels' training examples are trained as relabel_to
+    relabel_to: int = 0  # the target they get
+    relabel_from: int = 1  # from this (1-based) training epoch on, to the end
+    random_epochs: int = 0  # epochs 1..N train on a random target per fine label, drawn from random_seed; then the true ones
+    random_seed: int = 0  # (the thesis's "pre-training on randomly relabelled clusters", SCIENCE.md finding 9)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     optimizer: str = "sgd"  # sgd (with momentum) | adam | layca-sgd | layca-adam (SCIENCE.md 3.3)
     lr: float = 0.05
@@ -74,6 +90,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     layca_alpha: float = 0.0  # layca-*: layer-wise rate multiplier in [-1, 1]; < 0 first layers rotate faster
+    labels: LabelScheduleConfig = field(default_factory=LabelScheduleConfig)  # [train.labels]: relabelled epochs
 
 
 @dataclass(frozen=True)

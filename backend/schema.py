@@ -61,6 +61,7 @@ PREDICTIONS_SCHEMA = pa.schema(
         pa.field("prediction", pa.int32(), nullable=False),  # argmax of the outputs, in the training target's ids
         pa.field("correct", pa.bool_(), nullable=False),
         pa.field("confidence", pa.float32()),  # softmax probability of the prediction
+        pa.field("true_probability", pa.float32()),  # softmax probability of the true target (version 3; older: NaN)
     ]
 )
 
@@ -101,6 +102,12 @@ ANALYSIS_SCHEMAS: dict[str, pa.Schema] = {
         pa.field("pca_x", pa.float32()), pa.field("pca_y", pa.float32()),
         pa.field("cluster", pa.int32()),  # HDBSCAN label, -1 = noise
         pa.field("cluster_probability", pa.float32()),
+    ]),
+    # one row per embedded probe sample, for epochs with a previous recorded epoch (schema version 3)
+    "changes": pa.schema(_KEY + [
+        pa.field("sample_id", pa.int64(), nullable=False),
+        pa.field("previous_epoch", pa.int32(), nullable=False),
+        pa.field("neighbour_change", pa.float32()),  # Jaccard distance of the k nearest neighbours, SCIENCE.md 7
     ]),
     # one row per unit
     "units": pa.schema(_KEY + [

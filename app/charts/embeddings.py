@@ -33,7 +33,10 @@ SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "cross", "star", "
 # The legend's title per colouring; cluster ids are numbered afresh by every HDBSCAN run (one per layer and
 # epoch), so cluster 3 here and cluster 3 in another layer or epoch are unrelated.
 LEGEND_TITLES = {"class": "class (trained on)", "fine": "fine label", "superclass": "superclass",
-                 "cluster": "HDBSCAN cluster (ids are per layer and epoch)", "correct": "prediction"}
+                 "cluster": "HDBSCAN cluster (ids are per layer and epoch)", "correct": "prediction",
+                 "region": "cartography region (over the recorded epochs)"}
+FIXED_COLOURS = {"correct": {"correct": OKABE_ITO[2], "wrong": OKABE_ITO[5], "unknown": NOISE_COLOUR}, "region": {  # events.py
+    "easy-to-learn": OKABE_ITO[2], "ambiguous": OKABE_ITO[1], "hard-to-learn": OKABE_ITO[5], "unknown": NOISE_COLOUR}}
 
 
 def label_samples(samples: pd.DataFrame, *, target: str) -> pd.DataFrame:
@@ -58,8 +61,8 @@ def view_points(points: pd.DataFrame, labels: pd.DataFrame, *, colour: str, valu
 
     points : the analysis ``points`` table (sample_id, umap_x/y, pca_x/y, cluster).
     labels : from :func:`label_samples`.
-    colour : "class", "fine", "superclass", "cluster", "correct" (``values``: sample_id, correct) or
-        "neuron" (``values``: sample_id, colour_value, the unit's activation).
+    colour : "class", "fine", "superclass", "cluster", "correct" (``values``: sample_id, correct), or any other
+        with ``values``: sample_id, colour_value (a neuron's activation, a neighbourhood change, a region).
     Above ``max_points`` rows, a stratified sample by class (:func:`stratified_sample`).
     """
     df = points.merge(labels, on="sample_id", how="left")
@@ -72,10 +75,9 @@ def view_points(points: pd.DataFrame, labels: pd.DataFrame, *, colour: str, valu
         correct = df["sample_id"].map(values.set_index("sample_id")["correct"]) if values is not None else None
         df["colour_value"] = ("unknown" if correct is None else
                               correct.map({True: "correct", False: "wrong"}).fillna("unknown").astype(str))
-    elif colour == "neuron":
-        df["colour_value"] = df["sample_id"].map(values.set_index("sample_id")["colour_value"]).astype(float)
-    else:
-        df["colour_value"] = df[COLOUR_COLUMNS[colour]]
+    else:  # with values: a neuron's activation, a per-sample change or a cartography region (app/loaders_changes.py)
+        df["colour_value"] = (df[COLOUR_COLUMNS[colour]] if values is None
+                              else df["sample_id"].map(values.set_index("sample_id")["colour_value"]))
     return stratified_sample(df, max_points=max_points, by="class_name")
 
 
@@ -230,10 +232,10 @@ def colour_map(df: pd.DataFrame, dataset: dict, colour: str) -> dict[str, str] |
     dataset : the run's ``dataset`` record (label_names, superclass_names, target), so a class keeps its
         colour in every figure of the run.
     """
-    if colour == "neuron":
+    if colour in ("neuron", "neighbour_change", "forgetting"):
         return None
-    if colour == "correct":
-        return {"correct": OKABE_ITO[2], "wrong": OKABE_ITO[5], "unknown": NOISE_COLOUR}
+    if colour in FIXED_COLOURS:
+        return FIXED_COLOURS[colour]
     if colour == "cluster":
         ordered = sorted(df["colour_value"].unique(), key=lambda n: (n != "noise", int(n.split()[-1]) if n != "noise" else -1))
         return cluster_colours(ordered, CLUSTER_PALETTE)

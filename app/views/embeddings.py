@@ -15,7 +15,7 @@ import streamlit as st
 
 from app import hover, loaders, state, widgets
 from app.charts import embeddings as charts_embeddings
-from app.views import embeddings_scrub, embeddings_search, embeddings_trajectories
+from app.views import embeddings_changes, embeddings_scrub, embeddings_search, embeddings_trajectories
 from app.views.embeddings_view import View
 from backend import api
 from backend.api import ClusterScopeError
@@ -27,6 +27,9 @@ COLOURINGS = {
     "cluster": "HDBSCAN cluster",
     "correct": "Correct at this epoch",
     "neuron": "A neuron's activation",
+    "neighbour_change": "Neighbourhood change (since the previous epoch)",
+    "forgetting": "Forgetting events (recorded epochs)",
+    "region": "Cartography region (recorded epochs)",
 }
 PROJECTIONS = charts_embeddings.PROJECTIONS
 SAME_AS_CLASS = {"superclass": "class", "fine": "class"}  # a colouring left out where it equals the class
@@ -340,6 +343,7 @@ def page() -> None:
     selection_ui(run, df, selected)
     if not presenting:
         embeddings_search.neighbours_ui(run, info, v, df, selected, select=set_selection)
+        embeddings_changes.what_changed_ui(run, info, v.layer, v.epoch, select=set_selection)
 
 
 if __name__ == "__main__":  # st.navigation (app/main.py) runs this file as the page's script

@@ -26,6 +26,7 @@ from backend.analysis.labels import probe_labels
 from backend.config import AnalysisConfig
 from backend.errors import ClusterScopeError, ConfigError, StoreError
 from backend.jobs.analyse_geometry import cka_of_run, snapshot_predictions
+from backend.jobs.analyse_changes import run_changes
 from backend.jobs.baselines import BASELINE_KEYS, run_baselines
 from backend.store import RunStore
 
@@ -122,6 +123,7 @@ def analyze_run(store: RunStore, run_id: str, params: AnalysisConfig, *,
     _rotation(store, run_id, (ptext, phash), report)
     cka_of_run(store, run_id, layers, _subset(probe_labels(samples, info).fine, params.max_samples, params.seed), params,
                (ptext, phash), force=changed, errors=report.errors)  # SCIENCE.md 7: CKA between layers and epochs
+    run_changes(store, run_id, params, (ptext, phash), report.errors)  # what changed between epochs (issue 17)
     run_baselines(store, run_id, info, params, report.errors, progress=progress)
     store.analysis.write_status(run_id, {"params_hash": phash, "errors": report.errors,
                                          "analysed": len(report.analysed) + len(report.skipped)})

@@ -29,6 +29,7 @@ from backend.data import Dataset, load_dataset, stratified_indices
 from backend.errors import ConfigError, StoreError
 from backend.liveness import process_alive, this_process
 from backend.store import RunStore, new_run_id
+from backend.training.labels import LabelSchedule
 from backend.training.models import build_model
 from backend.training.snapshots import ProbeLayer, SnapshotCallback, default_schedule, probe_layers, select_layers
 from backend.training.trainer import TensorData, Trainer, resolve_device, to_tensor_data
@@ -49,6 +50,7 @@ class Prepared:
     schedule: tuple[int, ...]
     probe_split: dict[str, np.ndarray]  # split -> indices into that split
     dynamics_layers: list[ProbeLayer] | None = None  # [dynamics] layers when enabled
+    labels: LabelSchedule | None = None  # [train.labels] when set: the targets trained on per epoch
 
 
 def prepare(cfg: RunConfig, data: Dataset | None = None) -> Prepared:
@@ -78,7 +80,9 @@ def prepare(cfg: RunConfig, data: Dataset | None = None) -> Prepared:
             raise ConfigError(f"dynamics.layers names unknown layer(s) {unknown}; this model's probe-able layers are: "
                               f"{', '.join(layer.name for layer in every)}.")
         dyn_layers = [layer for layer in every if not cfg.dynamics.layers or layer.name in cfg.dynamics.layers]
-    return Prepared(cfg, data, model, layers, device, schedule, probe, dyn_layers)
+    labels = LabelSchedule(cfg.train.labels, fine=data.train.label, true=data.targets(data.train, cfg.data.target),
+                           n_fine=data.num_labels, n_targets=n_classes)
+    return Prepared(cfg, data, model, layers, device, schedule, probe, dyn_layers, labels if labels.active else None)
 
 
 def package_versions() -> dict[str, str]:
@@ -204,7 +208,7 @@ def run_info(run_id: str, p: Prepared) -> dict[str, Any]:
         "device": str(p.device),
         **this_process(),
         "error": None,
-    }
+    } | ({"label_schedule": p.labels.record()} if p.labels is not None else {})
 
 
 def train_run(cfg: RunConfig, store: RunStore, *, progress: bool = True, extra: dict[str, Any] | None = None) -> str:
@@ -269,7 +273,8 @@ def _fit(store: RunStore, run_id: str, p: Prepared, *, rows: list[dict[str, Any]
     replay = needs_replay(p)  # the units to record are known only at the end: record them in a second pass
     dyn = dynamics_callback(store, run_id, p) if cfg.dynamics.enabled and not replay else None
     # The dynamics flush comes first, so an epoch's recordings are on disk before its resume state.
-    trainer = Trainer(p.model, train, test, cfg.train, device=p.device, callbacks=[c for c in (dyn, cbs) if c is not None])
+    trainer = Trainer(p.model, train, test, cfg.train, device=p.device, callbacks=[c for c in (dyn, cbs) if c is not None],
+                      labels=p.labels)
     cbs.trainer = trainer
     if resume_state is not None:
         trainer.load_state_dict(resume_state)
@@ -328,7 +333,7 @@ def replay_dynamics(store: RunStore, run_id: str, p: Prepared, train: TensorData
         ok = norms is not None and len(norms) == layer.units
         chosen[layer.name] = top_units(norms, n) if ok else np.arange(min(n, layer.units))  # type: ignore[arg-type]
     fresh = prepare(p.cfg, data=p.data)
-    trainer = Trainer(fresh.model, train, test, p.cfg.train, device=p.device,
+    trainer = Trainer(fresh.model, train, test, p.cfg.train, device=p.device, labels=fresh.labels,
                       callbacks=[dynamics_callback(store, run_id, fresh, units=chosen)])
     trainer.fit()
     diff = max((float((v.detach().cpu().double() - torch.from_numpy(state[k]).double()).abs().max())

@@ -74,15 +74,23 @@ class TableFiles(StoreBase):
             z = logits - logits.max(axis=1, keepdims=True)
             prob = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
         pred = logits.argmax(axis=1)
+        targets = np.asarray(targets, dtype=np.int64)
+        known = (targets >= 0) & (targets < prob.shape[1])  # an imported model may have fewer outputs than targets
+        true_p = np.where(known, prob[np.arange(len(prob)), np.where(known, targets, 0)], np.nan)
         table = pa.table({"sample_id": np.asarray(sample_ids, np.int64), "prediction": pred.astype(np.int32),
-                          "correct": pred == np.asarray(targets), "confidence": prob.max(axis=1).astype(np.float32)},
+                          "correct": pred == targets, "confidence": prob.max(axis=1).astype(np.float32),
+                          "true_probability": true_p.astype(np.float32)},
                          schema=schema.PREDICTIONS_SCHEMA)
         table = table.replace_schema_metadata(schema.file_metadata("predictions", run_id, epoch=int(epoch)))
         self._write_table(self.predictions_path(run_id, epoch), table)
 
     def read_predictions(self, run_id: str, epoch: int) -> pd.DataFrame:
+        """The probe set's predictions at ``epoch``; a version-2 file has no ``true_probability``: it reads as NaN."""
         what = f"predictions of run {run_id!r} at epoch {epoch}"
-        return self._read_table(self.predictions_path(run_id, epoch), what).to_pandas()
+        frame = self._read_table(self.predictions_path(run_id, epoch), what).to_pandas()
+        if "true_probability" not in frame.columns:
+            frame["true_probability"] = np.float32(np.nan)
+        return frame
 
     def snapshots(self, run_id: str) -> pd.DataFrame:
         """The recorded snapshots: one row per (layer, epoch) file, columns layer, epoch, path."""

@@ -25,6 +25,13 @@ from backend.errors import ConfigError
 from backend.training.models import Dropout
 
 
+class Schedule(Protocol):
+    """The training targets per epoch (:class:`backend.training.labels.LabelSchedule`)."""
+
+    def phase(self, epoch: int) -> Any: ...
+    def targets(self, phase: Any) -> np.ndarray: ...
+
+
 class Callback(Protocol):
     def on_epoch_end(self, epoch: int, model: nn.Module, metrics: dict[str, float], *, final: bool) -> None: ...
 
@@ -161,7 +168,7 @@ class Trainer:
     """
 
     def __init__(self, model: nn.Module, train: TensorData, test: TensorData, cfg: TrainConfig, *,
-                 device: torch.device, callbacks: Sequence[Callback] = ()) -> None:
+                 device: torch.device, callbacks: Sequence[Callback] = (), labels: Schedule | None = None) -> None:
         if device.type == "cuda":
             torch.backends.cudnn.deterministic = True
             torch.backends.cudnn.benchmark = False
@@ -182,6 +189,19 @@ class Trainer:
         on_device = device.type != "cpu" and train.x.numel() * 4 < 2 * 1024**3
         self._x = train.x.to(device) if on_device else train.x
         self._y = train.y.to(device) if on_device else train.y
+        self.labels = labels  # None: train on train.y at every epoch
+        self._phase: Any = None
+        self._y_phase = self._y
+
+    def _train_targets(self, epoch: int) -> torch.Tensor:
+        """The targets trained on during ``epoch``: ``train.y`` unless a label schedule says otherwise."""
+        if self.labels is None:
+            return self._y
+        phase = self.labels.phase(epoch)
+        if phase != self._phase:
+            self._phase = phase
+            self._y_phase = torch.from_numpy(self.labels.targets(phase)).to(self._y.device)
+        return self._y_phase
 
     # ------------------------------------------------------------ state for resuming
     def state_dict(self) -> dict[str, Any]:
@@ -236,6 +256,7 @@ class Trainer:
             m.generator.manual_seed(epoch_seed(cfg.seed, epoch, k + 1))
         n = len(self.train_data)
         perm = torch.randperm(n, generator=gen).to(self._x.device)
+        y_all = self._train_targets(epoch)
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
@@ -244,7 +265,7 @@ class Trainer:
             for cb in self.batch_callbacks:
                 cb.on_batch_start(first_step + i // cfg.batch_size, epoch, self.model)
             idx = perm[i:i + cfg.batch_size]
-            xb, yb = self._x[idx], self._y[idx]
+            xb, yb = self._x[idx], y_all[idx]
             if cfg.augment:
                 xb = augment(xb, gen, self.train_data.pad_fill)
             xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
