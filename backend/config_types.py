@@ -153,7 +153,9 @@ class AnalysisConfig:
     layer_top_k: int = 5  # layer-wise c1/c3: top neurons of the layer (thesis Fig. 2.6)
     c4_upper_triangle: bool = True  # [P] std over distinct pairs; false = the code's std with the diagonal
     c4_max_per_class: int = 1000  # [P] subsample per class for c4's pairwise distances
-    max_samples: int = 10000  # stratified cap on the samples embedded and clustered
+    max_samples: int = 100000  # stratified cap on the samples embedded and clustered (all of them up to 100,000)
+    device: str = "cpu"  # cpu | auto | cuda | cuda:N: where the neighbour graph (and, with the gpu extra, UMAP and
+    #                      HDBSCAN) run; "auto" = a GPU when torch sees one. The GPU path is untested (docs/config.md)
     seed: int = 0
     # Representation geometry (SCIENCE.md 7): CKA, neural collapse, k-NN accuracy, probe, TwoNN
     geometry: bool = True  # compute them (layers table columns, analysis/cka.parquet); false saves their time

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.metrics import pairwise_distances, silhouette_samples
 
+from backend.analysis.accel import cosine_silhouette_samples
 from backend.errors import expected
 
 Array = NDArray[np.float64]
@@ -246,7 +247,8 @@ def subclass_silhouettes(post: ArrayLike, *, subclass: ArrayLike, superclass: Ar
 
     post : (n_samples, n_units) post-ReLU values of one layer; subclass, superclass : (n_samples,).
     Per superclass, sklearn ``silhouette_samples`` with the subclasses as cluster labels and
-    ``metric`` (cosine [T]; all-zero rows are at distance 1 from everything, without warnings).
+    ``metric`` (cosine [T]; all-zero rows are at distance 1 from everything, without warnings); for
+    cosine its closed form :func:`backend.analysis.accel.cosine_silhouette_samples` (equal to 1e-9).
     ``max_per_subclass`` (None = all) subsamples each subclass with ``seed`` to cap the O(n^2) cost.
     Returns (n_subclasses,) in np.unique(subclass) order; NaN for a superclass with a single
     subclass, or with too few samples for sklearn (it needs n_samples > n_subclasses).
@@ -262,7 +264,8 @@ def subclass_silhouettes(post: ArrayLike, *, subclass: ArrayLike, superclass: Ar
         idx = keep[np.isin(inv[keep], members)]
         if len(members) < 2 or len(idx) <= len(members):
             continue
-        sil = silhouette_samples(x[idx], inv[idx], metric=metric)
+        sil = (cosine_silhouette_samples(x[idx], inv[idx]) if metric == "cosine"  # closed form, O(n k d): accel.py
+               else silhouette_samples(x[idx], inv[idx], metric=metric))
         out[members] = np.bincount(inv[idx], weights=sil, minlength=len(ids))[members] / np.bincount(inv[idx], minlength=len(ids))[members]
     return out
 
