@@ -225,23 +225,6 @@ def without_frames(fig: go.Figure) -> go.Figure:
     return fast_figure(spec["data"], {k: v for k, v in spec["layout"].items() if k != "datarevision"})
 
 
-def with_highlight(fig: go.Figure, ids: set[int] | frozenset[int]) -> go.Figure:
-    """``fig`` with the samples ``ids`` opaque and the rest faded, as the page highlights them in the browser
-    (app/views/embeddings_highlight.py): for a download. ``fig`` is left unchanged; no ``ids``: ``fig`` itself."""
-    if not ids:
-        return fig
-    spec = fig.to_plotly_json()
-    wanted = np.fromiter(ids, dtype=np.int64, count=len(ids))
-    data = []
-    for trace in spec["data"]:
-        if trace.get("meta") == POINTS:
-            custom = np.asarray(decode_typed(trace["customdata"])).reshape(-1, 2)
-            opacity = np.where(np.isin(custom[:, 0], wanted), 0.95, 0.12)
-            trace = trace | {"marker": trace.get("marker", {}) | {"opacity": typed_array(opacity)}}
-        data.append(trace)
-    return fast_figure(data, spec["layout"], spec.get("frames"))
-
-
 def colour_map(df: pd.DataFrame, dataset: dict, colour: str) -> dict[str, str] | None:
     """The colours of an Embeddings colouring (``COLOUR_COLUMNS``, "correct" or "neuron"; None: numeric).
 

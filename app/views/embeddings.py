@@ -15,6 +15,7 @@ import streamlit as st
 
 from app import hover, loaders, loaders_density, state, widgets
 from app.charts import embeddings as charts_embeddings
+from app.charts import highlight as charts_highlight
 from app.views import embeddings_density, embeddings_highlight, embeddings_scrub, embeddings_search, embeddings_trajectories
 from app.views.embeddings_view import View
 from backend import api
@@ -112,7 +113,7 @@ def draw(run: str, layer: str, epoch: int, v: View, *, title: str, key: str, hig
     fig = figure(run, layer, epoch, v, title=title, key=key, highlight=None)  # highlighted in the browser: embeddings_highlight
     fig = extend(fig) if extend else fig
     widgets.plot(fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
-    export = charts_embeddings.with_highlight(charts_embeddings.without_frames(fig), highlight or set())
+    export = charts_highlight.with_highlight(charts_embeddings.without_frames(fig), highlight or set())
     widgets.figure_downloads(export, f"{title}_{v.colour}".replace(" ", "_").replace("·", ""), key=key,
                              legend=COLOURINGS[v.colour] if v.colour != "neuron" else "")
 
