@@ -248,6 +248,7 @@ APP_FILE_SYSTEM_USES = {
     ("widgets.py", "pathlib"): "the frame files in that temporary folder",
     ("widgets.py", "read_bytes"): "reads those frames back (kaleido writes files)",
     ("embeddings_scrub.py", "os"): "reads CLUSTERSCOPE_SCRUB_POINTS from the environment (os.environ)",
+    ("embeddings_density.py", "os"): "reads CLUSTERSCOPE_DRAW_POINTS from the environment (os.environ)",
 }
 FILE_SYSTEM_MODULES = {"os", "pathlib", "glob", "shutil", "tempfile", "fcntl"}
 FILE_SYSTEM_CALLS = {"open", "stat", "lstat", "glob", "rglob", "iterdir", "exists", "is_dir", "is_file", "listdir",

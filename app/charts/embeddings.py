@@ -22,6 +22,7 @@ PROJECTIONS = {"umap": "UMAP", "pca": "PCA"}  # the 2-D projections as the pages
 HOVER = "<b>%{fullData.name}</b><br>sample %{customdata[0]} · cluster %{customdata[1]}<extra></extra>"
 HOVER_NUMERIC = "sample %{customdata[0]} · cluster %{customdata[1]}<br>activation %{marker.color:.3f}<extra></extra>"
 META = "clusterscope-embedding"  # marks the figures whose points carry sample ids (app/hover.py looks for it)
+POINTS = "cs-points"  # the point traces' own ``meta`` (the selection's highlight finds them: app/views/embeddings_highlight.py)
 NUMERIC_COLUMNS = {"sample_id": np.int64, "cluster": np.int64, "umap_x": np.float64, "umap_y": np.float64,
                    "pca_x": np.float64, "pca_y": np.float64}
 COLOUR_COLUMNS = {"class": "class_name", "fine": "subclass_name", "superclass": "superclass_name", "cluster": "cluster_name"}
@@ -152,7 +153,7 @@ def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours
     traces = []
     if colours is None:  # numeric colouring, e.g. a neuron's activation
         traces.append({
-            "type": "scattergl", "x": typed_array(xs), "y": typed_array(ys), "mode": "markers",
+            "type": "scattergl", "x": typed_array(xs), "y": typed_array(ys), "mode": "markers", "meta": POINTS,
             "customdata": typed_array(point_customdata(ids, cluster)),
             "hovertemplate": HOVER_NUMERIC, "showlegend": False,
             "marker": {"size": size, "color": typed_array(df[colour].to_numpy(dtype=np.float64)), "colorscale": SEQUENTIAL,
@@ -168,7 +169,8 @@ def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours
                 continue
             traces.append({
                 "type": "scattergl", "x": typed_array(xs[mask]), "y": typed_array(ys[mask]), "mode": "markers",
-                "name": str(name), "customdata": typed_array(point_customdata(ids[mask], cluster[mask])), "hovertemplate": HOVER,
+                "meta": POINTS, "name": str(name), "hovertemplate": HOVER,
+                "customdata": typed_array(point_customdata(ids[mask], cluster[mask])),
                 "marker": {"size": size, "color": colour_hex, "symbol": symbols[name],
                            "opacity": 0.8 if opacity is None else typed_array(opacity[mask]),
                            "line": {"width": 0}},

@@ -13,9 +13,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import hover, loaders, state, widgets
+from app import hover, loaders, loaders_density, state, widgets
 from app.charts import embeddings as charts_embeddings
-from app.views import embeddings_changes, embeddings_scrub, embeddings_search, embeddings_trajectories
+from app.charts import highlight as charts_highlight
+from app.views import (embeddings_changes, embeddings_density, embeddings_highlight, embeddings_scrub, embeddings_search,
+                       embeddings_trajectories)
 from app.views.embeddings_view import View
 from backend import api
 from backend.api import ClusterScopeError
@@ -33,7 +35,9 @@ COLOURINGS = {
 }
 PROJECTIONS = charts_embeddings.PROJECTIONS
 SAME_AS_CLASS = {"superclass": "class", "fine": "class"}  # a colouring left out where it equals the class
-DEFAULT_MAX_POINTS = 10_000
+DEFAULT_MAX_POINTS = embeddings_density.DRAW_LIMIT  # every point, up to the density view's limit
+HOVER_SENT = "cs-hover-sent"  # session key: the hover table this browser tab holds (loaders.hover_script)
+HOVER_KEPT = "<script>/* the hover table sent before is kept */</script>"
 SELECTION = "cs-selection"  # session key: {"run", "ids": the selected sample ids, "reports": {plot key: its last report}}
 
 
@@ -82,8 +86,9 @@ def controls_ui(run: str, info: dict) -> View | None:
         layer_units = next((la["units"] for la in info.get("layers", []) if la["name"] == layer), 1)
         unit = int(sb.number_input("Unit", 0, max(layer_units - 1, 0), key="w-unit",
                                    value=min(int(state.choice("unit", list(range(layer_units)), 0) or 0), layer_units - 1)))
-    max_points = int(sb.number_input("Max points drawn", 500, 200_000, state.int_param("maxpts", DEFAULT_MAX_POINTS, 500, 200_000),
-                                     step=500, key="w-maxpts", help="Above this many samples a stratified sample is drawn (by class)."))
+    top = max(DEFAULT_MAX_POINTS, embeddings_density.draw_limit())
+    max_points = int(sb.number_input("Max points drawn", 500, top, state.int_param("maxpts", DEFAULT_MAX_POINTS, 500, top), step=500,
+                                     key="w-maxpts", help="Above this many samples a stratified sample is drawn (by class)."))
     second = sb.selectbox("Second view", ["none", "epoch", "layer"], key="w-second",
                           index=["none", "epoch", "layer"].index(state.choice("second", ["none", "epoch", "layer"])),
                           format_func={"none": "None", "epoch": "Another epoch", "layer": "Another layer"}.get)
@@ -105,13 +110,15 @@ def view_frame(run: str, layer: str, epoch: int, v: View) -> pd.DataFrame:
 
 def draw(run: str, layer: str, epoch: int, v: View, *, title: str, key: str, highlight: set[int] | None,
          extend: Callable[[go.Figure], go.Figure] | None = None) -> None:
-    """One scatter with downloads; what the user selects in it is read by :func:`current_selection`.
+    """One scatter with downloads; what the user selects in it is read by :func:`current_selection`. ``highlight``:
+    the selection, which the browser highlights (app/views/embeddings_highlight.py), and the downloads show.
     ``extend``: adds traces to the (cached, so unmodified) figure, e.g. the selection's trajectories; the
     epoch frames (app/views/embeddings_scrub.py) move the scatter's own traces only, and the rerun that follows redraws the rest."""
-    fig = figure(run, layer, epoch, v, title=title, key=key, highlight=frozenset(highlight) if highlight else None)
+    fig = figure(run, layer, epoch, v, title=title, key=key, highlight=None)  # highlighted in the browser: embeddings_highlight
     fig = extend(fig) if extend else fig
     widgets.plot(fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
-    widgets.figure_downloads(charts_embeddings.without_frames(fig), f"{title}_{v.colour}".replace(" ", "_").replace("·", ""), key=key,
+    export = charts_highlight.with_highlight(charts_embeddings.without_frames(fig), highlight or set())
+    widgets.figure_downloads(export, f"{title}_{v.colour}".replace(" ", "_").replace("·", ""), key=key,
                              legend=COLOURINGS[v.colour] if v.colour != "neuron" else "")
 
 
@@ -119,6 +126,11 @@ def figure(run: str, layer: str, epoch: int, v: View, *, title: str, key: str, h
     """View A alone, where app/views/embeddings_scrub.py can switch its epochs in the browser: with every epoch of the layer as
     a frame and the script that switches them; any other view: the figure of its epoch."""
     epochs = tuple(v.scores.epochs[layer])
+    total = loaders.embedding_view(run, layer, epoch, v.colour, v.unit, v.max_points)[1]
+    if embeddings_density.is_density(total):  # every point as a density image, a sample on top
+        drawn = embeddings_density.sample_size(v.max_points)
+        return loaders_density.density_figure(run, layer, epoch, v.colour, v.unit, drawn, projection=v.proj, title=title,
+                                              note=embeddings_density.note(drawn, total), present=state.presenting())
     if (key != "view-a" or v.other is not None or v.colour not in embeddings_scrub.COLOURINGS
             or not embeddings_scrub.scrubbable(v.colour, len(view_frame(run, layer, epoch, v)), len(epochs))):
         return loaders.embedding_figure(run, layer, epoch, v.colour, v.unit, v.max_points, projection=v.proj,
@@ -154,22 +166,35 @@ def selection_memo(run: str) -> dict:
     return memo
 
 
-def current_selection(run: str, keys: tuple[str, ...]) -> set[int]:
+def current_selection(run: str, keys: tuple[str, ...], resolve: dict[str, Callable[[object], set[int]]] | None = None) -> set[int]:
     """The selection both views highlight: the newest one made in any of the plots ``keys``, read before
     they are drawn so that one selection costs one rerun.
 
-    Streamlit names a chart after its figure, so drawing the highlight (a new figure) starts the plot with
-    an empty selection: a plot's report counts only when it is non-empty and differs from its report of the
-    previous run. An empty one is that restart, not a choice; :func:`selection_ui`'s button clears. Without
-    this rule the highlight's redraw undid the selection, whose loss redrew the plot, without end.
+    Streamlit names a chart after its figure, so a new figure (another epoch, layer or colouring) starts the plot
+    with an empty selection: a plot's report counts only when it is non-empty and differs from its report of the
+    previous run. An empty one is that restart, not a choice; :func:`selection_ui`'s button clears. (The highlight
+    no longer changes the figure: the browser draws it, app/views/embeddings_highlight.py.)
+    ``resolve``: per plot, its event's sample ids when not :func:`selected_ids` (a density view's regions).
     """
     memo = selection_memo(run)
     for key in keys:
-        report = frozenset(selected_ids(st.session_state.get(key)))
+        report = frozenset((resolve or {}).get(key, selected_ids)(st.session_state.get(key)))
         if report and report != memo["reports"].get(key):
             memo["ids"] = report
         memo["reports"][key] = report
     return set(memo["ids"])
+
+
+def density_resolvers(run: str, v: View, full: pd.DataFrame, total: int) -> dict[str, Callable[[object], set[int]]]:
+    """Per plot of a density view, the ids its selection event selects: every point in its boxes and lassos
+    (app/views/embeddings_density.py), in that plot's own layout."""
+    out = {"view-a": embeddings_density.region_resolver(full, v.proj, selected_ids)}
+    if v.other is not None:
+        kind, value = v.other
+        layer_b, epoch_b = (v.layer, value) if kind == "epoch" else (value, v.epoch)
+        other = loaders.embedding_view(run, str(layer_b), int(epoch_b), v.colour, v.unit, total)[0]
+        out["view-b"] = embeddings_density.region_resolver(other, v.proj, selected_ids)
+    return out
 
 
 def set_selection(run: str, ids: Iterable[int]) -> None:
@@ -217,16 +242,20 @@ def selection_ui(run: str, df: pd.DataFrame, ids: set[int]) -> None:
                caption=[f"{a}/{b}" for a, b in zip(shown["class_name"], shown["subclass_name"], strict=True)])
     right.dataframe(charts_embeddings.composition(chosen), hide_index=True, width="stretch",
                     column_config={"share": st.column_config.NumberColumn(format="percent")})
-    csv = chosen[["sample_id", "split", "class_name", "subclass_name", "superclass_name", "cluster"]].to_csv(index=False)
-    right.download_button("Download selection (CSV)", csv, file_name=f"{run}-selection.csv", mime="text/csv",
-                          on_click="ignore", icon=":material/download:")
+    columns = ["sample_id", "split", "class_name", "subclass_name", "superclass_name", "cluster"]
+    right.download_button("Download selection (CSV)", lambda: chosen[columns].to_csv(index=False),  # written when clicked
+                          file_name=f"{run}-selection.csv", mime="text/csv", on_click="ignore", icon=":material/download:")
     right.button("Clear selection", on_click=clear_selection, icon=":material/deselect:", key="w-clear-selection")
 
 
 def hover_cards_ui(run: str, ids: np.ndarray) -> None:
     """Hovering a point shows its thumbnail and labels (a card drawn in the browser, app/hover.py)."""
     script, with_images = loaders.hover_script(run, ids)
-    st.html(script, unsafe_allow_javascript=True)
+    # once per browser tab and table: the script keeps the table, and re-sending it (MBs at 100,000 points) on
+    # every rerun cost a selection ~0.3 s; the same small element stands in its place while the table is unchanged
+    sent = st.session_state.get(HOVER_SENT) is script
+    st.html(hover.Html(HOVER_KEPT) if sent else script, unsafe_allow_javascript=True)
+    st.session_state[HOVER_SENT] = script
     if 0 < with_images < len(ids):
         st.caption(hover_caption(with_images, len(ids)))
 
@@ -307,16 +336,23 @@ def page() -> None:
         return
     try:
         df, total = loaders.embedding_view(run, v.layer, v.epoch, v.colour, v.unit, v.max_points)
+        dense = embeddings_density.is_density(total)  # then ``df``: the sample drawn; ``full``: every point
+        full = loaders.embedding_view(run, v.layer, v.epoch, v.colour, v.unit, total)[0] if dense else df
+        df = view_frame(run, v.layer, v.epoch, replace(v, max_points=embeddings_density.sample_size(v.max_points))) if dense else df
     except ClusterScopeError as exc:
         widgets.error_panel(exc, what=f"Cannot draw {v.layer} at epoch {v.epoch}")
         return
-    if len(df) < total:
+    if dense:
+        st.caption(embeddings_density.caption(len(df), total))
+    elif len(df) < total:
         st.caption(f"Showing a stratified sample of {len(df):,} of {total:,} samples (raise *Max points drawn* to see all).")
     hover_cards_ui(run, df["sample_id"].to_numpy())
     presenting = state.presenting()  # the plot above the fold: no search box, toggle or neighbours panel
     if not presenting:
         embeddings_search.search_ui(run, info, df, select=set_selection)
-    selected = current_selection(run, ("view-a",) if v.other is None else ("view-a", "view-b"))
+    selected = current_selection(run, ("view-a",) if v.other is None else ("view-a", "view-b"),
+                                 resolve=density_resolvers(run, v, full, total) if dense else None)
+    embeddings_highlight.highlight_ui(selected)
     title = view_title(run, v.layer, v.epoch, v)
     paths = embeddings_trajectories.kept_on(v, selected) if presenting else embeddings_trajectories.toggle_ui(run, v, selected)
     extend = (lambda fig: embeddings_trajectories.figure(run, info, v, selected, fig)) if paths else None
@@ -340,7 +376,7 @@ def page() -> None:
             except ClusterScopeError as exc:
                 widgets.error_panel(exc, what=f"Cannot draw {layer_b} at epoch {epoch_b}")
     embeddings_trajectories.drawn_caption(df, selected)
-    selection_ui(run, df, selected)
+    selection_ui(run, full, selected)
     if not presenting:
         embeddings_search.neighbours_ui(run, info, v, df, selected, select=set_selection)
         embeddings_changes.what_changed_ui(run, info, v.layer, v.epoch, select=set_selection)
