@@ -16,8 +16,14 @@ import streamlit as st
 from app import hover, loaders, loaders_density, state, widgets
 from app.charts import embeddings as charts_embeddings
 from app.charts import highlight as charts_highlight
-from app.views import (embeddings_changes, embeddings_density, embeddings_highlight, embeddings_scrub, embeddings_search,
-                       embeddings_trajectories)
+from app.views import (
+    embeddings_changes,
+    embeddings_density,
+    embeddings_highlight,
+    embeddings_scrub,
+    embeddings_search,
+    embeddings_trajectories,
+)
 from app.views.embeddings_view import View
 from backend import api
 from backend.api import ClusterScopeError
