@@ -47,7 +47,7 @@ def test_no_pages_folder_beside_the_entry_point() -> None:
     switch, until main.py has run once in the process (tests/test_e2e_browser.py saw it)."""
     assert not (ROOT / "app" / "pages").exists()
     assert sorted(p.stem for p in (ROOT / "app" / "views").glob("*.py") if "\ndef page() -> None:" in p.read_text(
-        encoding="utf-8")) == ["compare", "embeddings", "layers", "mechanisms", "neurons", "runs", "upload"]
+        encoding="utf-8")) == ["compare", "embeddings", "geometry", "layers", "mechanisms", "neurons", "runs", "upload"]
 
 
 def test_chart_builders_are_pure() -> None:
