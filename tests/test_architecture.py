@@ -241,6 +241,7 @@ def test_no_import_cycles_in_the_backend() -> None:
 APP_FILE_SYSTEM_USES = {
     ("main.py", "pathlib"): "puts the project's own folder on sys.path (Path(__file__))",
     ("layers.py", "pathlib"): "the Embeddings page's script beside it, for st.page_link (Path(__file__))",
+    ("geometry.py", "pathlib"): "the Embeddings page's script beside it, for st.page_link (Path(__file__))",
     ("runs.py", "pathlib"): "the page scripts beside it, for st.page_link (Path(__file__))",
     ("upload.py", "pathlib"): "the Embeddings page's script beside it, for st.page_link (Path(__file__))",
     ("widgets.py", "shutil"): "finds Chrome/Chromium for kaleido's PNG and SVG export (shutil.which)",
