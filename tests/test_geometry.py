@@ -76,6 +76,9 @@ def test_nc1_falls_with_collapse_and_matches_the_definition() -> None:
     sb = m.T @ m / 4
     assert geometry.nc1(loose, y) == pytest.approx(np.trace(sw @ np.linalg.pinv(sb)) / 4, rel=1e-6)
     assert np.isnan(geometry.nc1(loose, np.zeros(len(y))))
+    # Σ_B has rank C - 1; rounding leaves a near-zero singular value (here from a large offset, on a digits
+    # layer from float32 values) that a bare pseudo-inverse turns into NC1 ~1e20 instead of dropping it
+    assert geometry.nc1(loose + 1e6, y) == pytest.approx(geometry.nc1(loose, y), rel=1e-3)
 
 
 def test_nc1_within_subclasses() -> None:

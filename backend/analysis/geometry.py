@@ -122,19 +122,23 @@ def _means(x: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids, sums / np.bincount(inverse)[:, None]
 
 
-def nc1(x: np.ndarray, groups: np.ndarray) -> float:
+def nc1(x: np.ndarray, groups: np.ndarray, *, rcond: float = 1e-6) -> float:
     """NC1 = (1/C) Tr(Σ_W Σ_B⁺) (Papyan, Han & Donoho 2020; SCIENCE.md 7): within-group over between-group
     variability. Falls towards 0 as each group collapses to its mean. NaN with fewer than 2 groups.
 
     x : (n_samples, d); groups : (n_samples,). With M = [μ_c − μ_G] (d x C), Σ_B = M Mᵀ / C, so
     Σ_B⁺ = C (M⁺)ᵀ M⁺ and NC1 = Tr(M⁺ Σ_W M⁺ᵀ) = ||(X − μ_y) M⁺ᵀ||²_F / N: no d x d matrix is formed.
+    μ_G is the mean of the group means (the samples' mean for balanced groups), so Σ_B has rank C − 1 as
+    in Papyan et al.; the pseudo-inverse drops directions whose singular value is below ``rcond`` times
+    the largest (with the samples' mean of unbalanced groups, or near-collinear means, a direction of
+    almost no between-group spread would otherwise blow NC1 up to 1e28).
     """
     x = np.asarray(x, np.float64)
     ids, means = _means(x, groups)
     if len(ids) < 2:
         return float("nan")
-    m = means - x.mean(axis=0)  # (C, d): rows μ_c − μ_G (global mean of the samples)
-    pinv = np.linalg.pinv(m.T)  # (C, d) = M⁺
+    m = means - means.mean(axis=0)  # (C, d): rows μ_c − μ_G
+    pinv = np.linalg.pinv(m.T, rcond=rcond)  # (C, d) = M⁺
     within = x - means[np.searchsorted(ids, groups)]  # (n, d)
     return float(np.sum((within @ pinv.T) ** 2) / x.shape[0])
 
