@@ -38,7 +38,7 @@ def test_geometry_page(analysed_store: tuple[api.RunStore, str], monkeypatch: py
     assert at.query_params["epoch"] == "0" and at.query_params["layer"] == "fc1.relu"
     at.multiselect(key="w-geo-panels").set_value(["twonn"])
     at.run()
-    assert chart(at, "Representation geometry per layer")["layout"]["annotations"][0]["text"].startswith("TwoNN")
+    assert chart(at, "Representation geometry per layer")["layout"]["annotations"][0]["text"].startswith("TwoNN dimension")
 
 
 def test_geometry_page_on_a_version_2_run(analysed_store: tuple[api.RunStore, str], tmp_path: Path,

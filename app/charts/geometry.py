@@ -18,13 +18,13 @@ from app.charts.layers import depth_colours, integer_epochs
 # The curve panels of the page: (title with unit, [(column, label of its line style)]); solid = classes,
 # dashed = subclasses, so colour stays for depth.
 PANELS: dict[str, tuple[str, list[str]]] = {
-    "nc1": ("NC1 = Tr(Σ_W Σ_B⁺)/C (lower = more collapsed)", ["nc1_class", "nc1_subclass"]),
-    "nc2": ("NC2 angles: mean |cos + 1/(C−1)| (0 = simplex)", ["nc2_angle_class", "nc2_angle_subclass"]),
-    "nc2_norm": ("NC2 norms: std/mean of ‖μ_c − μ_G‖ (0 = equal)", ["nc2_norm_class", "nc2_norm_subclass"]),
-    "nc4": ("NC4: nearest mean = prediction (share, 0-1)", ["nc4_class", "nc4_subclass"]),
-    "knn": ("k-NN accuracy, leave-one-out (0-1)", ["knn_class", "knn_subclass"]),
-    "probe": ("linear-probe test accuracy (0-1)", ["probe_class", "probe_subclass"]),
-    "twonn": ("TwoNN intrinsic dimension (dimensions)", ["twonn_id"]),
+    "nc1": ("NC1 (lower = more collapsed)", ["nc1_class", "nc1_subclass"]),
+    "nc2": ("NC2 angles (0 = simplex)", ["nc2_angle_class", "nc2_angle_subclass"]),
+    "nc2_norm": ("NC2 norms (0 = equal)", ["nc2_norm_class", "nc2_norm_subclass"]),
+    "nc4": ("NC4 (share, 0-1)", ["nc4_class", "nc4_subclass"]),
+    "knn": ("k-NN accuracy (0-1)", ["knn_class", "knn_subclass"]),
+    "probe": ("linear-probe accuracy (0-1)", ["probe_class", "probe_subclass"]),
+    "twonn": ("TwoNN dimension (dimensions)", ["twonn_id"]),
 }
 DASH = {"class": "solid", "subclass": "dash"}
 LOG_PANELS = ("nc1",)  # NC1 spans orders of magnitude as groups collapse
@@ -43,9 +43,8 @@ def cka_heatmap(matrix: pd.DataFrame, *, x_title: str, y_title: str, title: str)
         hovertemplate=y_title + " %{y}<br>" + x_title + " %{x}<br>CKA %{z:.3f}<extra></extra>",
     ))
     fig.update_xaxes(title=x_title, type="category", categoryorder="array", categoryarray=xs)
-    fig.update_yaxes(title=y_title, type="category", categoryorder="array", categoryarray=ys, autorange="reversed",
-                     scaleanchor="x")
-    fig.update_layout(title=title, font=FONT, height=max(380, 160 + 40 * len(ys)), margin={"t": 60})
+    fig.update_yaxes(title=y_title, type="category", categoryorder="array", categoryarray=ys, autorange="reversed")
+    fig.update_layout(title=title, font=FONT, height=min(640, max(380, 160 + 32 * len(ys))), margin={"t": 60})
     return set_template(fig)
 
 
@@ -53,7 +52,7 @@ def cka_to_last_curves(to_last: pd.DataFrame, layers: Sequence[str], *, title: s
     """CKA of each epoch with the layer's last analysed epoch, one line per layer coloured by depth (dark =
     first layer): a layer has settled when its line reaches 1. to_last : columns layer, epoch, cka."""
     fig = go.Figure()
-    for layer, colour in zip(layers, depth_colours(len(layers)), strict=True):
+    for layer, colour in zip(layers, depth_colours(len(layers)), strict=True):  # solid lines: one per layer
         rows = to_last[to_last["layer"] == layer].sort_values("epoch")
         if rows.empty:
             continue
@@ -91,13 +90,14 @@ def geometry_curves(geo: pd.DataFrame, layers: Sequence[str], panels: Sequence[s
                     marker={"size": 5}, hovertemplate=f"{layer}<br>{column}<br>epoch %{{x}}<br>%{{y:.3f}}<extra></extra>"),
                     row=r + 1, col=c + 1)
         if panel in LOG_PANELS and drawn:
-            fig.update_yaxes(type="log", row=r + 1, col=c + 1)
+            fig.update_yaxes(type="log", dtick=1, row=r + 1, col=c + 1)  # ticks at powers of ten only
         if not drawn:
             fig.add_annotation(text="not computed for this run", showarrow=False, font={"size": 14},
                                xref=f"x{k + 1 if k else ''} domain", yref=f"y{k + 1 if k else ''} domain", x=0.5, y=0.5)
     fig.update_xaxes(title_text="epoch")
     integer_epochs(fig, geo["epoch"] if len(geo) else pd.Series([1]))
-    fig.update_layout(title=title, font=FONT, height=180 + 300 * rows, margin={"t": 90},
-                      legend={"title": {"text": "layer (solid: classes, dashed: subclasses)"}})
+    fig.update_layout(title=title, font=FONT, height=220 + 340 * rows, margin={"t": 90},
+                      legend={"title": {"text": "layer"}, "orientation": "h",
+                              "y": -0.12 / rows, "x": 0, "yanchor": "top"})
     fig.update_annotations(font_size=14)
     return set_template(fig)

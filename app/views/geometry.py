@@ -66,8 +66,10 @@ def curves_ui(run: str, geo: pd.DataFrame, layers: list[str], reason: str | None
     wanted = state.choices("panels", options) if "panels" in st.query_params else DEFAULT_PANELS
     panels = st.multiselect("Measures", options, default=wanted, key="w-geo-panels",
                             format_func=lambda p: cg.PANELS[p][0],
-                            help="NC1, NC2, NC4 (neural collapse, Papyan et al. 2020), k-NN and linear-probe accuracy, "
-                                 "TwoNN intrinsic dimension (Facco et al. 2017); SCIENCE.md 7.")
+                            help="NC1 = Tr(Σ_W Σ_B⁺)/C; NC2 angles = mean |cos + 1/(C−1)| of the centred means, norms = "
+                                 "std/mean of their lengths; NC4 = share whose nearest mean is the prediction (neural "
+                                 "collapse, Papyan et al. 2020); k-NN and linear-probe accuracy; TwoNN intrinsic "
+                                 "dimension (Facco et al. 2017); SCIENCE.md 7.")
     state.remember(panels=",".join(panels) or None)
     if not panels:
         st.info("Choose at least one measure.")
