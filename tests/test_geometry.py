@@ -39,6 +39,8 @@ def test_cka_properties(xy: tuple[np.ndarray, np.ndarray]) -> None:
     general = rng.normal(size=(30, 30)) * np.linspace(0.05, 5, 30)  # an anisotropic linear map
     assert abs(geometry.linear_cka(x @ general, y) - base) > 0.02
     assert geometry.linear_cka(x, y) == pytest.approx(_hsic_cka(x, y), rel=1e-9)
+    x32, y32 = x.astype(np.float32), y.astype(np.float32)  # float32 activations: computed in float32
+    assert geometry.linear_cka(x32, y32) == pytest.approx(base, rel=1e-5)
     wide = rng.normal(size=(40, 300))  # d > n: the Gram-side norm
     assert geometry.linear_cka(wide, wide[:, :50]) == pytest.approx(_hsic_cka(wide, wide[:, :50]), rel=1e-9)
 

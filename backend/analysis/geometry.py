@@ -25,8 +25,11 @@ from backend.analysis.labels import Labels
 
 
 def _centred(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x - x.mean(axis=0, keepdims=True)
+    """Columns centred; float32 stays float32 (half the cost of the products, ~1e-6 relative error on CKA;
+    recorded activations are float32), anything else becomes float64."""
+    x = np.asarray(x)
+    x = x.astype(np.float32 if x.dtype == np.float32 else np.float64, copy=False)
+    return x - x.mean(axis=0, keepdims=True, dtype=np.float64).astype(x.dtype)
 
 
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
@@ -45,13 +48,13 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
 def _self_norm(xc: np.ndarray) -> float:
     """||XᵀX||_F of a centred X, from the smaller of its two Gram matrices (the same Frobenius norm)."""
     gram = xc.T @ xc if xc.shape[1] <= xc.shape[0] else xc @ xc.T
-    return float(np.linalg.norm(gram))
+    return float(np.linalg.norm(gram.astype(np.float64)))
 
 
 def _cka_centred(xc: np.ndarray, yc: np.ndarray, nx: float, ny: float) -> float:
     if nx == 0 or ny == 0:
         return float("nan")
-    return float(np.linalg.norm(yc.T @ xc) ** 2 / (nx * ny))
+    return float(np.linalg.norm((yc.T @ xc).astype(np.float64)) ** 2 / (nx * ny))
 
 
 def _hsic_unbiased(k: np.ndarray, m: np.ndarray) -> float:
