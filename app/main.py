@@ -24,6 +24,7 @@ pages = [
     st.Page("views/embeddings.py", title="Embeddings", icon=":material/scatter_plot:", url_path="embeddings"),
     st.Page("views/neurons.py", title="Neurons", icon=":material/neurology:", url_path="neurons"),
     st.Page("views/layers.py", title="Layers", icon=":material/stacked_line_chart:", url_path="layers"),
+    st.Page("views/geometry.py", title="Geometry", icon=":material/hub:", url_path="geometry"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     st.Page("views/mechanisms.py", title="Mechanisms", icon=":material/model_training:", url_path="mechanisms"),
     st.Page("views/upload.py", title="Upload", icon=":material/upload_file:", url_path="upload"),

@@ -22,6 +22,10 @@ Targets (issue), each measured and printed, never asserted:
    100,000) and, when the snapshot is larger, with all points (under ``--all-timeout``).
    Part 1 with ``--n1 100000`` is issue 18's time target (at most 1.5x one warm UMAP fit).
 4. ``clusterscope analyze`` on an already analysed run (the run of part 2) in under 3 s.
+5. The representation geometry (SCIENCE.md 7: neural collapse, k-NN, probe, TwoNN per snapshot, CKA per run)
+   adds at most 30 % to the analysis of one 10,000 x 512 snapshot: ``analyze_run`` with
+   ``analysis.geometry = true`` against ``false``, alternated, on the synthetic snapshot of part 1 with a
+   train/test split and predictions (so every measure runs); one CKA pair timed on its own beside it.
 
 Run ``python benchmarks/analysis.py --help`` for the options; ``--quick`` is a smoke run.
 """
@@ -60,6 +64,7 @@ TARGET_TRUST_DROP = 0.02
 TARGET_PEAK_GB = 3.0  # up to 50,000 points (issue 7)
 TARGET_PEAK_GB_100K = 6.0  # 100,000 points (issue 18)
 TARGET_NOOP_S = 3.0
+TARGET_GEOMETRY_SHARE = 0.30
 LAYER = "fc1.relu"  # layer name of the synthetic runs
 
 # The naive recipe, run as `python -c NAIVE ACTIVATIONS.parquet OUT.npy MIN_CLUSTER_SIZE` in a new process.
@@ -112,14 +117,16 @@ def clustered_values(n: int, *, dim: int = 512, clusters: int = 100, classes: in
 
 
 def write_synthetic_run(store: RunStore, run_id: str, values: np.ndarray, fine: np.ndarray, sup: np.ndarray,
-                        epochs: tuple[int, ...] = (0,)) -> None:
-    """A run folder with run.json, samples.parquet (empty thumbnails) and one activation file per epoch."""
+                        epochs: tuple[int, ...] = (0,), test_every: int = 0) -> None:
+    """A run folder with run.json, samples.parquet (empty thumbnails) and one activation file per epoch;
+    every ``test_every``-th sample in the test split (0: all training samples)."""
     n = len(values)
+    split = np.where(np.arange(n) % test_every == 0, "test", "train") if test_every else np.full(n, "train")
     store.create_run(run_id, {"status": "complete", "dataset": {"name": "synthetic", "target": "superclass"},
                               "layers": [{"name": LAYER, "units": int(values.shape[1])}], "config": {}})
     ids = np.arange(n, dtype=np.int64)
     samples = pa.table({
-        "sample_id": ids, "split": np.full(n, "train"), "label": fine.astype(np.int32),
+        "sample_id": ids, "split": split, "label": fine.astype(np.int32),
         "label_name": np.array([f"k{k}" for k in fine]), "superclass": sup.astype(np.int32),
         "superclass_name": np.array([f"class {c}" for c in sup]), "thumbnail": pa.array([b""] * n, pa.binary()),
     })
@@ -404,6 +411,69 @@ def measure_one(store: RunStore, run_id: str, desc: str, args: argparse.Namespac
               f"svd_solver='randomized' takes {alt:.2f} s", flush=True)
 
 
+# ------------------------------------------------------------------------------------------ part 5
+
+
+def geometry_step(store: RunStore, run_id: str, a: AnalysisConfig) -> float:
+    """Seconds of the per-snapshot geometry step alone (snapshot.py step 8) on the run's one snapshot, on the
+    PCA and neighbour graph the analysis builds (not timed)."""
+    from backend.analysis import embed
+    from backend.analysis.labels import probe_labels
+    from backend.analysis.snapshot import representation, snapshot_geometry_of
+    from backend.jobs.analyse_geometry import snapshot_predictions
+
+    ids, values = store.read_activations(run_id, LAYER, 0)
+    labels = probe_labels(store.read_samples(run_id), store.read_run(run_id))
+    p = embed.pca_reduce(representation(values, a), n_components=a.pca_components, seed=a.seed)
+    graph = embed.knn_graph(p, n_neighbors=a.n_neighbors, metric=a.metric, seed=a.seed)
+    step = snapshot_geometry_of(values, labels, a, snapshot_predictions(store, run_id, 0, ids))
+    assert step is not None
+    return timed(lambda: step(p, graph)).wall
+
+
+def part5(args: argparse.Namespace, work: Path, summary: Summary) -> None:
+    from dataclasses import replace
+
+    from backend import api
+    from backend.analysis.geometry import linear_cka
+    from backend.jobs.analyse import analyze_run
+
+    store, run_id, n = RunStore(work / "part5"), "geometry", args.n1
+    print(f"\n=== part 5: the geometry's share of the analysis of one {n:,} x 512 snapshot ===", flush=True)
+    values, fine, sup = clustered_values(n, seed=args.seed)
+    if not store.exists(run_id):
+        write_synthetic_run(store, run_id, values, fine, sup, test_every=5)
+        logits = np.eye(10)[sup] + np.random.default_rng(args.seed).normal(0, 0.7, (n, 10))  # ~90 % "correct"
+        store.write_predictions(run_id, 0, np.arange(n), logits, sup)
+    on = api.analysis_config(store, run_id)
+    sides = {"geometry on": on, "geometry off": replace(on, geometry=False)}
+    times: dict[str, list[float]] = {k: [] for k in sides}
+    cpus: dict[str, list[float]] = {k: [] for k in sides}
+    shutil.rmtree(store.analysis.root(run_id), ignore_errors=True)
+    t = timed(lambda: analyze_run(store, run_id, on))  # numba compiles NN-descent and the layouts: not counted
+    print(f"  warm-up analyze_run, geometry on: {t.wall:6.1f} s (CPU {t.cpu:.1f} s, load {loadavg():.1f})", flush=True)
+    for r in range(args.repeats):
+        for name in (list(sides) if r % 2 else list(sides)[::-1]):
+            shutil.rmtree(store.analysis.root(run_id), ignore_errors=True)
+            t = timed(lambda cfg=sides[name]: analyze_run(store, run_id, cfg))
+            times[name].append(t.wall)
+            cpus[name].append(t.cpu)
+            print(f"  analyze_run, {name}: {t.wall:6.1f} s (CPU {t.cpu:.1f} s; waiting for a CPU {t.wait_share:.0%}, "
+                  f"load {loadavg():.1f})", flush=True)
+    geo_s = float(geometry_step(store, run_id, on))
+    x = np.maximum(values, 0)
+    pair = timed(lambda: linear_cka(x, x[:, ::-1])).wall
+    t_on, t_off = statistics.median(times["geometry on"]), statistics.median(times["geometry off"])
+    c_on, c_off = statistics.median(cpus["geometry on"]), statistics.median(cpus["geometry off"])
+    share = t_on / t_off - 1
+    print(f"RATIO part5 analysis with/without geometry = {t_on / t_off:.2f} ({t_on:.1f} s / {t_off:.1f} s; "
+          f"geometry adds {share:.0%}; CPU {c_on:.1f} s / {c_off:.1f} s = +{c_on / c_off - 1:.0%}; target <= "
+          f"{TARGET_GEOMETRY_SHARE:.0%}); the per-snapshot geometry step alone {geo_s:.1f} s; one CKA pair {pair:.2f} s",
+          flush=True)
+    summary.add(f"5. geometry's share of one {n:,}x512 snapshot", f"{share:.0%} ({t_on:.1f} s / {t_off:.1f} s)",
+                f"<= {TARGET_GEOMETRY_SHARE:.0%}", share <= TARGET_GEOMETRY_SHARE)
+
+
 # ------------------------------------------------------------------------------------------ part 2
 
 
@@ -567,8 +637,8 @@ def part4(args: argparse.Namespace, work: Path, summary: Summary, ctx: tuple[Run
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smoke run (~3-4 min on 2 cores): small sizes, one repeat, parts 1-4")
-    p.add_argument("--parts", default="1,2,3,4", help="comma-separated parts to run (1: vs UMAP fit, 2: vs naive, "
-                                                       "3: peak memory, 4: no-op re-analysis)")
+    p.add_argument("--parts", default="1,2,3,4,5", help="comma-separated parts to run (1: vs UMAP fit, 2: vs naive, "
+                                                       "3: peak memory, 4: no-op re-analysis, 5: geometry share)")
     p.add_argument("--data1", default=None, help="part 1 data: synthetic and/or real (default both, quick synthetic)")
     p.add_argument("--n1", type=int, default=None, help="part 1 snapshot size (default 10000, quick 1500)")
     p.add_argument("--repeats", type=int, default=None, help="part 1 timed pairs per data set (default 2, quick 1)")
@@ -625,6 +695,8 @@ def main(argv: list[str] | None = None) -> Summary:
             part3(args, work, summary)
         if 4 in args.parts:
             part4(args, work, summary, ctx)
+        if 5 in args.parts:
+            part5(args, work, summary)
     finally:
         if tmp:
             shutil.rmtree(work, ignore_errors=True)

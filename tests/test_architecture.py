@@ -47,7 +47,7 @@ def test_no_pages_folder_beside_the_entry_point() -> None:
     switch, until main.py has run once in the process (tests/test_e2e_browser.py saw it)."""
     assert not (ROOT / "app" / "pages").exists()
     assert sorted(p.stem for p in (ROOT / "app" / "views").glob("*.py") if "\ndef page() -> None:" in p.read_text(
-        encoding="utf-8")) == ["compare", "embeddings", "layers", "mechanisms", "neurons", "runs", "upload"]
+        encoding="utf-8")) == ["compare", "embeddings", "geometry", "layers", "mechanisms", "neurons", "runs", "upload"]
 
 
 def test_chart_builders_are_pure() -> None:
@@ -241,6 +241,7 @@ def test_no_import_cycles_in_the_backend() -> None:
 APP_FILE_SYSTEM_USES = {
     ("main.py", "pathlib"): "puts the project's own folder on sys.path (Path(__file__))",
     ("layers.py", "pathlib"): "the Embeddings page's script beside it, for st.page_link (Path(__file__))",
+    ("geometry.py", "pathlib"): "the Embeddings page's script beside it, for st.page_link (Path(__file__))",
     ("runs.py", "pathlib"): "the page scripts beside it, for st.page_link (Path(__file__))",
     ("upload.py", "pathlib"): "the Embeddings page's script beside it, for st.page_link (Path(__file__))",
     ("widgets.py", "shutil"): "finds Chrome/Chromium for kaleido's PNG and SVG export (shutil.which)",

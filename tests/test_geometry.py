@@ -39,6 +39,8 @@ def test_cka_properties(xy: tuple[np.ndarray, np.ndarray]) -> None:
     general = rng.normal(size=(30, 30)) * np.linspace(0.05, 5, 30)  # an anisotropic linear map
     assert abs(geometry.linear_cka(x @ general, y) - base) > 0.02
     assert geometry.linear_cka(x, y) == pytest.approx(_hsic_cka(x, y), rel=1e-9)
+    x32, y32 = x.astype(np.float32), y.astype(np.float32)  # float32 activations: computed in float32
+    assert geometry.linear_cka(x32, y32) == pytest.approx(base, rel=1e-5)
     wide = rng.normal(size=(40, 300))  # d > n: the Gram-side norm
     assert geometry.linear_cka(wide, wide[:, :50]) == pytest.approx(_hsic_cka(wide, wide[:, :50]), rel=1e-9)
 
@@ -76,6 +78,9 @@ def test_nc1_falls_with_collapse_and_matches_the_definition() -> None:
     sb = m.T @ m / 4
     assert geometry.nc1(loose, y) == pytest.approx(np.trace(sw @ np.linalg.pinv(sb)) / 4, rel=1e-6)
     assert np.isnan(geometry.nc1(loose, np.zeros(len(y))))
+    # Σ_B has rank C - 1; rounding leaves a near-zero singular value (here from a large offset, on a digits
+    # layer from float32 values) that a bare pseudo-inverse turns into NC1 ~1e20 instead of dropping it
+    assert geometry.nc1(loose + 1e6, y) == pytest.approx(geometry.nc1(loose, y), rel=1e-3)
 
 
 def test_nc1_within_subclasses() -> None:
