@@ -3,8 +3,9 @@ per layer, the neighbourhood change of every embedded probe sample between conse
 stored as ``analysis/changes/<layer>/epoch=NNNN.parquet`` (docs/store.md).
 
 A file is redone when the analysis parameters that shape it, or the previous epoch it compares with,
-changed (its hash covers both). The neighbours of each epoch are searched once per layer, in the
-layer's full space (the analysed representation), over the same samples the analysis embeds.
+changed (its hash covers both). The neighbours of each epoch are searched once per layer (exactly), in
+the space of the analysis's neighbour graph (``analysis.change_space = "pca"``: its first ``pca_components`` PCA
+components of the analysed matrix) or in the full analysed matrix (``"full"``), over the samples the analysis embeds.
 """
 
 from __future__ import annotations
@@ -65,5 +66,10 @@ def _neighbours(store: RunStore, run_id: str, layer: str, epoch: int, a: Analysi
     if epoch not in cache:
         _, values = store.read_activations(run_id, layer, epoch)
         check_snapshot(values[keep], n_neighbors=a.n_neighbors)
-        cache[epoch] = knn_indices(representation(values[keep], a), k=a.n_neighbors, metric=a.metric)
+        x = representation(values[keep], a)
+        if a.change_space == "pca":  # the space of the analysis's own neighbour graph (backend.analysis.snapshot)
+            from backend.analysis.embed import pca_reduce
+
+            x = pca_reduce(x, n_components=a.pca_components, seed=a.seed)
+        cache[epoch] = knn_indices(x, k=a.n_neighbors, metric=a.metric)
     return cache[epoch]
