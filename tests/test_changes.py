@@ -50,3 +50,14 @@ def test_analysis_stores_the_change_per_layer_and_epoch(analysed_store: tuple[ap
                                             n_components=a.pca_components, seed=a.seed), k=a.n_neighbors, metric=a.metric)
                      for e in (1, 2))
     np.testing.assert_allclose(ch["neighbour_change"], neighbourhood_change(before, after), atol=1e-6)
+
+
+def test_change_space_redoes_the_changes_only() -> None:
+    from backend.jobs.analyse import params_of
+    from backend.jobs.analyse_changes import _tag
+
+    info = {"dataset": {"target": "superclass"}, "config": {"model": {"name": "mlp"}}}
+    pca, full = AnalysisConfig(), AnalysisConfig(change_space="full")
+    assert params_of(pca, info) == params_of(full, info)  # the snapshots' files stay up to date
+    phash = params_of(pca, info)[1]
+    assert _tag(phash, 1, pca) != _tag(phash, 1, full) and _tag(phash, 1, pca) != _tag(phash, 0, pca)

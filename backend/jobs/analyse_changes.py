@@ -22,10 +22,12 @@ from backend.errors import ClusterScopeError, StoreError
 from backend.store import RunStore
 
 TABLE = "changes"
+CHANGE_KEYS = ("change_space",)  # only the changes depend on these: left out of the snapshots' hash (analyse.params_of)
 
 
-def _tag(phash: str, previous: int) -> str:
-    return hashlib.sha256(f"{phash}:{previous}".encode()).hexdigest()[:16]
+def _tag(phash: str, previous: int, a: AnalysisConfig) -> str:
+    own = ",".join(f"{k}={getattr(a, k)}" for k in CHANGE_KEYS)
+    return hashlib.sha256(f"{phash}:{previous}:{own}".encode()).hexdigest()[:16]
 
 
 def run_changes(store: RunStore, run_id: str, params: AnalysisConfig, ptag: tuple[str, str],
@@ -43,7 +45,7 @@ def run_changes(store: RunStore, run_id: str, params: AnalysisConfig, ptag: tupl
         epochs = sorted(int(e) for e in snaps.loc[snaps["layer"] == layer, "epoch"])
         cache: dict[int, np.ndarray | None] = {}
         for prev, epoch in zip(epochs, epochs[1:], strict=False):
-            tag = _tag(ptag[1], prev)
+            tag = _tag(ptag[1], prev, params)
             if store.analysis.params_hash(run_id, TABLE, layer, epoch) == tag:
                 continue
             try:
