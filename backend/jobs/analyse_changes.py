@@ -33,7 +33,8 @@ def _tag(phash: str, previous: int, a: AnalysisConfig) -> str:
 def run_changes(store: RunStore, run_id: str, params: AnalysisConfig, ptag: tuple[str, str],
                 errors: dict[str, str]) -> None:
     """Write the neighbourhood change of every (layer, epoch) with a previous recorded epoch that is missing
-    or stale, over the probe samples the analysis embeds (``analysis.max_samples``). Failures go to ``errors``."""
+    or stale, over the probe samples the analysis embeds (``analysis.max_samples``). A pair with a snapshot that
+    failed its analysis (in ``errors`` as "layer@epoch") is skipped; other failures go to ``errors``."""
     from backend.analysis.labels import probe_labels
     from backend.data import stratified_indices
 
@@ -46,6 +47,9 @@ def run_changes(store: RunStore, run_id: str, params: AnalysisConfig, ptag: tupl
         cache: dict[int, np.ndarray | None] = {}
         for prev, epoch in zip(epochs, epochs[1:], strict=False):
             tag = _tag(ptag[1], prev, params)
+            if f"{layer}@{prev}" in errors or f"{layer}@{epoch}" in errors:  # reported once, as the snapshot's error
+                store.analysis.remove(run_id, TABLE, layer, epoch)
+                continue
             if store.analysis.params_hash(run_id, TABLE, layer, epoch) == tag:
                 continue
             try:
