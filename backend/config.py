@@ -290,6 +290,7 @@ def validate_analysis(a: AnalysisConfig) -> None:
     _check(0.0 <= a.min_dist <= 1.0, "analysis.min_dist", "a number in [0, 1]", a.min_dist)
     _check(a.umap_epochs >= 10, "analysis.umap_epochs", "an integer >= 10", a.umap_epochs)
     _check(a.cluster_space in ("umap", "pca"), "analysis.cluster_space", "'umap' or 'pca'", a.cluster_space)
+    _check(a.change_space in ("pca", "full"), "analysis.change_space", "'pca' or 'full'", a.change_space)
     _check(a.cluster_dims >= 2, "analysis.cluster_dims", "an integer >= 2", a.cluster_dims)
     _check(a.cluster_epochs == 0 or a.cluster_epochs >= 10, "analysis.cluster_epochs", "0 (= umap_epochs) or an integer >= 10",
            a.cluster_epochs)

@@ -139,6 +139,8 @@ class AnalysisConfig:
     cluster_dims: int = 10
     cluster_epochs: int = 150  # [P] epochs of the 10-D clustering fit; 0 = umap_epochs. 150 costs 3/4 of 200 at a
     #                            subclass ARI ~0.02 lower on 100 fine clusters (seed-level); 100 loosens them (benchmarks/README.md)
+    change_space: str = "pca"  # [P] 7: neighbourhood change among the neighbours in the analysis's "pca" space (its
+    #                            pca_components; 27 s -> 3 s per 10,000 x 512 snapshot) or the "full" analysed matrix
     min_cluster_size: int = 0  # [P] 3.5: 0 = max(10, median subclass size / 4)
     min_samples: int = 5  # [P] 3.5
     aligned: bool = True  # initialise each epoch's 2-D layout from the previous epoch, then Procrustes-align

@@ -25,8 +25,8 @@ from backend import schema
 from backend.analysis.labels import probe_labels
 from backend.config import AnalysisConfig
 from backend.errors import ClusterScopeError, ConfigError, StoreError
+from backend.jobs.analyse_changes import CHANGE_KEYS, run_changes
 from backend.jobs.analyse_geometry import cka_of_run, snapshot_predictions
-from backend.jobs.analyse_changes import run_changes
 from backend.jobs.baselines import BASELINE_KEYS, run_baselines
 from backend.store import RunStore
 
@@ -56,7 +56,7 @@ class AnalysisReport:
 def params_of(a: AnalysisConfig, info: dict[str, Any]) -> tuple[str, str]:
     """JSON of the parameters that shape the results, and its hash (``auto`` and ``device`` do not count: the
     devices agree within the tolerances tests/test_accel.py states)."""
-    p = {k: v for k, v in asdict(a).items() if k not in ("auto", "device") and k not in BASELINE_KEYS}
+    p = {k: v for k, v in asdict(a).items() if k not in ("auto", "device") and k not in BASELINE_KEYS + CHANGE_KEYS}
     p |= {"k_c2": resolved_k(a.k_c2, info), "k_c4": resolved_k(a.k_c4, info), "analysis_version": ANALYSIS_VERSION,
           "target": (info.get("dataset") or {}).get("target")}
     text = json.dumps(p, sort_keys=True)

@@ -3,8 +3,9 @@ per layer, the neighbourhood change of every embedded probe sample between conse
 stored as ``analysis/changes/<layer>/epoch=NNNN.parquet`` (docs/store.md).
 
 A file is redone when the analysis parameters that shape it, or the previous epoch it compares with,
-changed (its hash covers both). The neighbours of each epoch are searched once per layer, in the
-layer's full space (the analysed representation), over the same samples the analysis embeds.
+changed (its hash covers both). The neighbours of each epoch are searched once per layer (exactly), in
+the space of the analysis's neighbour graph (``analysis.change_space = "pca"``: its first ``pca_components`` PCA
+components of the analysed matrix) or in the full analysed matrix (``"full"``), over the samples the analysis embeds.
 """
 
 from __future__ import annotations
@@ -21,16 +22,19 @@ from backend.errors import ClusterScopeError, StoreError
 from backend.store import RunStore
 
 TABLE = "changes"
+CHANGE_KEYS = ("change_space",)  # only the changes depend on these: left out of the snapshots' hash (analyse.params_of)
 
 
-def _tag(phash: str, previous: int) -> str:
-    return hashlib.sha256(f"{phash}:{previous}".encode()).hexdigest()[:16]
+def _tag(phash: str, previous: int, a: AnalysisConfig) -> str:
+    own = ",".join(f"{k}={getattr(a, k)}" for k in CHANGE_KEYS)
+    return hashlib.sha256(f"{phash}:{previous}:{own}".encode()).hexdigest()[:16]
 
 
 def run_changes(store: RunStore, run_id: str, params: AnalysisConfig, ptag: tuple[str, str],
                 errors: dict[str, str]) -> None:
     """Write the neighbourhood change of every (layer, epoch) with a previous recorded epoch that is missing
-    or stale, over the probe samples the analysis embeds (``analysis.max_samples``). Failures go to ``errors``."""
+    or stale, over the probe samples the analysis embeds (``analysis.max_samples``). A pair with a snapshot that
+    failed its analysis (in ``errors`` as "layer@epoch") is skipped; other failures go to ``errors``."""
     from backend.analysis.labels import probe_labels
     from backend.data import stratified_indices
 
@@ -42,7 +46,10 @@ def run_changes(store: RunStore, run_id: str, params: AnalysisConfig, ptag: tupl
         epochs = sorted(int(e) for e in snaps.loc[snaps["layer"] == layer, "epoch"])
         cache: dict[int, np.ndarray | None] = {}
         for prev, epoch in zip(epochs, epochs[1:], strict=False):
-            tag = _tag(ptag[1], prev)
+            tag = _tag(ptag[1], prev, params)
+            if f"{layer}@{prev}" in errors or f"{layer}@{epoch}" in errors:  # reported once, as the snapshot's error
+                store.analysis.remove(run_id, TABLE, layer, epoch)
+                continue
             if store.analysis.params_hash(run_id, TABLE, layer, epoch) == tag:
                 continue
             try:
@@ -65,5 +72,10 @@ def _neighbours(store: RunStore, run_id: str, layer: str, epoch: int, a: Analysi
     if epoch not in cache:
         _, values = store.read_activations(run_id, layer, epoch)
         check_snapshot(values[keep], n_neighbors=a.n_neighbors)
-        cache[epoch] = knn_indices(representation(values[keep], a), k=a.n_neighbors, metric=a.metric)
+        x = representation(values[keep], a)
+        if a.change_space == "pca":  # the space of the analysis's own neighbour graph (backend.analysis.snapshot)
+            from backend.analysis.embed import pca_reduce
+
+            x = pca_reduce(x, n_components=a.pca_components, seed=a.seed)
+        cache[epoch] = knn_indices(x, k=a.n_neighbors, metric=a.metric)
     return cache[epoch]
