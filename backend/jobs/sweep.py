@@ -1,8 +1,8 @@
 """Run a sweep's trials as Ray tasks: train, then analyse, each run of the store (docs/sweeps.md).
 
 Ray is the distributed engine: without an address it starts on this machine with one CPU per
-worker; ``address="ray://host:10001"`` (or ``"auto"``) joins an existing cluster, whose workers must
-see the store at the same path. Each task claims its run in the store (``.claims/<run_id>.json``),
+worker; ``address="HOST:6379"`` (the head's address, or ``"auto"``) joins an existing cluster, whose
+nodes must see the store at the same path (docs/sweeps.md). Each task claims its run in the store (``.claims/<run_id>.json``),
 so two sweeps, or two copies of one sweep, never train the same run at once; a finished run is
 skipped, an interrupted or failed one is resumed from its last finished epoch. A failed task is
 retried ``retries`` times, then reported; the other trials go on.
@@ -113,7 +113,8 @@ def run_trial(root: str, config: dict[str, Any], record: dict[str, Any], analyze
     try:
         state = _train_or_resume(store, cfg, record)
         errors = 0
-        if analyze and store.run_info(run_id).status == "complete":
+        # a run another driver finished while this trial waited is analysed already: no second analysis
+        if analyze and store.run_info(run_id).status == "complete" and not finished(store, run_id, analyze=True):
             from backend.jobs.analyse import analysis_config, analyze_run
 
             errors = len(analyze_run(store, run_id, analysis_config(store, run_id)).errors)
@@ -174,9 +175,10 @@ def ray_session(address: str | None, workers: int) -> Iterator[Any]:
             # `clusterscope train`, at the normal priority), so they keep it unless the caller says otherwise.
             os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(num_cpus=workers, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.AuthenticationError) as exc:
         where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
-        raise ClusterScopeError(f"cannot start or reach {where}: {exc}. Check the address (e.g. ray://HOST:10001 or auto) "
+        raise ClusterScopeError(f"cannot start or reach {where}: {exc}. Check the address (the head's HOST:6379, or auto) and, "
+                                "with token authentication, RAY_AUTH_TOKEN, "
                                 "or run without --address to start Ray on this machine.") from None
     # Ray's driver aborts on SIGTERM: interrupt instead, so `kill` stops a sweep like Ctrl-C
     previous = sigterm_as_interrupt()
