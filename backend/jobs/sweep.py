@@ -2,8 +2,8 @@
 
 Ray is the distributed engine: without an address it starts on this machine with one CPU per
 worker; ``address="HOST:6379"`` (the head's address, or ``"auto"``) joins an existing cluster, whose
-nodes must see the store at the same path (docs/sweeps.md). Each task claims its run in the store (``.claims/<run_id>.json``),
-so two sweeps, or two copies of one sweep, never train the same run at once; a finished run is
+nodes must see the store at the same path (docs/sweeps.md). Each task claims its run in the store
+(``.claims/<run_id>.json``), so two sweeps, or two copies of one sweep, never train the same run at once; a finished run is
 skipped, an interrupted or failed one is resumed from its last finished epoch. A failed task is
 retried ``retries`` times, then reported; the other trials go on.
 """
@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,13 +56,7 @@ class SweepReport:
             counts[r.state] = counts.get(r.state, 0) + 1
         parts = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         text = f"sweep {self.sweep}: {len(self.results)} run(s): {parts} in {self.seconds:.0f} s"
-        nodes: dict[str, int] = {}
-        for r in self.results:
-            if r.node:
-                nodes[r.node] = nodes.get(r.node, 0) + 1
-        if nodes and (self.cluster or len(nodes) > 1):
-            text += f" on {len(nodes)} Ray node{'s' if len(nodes) > 1 else ''}"
-            text += "".join(f"\n  node {node}: {n} run(s)" for node, n in sorted(nodes.items()))
+        text += self._nodes()
         for r in self.failed:
             text += f"\n  failed {r.run_id} after {r.attempts} attempt(s): {r.error}"
         for r in self.results:
@@ -70,6 +65,18 @@ class SweepReport:
             if r.analysis_errors:
                 text += f"\n  {r.run_id}: {r.analysis_errors} snapshot(s) could not be analysed (see `clusterscope analyze {r.run_id}`)"
         return text
+
+
+    def _nodes(self) -> str:
+        """`` on 2 Ray nodes`` and a line per node with its runs, on a cluster (or when runs spread over nodes)."""
+        nodes: dict[str, int] = {}
+        for r in self.results:
+            if r.node:
+                nodes[r.node] = nodes.get(r.node, 0) + 1
+        if not nodes or not (self.cluster or len(nodes) > 1):
+            return ""
+        lines = "".join(f"\n  node {node}: {n} run(s)" for node, n in sorted(nodes.items()))
+        return f" on {len(nodes)} Ray node{'s' if len(nodes) > 1 else ''}{lines}"
 
 
 def finished(store: RunStore, run_id: str, *, analyze: bool) -> bool:
@@ -244,8 +251,6 @@ def _drive(ray: Any, sweep: Sweep, todo: list[Trial], root: str, retries: int, *
     threads = {"NUMBA_NUM_THREADS": str(sweep.cpus_per_trial), "OMP_NUM_THREADS": str(sweep.cpus_per_trial)}
     task = ray.remote(run_trial).options(num_cpus=sweep.cpus_per_trial, max_retries=0,
                                          runtime_env={"env_vars": threads})
-    import uuid
-
     driver = uuid.uuid4().hex  # this driver's claims: a retry may take over its own failed attempt's claim
     queue = list(todo)
     attempts: dict[str, int] = {}
