@@ -110,7 +110,8 @@ class Cluster:
                 "--object-store-memory", str(100 * 2**20), "--disable-usage-stats",
                 "--dashboard-agent-listen-port", str(_free_port()), "--dashboard-agent-grpc-port", str(_free_port()),
                 "--runtime-env-agent-port", str(_free_port()), "--metrics-export-port", str(_free_port())]
-        args += ["--head", "--port", str(self.port), "--include-dashboard", "false"] if head else ["--address", self.address]
+        head_args = ["--head", "--port", str(self.port), "--include-dashboard", "false", "--dashboard-port", str(_free_port())]
+        args += head_args if head else ["--address", self.address]
         with open(self.base / f"{Path(tmp).name}.log", "w") as log:  # the node writes its own copy of the handle
             proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.tmp[proc.pid] = tmp
