@@ -329,8 +329,8 @@ def import_(paths: tuple[Path, ...], arch: str, overrides: tuple[str, ...], epoc
 @cli.command()
 @click.argument("sweep_file", type=click.Path(path_type=Path))
 @click.option("--address", default=None, metavar="ADDRESS",
-              help="Join an existing Ray cluster (e.g. ray://HOST:10001 or auto); the store must be on a filesystem "
-                   "every worker sees. Default: start Ray on this machine.")
+              help="Join an existing Ray cluster at its head's address (HOST:6379, as `ray start --head` prints it, or auto); "
+                   "the store must be on a filesystem every node sees (docs/sweeps.md). Default: start Ray on this machine.")
 @click.option("--workers", type=click.IntRange(1, 4096), default=None,
               help="Local: Ray CPUs, i.e. trials at once [default: every core]. With --address: most trials in flight.")
 @click.option("--retries", type=click.IntRange(0, 100), default=None, help="Extra attempts of a failed trial [default: sweep.retries].")

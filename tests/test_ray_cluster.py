@@ -110,7 +110,8 @@ class Cluster:
                 "--object-store-memory", str(100 * 2**20), "--disable-usage-stats",
                 "--dashboard-agent-listen-port", str(_free_port()), "--dashboard-agent-grpc-port", str(_free_port()),
                 "--runtime-env-agent-port", str(_free_port()), "--metrics-export-port", str(_free_port())]
-        args += ["--head", "--port", str(self.port), "--include-dashboard", "false"] if head else ["--address", self.address]
+        head_args = ["--head", "--port", str(self.port), "--include-dashboard", "false", "--dashboard-port", str(_free_port())]
+        args += head_args if head else ["--address", self.address]
         with open(self.base / f"{Path(tmp).name}.log", "w") as log:  # the node writes its own copy of the handle
             proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.tmp[proc.pid] = tmp
@@ -131,7 +132,7 @@ class Cluster:
         assert out.returncode == 0, out.stderr[-3000:]
         alive = json.loads(out.stdout.strip().splitlines()[-1])
         assert len(alive) == n, alive
-        return {("head" if head else f"worker{i}"): f"{ip} {node[:8]}" for i, (ip, node, head) in enumerate(alive)}
+        return {("head" if head else "worker"): f"{ip} {node[:8]}" for ip, node, head in alive}  # one worker at a time here
 
     def kill_worker(self) -> None:
         proc = self.workers.pop()
@@ -180,12 +181,12 @@ def sweep_file(folder: Path, name: str, *, lrs: list[float], epochs: int, analyz
     return path
 
 
-def sweep_cli(c: Cluster, path: Path, store: Path, *args: str, address: bool = True, wait: bool = True):
+def sweep_cli(c: Cluster, path: Path, store: Path, *args: str, address: bool = True, wait: bool = True, env: dict | None = None):
     """``clusterscope sweep PATH`` in its own driver process; the finished process, or the running one."""
     cmd = [sys.executable, "-m", "backend.cli", "sweep", str(path), "--store", str(store), "--no-progress", *args]
     if address:
         cmd += ["--address", c.address]
-    proc = subprocess.Popen(cmd, env=c.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(cmd, env=env or c.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     if not wait:
         return proc
@@ -224,9 +225,9 @@ def same_tables(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> None:
 # ------------------------------------------------------------------------------------- the tests
 
 
-def test_the_nodes_join_with_the_token_on_this_machine(cluster: Cluster) -> None:
-    """Both nodes advertise an address of this machine (binding to it proves it is ours), the head's port
-    answers on 127.0.0.1, and a node without the token is turned away."""
+def test_the_nodes_join_with_the_token_on_this_machine(cluster: Cluster, tmp_path: Path) -> None:
+    """Both nodes advertise an address of this machine (binding to it proves it is ours); a node without
+    the token is turned away, and a driver without it gets one clear error."""
     for node in cluster.nodes.values():
         ip = node.split()[0]
         with socket.socket() as s:
@@ -241,6 +242,11 @@ def test_the_nodes_join_with_the_token_on_this_machine(cluster: Cluster) -> None
         _kill_tree(proc.pid)  # were it let in, its raylet must not outlive the test
         proc.wait()
     assert proc.returncode != 0 and "token" in out.lower(), out[-2000:]
+    path = sweep_file(tmp_path, "no-token", lrs=[0.01], epochs=1, analyze=False)
+    refused = sweep_cli(cluster, path, tmp_path / "store", env=env)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+    assert f"cannot start or reach the Ray cluster at '{cluster.address}'" in refused.stderr, refused.stderr[-3000:]
+    assert "RAY_AUTH_TOKEN" in refused.stderr
 
 
 def test_sweep_over_two_nodes_equals_the_same_sweep_on_this_machine(cluster: Cluster, tmp_path: Path) -> None:
@@ -248,7 +254,7 @@ def test_sweep_over_two_nodes_equals_the_same_sweep_on_this_machine(cluster: Clu
     out = sweep_cli(cluster, path, tmp_path / "cluster")
     assert out.returncode == 0, out.stdout + out.stderr[-3000:]
     assert "2 run(s): 2 trained" in out.stdout and "on 2 Ray nodes" in out.stdout, out.stdout
-    for node in (cluster.nodes["head"], cluster.nodes["worker1"]):
+    for node in (cluster.nodes["head"], cluster.nodes["worker"]):
         assert f"node {node}: 1 run(s)" in out.stdout, out.stdout  # one CPU each: a trial on each
     local = sweep_cli(cluster, path, tmp_path / "local", "--workers", "1", address=False)
     assert local.returncode == 0 and "2 trained" in local.stdout, local.stdout + local.stderr[-3000:]
@@ -258,11 +264,10 @@ def test_sweep_over_two_nodes_equals_the_same_sweep_on_this_machine(cluster: Clu
         same_tables(tables(tmp_path / "cluster", run_id), tables(tmp_path / "local", run_id))
         a, b = (json.loads((tmp_path / side / run_id / "run.json").read_text()) for side in ("cluster", "local"))
         assert a["final"] == b["final"] and a["config"] == b["config"] and a["sweep"] == b["sweep"]
-    compare = [subprocess.run([sys.executable, "-m", "backend.cli", "compare", "--sweep", "two-nodes", "--store",
-                               str(tmp_path / side), "--csv", str(tmp_path / f"{side}.csv")], env=cluster.env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=120) for side in ("cluster", "local")]
-    assert [c.returncode for c in compare] == [0, 0], compare[0].stderr[-2000:]
-    assert (tmp_path / "cluster.csv").read_text() == (tmp_path / "local.csv").read_text()
+    (runs, table), (runs_local, table_local) = (api.compare_sweep(api.open_store(tmp_path / side), "two-nodes")
+                                                for side in ("cluster", "local"))  # `clusterscope compare --sweep`'s tables
+    pd.testing.assert_frame_equal(runs, runs_local)
+    pd.testing.assert_frame_equal(table, table_local)
 
 
 def wait_for(what, timeout: float = 240, every: float = 0.2):
@@ -307,13 +312,14 @@ def test_two_drivers_on_one_store_train_each_run_once(cluster: Cluster, tmp_path
     states = [counts(out) for out, _ in outs]
     assert sum(s.get("trained", 0) for s in states) == 3, outs  # each run trained by one driver; the other left it
     assert all(set(s) <= {"trained", "busy", "done"} for s in states), outs
-    check_store(api.open_store(tmp_path / "store"), [line.split()[0] for line in _dry_run(cluster, path, tmp_path / "store")], 3)
+    check_store(api.open_store(tmp_path / "store"), run_ids(path), 3)
 
 
-def _dry_run(cluster: Cluster, path: Path, store: Path) -> list[str]:
-    out = sweep_cli(cluster, path, store, "--dry-run", address=False)
-    assert out.returncode == 0, out.stderr
-    return [line for line in out.stdout.splitlines() if "  finished  " in line or "  to run  " in line]
+def run_ids(path: Path) -> list[str]:
+    """The runs the sweep file expands to."""
+    from backend.jobs.sweep_spec import expand
+
+    return [t.run_id for t in expand(api.load_sweep(path))]
 
 
 def test_a_killed_driver_resumes_without_redoing_finished_runs(cluster: Cluster, tmp_path: Path) -> None:
@@ -340,7 +346,7 @@ def test_a_killed_driver_resumes_without_redoing_finished_runs(cluster: Cluster,
     states = counts(again.stdout)
     assert states.get("done") == len(done) and "busy" not in states and "failed" not in states, (again.stdout, done)
     assert {r: os.stat(store / r / "run.json").st_mtime_ns for r in done} == done  # finished runs untouched
-    check_store(api.open_store(store), [line.split()[0] for line in _dry_run(cluster, path, store)], 12)
+    check_store(api.open_store(store), run_ids(path), 12)
 
 
 def test_a_killed_worker_node_loses_nothing(cluster: Cluster, tmp_path: Path) -> None:
@@ -362,4 +368,4 @@ def test_a_killed_worker_node_loses_nothing(cluster: Cluster, tmp_path: Path) ->
     assert counts(out) == {"resumed": 1, "trained": 1}, out  # the lost trial resumed from its last finished epoch
     assert f"{victim}: attempt 1 of 2 failed" in err and "retrying" in err, err[-3000:]
     assert f"node {cluster.nodes['head']}: 2 run(s)" in out, out  # both ended on the surviving node
-    check_store(api.open_store(store), [line.split()[0] for line in _dry_run(cluster, path, store)], 30)
+    check_store(api.open_store(store), run_ids(path), 30)

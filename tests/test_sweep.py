@@ -124,6 +124,28 @@ def test_sweep_trains_analyses_and_records_axes(swept: tuple[api.RunStore, objec
     assert sweeps.to_dict("records") == [{"sweep": "tiny", "runs": 4, "complete": 4, "failed": 0, "axes": "train.lr, model.width"}]
 
 
+def test_a_trial_of_a_run_finished_meanwhile_leaves_it_alone(swept: tuple[api.RunStore, object], tmp_path: Path) -> None:
+    """Two drivers on one store: the second's trial for a run may start once the first driver has trained
+    and analysed it. It reports `done` and rewrites nothing (not even the analysis status)."""
+    import torch
+
+    from backend.config import to_dict
+    from backend.jobs.sweep import run_trial
+    from backend.jobs.sweep_spec import run_record
+
+    src, _ = swept
+    store = api.open_store(tmp_path / "store")
+    shutil.copytree(src.root, store.root)
+    sweep = tiny_sweep(analyze=True)
+    trial = expand(sweep)[0]
+    files = sorted(p for p in store.run_dir(trial.run_id).rglob("*") if p.is_file())
+    stamps = [p.stat().st_mtime_ns for p in files]
+    out = run_trial(str(store.root), to_dict(trial.config), run_record(sweep, trial), True, torch.get_num_threads())
+    assert out["state"] == "done"
+    assert sorted(p for p in store.run_dir(trial.run_id).rglob("*") if p.is_file()) == files
+    assert [p.stat().st_mtime_ns for p in files] == stamps
+
+
 def test_granulated_kendall_of_a_sweep_matches_hand_computation(swept: tuple[api.RunStore, object], tmp_path: Path) -> None:
     """c1 = .1, .3, .2, .25 and test accuracy .70, .80, .90, .95 for (lr, width) = (a, 8), (a, 16), (b, 8), (b, 16).
     psi[lr]: width 8: (.1, .7) vs (.2, .9) agree (+1); width 16: (.3, .8) vs (.25, .95) disagree (-1) -> 0.

@@ -1,9 +1,9 @@
 """Run a sweep's trials as Ray tasks: train, then analyse, each run of the store (docs/sweeps.md).
 
 Ray is the distributed engine: without an address it starts on this machine with one CPU per
-worker; ``address="ray://host:10001"`` (or ``"auto"``) joins an existing cluster, whose workers must
-see the store at the same path. Each task claims its run in the store (``.claims/<run_id>.json``),
-so two sweeps, or two copies of one sweep, never train the same run at once; a finished run is
+worker; ``address="HOST:6379"`` (the head's address, or ``"auto"``) joins an existing cluster, whose
+nodes must see the store at the same path (docs/sweeps.md). Each task claims its run in the store
+(``.claims/<run_id>.json``), so two sweeps, or two copies of one sweep, never train the same run at once; a finished run is
 skipped, an interrupted or failed one is resumed from its last finished epoch. A failed task is
 retried ``retries`` times, then reported; the other trials go on.
 """
@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,13 +56,7 @@ class SweepReport:
             counts[r.state] = counts.get(r.state, 0) + 1
         parts = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         text = f"sweep {self.sweep}: {len(self.results)} run(s): {parts} in {self.seconds:.0f} s"
-        nodes: dict[str, int] = {}
-        for r in self.results:
-            if r.node:
-                nodes[r.node] = nodes.get(r.node, 0) + 1
-        if nodes and (self.cluster or len(nodes) > 1):
-            text += f" on {len(nodes)} Ray node{'s' if len(nodes) > 1 else ''}"
-            text += "".join(f"\n  node {node}: {n} run(s)" for node, n in sorted(nodes.items()))
+        text += self._nodes()
         for r in self.failed:
             text += f"\n  failed {r.run_id} after {r.attempts} attempt(s): {r.error}"
         for r in self.results:
@@ -70,6 +65,18 @@ class SweepReport:
             if r.analysis_errors:
                 text += f"\n  {r.run_id}: {r.analysis_errors} snapshot(s) could not be analysed (see `clusterscope analyze {r.run_id}`)"
         return text
+
+
+    def _nodes(self) -> str:
+        """`` on 2 Ray nodes`` and a line per node with its runs, on a cluster (or when runs spread over nodes)."""
+        nodes: dict[str, int] = {}
+        for r in self.results:
+            if r.node:
+                nodes[r.node] = nodes.get(r.node, 0) + 1
+        if not nodes or not (self.cluster or len(nodes) > 1):
+            return ""
+        lines = "".join(f"\n  node {node}: {n} run(s)" for node, n in sorted(nodes.items()))
+        return f" on {len(nodes)} Ray node{'s' if len(nodes) > 1 else ''}{lines}"
 
 
 def finished(store: RunStore, run_id: str, *, analyze: bool) -> bool:
@@ -113,7 +120,8 @@ def run_trial(root: str, config: dict[str, Any], record: dict[str, Any], analyze
     try:
         state = _train_or_resume(store, cfg, record)
         errors = 0
-        if analyze and store.run_info(run_id).status == "complete":
+        # a run another driver finished while this trial waited is analysed already: no second analysis
+        if analyze and store.run_info(run_id).status == "complete" and not finished(store, run_id, analyze=True):
             from backend.jobs.analyse import analysis_config, analyze_run
 
             errors = len(analyze_run(store, run_id, analysis_config(store, run_id)).errors)
@@ -174,9 +182,10 @@ def ray_session(address: str | None, workers: int) -> Iterator[Any]:
             # `clusterscope train`, at the normal priority), so they keep it unless the caller says otherwise.
             os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(num_cpus=workers, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.AuthenticationError) as exc:
         where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
-        raise ClusterScopeError(f"cannot start or reach {where}: {exc}. Check the address (e.g. ray://HOST:10001 or auto) "
+        raise ClusterScopeError(f"cannot start or reach {where}: {exc}. Check the address (the head's HOST:6379, or auto) and, "
+                                "with token authentication, RAY_AUTH_TOKEN, "
                                 "or run without --address to start Ray on this machine.") from None
     # Ray's driver aborts on SIGTERM: interrupt instead, so `kill` stops a sweep like Ctrl-C
     previous = sigterm_as_interrupt()
@@ -242,8 +251,6 @@ def _drive(ray: Any, sweep: Sweep, todo: list[Trial], root: str, retries: int, *
     threads = {"NUMBA_NUM_THREADS": str(sweep.cpus_per_trial), "OMP_NUM_THREADS": str(sweep.cpus_per_trial)}
     task = ray.remote(run_trial).options(num_cpus=sweep.cpus_per_trial, max_retries=0,
                                          runtime_env={"env_vars": threads})
-    import uuid
-
     driver = uuid.uuid4().hex  # this driver's claims: a retry may take over its own failed attempt's claim
     queue = list(todo)
     attempts: dict[str, int] = {}
