@@ -98,3 +98,11 @@ def test_device_setting() -> None:
 
 def test_default_cap_is_100k() -> None:
     assert AnalysisConfig().max_samples == 100_000
+
+
+def test_device_is_not_in_the_parameters_hash() -> None:
+    """A run analysed on one device is not redone on another (the devices agree within the tolerances above)."""
+    from backend.jobs.analyse import params_of
+
+    assert params_of(AnalysisConfig(device="auto"), {}) == params_of(AnalysisConfig(), {})
+    assert params_of(AnalysisConfig(max_samples=10), {}) != params_of(AnalysisConfig(), {})
