@@ -1,0 +1,81 @@
+"""End to end: selecting on the Embeddings page's density view in a real browser (Chromium through Playwright).
+
+The analysed tiny run (1,797 points) served with the draw limit lowered to 1,000 (CLUSTERSCOPE_DRAW_POINTS), so
+the page shows the density of every point under a sample of 1,000: a box and a lasso select EVERY point in their
+region, drawn or not (the CSV holds them all), show their images, highlight the drawn ones, and the page settles.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from backend import api
+from tests.test_e2e_browser import PLOT, chromium_path, save, serve
+from tests.test_e2e_selection import COUNT_SENDS, expected_ids, highlighted, select, wait_idle
+
+LAYER, EPOCH = "fc2.relu", 1
+
+
+@pytest.fixture(scope="module")
+def server(analysed_store: tuple[api.RunStore, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLUSTERSCOPE_DRAW_POINTS", "1000")
+        yield from serve(analysed_store[0].root, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    context.add_init_script(COUNT_SENDS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("mode", ["box", "lasso"])
+def test_selecting_a_region_of_the_density_view_selects_every_point_in_it(
+        server: str, page, analysed_store: tuple[api.RunStore, str], mode: str, tmp_path: Path) -> None:
+    store, run_id = analysed_store
+    page.goto(f"{server}/embeddings?run={run_id}&layer={LAYER}&epoch={EPOCH}", timeout=60_000)
+    page.wait_for_function(f"() => document.querySelector('{PLOT}')?.data?.length > 1", timeout=120_000)
+    wait_idle(page, settle=0.5)
+    assert page.get_by_text(re.compile(r"Density view")).first.is_visible()
+    assert page.evaluate(f"() => document.querySelector('{PLOT}').data[0].type") == "heatmap"
+    drawn = page.evaluate(f"() => document.querySelector('{PLOT}')._fullData.slice(1).reduce((n, t) => n + t.x.length, 0)")
+    assert drawn < 1_797
+    sent = page.evaluate("window.__sent")
+
+    picked = select(page, mode, 0)
+    sure, edge = expected_ids(store, run_id, LAYER, EPOCH, picked)  # over ALL points, not only the drawn ones
+    page.get_by_role("heading", name=re.compile(r"^Selection: \d+ samples$")).wait_for(timeout=60_000)
+    wait_idle(page)
+    assert page.evaluate("window.__sent") - sent == 1, "one selection should cost one rerun"
+    assert page.locator('[data-testid="stException"]').count() == 0
+    save(page, f"embeddings-density-select-{mode}.png", tmp_path)
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download selection (CSV)").click()
+    ids = set(pd.read_csv(download.value.path())["sample_id"])
+    assert sure <= ids <= sure | edge, (len(sure), len(edge), len(ids))
+    captions = page.locator('[data-testid="stImageCaption"]').all_inner_texts()
+    assert sum("/" in c for c in captions) == min(48, len(ids))  # the selection's images are shown
+    [lit] = highlighted(page)  # the drawn points of the region are highlighted, the others faded
+    assert lit and lit <= ids
