@@ -73,3 +73,20 @@ def test_the_draw_limit_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None
     assert embeddings_density.draw_limit() == 200_000 and not embeddings_density.is_density(200_000)
     monkeypatch.setenv("CLUSTERSCOPE_DRAW_POINTS", "50")
     assert embeddings_density.is_density(51) and embeddings_density.sample_size(10_000) == 50
+
+
+def test_the_hover_table_is_sent_once_per_browser_tab(analysed_store: tuple[api.RunStore, str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hover cards' table (MBs at 100,000 points) goes with the first run only; later runs of the same view
+    send a small stand-in, and the selection's highlight is a small script of its own (embeddings_highlight)."""
+    from app.views import embeddings
+
+    store, run_id = analysed_store
+    monkeypatch.delenv("CLUSTERSCOPE_DRAW_POINTS", raising=False)
+    at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc2.relu", epoch="2")
+    first = [h.proto.body for h in at.get("html")]
+    assert any("__csHoverData" in body and len(body) > 50_000 for body in first)
+    at.run()
+    again = [h.proto.body for h in at.get("html")]
+    assert not at.exception and embeddings.HOVER_KEPT in again and not any("__csHoverData" in b for b in again)
+    assert any("window.__csHighlight([]);" in b for b in again)

@@ -16,9 +16,10 @@ import pytest
 
 from backend import api
 from tests.test_e2e_browser import PLOT, chromium_path, save, serve
-from tests.test_e2e_selection import COUNT_SENDS, expected_ids, highlighted, select, wait_idle
+from tests.test_e2e_selection import COUNT_SENDS, decode, expected_ids, select, wait_idle
 
 LAYER, EPOCH = "fc2.relu", 1
+POINT_TRACES = f"() => document.querySelector('{PLOT}').data.filter(t => t.meta === 'cs-points').map(t => [t.customdata, t.marker.opacity])"
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,18 @@ def page(browser) -> Iterator:
         context.close()
 
 
+def drawn_region(page, picked: dict) -> dict:
+    """The data ranges of the selection Plotly drew (its rectangle, or the lasso's rectangular path), as
+    :func:`tests.test_e2e_selection.select` returns them: the plot may have moved a little since the drag began."""
+    sel = page.evaluate(f"() => document.querySelector('{PLOT}').layout.selections[0]")
+    if sel["type"] == "rect":
+        xs, ys = [sel["x0"], sel["x1"]], [sel["y0"], sel["y1"]]
+    else:
+        numbers = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", sel["path"])]
+        xs, ys = numbers[0::2], numbers[1::2]
+    return picked | {"x": (min(xs), max(xs)), "y": (min(ys), max(ys))}
+
+
 @pytest.mark.parametrize("mode", ["box", "lasso"])
 def test_selecting_a_region_of_the_density_view_selects_every_point_in_it(
         server: str, page, analysed_store: tuple[api.RunStore, str], mode: str, tmp_path: Path) -> None:
@@ -64,9 +77,9 @@ def test_selecting_a_region_of_the_density_view_selects_every_point_in_it(
     sent = page.evaluate("window.__sent")
 
     picked = select(page, mode, 0)
-    sure, edge = expected_ids(store, run_id, LAYER, EPOCH, picked)  # over ALL points, not only the drawn ones
     page.get_by_role("heading", name=re.compile(r"^Selection: \d+ samples$")).wait_for(timeout=60_000)
     wait_idle(page)
+    sure, edge = expected_ids(store, run_id, LAYER, EPOCH, drawn_region(page, picked))  # ALL points, not only the drawn
     assert page.evaluate("window.__sent") - sent == 1, "one selection should cost one rerun"
     assert page.locator('[data-testid="stException"]').count() == 0
     save(page, f"embeddings-density-select-{mode}.png", tmp_path)
@@ -77,5 +90,8 @@ def test_selecting_a_region_of_the_density_view_selects_every_point_in_it(
     assert sure <= ids <= sure | edge, (len(sure), len(edge), len(ids))
     captions = page.locator('[data-testid="stImageCaption"]').all_inner_texts()
     assert sum("/" in c for c in captions) == min(48, len(ids))  # the selection's images are shown
-    [lit] = highlighted(page)  # the drawn points of the region are highlighted, the others faded
+    lit: set[int] = set()  # the drawn points of the region are highlighted, the others faded
+    for custom, opacity in page.evaluate(POINT_TRACES):
+        assert not isinstance(opacity, (int, float)), "no highlight"
+        lit |= set(decode(custom)[:, 0][decode(opacity) > 0.5].tolist())
     assert lit and lit <= ids
