@@ -105,6 +105,8 @@ def density(browser, base: str, run: str) -> None:  # noqa: ANN001 - a Playwrigh
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     load(page, f"{base}/embeddings?run={run}")
     page.get_by_text("Density view").first.wait_for(timeout=120_000)
+    page.wait_for_function(f"() => document.querySelector('{PLOT}')?.data?.[0]?.type === 'heatmap'", timeout=300_000)
+    page.wait_for_timeout(3000)  # the WebGL points over it
     save(page.screenshot(), HERE / "embeddings-density.png")
     gd = page.locator(PLOT).first
     gd.hover()
