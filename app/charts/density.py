@@ -45,7 +45,7 @@ def density(x: np.ndarray, y: np.ndarray, *, bins: int = BINS) -> Density:
         return Density(np.zeros((bins, bins), dtype=np.int64), 0.0, 1.0 / bins, 0.0, 1.0 / bins, 0)
     (xl, xh), (yl, yh) = ((float(v.min()), float(v.max())) for v in (x, y))
     px, py = 0.05 * (xh - xl or 1.0), 0.05 * (yh - yl or 1.0)
-    counts, xe, ye = np.histogram2d(y, x, bins=bins, range=[[yl - py, yh + py], [xl - px, xh + px]])
+    counts, ye, xe = np.histogram2d(y, x, bins=bins, range=[[yl - py, yh + py], [xl - px, xh + px]])
     return Density(counts.astype(np.int64), float(xe[0]), float(xe[1] - xe[0]), float(ye[0]), float(ye[1] - ye[0]), len(x))
 
 

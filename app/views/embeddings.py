@@ -381,7 +381,8 @@ def page() -> None:
                 scores_ui(v.scores, layer_b, epoch_b, v.reason)
             except ClusterScopeError as exc:
                 widgets.error_panel(exc, what=f"Cannot draw {layer_b} at epoch {epoch_b}")
-    embeddings_trajectories.drawn_caption(df, selected)
+    if not dense:  # a density view's caption says how many are drawn; more cannot be
+        embeddings_trajectories.drawn_caption(df, selected)
     selection_ui(run, full, selected)
     if not presenting:
         embeddings_search.neighbours_ui(run, info, v, df, selected, select=set_selection)

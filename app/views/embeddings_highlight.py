@@ -48,9 +48,9 @@ _SCRIPT = """(function () {
         if (typeof op !== "number") { idx.push(i); ops.push(t.__csPlain); }
         return;
       }
-      const op = new Array(ids.length);
-      for (let k = 0; k < ids.length; k++) { op[k] = H.ids.has(ids[k]) ? SELECTED : OTHER; }
-      idx.push(i); ops.push(op);
+      const each = new Array(ids.length);
+      for (let k = 0; k < ids.length; k++) { each[k] = H.ids.has(ids[k]) ? SELECTED : OTHER; }
+      idx.push(i); ops.push(each);
     });
     gd.__csHLsig = H.sig; gd.__csHLdata = gd.data;
     if (idx.length) { window.Plotly.restyle(gd, {"marker.opacity": ops}, idx); }

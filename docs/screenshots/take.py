@@ -6,6 +6,10 @@ with --readme the larger ones README.md and docs/sweeps.md show (1400 x 1000, no
     python docs/screenshots/take.py http://127.0.0.1:8599 demo-digits-base demo-synthclust --readme
     # compare-sweep.png: a server over a store holding the thesis-digits sweep (configs/sweeps/thesis_digits.toml)
     python docs/screenshots/take.py http://127.0.0.1:8599 RUN DYNAMICS_RUN --sweep-url http://127.0.0.1:8600
+    # embeddings-density*.png: a server over a run of more points than the draw limit (200,000), e.g. the
+    # 1,000,000-point store of benchmarks/browser.py, or any store served with CLUSTERSCOPE_DRAW_POINTS lowered
+    python docs/screenshots/take.py http://127.0.0.1:8599 RUN DYNAMICS_RUN --only-readme --density-url http://127.0.0.1:8601 \
+        --density-run bench-dashboard
 
 Headless Chromium through Playwright (the system chromium, as tests/test_e2e_browser.py uses); each PNG is
 what the screen shows (not the whole page), reduced to 256 colours to keep the files small.
@@ -95,6 +99,35 @@ def sweep(browser, base: str, name: str = "thesis-digits") -> None:  # noqa: ANN
     shoot(page, f"{base}/compare?sweep={name}", HERE / "compare-sweep.png")
 
 
+def density(browser, base: str, run: str) -> None:  # noqa: ANN001 - a Playwright Browser
+    """embeddings-density.png (the density view) and embeddings-density-select.png (a box selection on it, the
+    selected samples' images below): a run above the page's draw limit."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    load(page, f"{base}/embeddings?run={run}")
+    page.get_by_text("Density view").first.wait_for(timeout=120_000)
+    page.wait_for_function(f"() => document.querySelector('{PLOT}')?.data?.[0]?.type === 'heatmap'", timeout=300_000)
+    page.wait_for_timeout(3000)  # the WebGL points over it
+    save(page.screenshot(), HERE / "embeddings-density.png")
+    gd = page.locator(PLOT).first
+    gd.hover()
+    gd.locator('.modebar-btn[data-val="select"]').click()
+    area = page.evaluate(f"""() => {{ const gd = document.querySelector('{PLOT}'), s = gd._fullLayout._size;
+        const r = gd.getBoundingClientRect(); return [r.left + s.l, r.top + s.t, s.w, s.h]; }}""")
+    left, top, w, h = area
+    page.mouse.move(left + 5, top + 5)
+    page.mouse.down()
+    page.mouse.move(left + w / 2, top + h / 2, steps=8)
+    page.mouse.up()
+    page.get_by_role("heading", name="Selection", exact=False).wait_for(timeout=300_000)
+    page.wait_for_function("() => document.querySelector('.stApp')?.getAttribute('data-test-script-state') === 'notRunning'",
+                           timeout=300_000)
+    page.wait_for_timeout(3000)
+    page.get_by_role("heading", name="Selection", exact=False).scroll_into_view_if_needed()
+    page.mouse.wheel(0, -350)
+    page.wait_for_timeout(1500)
+    save(page.screenshot(), HERE / "embeddings-density-select.png")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("base", help="the dashboard's URL, e.g. http://127.0.0.1:8599")
@@ -103,6 +136,8 @@ def main() -> None:
     parser.add_argument("--readme", action="store_true", help="also the README's 1400 x 1000 screenshots")
     parser.add_argument("--only-readme", action="store_true", help="only the README's screenshots")
     parser.add_argument("--sweep-url", help="a dashboard over a store with the thesis-digits sweep: compare-sweep.png")
+    parser.add_argument("--density-url", help="a dashboard over a run above the draw limit: embeddings-density*.png")
+    parser.add_argument("--density-run", default="bench-dashboard", help="that run (--density-url)")
     args = parser.parse_args()
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     with sync_playwright() as p:
@@ -110,10 +145,12 @@ def main() -> None:
         try:
             if not args.only_readme:
                 projector(browser, args.base, args.run, args.dynamics_run)
-            if args.readme or args.only_readme:
+            if (args.readme or args.only_readme) and not args.density_url:
                 readme(browser, args.base, args.run, args.dynamics_run)
             if args.sweep_url:
                 sweep(browser, args.sweep_url)
+            if args.density_url:
+                density(browser, args.density_url, args.density_run)
         finally:
             browser.close()
 

@@ -1,0 +1,92 @@
+"""The Embeddings page's density view (app/views/embeddings_density.py, app/charts/density.py): AppTest on the
+analysed tiny run (1,797 points) with the draw limit lowered to 1,000 (CLUSTERSCOPE_DRAW_POINTS), and the pure
+counting and region tests on synthetic points."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from app.charts import density as charts_density
+from app.views import embeddings_density
+from backend import api
+from tests.conftest import figure_of
+from tests.test_app_embeddings import open_embeddings
+
+LIMIT = 1_000  # below the tiny run's 1,797 probe samples
+
+
+def test_above_the_draw_limit_the_page_shows_the_density_of_every_point(analysed_store: tuple[api.RunStore, str],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    store, run_id = analysed_store
+    monkeypatch.setenv("CLUSTERSCOPE_DRAW_POINTS", str(LIMIT))
+    at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc2.relu", epoch="2")
+    assert not at.exception
+    assert any(c.value.startswith("**Density view**: 1,797 samples are more than the 1,000") for c in at.caption)
+    fig = figure_of(at.get("plotly_chart")[0])
+    heat, *points = fig["data"]
+    assert heat["type"] == "heatmap" and heat["colorscale"] == "Viridis"
+    assert "points per pixel" in heat["colorbar"]["title"]["text"]
+    assert "density view" in fig["layout"]["title"]["text"]
+    assert int(np.nansum(np.asarray(heat["customdata"], dtype=float))) == 1_797  # every point counted, none sampled
+    drawn = sum(len(t["x"]) for t in points)
+    assert drawn == pytest.approx(LIMIT, abs=10) and all(t["type"] == "scattergl" for t in points)
+
+
+def test_up_to_the_draw_limit_every_point_is_drawn(analysed_store: tuple[api.RunStore, str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    store, run_id = analysed_store
+    monkeypatch.delenv("CLUSTERSCOPE_DRAW_POINTS", raising=False)
+    at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc2.relu", epoch="2")
+    fig = figure_of(at.get("plotly_chart")[0])
+    assert not at.exception and {t["type"] for t in fig["data"]} == {"scattergl"}
+    assert sum(len(t["x"]) for t in fig["data"]) == 1_797
+    assert not any("Density view" in c.value for c in at.caption)
+
+
+def test_density_counts_every_point_in_its_pixel() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(0, 1, 10_000), rng.normal(5, 2, 10_000)
+    d = charts_density.density(np.append(x, np.nan), np.append(y, 1.0), bins=64)
+    assert d.counts.shape == (64, 64) and d.counts.sum() == 10_000 == d.total  # the NaN point is left out
+    i, j = int((x[0] - d.x0) // d.dx), int((y[0] - d.y0) // d.dy)
+    assert d.counts[j, i] >= 1
+    trace = charts_density.density_trace(d)
+    assert trace["colorbar"]["ticktext"][0] == "1" and "points per pixel" in trace["colorbar"]["title"]["text"]
+
+
+def test_a_box_or_lasso_selects_every_point_in_its_region() -> None:
+    xy = np.array([[0, 0], [1, 1], [2, 2], [3, 0], [0.5, 1.5]], dtype=float)
+    box = {"selection": {"points": [], "box": [{"x": [0.6, 2.5], "y": [0.5, 2.5]}], "lasso": []}}
+    assert charts_density.in_region(xy[:, 0], xy[:, 1], box).tolist() == [False, True, True, False, False]
+    triangle = {"selection": {"points": [], "box": [], "lasso": [{"x": [-1, 4, -1], "y": [-1, -1, 4]}]}}
+    assert charts_density.in_region(xy[:, 0], xy[:, 1], triangle).tolist() == [True, True, False, False, True]
+    assert charts_density.in_region(xy[:, 0], xy[:, 1], {"selection": {"points": [{"customdata": [3, 0]}]}}) is None
+    full = pd.DataFrame({"sample_id": [10, 11, 12, 13, 14], "umap_x": xy[:, 0], "umap_y": xy[:, 1]})
+    resolve = embeddings_density.region_resolver(full, "umap", lambda event: {99})
+    assert resolve(box) == {11, 12} and resolve({"selection": {"points": [{}]}}) == {99}
+
+
+def test_the_draw_limit_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CLUSTERSCOPE_DRAW_POINTS", raising=False)
+    assert embeddings_density.draw_limit() == 200_000 and not embeddings_density.is_density(200_000)
+    monkeypatch.setenv("CLUSTERSCOPE_DRAW_POINTS", "50")
+    assert embeddings_density.is_density(51) and embeddings_density.sample_size(10_000) == 50
+
+
+def test_the_hover_table_is_sent_once_per_browser_tab(analysed_store: tuple[api.RunStore, str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hover cards' table (MBs at 100,000 points) goes with the first run only; later runs of the same view
+    send a small stand-in, and the selection's highlight is a small script of its own (embeddings_highlight)."""
+    from app.views import embeddings
+
+    store, run_id = analysed_store
+    monkeypatch.delenv("CLUSTERSCOPE_DRAW_POINTS", raising=False)
+    at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc2.relu", epoch="2")
+    first = [h.proto.body for h in at.get("html")]
+    assert any("__csHoverData" in body and len(body) > 50_000 for body in first)
+    at.run()
+    again = [h.proto.body for h in at.get("html")]
+    assert not at.exception and embeddings.HOVER_KEPT in again and not any("__csHoverData" in b for b in again)
+    assert any("window.__csHighlight([]);" in b for b in again)
