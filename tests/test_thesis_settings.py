@@ -120,13 +120,15 @@ def test_weight_decay_style_is_validated() -> None:
 
 
 # ------------------------------------------------------------------ 5. dynamics: the units the thesis shows
-def test_dynamics_record_the_units_with_the_largest_outgoing_weights(store: api.RunStore) -> None:
+def test_dynamics_record_the_units_with_the_largest_outgoing_weights(store: api.RunStore,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     import numpy as np
 
     common = ("model.dropout=0.2", "dynamics.enabled=true", "dynamics.every=4", "dynamics.probe_size=50",
               'dynamics.layers=["fc1.relu", "fc2.relu"]')
     every = api.train(tiny_config('run_id="dyn-all"', *common, "dynamics.units=0"), store, progress=False)
-    top = api.train(tiny_config('run_id="dyn-top"', *common, "dynamics.units=4"), store, progress=False)
+    top = api.train(tiny_config('run_id="dyn-top"', *common, "dynamics.units=4"), store, progress=True)
+    assert "dyn-top (dynamics pass): 100%" in capsys.readouterr().err  # the second pass shows its progress too
     first = api.train(tiny_config('run_id="dyn-first"', *common, "dynamics.units=4", 'dynamics.select="first"'), store,
                       progress=False)
     final = store.load_checkpoint(top, 2)

@@ -285,7 +285,7 @@ def _fit(store: RunStore, run_id: str, p: Prepared, *, rows: list[dict[str, Any]
             if progress:
                 print(f"{run_id}: training again to record the dynamics of the units with the largest outgoing "
                       "weights (dynamics.select, docs/config.md)", file=sys.stderr)
-            replay_dynamics(store, run_id, p, train, test)
+            replay_dynamics(store, run_id, p, train, test, progress=progress)
     except KeyboardInterrupt:
         store.update_run(run_id, status="interrupted")
         raise
@@ -316,7 +316,18 @@ def needs_replay(p: Prepared) -> bool:
             and any(layer.units > dy.units for layer in p.dynamics_layers or []))
 
 
-def replay_dynamics(store: RunStore, run_id: str, p: Prepared, train: TensorData, test: TensorData) -> None:
+class EpochBar:
+    """A trainer callback advancing a tqdm bar by one epoch (the dynamics replay's progress on the command line)."""
+
+    def __init__(self, bar: tqdm) -> None:
+        self.bar = bar
+
+    def on_epoch_end(self, epoch: int, model: nn.Module, metrics: dict[str, float], *, final: bool) -> None:
+        self.bar.update(1)
+
+
+def replay_dynamics(store: RunStore, run_id: str, p: Prepared, train: TensorData, test: TensorData, *,
+                    progress: bool = False) -> None:
     """Record the [dynamics] of the units the thesis shows: per layer, the ``dynamics.units`` units with the
     largest outgoing-weight norm in the trained model ``p.model`` (SCIENCE.md 3.4), by training again from
     the same initialisation. The determinism contract (trainer.py) makes the second pass repeat the first
@@ -333,9 +344,11 @@ def replay_dynamics(store: RunStore, run_id: str, p: Prepared, train: TensorData
         ok = norms is not None and len(norms) == layer.units
         chosen[layer.name] = top_units(norms, n) if ok else np.arange(min(n, layer.units))  # type: ignore[arg-type]
     fresh = prepare(p.cfg, data=p.data)
-    trainer = Trainer(fresh.model, train, test, p.cfg.train, device=p.device, labels=fresh.labels,
-                      callbacks=[dynamics_callback(store, run_id, fresh, units=chosen)])
-    trainer.fit()
+    with tqdm(total=p.cfg.train.epochs, desc=f"{run_id} (dynamics pass)", unit="epoch", file=sys.stderr,
+              disable=not progress) as bar:
+        trainer = Trainer(fresh.model, train, test, p.cfg.train, device=p.device, labels=fresh.labels,
+                          callbacks=[dynamics_callback(store, run_id, fresh, units=chosen), EpochBar(bar)])
+        trainer.fit()
     diff = max((float((v.detach().cpu().double() - torch.from_numpy(state[k]).double()).abs().max())
                 for k, v in fresh.model.state_dict().items() if v.is_floating_point()), default=0.0)
     store.update_run(run_id, dynamics={"select": "top_outgoing", "units": {k: v.tolist() for k, v in chosen.items()},
