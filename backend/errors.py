@@ -35,3 +35,7 @@ def expected(what: str, *, expected: str, got: object, hint: str = "") -> str:
     """Format the house error message: ``what must be expected; got X. hint``."""
     msg = f"{what} must be {expected}; got {got!r}."
     return f"{msg} {hint}".strip()
+
+
+class AnalysisInputError(ClusterScopeError):
+    """The run cannot be analysed at all (no snapshots, no samples, no initial weights for rotation)."""

@@ -10,7 +10,8 @@ import torch
 
 from backend import api
 from backend.analysis.rotation import layer_rotation
-from backend.jobs.analyse import AnalysisInputError, AnalysisReport, _rotation, rotation_of_run
+from backend.errors import AnalysisInputError
+from backend.jobs.analyse_rotation import rotation_of_run, run_rotation
 from backend.training.models import build_model
 from tests.conftest import tiny_config
 
@@ -47,9 +48,9 @@ def test_rotation_is_refused_without_an_initial_state(trained_store: tuple[api.R
         rotation_of_run(store, new)
     # A table written earlier (measured from the first checkpoint) is not kept: the analysis removes it, says why.
     store.analysis.write(new, "rotation", rotation_of_run(original, run_id)[0], params="{}", params_hash="old")
-    report = AnalysisReport(new)
-    _rotation(store, new, ("{}", "h"), report)
-    assert "epoch-0 checkpoint" in report.errors["rotation"]
+    errors: dict[str, str] = {}
+    run_rotation(store, new, ("{}", "h"), errors)
+    assert "epoch-0 checkpoint" in errors["rotation"]
     assert not store.analysis.path(new, "rotation").exists()
 
 
