@@ -31,8 +31,7 @@ COLOUR_COLUMNS = {"class": "class_name", "fine": "subclass_name", "superclass": 
 # (colour, shape) pairs, after which the pairs repeat. embedding_scatter draws a repeated colour's next shape.
 CLUSTER_PALETTE = OKABE_ITO
 SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "cross", "star", "hexagon"]
-# The legend's title per colouring; cluster ids are numbered afresh by every HDBSCAN run (one per layer and
-# epoch), so cluster 3 here and cluster 3 in another layer or epoch are unrelated.
+# The legend's title per colouring; cluster ids are per HDBSCAN run (layer, epoch): unrelated across them.
 LEGEND_TITLES = {"class": "class (trained on)", "fine": "fine label", "superclass": "superclass",
                  "cluster": "HDBSCAN cluster (ids are per layer and epoch)", "correct": "prediction",
                  "region": "cartography region (over the recorded epochs)"}
@@ -60,8 +59,7 @@ def view_points(points: pd.DataFrame, labels: pd.DataFrame, *, colour: str, valu
                 max_points: int) -> pd.DataFrame:
     """The points of one (layer, epoch) with their labels and the colouring column ``colour_value``.
 
-    points : the analysis ``points`` table (sample_id, umap_x/y, pca_x/y, cluster).
-    labels : from :func:`label_samples`.
+    points : the analysis ``points`` table (sample_id, umap_x/y, pca_x/y, cluster); labels : :func:`label_samples`.
     colour : "class", "fine", "superclass", "cluster", "correct" (``values``: sample_id, correct), or any other
         with ``values``: sample_id, colour_value (a neuron's activation, a neighbourhood change, a region).
     Above ``max_points`` rows, a stratified sample by class (:func:`stratified_sample`).
