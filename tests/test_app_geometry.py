@@ -39,6 +39,9 @@ def test_geometry_page(analysed_store: tuple[api.RunStore, str], monkeypatch: py
     at.multiselect(key="w-geo-panels").set_value(["twonn"])
     at.run()
     assert chart(at, "Representation geometry per layer")["layout"]["annotations"][0]["text"].startswith("TwoNN dimension")
+    # the cluster genealogy follows the page's layer and epoch (app/views/geometry_genealogy.py)
+    assert any(h.value == "Cluster genealogy" for h in at.subheader)
+    assert at.radio(key="w-gen-across").options == ["epochs of fc1.relu", "layers at epoch 0"]
 
 
 def test_geometry_page_on_a_version_2_run(analysed_store: tuple[api.RunStore, str], tmp_path: Path,

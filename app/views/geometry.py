@@ -12,6 +12,7 @@ import streamlit as st
 import app.loaders_geometry as lg
 from app import loaders, state, widgets
 from app.charts import geometry as cg
+from app.views import geometry_genealogy
 from backend import api
 from backend.api import ClusterScopeError
 
@@ -111,8 +112,7 @@ def page() -> None:
     cka_ui(run, cka, layers, epoch, layer)
     curves_ui(run, geo, layers, api.intraclass_reason(info))
     open_ui(run, layer, epoch)
-    # Cluster genealogy (issue 17, second half; branch `changes`): its section goes here, below the curves,
-    # with the same run, ``layer`` and ``epoch`` (the choices above, in the URL).
+    geometry_genealogy.genealogy_section(run, info, layer, epoch)  # SCIENCE.md 7: clusters split and merge
 
 
 if __name__ == "__main__":  # st.navigation (app/main.py) runs this file as the page's script
