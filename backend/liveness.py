@@ -11,12 +11,20 @@ from pathlib import Path
 from typing import Any
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command name (fields[0] is proc(5)'s field 3, the state); None off Linux."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def process_start_time(pid: int) -> int | None:
     """Start time of ``pid`` in clock ticks since boot (Linux), to tell a reused pid from the original."""
+    fields = _stat_fields(pid)
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[19])  # field 22 of proc(5); fields[0] is field 3
-    except (OSError, IndexError, ValueError):
+        return None if fields is None else int(fields[19])  # field 22 of proc(5)
+    except (IndexError, ValueError):
         return None
 
 
@@ -41,6 +49,9 @@ def process_alive(info: dict[str, Any]) -> bool:
         return False
     except (PermissionError, ValueError, OverflowError):
         return True
+    fields = _stat_fields(pid)
+    if fields is not None and fields[0] in ("Z", "X"):  # exited; only its exit status waits for its parent
+        return False
     recorded, now = info.get("pid_start"), process_start_time(pid)
     return recorded is None or now is None or recorded == now
 

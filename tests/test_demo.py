@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -56,6 +57,18 @@ def test_liveness_of_recorded_processes() -> None:
 
     assert process_alive({"pid": parent, "host": host, "pid_start": process_start_time(parent)})
     assert not process_alive({"pid": parent, "host": host, "pid_start": -1})  # pid reused by another process
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])  # exits at once; not waited for: a zombie
+    record = {"pid": child.pid, "host": host, "pid_start": process_start_time(child.pid)}
+    for _ in range(200):
+        if Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            break
+        time.sleep(0.05)
+    assert not process_alive(record)  # a zombie has exited: its claim or run is stale
+    child.wait()
 
 
 def test_demo_build_analyses_runs_in_worker_processes(store: api.RunStore) -> None:
