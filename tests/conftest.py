@@ -64,3 +64,15 @@ def analysed_store(trained_store: tuple[api.RunStore, str]) -> tuple[api.RunStor
     report = api.analyze(store, run_id)
     assert not report.errors, report.errors
     return store, run_id
+
+
+def highlighted_ids(at) -> set[int]:
+    """The sample ids the Embeddings page highlights: the ids it hands the browser's highlight script
+    (app/views/embeddings_highlight.py), which sets the plots' opacities there (tests/test_e2e_selection.py
+    checks the browser side). Empty when nothing is highlighted."""
+    import json
+    import re
+
+    calls = [m for h in at.get("html") for m in re.findall(r"window\.__csHighlight\((\[[^\]]*\])\)", h.proto.body)]
+    assert len(calls) <= 1, calls
+    return set(json.loads(calls[0])) if calls else set()

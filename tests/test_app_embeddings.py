@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from backend import api
-from tests.conftest import figure_of
+from tests.conftest import figure_of, highlighted_ids
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
 
@@ -151,6 +151,8 @@ def test_animation_downloads_an_animated_gif(analysed_store: tuple[api.RunStore,
 
     from PIL import Image
 
+    from app.views.embeddings import DEFAULT_MAX_POINTS
+
     store, run_id = analysed_store
     at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc2.relu")
     at.toggle(key="w-animate").set_value(True).run()
@@ -160,7 +162,7 @@ def test_animation_downloads_an_animated_gif(analysed_store: tuple[api.RunStore,
     assert not [b for b in at.get("download_button") if "GIF" in b.proto.label]  # rendered only when asked for
     at.button(key="w-make-gif").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    image = Image.open(io.BytesIO(at.session_state[f"gif:{run_id}:fc2.relu:umap:class:10000:0,1,2"]))
+    image = Image.open(io.BytesIO(at.session_state[f"gif:{run_id}:fc2.relu:umap:class:{DEFAULT_MAX_POINTS}:0,1,2"]))
     assert image.format == "GIF" and image.n_frames == 3 and image.size == (1000, 800)
     assert [b for b in at.get("download_button") if "GIF" in b.proto.label]
 
@@ -194,10 +196,8 @@ def test_selection_follows_the_epoch_and_layer_and_its_trajectories_are_drawn(
     at.session_state[SELECTION] = {"run": run_id, "ids": frozenset(ids), "reports": {}}
     at.run()
 
-    def opaque(i: int = 0) -> set[int]:
-        fig = figure_of(at.get("plotly_chart")[i])
-        return {int(row[0]) for t in fig["data"] if isinstance(t.get("marker", {}).get("opacity"), list)
-                for row, o in zip(t["customdata"], t["marker"]["opacity"], strict=True) if o > 0.5}
+    def opaque() -> set[int]:  # highlighted in the browser, from the ids the page hands it
+        return highlighted_ids(at)
 
     assert not at.exception and opaque() == ids
     at.sidebar.select_slider(key="w-epoch").set_value(2).run()

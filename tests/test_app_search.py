@@ -8,19 +8,13 @@ import pytest
 
 from app.charts import embeddings as charts_embeddings
 from backend import api
-from tests.conftest import figure_of
+from tests.conftest import figure_of, highlighted_ids
 from tests.test_app_embeddings import open_embeddings
 
 
 def highlighted(at) -> set[int]:
-    """The sample ids the first plot draws opaque (empty when it highlights nothing)."""
-    fig = figure_of(at.get("plotly_chart")[0])
-    out: set[int] = set()
-    for trace in fig["data"]:
-        opacity = trace["marker"]["opacity"]
-        if isinstance(opacity, list):
-            out |= {int(row[0]) for row, o in zip(trace["customdata"], opacity, strict=True) if o > 0.5}
-    return out
+    """The sample ids the page highlights (the plots' opacities are set in the browser: conftest.highlighted_ids)."""
+    return highlighted_ids(at)
 
 
 def test_search_highlights_and_selects_the_matches(analysed_store: tuple[api.RunStore, str],
@@ -66,12 +60,12 @@ def test_neighbours_of_a_single_match_are_listed_with_thumbnails(analysed_store:
     post = np.maximum(acts.astype(np.float64), 0)  # by default post-ReLU, what the picture is computed from
     order = np.argsort(np.sqrt(((post - post[list(ids).index(12)]) ** 2).sum(axis=1)), kind="stable")
     expected = [int(i) for i in ids[order] if i != 12][:10]
-    table = at.dataframe[-1].value
+    table = next(d.value for d in at.dataframe if "rank" in d.value.columns)  # (the "what changed" tables follow)
     assert table["sample_id"].tolist() == expected and table["rank"].tolist() == list(range(1, 11))
     assert (np.diff(table["distance"].to_numpy()) >= 0).all()
     assert any("of its nearest neighbours in the layer are also among its 10 nearest points in the UMAP picture"
                in c.value for c in at.caption)
-    images = at.get("image")[-1]  # the sample and its 10 neighbours, thumbnails with captions
+    images = next(i for i in at.get("image") if i.captions and i.captions[0] == "sample 12")  # it and its neighbours
     assert images.captions[:2] == ["sample 12", f"1. {expected[0]} · {table['distance'][0]:.3g}"]
     assert len(images.captions) == 11 and all(url for url in images.value)
 
@@ -79,7 +73,7 @@ def test_neighbours_of_a_single_match_are_listed_with_thumbnails(analysed_store:
     at.radio(key="w-nn-metric").set_value("cosine").run()
     at.radio(key="w-nn-values").set_value("pre").run()
     cosine = api.nearest_neighbours(ids, acts, 12, k=3, metric="cosine")["sample_id"].tolist()
-    assert at.dataframe[-1].value["sample_id"].tolist() == cosine
+    assert next(d.value for d in at.dataframe if "rank" in d.value.columns)["sample_id"].tolist() == cosine
     at.button(key="w-nn-select").click().run()
     assert not at.exception and highlighted(at) == {12, *cosine}
 

@@ -71,3 +71,18 @@ def test_version_2_predictions_read_with_nan_cartography(trained_store: tuple[ap
     ev = api.training_events(copy, run)
     assert ev["confidence"].isna().all() and (ev["region"] == "unknown").all()
     assert ev["flips"].notna().all() and ev["forgetting"].ge(0).all()  # flips and forgetting need no probabilities
+
+
+def test_events_of_runs_with_one_or_no_recorded_epoch_after_initialisation() -> None:
+    """A run with snapshots at epochs 0 and 2 only has one epoch after initialisation: no transition, no
+    flip, and no crash (the Embeddings page of such a run showed an error)."""
+    from backend.analysis.events import training_events
+
+    pred = np.array([[0, 1, 1], [1, 1, 0]])
+    ok = np.array([[True, False, True], [False, False, True]])
+    prob = np.array([[0.9, 0.2, 0.8], [0.4, 0.3, 0.7]])
+    one = training_events([0, 2], pred, ok, prob)
+    assert one["flips"].tolist() == [0, 0, 0] and one["first_flip_epoch"].tolist() == [-1, -1, -1]
+    assert one["n_epochs"].tolist() == [1, 1, 1] and one["first_learned_epoch"].tolist() == [-1, -1, 2]
+    none = training_events([0], pred[:1], ok[:1], prob[:1])
+    assert none["flips"].tolist() == [0, 0, 0] and none["confidence"].isna().all()

@@ -179,3 +179,22 @@ def test_snapshot_geometry_row() -> None:
     row = geometry.snapshot_geometry(x, x, idx, dist, labels=flat, predictions=None, metric="cosine",
                                      probe_space="full", seed=0)
     assert np.isnan(row["nc1_subclass"]) and np.isnan(row["nc4_class"]) and np.isfinite(row["probe_class"])
+
+
+def test_cka_of_huge_or_diverged_values_neither_overflows_nor_warns() -> None:
+    """A run on its way to diverging records values near float32's limit; CKA is scale-invariant, so it is
+    computed on scaled matrices (no overflow warning) and a snapshot with infinite values gives NaN."""
+    import warnings
+
+    from backend.analysis import geometry
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 20)).astype(np.float32)
+    y = (x @ rng.normal(size=(20, 8))).astype(np.float32)
+    expected = geometry.linear_cka(x, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert abs(geometry.linear_cka(x * np.float32(1e30), y) - expected) < 1e-5
+        bad = x.copy()
+        bad[0, 0] = np.inf
+        assert np.isnan(geometry.linear_cka(bad, y))

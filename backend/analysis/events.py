@@ -34,6 +34,9 @@ def _check(epochs: np.ndarray, *arrays: np.ndarray) -> None:
         raise ClusterScopeError(f"training events need strictly increasing epochs; got {epochs.tolist()}.")
 
 
+NEVER = np.iinfo(np.int64).max  # no flip (yet): the identity of the minimum over the transitions
+
+
 def training_events(epochs: Sequence[int], prediction: np.ndarray, correct: np.ndarray, true_probability: np.ndarray,
                     *, include_init: bool = False) -> pd.DataFrame:
     """Per-sample events over the recorded epochs.
@@ -60,7 +63,7 @@ def training_events(epochs: Sequence[int], prediction: np.ndarray, correct: np.n
         var = prob.std(axis=0) if len(ep) else np.full(n, np.nan)
     return pd.DataFrame({
         "flips": flip.sum(axis=0).astype(np.int32),
-        "first_flip_epoch": np.where(flip.any(axis=0), np.where(flip, later, np.iinfo(np.int64).max).min(axis=0), -1),
+        "first_flip_epoch": np.where(flip.any(axis=0), np.where(flip, later, NEVER).min(axis=0, initial=NEVER), -1),
         "last_flip_epoch": np.where(flip, later, -1).max(axis=0, initial=-1),
         "forgetting": forget.sum(axis=0).astype(np.int32),
         "first_learned_epoch": np.where(ok.any(axis=0), ep[np.argmax(ok, axis=0)] if len(ep) else -1, -1),

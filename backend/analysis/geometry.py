@@ -29,7 +29,11 @@ def _centred(x: np.ndarray) -> np.ndarray:
     recorded activations are float32), anything else becomes float64."""
     x = np.asarray(x)
     x = x.astype(np.float32 if x.dtype == np.float32 else np.float64, copy=False)
-    return x - x.mean(axis=0, keepdims=True, dtype=np.float64).astype(x.dtype)
+    if not np.isfinite(x).all():  # a diverged snapshot: no CKA (NaN propagates through the products, quietly)
+        return np.full(x.shape, np.nan, dtype=x.dtype)
+    xc = x - x.mean(axis=0, keepdims=True, dtype=np.float64).astype(x.dtype)
+    top = float(np.abs(xc).max(initial=0.0))  # CKA is invariant to isotropic scaling: scaled to at most 1, the
+    return xc / np.asarray(top, dtype=x.dtype) if top > 0 else xc  # Gram products of huge values cannot overflow
 
 
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:

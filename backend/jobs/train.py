@@ -323,7 +323,8 @@ class EpochBar:
         self.bar = bar
 
     def on_epoch_end(self, epoch: int, model: nn.Module, metrics: dict[str, float], *, final: bool) -> None:
-        self.bar.update(1)
+        if epoch > 0:  # epoch 0 is the evaluation before training
+            self.bar.update(1)
 
 
 def replay_dynamics(store: RunStore, run_id: str, p: Prepared, train: TensorData, test: TensorData, *,
