@@ -74,6 +74,7 @@ def controls_ui(run: str, info: dict) -> View | None:
         status = info["status"]
         st.info(f"Run **{run}** has no analysis yet ({status}). Embeddings appear here as soon as "
                 f"`clusterscope analyze {run}` has processed a snapshot; the demo builder runs it by itself.")
+        st.fragment(wait_for_analysis, run_every=3)(run)  # the page follows by itself, as the message says
         return None
     order = [layer["name"] for layer in info.get("layers", [])]
     layers = sorted(scores.epochs, key=lambda n: order.index(n) if n in order else len(order))
@@ -317,6 +318,12 @@ def gif_ui(run: str, info: dict, v: View, frames: pd.DataFrame, epochs: list[int
     if key in st.session_state:
         st.download_button("Download animation (GIF)", st.session_state[key], file_name=f"{run}-{v.layer}-animation.gif",
                            mime="image/gif", on_click="ignore", icon=":material/download:", key="w-gif-download")
+
+
+def wait_for_analysis(run: str) -> None:
+    """Rerun the page once the run's first analysed snapshot is there (polled by a fragment every 3 s)."""
+    if loaders.layer_scores(run).rows:
+        st.rerun(scope="app")
 
 
 def page() -> None:
