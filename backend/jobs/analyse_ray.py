@@ -25,7 +25,7 @@ from typing import Any
 from backend.config import AnalysisConfig
 from backend.errors import ClusterScopeError
 from backend.jobs.analyse import AnalysisReport, LayerRunner, LayerWork, Progress, analyse_layer, analyze_one, layer_inputs
-from backend.jobs.sweep import _error_text, ray_session
+from backend.jobs.sweep import ray_session, ray_tasks, thread_env
 from backend.store import RunStore
 
 CPUS_PER_TASK = 1
@@ -49,43 +49,21 @@ def ray_layers(ray: Any, *, limit: int | None = None, retries: int = 2,
     limit : the most tasks in flight (default: as many as Ray schedules). Progress is reported in
     snapshots, as each layer's task ends.
     """
-    # numba reads its thread count when imported (pynndescent, UMAP), OpenMP/BLAS when loaded; umap_embed_many
-    # caps its parallel fits by OMP_NUM_THREADS: a 1-CPU task then runs them one after the other
-    threads = {"NUMBA_NUM_THREADS": str(CPUS_PER_TASK), "OMP_NUM_THREADS": str(CPUS_PER_TASK)}
-    task = ray.remote(layer_task).options(num_cpus=CPUS_PER_TASK, max_retries=0, runtime_env={"env_vars": threads})
+    task = ray.remote(layer_task).options(num_cpus=CPUS_PER_TASK, max_retries=0, runtime_env=thread_env(CPUS_PER_TASK))
     tell = say or (lambda msg: print(msg, file=sys.stderr))
 
     def run(store: RunStore, run_id: str, work: list[LayerWork], params: AnalysisConfig, ptag: tuple[str, str],
             report: AnalysisReport, progress: Progress | None) -> None:
         root = str(store.root.resolve())
-        queue, running, attempts = list(work), {}, {w.layer: 0 for w in work}
         results: dict[str, dict[str, Any]] = {}
         total, done = sum(s for w in work for _, s in w.epochs), 0
-
-        def submit(w: LayerWork) -> None:
-            attempts[w.layer] += 1
-            running[task.remote(root, run_id, w, params, ptag)] = w
-
-        while queue or running:
-            while queue and (limit is None or len(running) < limit):
-                submit(queue.pop(0))
-            ready: list[Any] = []
-            while not ready:  # short waits, so Ctrl-C and SIGTERM reach the driver at once
-                ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
-            w = running.pop(ready[0])
-            try:
-                results[w.layer] = ray.get(ready[0])
-            except Exception as exc:  # a RayTaskError (the task raised) or a crashed worker or node
-                error = _error_text(exc)
-                if attempts[w.layer] <= retries:
-                    tell(f"run {run_id}, layer {w.layer}: attempt {attempts[w.layer]} of {retries + 1} failed ({error}); retrying.")
-                    submit(w)
-                    continue
-                tell(f"run {run_id}, layer {w.layer}: failed after {attempts[w.layer]} attempt(s): {error}")
-                results[w.layer] = {"analysed": [], "errors": {
-                    f"{w.layer}@{e}": f"run {run_id!r}, layer {w.layer!r}, epoch {e}: its Ray task failed {attempts[w.layer]} "
-                                      f"time(s), last with {error}; run `clusterscope analyze {run_id}` again."
-                    for e, stale in w.epochs if stale}}
+        for w, attempts, out, error in ray_tasks(ray, work, lambda w, _: task.remote(root, run_id, w, params, ptag),
+                                                 name=lambda w: f"run {run_id}, layer {w.layer}", limit=limit,
+                                                 retries=retries, say=tell):
+            results[w.layer] = out if error is None else {"analysed": [], "errors": {
+                f"{w.layer}@{e}": f"run {run_id!r}, layer {w.layer!r}, epoch {e}: its Ray task failed {attempts} "
+                                  f"time(s), last with {error}; run `clusterscope analyze {run_id}` again."
+                for e, stale in w.epochs if stale}}
             done += sum(s for _, s in w.epochs)
             if progress:
                 progress(done, total, f"layer {w.layer} done")

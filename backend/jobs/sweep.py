@@ -203,6 +203,46 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {text[-1] if text else ''}"
 
 
+def thread_env(cpus: int) -> dict[str, Any]:
+    """A Ray task's runtime environment capping its threads at its ``cpus``: numba reads its thread count when
+    imported (pynndescent, UMAP), OpenMP/BLAS when loaded, and umap_embed_many caps its parallel fits by
+    OMP_NUM_THREADS; without it each worker would start one thread per core (two 1-CPU tasks, four on two)."""
+    return {"env_vars": {"NUMBA_NUM_THREADS": str(cpus), "OMP_NUM_THREADS": str(cpus)}}
+
+
+def ray_tasks(ray: Any, items: list[Any], start: Callable[[Any, int], Any], *, name: Callable[[Any], str],
+              limit: int | None, retries: int, say: Callable[[str], None]) -> Iterator[tuple[Any, int, Any, str | None]]:
+    """Run ``start(item, attempt)`` (a Ray object ref; ``attempt`` counts from 1) for every item, at most ``limit``
+    in flight (None: as many as Ray schedules), a failed one started again up to ``retries`` times (``say`` tells
+    each retry and each final failure, the item named by ``name``). Yields (item, attempts, result, None) as each
+    item succeeds and (item, attempts, None, error text) when it failed every attempt, in completion order."""
+    waiting, running, attempts = list(range(len(items))), {}, [0] * len(items)  # by index: items need not hash
+
+    def submit(i: int) -> None:
+        attempts[i] += 1
+        running[start(items[i], attempts[i])] = i
+
+    while waiting or running:
+        while waiting and (limit is None or len(running) < limit):
+            submit(waiting.pop(0))
+        ready: list[Any] = []
+        while not ready:  # short waits, so Ctrl-C and SIGTERM reach the driver at once
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+        i = running.pop(ready[0])
+        try:
+            out = ray.get(ready[0])
+        except Exception as exc:  # a RayTaskError (the task raised) or a crashed worker or node
+            error = _error_text(exc)
+            if attempts[i] <= retries:
+                say(f"{name(items[i])}: attempt {attempts[i]} of {retries + 1} failed ({error}); retrying.")
+                submit(i)
+                continue
+            say(f"{name(items[i])}: failed after {attempts[i]} attempt(s): {error}")
+            yield items[i], attempts[i], None, error
+        else:
+            yield items[i], attempts[i], out, None
+
+
 def run_sweep(sweep: Sweep, store: RunStore, *, address: str | None = None, workers: int | None = None,
               retries: int | None = None, progress: bool = True,
               echo: Callable[[str], None] | None = None) -> SweepReport:
@@ -246,42 +286,19 @@ def run_sweep(sweep: Sweep, store: RunStore, *, address: str | None = None, work
 def _drive(ray: Any, sweep: Sweep, todo: list[Trial], root: str, retries: int, *, limit: int | None, bar: Any,
            say: Callable[[str], None]) -> list[TrialResult]:
     """Submit the trials, retry failures, collect results (in completion order)."""
-    # numba (pynndescent's parallel neighbour search) reads its thread count when imported: without this
-    # each worker would start one thread per core, so two 1-CPU trials would run four on two cores
-    threads = {"NUMBA_NUM_THREADS": str(sweep.cpus_per_trial), "OMP_NUM_THREADS": str(sweep.cpus_per_trial)}
     task = ray.remote(run_trial).options(num_cpus=sweep.cpus_per_trial, max_retries=0,
-                                         runtime_env={"env_vars": threads})
+                                         runtime_env=thread_env(sweep.cpus_per_trial))
     driver = uuid.uuid4().hex  # this driver's claims: a retry may take over its own failed attempt's claim
-    queue = list(todo)
-    attempts: dict[str, int] = {}
-    running: dict[Any, Trial] = {}
+
+    def start(t: Trial, attempt: int) -> Any:
+        return task.remote(root, to_dict(t.config), run_record(sweep, t), sweep.analyze, sweep.cpus_per_trial,
+                           driver=driver, retry=attempt > 1)
+
     results: list[TrialResult] = []
-
-    def submit(t: Trial) -> None:
-        attempts[t.run_id] = attempts.get(t.run_id, 0) + 1
-        running[task.remote(root, to_dict(t.config), run_record(sweep, t), sweep.analyze, sweep.cpus_per_trial,
-                            driver=driver, retry=attempts[t.run_id] > 1)] = t
-
-    while queue or running:
-        while queue and (limit is None or len(running) < limit):
-            submit(queue.pop(0))
-        ready: list[Any] = []
-        while not ready:  # short waits, so Ctrl-C and SIGTERM reach the driver at once
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
-        ref = ready[0]
-        t = running.pop(ref)
-        try:
-            out = ray.get(ref)
-        except Exception as exc:
-            error = _error_text(exc)
-            if attempts[t.run_id] <= retries:
-                say(f"{t.run_id}: attempt {attempts[t.run_id]} of {retries + 1} failed ({error}); retrying.")
-                submit(t)
-                continue
-            say(f"{t.run_id}: failed after {attempts[t.run_id]} attempt(s): {error}")
-            results.append(TrialResult(t.run_id, "failed", attempts[t.run_id], error))
-        else:
-            results.append(TrialResult(attempts=attempts[t.run_id], **out))
+    for t, attempts, out, error in ray_tasks(ray, todo, start, name=lambda t: t.run_id, limit=limit, retries=retries,
+                                             say=say):
+        results.append(TrialResult(attempts=attempts, **out) if error is None
+                       else TrialResult(t.run_id, "failed", attempts, error))
         bar.update(1)
         bar.set_postfix(failed=sum(r.state == "failed" for r in results))
     return results
