@@ -8,14 +8,11 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import streamlit as st
 
+from app.loaders import _store  # the store the dashboard serves, as every loader reads it
 from backend import api
 
 if TYPE_CHECKING:
     Token = tuple  # a version token of the facade (api.analysis_version)
-
-
-def _store() -> api.RunStore:
-    return api.open_store(api.default_store_root())
 
 
 def layer_geometry(run_id: str) -> pd.DataFrame:

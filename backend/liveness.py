@@ -19,13 +19,16 @@ def _stat_fields(pid: int) -> list[str] | None:
         return None
 
 
-def process_start_time(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks since boot (Linux), to tell a reused pid from the original."""
-    fields = _stat_fields(pid)
+def _start_time(fields: list[str] | None) -> int | None:
     try:
         return None if fields is None else int(fields[19])  # field 22 of proc(5)
     except (IndexError, ValueError):
         return None
+
+
+def process_start_time(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot (Linux), to tell a reused pid from the original."""
+    return _start_time(_stat_fields(pid))
 
 
 def this_process() -> dict[str, Any]:
@@ -52,7 +55,7 @@ def process_alive(info: dict[str, Any]) -> bool:
     fields = _stat_fields(pid)
     if fields is not None and fields[0] in ("Z", "X"):  # exited; only its exit status waits for its parent
         return False
-    recorded, now = info.get("pid_start"), process_start_time(pid)
+    recorded, now = info.get("pid_start"), _start_time(fields)  # one read of /proc for both
     return recorded is None or now is None or recorded == now
 
 
