@@ -111,6 +111,7 @@ def build_store(root: Path, n: int, seed: int, *, layers: tuple[str, ...] = (LAY
         "sample_id": np.arange(n, dtype=np.int64), "split": np.full(n, "train"), "label": label.astype(np.int32),
         "label_name": label.astype(str), "superclass": (label // 2).astype(np.int32),
         "superclass_name": np.asarray(SUPERCLASSES)[label // 2], "thumbnail": thumbs,
+        "file_name": pa.nulls(n, pa.string()),
     }, schema=SAMPLES_SCHEMA)
     store.write_samples(RUN_ID, samples)
     layer_cols = [f.name for f in ANALYSIS_SCHEMAS["layers"] if f.name not in ("layer", "epoch")]
