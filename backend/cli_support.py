@@ -36,6 +36,20 @@ DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota i
                errno.EROFS: "the file system is read-only", errno.EIO: "the disk reported an input/output error"}
 
 
+# what Ctrl-C leaves behind, per command (its function's name), and how to go on; others say "interrupted."
+INTERRUPTED = {
+    "train": "the run is marked 'interrupted'; continue it with `clusterscope train --resume RUN_ID`.",
+    "analyze": "the snapshots analysed so far are kept; run the same `clusterscope analyze` command again to "
+               "analyse the rest (finished snapshots are skipped).",
+    "sweep": "runs that finished are kept; run the same `clusterscope sweep` command again to continue "
+             "(finished runs are skipped, interrupted ones resumed).",
+    "import_": "a run is published only once every checkpoint is recorded, so nothing half-imported is kept: run "
+               "the import again. If it was already analysing, the imported run is kept (`clusterscope runs`); "
+               "finish its analysis with `clusterscope analyze RUN_ID`.",
+    "demo": "run `clusterscope demo` again: complete demo runs are kept, interrupted ones resumed.",
+}
+
+
 def user_errors(fn: F) -> F:
     """Turn ClusterScopeError into one line on stderr and exit code 2; interrupts into 130."""
 
@@ -47,8 +61,7 @@ def user_errors(fn: F) -> F:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("interrupted: the run is marked 'interrupted'; continue it with "
-                       "`clusterscope train --resume RUN_ID`.", err=True)
+            click.echo("interrupted" + (f": {INTERRUPTED[fn.__name__]}" if fn.__name__ in INTERRUPTED else "."), err=True)
             sys.exit(130)
         except OSError as exc:
             if exc.errno not in DISK_ERRORS:

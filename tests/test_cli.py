@@ -124,3 +124,24 @@ def test_train_takes_a_config_as_json(tmp_path: Path) -> None:
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     code, _, err = run("train", "--store", str(store), "--config-json", json.dumps(cfg), "--set", "train.lr=0.1")
     assert code == 2 and "drop CONFIG and --set" in err
+
+
+@pytest.mark.parametrize(("command", "says"), [("train", "clusterscope train --resume"),
+                                               ("analyze", "run the same `clusterscope analyze` command again"),
+                                               ("sweep", "run the same `clusterscope sweep` command again"),
+                                               ("import_", "run the import again"), ("runs", "interrupted.")])
+def test_ctrl_c_says_how_to_go_on_for_that_command(command: str, says: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from backend.cli_support import INTERRUPTED, user_errors
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    interrupted.__name__ = command
+    with pytest.raises(SystemExit) as exit_:
+        user_errors(interrupted)()
+    assert exit_.value.code == 130
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1
+    # every message names a real command, so none can go stale
+    assert {cmd.callback.__wrapped__.__name__ for cmd in cli.commands.values()} >= set(INTERRUPTED)  # type: ignore[union-attr]
