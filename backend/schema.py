@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+# Version 4: NC3 in analysis/layers (nc3_class, nc3_reason); version-3 files read as the
+# Versions table of docs/store.md says.
 # Version 3: see the Versions table of docs/store.md (each change names how a version-2 file reads).
 # Version 2 adds c1_shuffled, c2_shuffled, n_units to network.parquet (version-1 files read as NaN) and
 # analysis/baselines.parquet (absent in version 1: the values are NaN),
@@ -147,6 +149,9 @@ ANALYSIS_SCHEMAS: dict[str, pa.Schema] = {
         pa.field("knn_class", pa.float64()), pa.field("knn_subclass", pa.float64()),
         pa.field("probe_class", pa.float64()), pa.field("probe_subclass", pa.float64()),
         pa.field("twonn_id", pa.float64()),
+        # version 4: NC3 of the layer that feeds the classifier (NaN elsewhere) and why it is NaN ("" when it is
+        # not); version-3 files read both as NaN
+        pa.field("nc3_class", pa.float64()), pa.field("nc3_reason", pa.string()),
     ]),
     # per-group values behind the network-level c2 and c4: silhouette per subclass, c4 ratio per class
     "groups": pa.schema(_KEY + [

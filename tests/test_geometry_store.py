@@ -3,11 +3,13 @@ docs/store.md), their re-analysis rule, and how a version-2 run reads."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
 from backend import api
 from backend.analysis.geometry import GEOMETRY_COLUMNS
@@ -23,10 +25,11 @@ def _copy(src: RunStore, run_id: str, tmp_path: Path) -> RunStore:
 def test_geometry_columns_and_cka_table(analysed_store: tuple[RunStore, str]) -> None:
     store, run_id = analysed_store
     geo = api.layer_geometry(store, run_id)
-    assert list(geo.columns[3:]) == list(GEOMETRY_COLUMNS) == list(api.GEOMETRY_MEASURES)
+    assert list(geo.columns[3:-1]) == list(GEOMETRY_COLUMNS) == list(api.GEOMETRY_MEASURES)
+    assert geo.columns[-1] == "nc3_reason"
     last = geo[geo["epoch"] == 2]
-    # the tiny run is trained on superclasses with predictions recorded: every value is there
-    assert last[list(GEOMETRY_COLUMNS)].notna().all().all(), last
+    # the tiny run is trained on superclasses with predictions recorded: every value is there (NC3: last layer only)
+    assert last[[c for c in GEOMETRY_COLUMNS if c != "nc3_class"]].notna().all().all(), last
     assert last[["knn_class", "probe_class", "nc4_class", "knn_subclass"]].stack().between(0, 1).all()
     assert (last["nc1_class"] > 0).all() and (last["twonn_id"] > 0).all()
     cka = api.read_cka(store, run_id)
@@ -65,3 +68,67 @@ def test_a_version_2_run_reads_with_nan(analysed_store: tuple[RunStore, str], tm
     assert len(geo) == 6 and geo[list(GEOMETRY_COLUMNS)].isna().all().all()
     assert api.read_cka(store, run_id).empty and api.cka_to_last(api.read_cka(store, run_id)).empty
     assert api.read_analysis(store, run_id, "layers")["nc1_class"].isna().all()
+
+
+def test_nc3_of_the_layer_that_feeds_the_classifier(analysed_store: tuple[RunStore, str]) -> None:
+    """NC3 (SCIENCE.md 7) from the stored checkpoints: finite for fc2.relu (the classifier's input) at every
+    epoch, equal to the formula on the checkpoint's weights and the training samples' post-ReLU values; NaN
+    with its reason for fc1.relu."""
+    from backend.analysis.geometry import nc3
+    from backend.analysis.labels import probe_labels
+
+    store, run_id = analysed_store
+    geo = api.layer_geometry(store, run_id)
+    last, first = geo[geo["layer"] == "fc2.relu"], geo[geo["layer"] == "fc1.relu"]
+    assert len(last) == 3 and last["nc3_class"].between(0, 4).all() and (last["nc3_reason"] == "").all()
+    assert first["nc3_class"].isna().all() and first["nc3_reason"].str.contains("feeds the classifier \\(fc2.relu\\)").all()
+    labels = probe_labels(store.read_samples(run_id), store.read_run(run_id))
+    _, values = store.read_activations(run_id, "fc2.relu", 2)
+    w = store.load_checkpoint(run_id, 2)["classifier.weight"].numpy()
+    t = labels.train
+    expected = nc3(w, np.maximum(values[t], 0), labels.classes[t])
+    assert float(last[last["epoch"] == 2]["nc3_class"].iloc[0]) == pytest.approx(expected, rel=1e-9)
+    assert api.run_measures(store, run_id)["nc3_class"] == pytest.approx(expected, rel=1e-9)  # the Kendall row
+
+
+def test_nc3_is_nan_with_its_reason(analysed_store: tuple[RunStore, str], tmp_path: Path) -> None:
+    """No checkpoint of the epoch, a classifier of another width, a model whose classifier is not identified."""
+    from backend.jobs.analyse_geometry import classifier_weights
+
+    store = _copy(*analysed_store, tmp_path)
+    run_id = analysed_store[1]
+    store.checkpoint_path(run_id, 1).unlink()
+    store.analysis.remove(run_id, "layers", "fc2.relu", 1)
+    report = api.analyze(store, run_id)
+    assert report.analysed == [("fc2.relu", 1)], report.summary()
+    geo = api.layer_geometry(store, run_id).set_index(["layer", "epoch"])
+    assert geo.loc[("fc2.relu", 1), "nc3_reason"].startswith("no checkpoint of epoch 1")
+    assert np.isnan(geo.loc[("fc2.relu", 1), "nc3_class"]) and np.isfinite(geo.loc[("fc2.relu", 2), "nc3_class"])
+    w, why = classifier_weights(store, run_id, "fc2.relu", 2, 5)  # a layer of 5 units against the 16 inputs
+    assert w is None and why == "the classifier takes 16 inputs but layer 'fc2.relu' has 5 units"
+    w, why = classifier_weights(store, run_id, "fc2.relu", 2, 16)
+    assert w is not None and w.shape[1] == 16 and why == ""
+    info = store.read_run(run_id)
+    store.update_run(run_id, model=info["model"] | {"name": "tv:resnet18"})
+    w, why = classifier_weights(store, run_id, "fc2.relu", 0, 16)
+    assert w is None and why.startswith("the classifier of model 'tv:resnet18' is not identified")
+
+
+@pytest.mark.parametrize("model", [("mlp", "model.depth=3"), ("vgg", "model.stages=2"), ("resnet", "model.depth=8")])
+def test_the_classifier_input_rule_matches_the_models(model: tuple[str, str]) -> None:
+    """classifier_input_layer names each of our models' last probe layer (the ReLU whose output, pooled for conv
+    layers, is the classifier's input), and its width is the classifier's in_features."""
+    from backend.config import load_config
+    from backend.jobs.analyse_geometry import classifier_input_layer
+    from backend.store import RunInfo
+    from backend.training.models import build_model
+    from backend.training.snapshots import probe_layers
+
+    name, extra = model
+    cfg = load_config(None, (f'model.name="{name}"', extra, "model.width=8", "model.width_factor=0.25"))
+    shape = (8,) if name == "mlp" else (3, 8, 8)
+    net = build_model(cfg.model, shape, 3, seed=0)
+    last = probe_layers(net, shape)[-1]
+    info = RunInfo.from_dict({"model": {"name": name}, "config": {"model": dataclasses.asdict(cfg.model)}})
+    assert classifier_input_layer(info) == last.name and last.units == net.classifier.in_features
+    assert classifier_input_layer(RunInfo.from_dict({"model": {"name": "tv:resnet18"}})) is None

@@ -164,22 +164,25 @@ def unit_tables(pre: np.ndarray, labels: Labels, a: AnalysisConfig) -> tuple[pd.
     return units, pd.concat(stats, ignore_index=True), wtm_fraction
 
 
-def snapshot_geometry_of(values: np.ndarray, labels: Labels, a: AnalysisConfig,
-                         predictions: np.ndarray | None) -> GeometryOf | None:
+def snapshot_geometry_of(values: np.ndarray, labels: Labels, a: AnalysisConfig, predictions: np.ndarray | None,
+                         classifier: np.ndarray | None = None) -> GeometryOf | None:
     """Step 8 as :func:`embed_and_cluster` calls it (None when ``analysis.geometry`` is false): X as
-    SCIENCE.md 7 defines it (the layer's post-ReLU values unless ``analysis.input = "pre"``)."""
+    SCIENCE.md 7 defines it (the layer's post-ReLU values unless ``analysis.input = "pre"``); NC3 against
+    ``classifier`` (the weights of the classifier this layer feeds) when given."""
     if not a.geometry:
         return None
     raw = np.maximum(values, 0.0) if a.input == "post_relu" else values
     return lambda p, graph: geometry.snapshot_geometry(
         raw, p, graph.indices, graph.distances, labels=labels, predictions=predictions, metric=a.metric,
-        probe_space=a.probe_space, seed=a.seed)
+        probe_space=a.probe_space, seed=a.seed, classifier=classifier)
 
 
 def analyze_snapshot(values: np.ndarray, *, sample_ids: np.ndarray, labels: Labels, params: AnalysisConfig,
-                     depth: int, init: np.ndarray | None = None, predictions: np.ndarray | None = None) -> SnapshotResult:
+                     depth: int, init: np.ndarray | None = None, predictions: np.ndarray | None = None,
+                     classifier: np.ndarray | None = None) -> SnapshotResult:
     """Analyse one snapshot. values : (n_samples, n_units) pre-activations, rows aligned with ``labels``;
-    predictions : (n_samples,) the network's predicted classes at this epoch (for NC4; None: NaN)."""
+    predictions : (n_samples,) the network's predicted classes at this epoch (for NC4; None: NaN);
+    classifier : (n_classes, n_units) the weights of the linear classifier this layer feeds (for NC3; None: NaN)."""
     start = time.perf_counter()
     check_snapshot(values, n_neighbors=params.n_neighbors)
     x = representation(values, params)
@@ -188,7 +191,8 @@ def analyze_snapshot(values: np.ndarray, *, sample_ids: np.ndarray, labels: Labe
     # functions of their inputs, so the results equal those of a serial run.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="measures") as pool:
         measures_job = pool.submit(lambda: (layer_measures(values, labels, params), unit_tables(values, labels, params)))
-        points, row, layout = embed_and_cluster(x, labels, params, init, snapshot_geometry_of(values, labels, params, predictions))
+        geometry_of = snapshot_geometry_of(values, labels, params, predictions, classifier)
+        points, row, layout = embed_and_cluster(x, labels, params, init, geometry_of)
         (measures_row, groups), (units, stats, wtm_fraction) = measures_job.result()
     points.insert(0, "sample_id", np.asarray(sample_ids, dtype=np.int64))
     row |= measures_row | {"wtm_fraction": wtm_fraction, "depth": depth, "n_units": values.shape[1],

@@ -26,12 +26,12 @@ from backend.analysis.labels import probe_labels
 from backend.config import AnalysisConfig
 from backend.errors import AnalysisInputError, ClusterScopeError, ConfigError, StoreError
 from backend.jobs.analyse_changes import CHANGE_KEYS, run_changes
-from backend.jobs.analyse_geometry import cka_of_run, snapshot_predictions
+from backend.jobs.analyse_geometry import cka_of_run, classifier_weights, snapshot_predictions
 from backend.jobs.analyse_rotation import run_rotation
 from backend.jobs.baselines import BASELINE_KEYS, run_baselines
 from backend.store import RunStore
 
-ANALYSIS_VERSION = 3  # bump when a change to the code changes results: stored files are then redone
+ANALYSIS_VERSION = 4  # bump when a change to the code changes results: stored files are then redone
 SNAPSHOT_TABLES = ("points", "units", "unit_stats", "layers", "groups")
 
 
@@ -199,8 +199,10 @@ def _analyze_one(store: RunStore, run_id: str, layer: str, epoch: int, samples: 
             raise AnalysisError("its sample ids do not match samples.parquet; the snapshot is from another probe set.")
         sub = Labels(labels.classes[keep], None if labels.subclass is None else labels.subclass[keep],
                      None if labels.superclass is None else labels.superclass[keep], labels.fine[keep], labels.train[keep])
+        weights, why = classifier_weights(store, run_id, layer, epoch, values.shape[1]) if params.geometry \
+            else (None, "analysis.geometry = false")
         result = analyze_snapshot(values[keep], sample_ids=ids[keep], labels=sub, params=params, depth=depth, init=prev,
-                                  predictions=snapshot_predictions(store, run_id, epoch, ids[keep]))
+                                  predictions=snapshot_predictions(store, run_id, epoch, ids[keep]), classifier=weights)
     except (AnalysisError, StoreError) as exc:
         report.errors[key] = f"run {run_id!r}, layer {layer!r}, epoch {epoch}: {exc}"
         for table in SNAPSHOT_TABLES:  # results of earlier parameters or data would now mislead
@@ -213,9 +215,17 @@ def _analyze_one(store: RunStore, run_id: str, layer: str, epoch: int, samples: 
     w(run_id, "units", result.units, params=text, params_hash=phash, layer=layer, epoch=epoch)
     w(run_id, "unit_stats", result.unit_stats, params=text, params_hash=phash, layer=layer, epoch=epoch)
     w(run_id, "groups", result.groups, params=text, params_hash=phash, layer=layer, epoch=epoch)
-    w(run_id, "layers", pd.DataFrame([result.layer]), params=text, params_hash=phash, layer=layer, epoch=epoch)
+    row = pd.DataFrame([result.layer]).assign(nc3_reason=nc3_reason(result.layer, why))
+    w(run_id, "layers", row, params=text, params_hash=phash, layer=layer, epoch=epoch)
     report.analysed.append((layer, epoch))
     return result.layout
+
+
+def nc3_reason(row: dict[str, float], why: str) -> str:
+    """Why ``row``'s NC3 is NaN ("" when it is not): ``why`` from :func:`classifier_weights`, else the classes'."""
+    if np.isfinite(row.get("nc3_class", np.nan)):
+        return ""
+    return why or "the training probe samples' classes do not match the classifier's outputs (fewer than 2, or ids without a row)"
 
 
 def _network_measures(store: RunStore, run_id: str, info: dict[str, Any], samples: pd.DataFrame, a: AnalysisConfig,

@@ -1,6 +1,7 @@
 """The run-level part of the representation geometry (SCIENCE.md 7): linear CKA between every two layers
-at each epoch and between every two epochs of each layer, written to ``analysis/cka.parquet``; and the
-network's predictions aligned with a snapshot's rows, for NC4 (:func:`snapshot_predictions`).
+at each epoch and between every two epochs of each layer, written to ``analysis/cka.parquet``; the
+network's predictions aligned with a snapshot's rows, for NC4 (:func:`snapshot_predictions`); and the
+classifier's weights for NC3 of the layer that feeds it (:func:`classifier_weights`).
 
 The per-snapshot measures (neural collapse, k-NN accuracy, probe, TwoNN) are computed with the rest of a
 snapshot (backend.analysis.snapshot, step 8). CKA compares snapshots, so it runs once per run, after them:
@@ -18,7 +19,7 @@ import pandas as pd
 from backend import schema
 from backend.config import AnalysisConfig
 from backend.errors import StoreError
-from backend.store import RunStore
+from backend.store import RunInfo, RunStore
 
 
 def snapshot_predictions(store: RunStore, run_id: str, epoch: int, sample_ids: np.ndarray) -> np.ndarray | None:
@@ -33,6 +34,54 @@ def snapshot_predictions(store: RunStore, run_id: str, epoch: int, sample_ids: n
     if not np.isin(ids, pred.index).all():
         return None
     return pred.loc[ids].to_numpy()
+
+
+CLASSIFIER_KEY = "classifier.weight"  # the final nn.Linear of ClusterScope's models (backend/training/models.py)
+
+
+def classifier_input_layer(info: RunInfo) -> str | None:
+    """The probe layer (backend.training.snapshots) whose values feed the final linear classifier of the run's
+    model, from its config: mlp ``fc<depth>.relu``, vgg ``conv<stages>_<convs_per_stage>.relu`` (then global max
+    pooling), resnet ``stage3.block<n>.relu2`` (then global average pooling); None for any other model (a
+    torchvision model, or an import whose architecture is not one of ours): its classifier is not identified."""
+    m = info.section("model")
+    name = info.model_name or m.get("name")
+    try:
+        if name == "mlp":
+            return f"fc{int(m['depth'])}.relu"
+        if name == "vgg":
+            return f"conv{int(m['stages'])}_{int(m['convs_per_stage'])}.relu"
+        if name == "resnet":
+            return f"stage3.block{(int(m['depth']) - 2) // 6}.relu2"
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
+def classifier_weights(store: RunStore, run_id: str, layer: str, epoch: int, units: int) -> tuple[np.ndarray | None, str]:
+    """(W, "") with W (n_classes, units) the classifier's weights at ``epoch``, for NC3 of ``layer`` (SCIENCE.md 7:
+    the last layer only); else (None, why NC3 is NaN): ``layer`` does not feed the classifier, the model's
+    classifier is not identified, no checkpoint of ``epoch`` (or an unreadable one), or a width mismatch. The
+    checkpoint is read as the store reads every one: ``torch.load(weights_only=True)``, never unpickled."""
+    info = store.run_info(run_id)
+    feeding = classifier_input_layer(info)
+    if feeding is None:
+        return None, (f"the classifier of model {info.model_name or 'unknown'!r} is not identified (NC3 is computed for "
+                      "ClusterScope's mlp, vgg and resnet)")
+    if layer != feeding:
+        return None, f"NC3 is defined for the layer that feeds the classifier ({feeding}) only"
+    if epoch not in store.checkpoint_epochs(run_id):
+        return None, f"no checkpoint of epoch {epoch} (checkpoints/epoch={epoch:04d}.pt: snapshots.checkpoints = false, or not imported)"
+    try:
+        state = store.load_checkpoint(run_id, epoch)
+    except StoreError as exc:
+        return None, f"the checkpoint of epoch {epoch} cannot be read: {exc}"
+    w = state.get(CLASSIFIER_KEY)
+    if w is None or not hasattr(w, "numpy") or w.ndim != 2:
+        return None, f"the checkpoint of epoch {epoch} has no 2-D {CLASSIFIER_KEY!r}"
+    if int(w.shape[1]) != units:
+        return None, f"the classifier takes {int(w.shape[1])} inputs but layer {layer!r} has {units} units"
+    return w.detach().cpu().numpy().astype(np.float64), ""
 
 
 def cka_of_run(store: RunStore, run_id: str, layers: list[str], keep: np.ndarray, a: AnalysisConfig,
