@@ -67,10 +67,19 @@ def cka_layers(cka: pd.DataFrame, epoch: int, layers: list[str]) -> pd.DataFrame
 
 
 def cka_epochs(cka: pd.DataFrame, layer: str) -> pd.DataFrame:
-    """The epoch x epoch CKA matrix of ``layer`` from a :func:`read_cka` table (epochs ascending)."""
+    """The epoch x epoch CKA matrix of ``layer`` from a :func:`read_cka` table (epochs ascending): the epochs
+    compared pairwise (all of them, or ``analysis.cka_max_epochs`` evenly spaced ones in a longer run, whose other
+    epochs are compared with the last only: :func:`cka_to_last` has them)."""
     part = cka[(cka["kind"] == "epoch") & (cka["layer_a"] == layer)]
     m = part.pivot_table(index="epoch_a", columns="epoch_b", values="cka", dropna=False)
-    return m.sort_index().sort_index(axis=1)
+    m = m.sort_index().sort_index(axis=1)
+    counts = part.groupby("epoch_a").size()
+    if len(counts) > 2:
+        inner = counts.drop(part["epoch_b"].max(), errors="ignore")
+        if inner.max() > 2:  # the grid's epochs have a row for every grid epoch; the others two (themselves, last)
+            grid = [*inner.index[inner == inner.max()], part["epoch_b"].max()]
+            m = m.loc[m.index.isin(grid), m.columns.isin(grid)]
+    return m
 
 
 def cka_to_last(cka: pd.DataFrame) -> pd.DataFrame:

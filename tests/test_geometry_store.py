@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -132,3 +133,72 @@ def test_the_classifier_input_rule_matches_the_models(model: tuple[str, str]) ->
     info = RunInfo.from_dict({"model": {"name": name}, "config": {"model": dataclasses.asdict(cfg.model)}})
     assert classifier_input_layer(info) == last.name and last.units == net.classifier.in_features
     assert classifier_input_layer(RunInfo.from_dict({"model": {"name": "tv:resnet18"}})) is None
+
+
+def test_cka_on_a_capped_sample(analysed_store: tuple[RunStore, str], tmp_path: Path) -> None:
+    """analysis.cka_max_samples: CKA on a seeded stratified subset of the embedded samples; changing it redoes
+    cka.parquet only (no snapshot), and the values are the closed form on exactly those rows."""
+    from backend.analysis.geometry import cka_matrix
+    from backend.analysis.labels import probe_labels
+    from backend.jobs.analyse_geometry import cka_rows
+
+    store = _copy(*analysed_store, tmp_path)
+    run_id = analysed_store[1]
+    n = len(store.read_samples(run_id, columns=["sample_id"]))
+    assert api.analysis_config(store, run_id).cka_max_samples >= n  # the tiny run: every sample by default
+    capped = api.analysis_config(store, run_id, ["analysis.cka_max_samples=120"])
+    report = api.analyze(store, run_id, capped)
+    assert not report.analysed and not report.errors, report.summary()
+    fine = probe_labels(store.read_samples(run_id), store.read_run(run_id)).fine
+    rows = cka_rows(fine, np.arange(n), capped)
+    assert len(rows) == 120 and len(np.unique(fine[rows])) == len(np.unique(fine))  # stratified: every label
+    reps = [np.maximum(store.read_activations(run_id, "fc2.relu", e)[1][rows], 0) for e in (0, 1, 2)]
+    e = api.cka_epochs(api.read_cka(store, run_id), "fc2.relu")
+    np.testing.assert_allclose(e.to_numpy(), cka_matrix(reps), rtol=1e-6)
+    full = api.cka_epochs(api.read_cka(analysed_store[0], run_id), "fc2.relu")
+    assert not np.allclose(e.to_numpy(), full.to_numpy(), rtol=1e-6)
+    with pytest.raises(api.ConfigError, match="analysis.cka_max_samples"):
+        api.analysis_config(store, run_id, ["analysis.cka_max_samples=3"])
+
+
+def test_a_version_3_run_reads_without_nc3_and_neighbours(analysed_store: tuple[RunStore, str], tmp_path: Path) -> None:
+    """Store version 4 adds nc3_class, nc3_reason to analysis/layers and analysis/neighbours/: a version-3 run
+    reads with NC3 NaN (its reason says why) and its changes as they are; its snapshots count as stale."""
+    from backend.jobs.analyse import SNAPSHOT_TABLES, _up_to_date
+    from backend.queries_geometry import NC3_BEFORE_4
+
+    store = _copy(*analysed_store, tmp_path)
+    run_id = analysed_store[1]
+    for f in store.analysis.table_dir(run_id, "layers").rglob("*.parquet"):  # as version 3 wrote them
+        table = pq.read_table(f)
+        pq.write_table(table.drop_columns(["nc3_class", "nc3_reason"]).replace_schema_metadata(table.schema.metadata), f)
+    shutil.rmtree(store.analysis.table_dir(run_id, "neighbours"))
+    geo = api.layer_geometry(store, run_id)
+    assert len(geo) == 6 and geo["nc3_class"].isna().all() and (geo["nc3_reason"] == NC3_BEFORE_4).all()
+    assert geo["nc1_class"].notna().all()
+    assert api.neighbour_change(store, run_id, "fc1.relu", 2)["neighbour_change"].notna().all()
+    phash = store.analysis.params_hash(run_id, "layers", "fc1.relu", 2)
+    assert "neighbours" in SNAPSHOT_TABLES and not _up_to_date(store, run_id, "fc1.relu", 2, phash or "")
+
+
+def test_cka_epoch_grid_of_a_long_run(analysed_store: tuple[RunStore, str], tmp_path: Path) -> None:
+    """analysis.cka_max_epochs: every two epochs of an evenly spaced grid (first and last kept), every other epoch
+    against the last only, so each epoch against the last stays complete and equal to the uncapped values."""
+    from backend.jobs.analyse_geometry import cka_epoch_grid
+
+    assert cka_epoch_grid(list(range(10)), 4) == [0, 3, 6, 9] and cka_epoch_grid([0, 5], 4) == [0, 5]
+    assert cka_epoch_grid(list(range(30)), 0) == list(range(30))
+    store = _copy(*analysed_store, tmp_path)
+    run_id = analysed_store[1]
+    report = api.analyze(store, run_id, api.analysis_config(store, run_id, ["analysis.cka_max_epochs=2"]))
+    assert not report.analysed and not report.errors, report.summary()
+    cka, full = api.read_cka(store, run_id), api.read_cka(analysed_store[0], run_id)
+    epochs = cka[(cka["kind"] == "epoch") & (cka["layer_a"] == "fc2.relu")]
+    assert set(zip(epochs["epoch_a"], epochs["epoch_b"], strict=True)) == {(0, 0), (0, 2), (2, 0), (2, 2), (1, 1), (1, 2), (2, 1)}
+    pd.testing.assert_frame_equal(api.cka_to_last(cka).sort_values(["layer", "epoch"], ignore_index=True),
+                                  api.cka_to_last(full).sort_values(["layer", "epoch"], ignore_index=True), rtol=1e-9)
+    assert api.cka_layers(cka, 1, ["fc1.relu", "fc2.relu"]).notna().all().all()  # layer x layer untouched
+    rows = [(a, b) for a in (0, 4, 8) for b in (0, 4, 8)] + [(e, b) for e in (2, 6) for b in (e, 8)] + [(8, 2), (8, 6)]
+    grid = pd.DataFrame([("epoch", "x", a, "x", b, 0.5) for a, b in rows],
+                        columns=["kind", "layer_a", "epoch_a", "layer_b", "epoch_b", "cka"])
+    assert list(api.cka_epochs(grid, "x").index) == [0, 4, 8] == list(api.cka_epochs(grid, "x").columns)

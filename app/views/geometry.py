@@ -58,8 +58,9 @@ def cka_ui(run: str, cka: pd.DataFrame, layers: list[str], epoch: int, layer: st
     widgets.show(cg.cka_to_last_curves(api.cka_to_last(cka), layers, title=f"Which layers have settled ({run})"),
                  f"{run}-cka-to-last", "fig-cka-last", legend="layer")
     st.caption("Linear CKA (Kornblith et al. 2019; SCIENCE.md 7) between the layer's post-ReLU values on the same "
-               "probe samples: 1 = the same representation up to rotation and scale. A layer has settled when "
-               "its CKA with its last epoch stays near 1.")
+               "probe samples (at most `analysis.cka_max_samples` of them): 1 = the same representation up to rotation "
+               "and scale. A layer has settled when its CKA with its last epoch stays near 1. A long run compares "
+               "every two of at most `analysis.cka_max_epochs` evenly spaced epochs, the others with the last only.")
 
 
 def curves_ui(run: str, geo: pd.DataFrame, layers: list[str], reason: str | None) -> None:

@@ -26,13 +26,13 @@ from backend.analysis.labels import probe_labels
 from backend.config import AnalysisConfig
 from backend.errors import AnalysisInputError, ClusterScopeError, ConfigError, StoreError
 from backend.jobs.analyse_changes import CHANGE_KEYS, run_changes
-from backend.jobs.analyse_geometry import cka_of_run, classifier_weights, snapshot_predictions
+from backend.jobs.analyse_geometry import CKA_KEYS, cka_of_run, cka_rows, classifier_weights, snapshot_predictions
 from backend.jobs.analyse_rotation import run_rotation
 from backend.jobs.baselines import BASELINE_KEYS, run_baselines
 from backend.store import RunStore
 
-ANALYSIS_VERSION = 4  # bump when a change to the code changes results: stored files are then redone
-SNAPSHOT_TABLES = ("points", "units", "unit_stats", "layers", "groups")
+ANALYSIS_VERSION = 5  # bump when a change to the code changes results: stored files are then redone
+SNAPSHOT_TABLES = ("points", "neighbours", "units", "unit_stats", "layers", "groups")
 
 
 @dataclass
@@ -53,7 +53,7 @@ class AnalysisReport:
 def params_of(a: AnalysisConfig, info: dict[str, Any]) -> tuple[str, str]:
     """JSON of the parameters that shape the results, and its hash (``auto`` and ``device`` do not count: the
     devices agree within the tolerances tests/test_accel.py states)."""
-    p = {k: v for k, v in asdict(a).items() if k not in ("auto", "device") and k not in BASELINE_KEYS + CHANGE_KEYS}
+    p = {k: v for k, v in asdict(a).items() if k not in ("auto", "device") and k not in BASELINE_KEYS + CHANGE_KEYS + CKA_KEYS}
     p |= {"k_c2": resolved_k(a.k_c2, info), "k_c4": resolved_k(a.k_c4, info), "analysis_version": ANALYSIS_VERSION,
           "target": (info.get("dataset") or {}).get("target")}
     text = json.dumps(p, sort_keys=True)
@@ -119,7 +119,8 @@ def analyze_run(store: RunStore, run_id: str, params: AnalysisConfig, *,
     changed = bool(report.analysed)
     _network_measures(store, run_id, info, samples, params, (ptext, phash), force=changed, report=report)
     run_rotation(store, run_id, (ptext, phash), report.errors)
-    cka_of_run(store, run_id, layers, _subset(probe_labels(samples, info).fine, params.max_samples, params.seed), params,
+    fine = probe_labels(samples, info).fine
+    cka_of_run(store, run_id, layers, cka_rows(fine, _subset(fine, params.max_samples, params.seed), params), params,
                (ptext, phash), force=changed, errors=report.errors)  # SCIENCE.md 7: CKA between layers and epochs
     run_changes(store, run_id, params, (ptext, phash), report.errors)  # what changed between epochs (issue 17)
     run_baselines(store, run_id, info, params, report.errors, progress=progress)
@@ -212,6 +213,7 @@ def _analyze_one(store: RunStore, run_id: str, layer: str, epoch: int, samples: 
     w = store.analysis.write
     # layers last: its presence with the current hash marks the whole snapshot as done
     w(run_id, "points", result.points, params=text, params_hash=phash, layer=layer, epoch=epoch)
+    w(run_id, "neighbours", result.neighbours, params=text, params_hash=phash, layer=layer, epoch=epoch)  # for the changes
     w(run_id, "units", result.units, params=text, params_hash=phash, layer=layer, epoch=epoch)
     w(run_id, "unit_stats", result.unit_stats, params=text, params_hash=phash, layer=layer, epoch=epoch)
     w(run_id, "groups", result.groups, params=text, params_hash=phash, layer=layer, epoch=epoch)
