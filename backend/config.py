@@ -310,6 +310,10 @@ def validate_analysis(a: AnalysisConfig) -> None:
            "'cpu', 'auto', 'cuda' or 'cuda:N'", a.device)
     _check(a.seed >= 0, "analysis.seed", "an integer >= 0", a.seed)
     _check(a.cka_batch == 0 or a.cka_batch >= 4, "analysis.cka_batch", "0 (closed form) or an integer >= 4", a.cka_batch)
+    _check(a.cka_max_samples == 0 or a.cka_max_samples >= 10, "analysis.cka_max_samples", "0 (all) or an integer >= 10",
+           a.cka_max_samples)
+    _check(a.cka_max_epochs == 0 or a.cka_max_epochs >= 2, "analysis.cka_max_epochs", "0 (all) or an integer >= 2",
+           a.cka_max_epochs)
     _check(a.probe_space in ("pca", "full"), "analysis.probe_space", "'pca' or 'full'", a.probe_space)
     for key in ("c0_pairs", "sharpness_draws", "sharpness_steps", "sharpness_ascent_steps"):
         _check(getattr(a, key) >= 1, f"analysis.{key}", "an integer >= 1", getattr(a, key))

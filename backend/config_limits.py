@@ -43,7 +43,8 @@ LIMITS: dict[str, tuple[float, float]] = {
     "analysis.trust_samples": (10, BIG), "analysis.hap_quantile": (0.5, 1.0), "analysis.k_c1": (1, BIG),
     "analysis.k_c3": (1, BIG), "analysis.k_c2": (0, 10_000), "analysis.k_c4": (0, 10_000),
     "analysis.layer_top_k": (1, BIG), "analysis.c4_max_per_class": (2, BIG), "analysis.max_samples": (10, BIG),
-    "analysis.seed": SEED, "analysis.cka_batch": (0, 1_000_000), "analysis.c0_pairs": (1, 100_000), "analysis.sharpness_samples": (10, BIG),
+    "analysis.seed": SEED, "analysis.cka_batch": (0, 1_000_000), "analysis.cka_max_samples": (0, BIG),
+    "analysis.cka_max_epochs": (0, 100_000), "analysis.c0_pairs": (1, 100_000), "analysis.sharpness_samples": (10, BIG),
     "analysis.sharpness_draws": (1, 1000), "analysis.sharpness_steps": (1, 64), "analysis.sharpness_ascent_steps": (1, 100_000),
     "analysis.sharpness_target": (0.0, 1.0),
 }

@@ -7,6 +7,7 @@ empty CKA table, until ``clusterscope analyze RUN`` computes them.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from backend import schema
@@ -22,6 +23,7 @@ GEOMETRY_MEASURES: dict[str, str] = {
     "nc2_angle_class": "NC2 angles, classes (mean |cos + 1/(C-1)|; 0 = simplex)",
     "nc2_norm_subclass": "NC2 norms, subclasses",
     "nc2_angle_subclass": "NC2 angles, subclasses",
+    "nc3_class": "NC3, the layer feeding the classifier (0 = classifier weights = the class means' simplex)",
     "nc4_class": "NC4, classes (nearest class mean = prediction; share)",
     "nc4_subclass": "NC4, subclasses (nearest subclass mean's class = prediction; share)",
     "knn_class": "k-NN accuracy, classes",
@@ -32,11 +34,17 @@ GEOMETRY_MEASURES: dict[str, str] = {
 }
 
 
+NC3_BEFORE_4 = "analysed before ClusterScope measured NC3 (store version 3): run `clusterscope analyze` again"
+
+
 def layer_geometry(store: RunStore, run_id: str) -> pd.DataFrame:
-    """layer, epoch, depth and the geometry columns (:data:`GEOMETRY_MEASURES`) of every analysed snapshot,
-    sorted by depth and epoch; empty before analysis; NaN columns for a version-2 analysis."""
-    cols = ["layer", "epoch", "depth", *GEOMETRY_MEASURES]
+    """layer, epoch, depth, the geometry columns (:data:`GEOMETRY_MEASURES`) of every analysed snapshot and
+    ``nc3_reason`` (why NC3 is NaN, "" where it is not), sorted by depth and epoch; empty before analysis;
+    NaN columns for a version-2 analysis (and NaN NC3, with :data:`NC3_BEFORE_4` as its reason, for version 3)."""
+    cols = ["layer", "epoch", "depth", *GEOMETRY_MEASURES, "nc3_reason"]
     table = store.analysis.read_all(run_id, "layers", columns=cols)
+    reason = table["nc3_reason"].astype(object)
+    table["nc3_reason"] = pd.Series(np.where(reason.isna(), NC3_BEFORE_4, reason), index=table.index, dtype=str)
     return table.sort_values(["depth", "epoch"], ignore_index=True)[cols]
 
 
@@ -59,10 +67,19 @@ def cka_layers(cka: pd.DataFrame, epoch: int, layers: list[str]) -> pd.DataFrame
 
 
 def cka_epochs(cka: pd.DataFrame, layer: str) -> pd.DataFrame:
-    """The epoch x epoch CKA matrix of ``layer`` from a :func:`read_cka` table (epochs ascending)."""
+    """The epoch x epoch CKA matrix of ``layer`` from a :func:`read_cka` table (epochs ascending): the epochs
+    compared pairwise (all of them, or ``analysis.cka_max_epochs`` evenly spaced ones in a longer run, whose other
+    epochs are compared with the last only: :func:`cka_to_last` has them)."""
     part = cka[(cka["kind"] == "epoch") & (cka["layer_a"] == layer)]
     m = part.pivot_table(index="epoch_a", columns="epoch_b", values="cka", dropna=False)
-    return m.sort_index().sort_index(axis=1)
+    m = m.sort_index().sort_index(axis=1)
+    counts = part.groupby("epoch_a").size()
+    if len(counts) > 2:
+        inner = counts.drop(part["epoch_b"].max(), errors="ignore")
+        if inner.max() > 2:  # the grid's epochs have a row for every grid epoch; the others two (themselves, last)
+            grid = [*inner.index[inner == inner.max()], part["epoch_b"].max()]
+            m = m.loc[m.index.isin(grid), m.columns.isin(grid)]
+    return m
 
 
 def cka_to_last(cka: pd.DataFrame) -> pd.DataFrame:

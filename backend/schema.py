@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+# Version 4: NC3 in analysis/layers (nc3_class, nc3_reason) and the neighbours table; version-3 files read as the
+# Versions table of docs/store.md says.
 # Version 3: see the Versions table of docs/store.md (each change names how a version-2 file reads).
 # Version 2 adds c1_shuffled, c2_shuffled, n_units to network.parquet (version-1 files read as NaN) and
 # analysis/baselines.parquet (absent in version 1: the values are NaN),
@@ -109,6 +111,12 @@ ANALYSIS_SCHEMAS: dict[str, pa.Schema] = {
         pa.field("previous_epoch", pa.int32(), nullable=False),
         pa.field("neighbour_change", pa.float32()),  # Jaccard distance of the k nearest neighbours, SCIENCE.md 7
     ]),
+    # one row per embedded probe sample (schema version 4): its neighbours in the analysis's own k-NN graph (the one
+    # UMAP, k-NN accuracy and TwoNN use), which the neighbourhood change of the next epoch compares with
+    "neighbours": pa.schema(_KEY + [
+        pa.field("sample_id", pa.int64(), nullable=False),
+        pa.field("neighbours", pa.list_(pa.int64())),  # sample ids of its n_neighbors - 1 nearest, nearest first, itself excluded
+    ]),
     # one row per unit
     "units": pa.schema(_KEY + [
         pa.field("unit", pa.int32(), nullable=False),
@@ -147,6 +155,9 @@ ANALYSIS_SCHEMAS: dict[str, pa.Schema] = {
         pa.field("knn_class", pa.float64()), pa.field("knn_subclass", pa.float64()),
         pa.field("probe_class", pa.float64()), pa.field("probe_subclass", pa.float64()),
         pa.field("twonn_id", pa.float64()),
+        # version 4: NC3 of the layer that feeds the classifier (NaN elsewhere) and why it is NaN ("" when it is
+        # not); version-3 files read both as NaN
+        pa.field("nc3_class", pa.float64()), pa.field("nc3_reason", pa.string()),
     ]),
     # per-group values behind the network-level c2 and c4: silhouette per subclass, c4 ratio per class
     "groups": pa.schema(_KEY + [

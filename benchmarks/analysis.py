@@ -22,10 +22,12 @@ Targets (issue), each measured and printed, never asserted:
    100,000) and, when the snapshot is larger, with all points (under ``--all-timeout``).
    Part 1 with ``--n1 100000`` is issue 18's time target (at most 1.5x one warm UMAP fit).
 4. ``clusterscope analyze`` on an already analysed run (the run of part 2) in under 3 s.
-5. The representation geometry (SCIENCE.md 7: neural collapse, k-NN, probe, TwoNN per snapshot, CKA per run)
-   adds at most 30 % to the analysis of one 10,000 x 512 snapshot: ``analyze_run`` with
-   ``analysis.geometry = true`` against ``false``, alternated, on the synthetic snapshot of part 1 with a
-   train/test split and predictions (so every measure runs); one CKA pair timed on its own beside it.
+5. All of issue 17 together (SCIENCE.md 7: neural collapse, k-NN, probe, TwoNN per snapshot; CKA per run; the
+   neighbourhood change between epochs) adds at most 30 % to the analysis of one 10,000 x 512 snapshot:
+   ``analyze_run`` of a ``--epochs5``-epoch run (3) with ``analysis.geometry = true`` and the change step, against
+   ``false`` without the change step, alternated, on the synthetic snapshot of part 1 (fresh noise per epoch) with a
+   train/test split and predictions (so every measure runs); both sides analyse the same snapshots, so the ratio
+   is per snapshot. The geometry step, one change pair and one CKA pair are timed on their own beside it.
 
 Run ``python benchmarks/analysis.py --help`` for the options; ``--quick`` is a smoke run.
 """
@@ -129,6 +131,7 @@ def write_synthetic_run(store: RunStore, run_id: str, values: np.ndarray, fine: 
         "sample_id": ids, "split": split, "label": fine.astype(np.int32),
         "label_name": np.array([f"k{k}" for k in fine]), "superclass": sup.astype(np.int32),
         "superclass_name": np.array([f"class {c}" for c in sup]), "thumbnail": pa.array([b""] * n, pa.binary()),
+        "file_name": pa.array([None] * n, pa.string()),  # schema version 3: no file names here
     })
     store.write_samples(run_id, samples)
     for e in epochs:
@@ -415,7 +418,7 @@ def measure_one(store: RunStore, run_id: str, desc: str, args: argparse.Namespac
 
 
 def geometry_step(store: RunStore, run_id: str, a: AnalysisConfig) -> float:
-    """Seconds of the per-snapshot geometry step alone (snapshot.py step 8) on the run's one snapshot, on the
+    """Seconds of the per-snapshot geometry step alone (snapshot.py step 8) on the run's first snapshot, on the
     PCA and neighbour graph the analysis builds (not timed)."""
     from backend.analysis import embed
     from backend.analysis.labels import probe_labels
@@ -431,47 +434,93 @@ def geometry_step(store: RunStore, run_id: str, a: AnalysisConfig) -> float:
     return timed(lambda: step(p, graph)).wall
 
 
+def write_part5_run(store: RunStore, run_id: str, n: int, epochs: int, seed: int) -> np.ndarray:
+    """The synthetic snapshot of part 1 at ``epochs`` epochs (each epoch the same clusters plus fresh noise, so
+    neighbourhoods change), every 5th sample a test sample, predictions at each epoch; returns epoch 0's values."""
+    values, fine, sup = clustered_values(n, seed=seed)
+    write_synthetic_run(store, run_id, values, fine, sup, test_every=5)
+    rng = np.random.default_rng(seed)
+    for e in range(epochs):
+        if e:
+            store.write_activations(run_id, LAYER, e, np.arange(n), values + rng.normal(0, 0.5, values.shape).astype(np.float32),
+                                    reduction="max")
+        logits = np.eye(10)[sup] + rng.normal(0, 0.7, (n, 10))  # ~90 % "correct"
+        store.write_predictions(run_id, e, np.arange(n), logits, sup)
+    return values
+
+
 def part5(args: argparse.Namespace, work: Path, summary: Summary) -> None:
+    """All of issue 17's analysis together against none of it, per snapshot (benchmarks/README.md, Part 5): an
+    E-epoch run of the 10,000 x 512 synthetic snapshot analysed with ``analysis.geometry = true`` (per-snapshot
+    geometry, CKA) and the neighbourhood change step, against ``analysis.geometry = false`` without the change
+    step. Both sides analyse the same E snapshots, so the ratio is per snapshot: (S + G + (E-1)/E Ch + CKA/E) / S."""
     from dataclasses import replace
 
+    import backend.jobs.analyse as pipeline
     from backend import api
-    from backend.analysis.geometry import linear_cka
+    from backend.analysis.geometry import cka_matrix
     from backend.jobs.analyse import analyze_run
+    from backend.jobs.analyse_geometry import cka_rows
 
-    store, run_id, n = RunStore(work / "part5"), "geometry", args.n1
-    print(f"\n=== part 5: the geometry's share of the analysis of one {n:,} x 512 snapshot ===", flush=True)
-    values, fine, sup = clustered_values(n, seed=args.seed)
+    store, run_id, n, epochs = RunStore(work / "part5"), "geometry", args.n1, args.epochs5
+    print(f"\n=== part 5: issue 17's share of the analysis of {epochs} snapshots of {n:,} x 512 ===", flush=True)
     if not store.exists(run_id):
-        write_synthetic_run(store, run_id, values, fine, sup, test_every=5)
-        logits = np.eye(10)[sup] + np.random.default_rng(args.seed).normal(0, 0.7, (n, 10))  # ~90 % "correct"
-        store.write_predictions(run_id, 0, np.arange(n), logits, sup)
+        values = write_part5_run(store, run_id, n, epochs, args.seed)
+    else:
+        values = store.read_activations(run_id, LAYER, 0)[1]
     on = api.analysis_config(store, run_id)
-    sides = {"geometry on": on, "geometry off": replace(on, geometry=False)}
+    sides = {"all of it": on, "none of it": replace(on, geometry=False)}
     times: dict[str, list[float]] = {k: [] for k in sides}
     cpus: dict[str, list[float]] = {k: [] for k in sides}
-    shutil.rmtree(store.analysis.root(run_id), ignore_errors=True)
-    t = timed(lambda: analyze_run(store, run_id, on))  # numba compiles NN-descent and the layouts: not counted
-    print(f"  warm-up analyze_run, geometry on: {t.wall:6.1f} s (CPU {t.cpu:.1f} s, load {loadavg():.1f})", flush=True)
+    changes = pipeline.run_changes
+
+    def analyse(name: str) -> Any:
+        shutil.rmtree(store.analysis.root(run_id), ignore_errors=True)
+        pipeline.run_changes = changes if name == "all of it" else (lambda *a, **k: None)
+        try:
+            return timed(lambda: analyze_run(store, run_id, sides[name]))
+        finally:
+            pipeline.run_changes = changes
+
+    t = analyse("all of it")  # numba compiles NN-descent and the layouts: not counted
+    print(f"  warm-up analyze_run, all of it: {t.wall:6.1f} s (CPU {t.cpu:.1f} s, load {loadavg():.1f})", flush=True)
     for r in range(args.repeats):
         for name in (list(sides) if r % 2 else list(sides)[::-1]):
-            shutil.rmtree(store.analysis.root(run_id), ignore_errors=True)
-            t = timed(lambda cfg=sides[name]: analyze_run(store, run_id, cfg))
+            t = analyse(name)
             times[name].append(t.wall)
             cpus[name].append(t.cpu)
             print(f"  analyze_run, {name}: {t.wall:6.1f} s (CPU {t.cpu:.1f} s; waiting for a CPU {t.wait_share:.0%}, "
                   f"load {loadavg():.1f})", flush=True)
+    # the parts, each alone, on the store the last "all of it" run would leave: geometry, one change pair, CKA
+    analyse("all of it")
     geo_s = float(geometry_step(store, run_id, on))
-    x = np.maximum(values, 0)
-    pair = timed(lambda: linear_cka(x, x[:, ::-1])).wall
-    t_on, t_off = statistics.median(times["geometry on"]), statistics.median(times["geometry off"])
-    c_on, c_off = statistics.median(cpus["geometry on"]), statistics.median(cpus["geometry off"])
+    for e in range(1, epochs):
+        store.analysis.remove(run_id, "changes", LAYER, e)
+    errors: dict[str, str] = {}
+    ch_s = timed(lambda: changes(store, run_id, on, pipeline.params_of(on, store.read_run(run_id)), errors)).wall / max(epochs - 1, 1)
+    from backend.analysis.labels import probe_labels
+
+    rows = cka_rows(probe_labels(store.read_samples(run_id), store.read_run(run_id)).fine, np.arange(n), on)
+    x = np.maximum(values[rows], 0)
+    pair = (timed(lambda: cka_matrix([x, x[:, ::-1], x[:, 1:]])).wall - timed(lambda: cka_matrix([x])).wall * 3) / 3
+    t_on, t_off = statistics.median(times["all of it"]), statistics.median(times["none of it"])
+    c_on, c_off = statistics.median(cpus["all of it"]), statistics.median(cpus["none of it"])
     share = t_on / t_off - 1
-    print(f"RATIO part5 analysis with/without geometry = {t_on / t_off:.2f} ({t_on:.1f} s / {t_off:.1f} s; "
-          f"geometry adds {share:.0%}; CPU {c_on:.1f} s / {c_off:.1f} s = +{c_on / c_off - 1:.0%}; target <= "
-          f"{TARGET_GEOMETRY_SHARE:.0%}); the per-snapshot geometry step alone {geo_s:.1f} s; one CKA pair {pair:.2f} s",
-          flush=True)
-    summary.add(f"5. geometry's share of one {n:,}x512 snapshot", f"{share:.0%} ({t_on:.1f} s / {t_off:.1f} s)",
-                f"<= {TARGET_GEOMETRY_SHARE:.0%}", share <= TARGET_GEOMETRY_SHARE)
+    per_snapshot = t_off / epochs
+    # a run of 4 layers x 14 epochs computes (L - 1)/2 + (E - 1)/2 = 8 CKA pairs per snapshot; this one (E - 1)/2
+    long_run = share + (8 - (epochs - 1) / 2) * max(pair, 0.0) / per_snapshot
+    print(f"RATIO part5 analysis with/without issue 17 = {t_on / t_off:.2f} ({t_on:.1f} s / {t_off:.1f} s for {epochs} "
+          f"snapshots; adds {share:.0%} per snapshot; CPU {c_on:.1f} s / {c_off:.1f} s = +{c_on / c_off - 1:.0%}; target <= "
+          f"{TARGET_GEOMETRY_SHARE:.0%})", flush=True)
+    print(f"  parts alone: per-snapshot geometry {geo_s:.2f} s; neighbourhood change {ch_s:.3f} s per pair (stored graph "
+          f"neighbours, change_space={on.change_space}); one CKA pair on {len(rows):,} samples (cka_max_samples="
+          f"{on.cka_max_samples}) {pair:.3f} s; snapshot without issue 17 {per_snapshot:.1f} s", flush=True)
+    print(f"  a 4-layer x 14-epoch run computes 8 CKA pairs per snapshot (this run: {(epochs - 1) / 2:.1f}): "
+          f"about +{long_run:.0%} per snapshot there", flush=True)
+    if errors:
+        print(f"  WARNING: the change step reported errors: {errors}", flush=True)
+    summary.add(f"5. issue 17's share, {epochs} snapshots of {n:,}x512", f"{share:.0%} ({t_on:.1f} s / {t_off:.1f} s; "
+                f"4x14 run ~{long_run:.0%})", f"<= {TARGET_GEOMETRY_SHARE:.0%}", share <= TARGET_GEOMETRY_SHARE)
 
 
 # ------------------------------------------------------------------------------------------ part 2
@@ -650,6 +699,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n3", type=int, default=None, help="part 3 snapshot size (default 50000, quick 2000)")
     p.add_argument("--all-timeout", type=float, default=600.0, help="part 3: kill the all-points analysis after this many s")
     p.add_argument("--repeats4", type=int, default=None, help="part 4 timed calls (default 3, quick 1)")
+    p.add_argument("--epochs5", type=int, default=3, help="part 5 snapshot epochs of the one layer (>= 2: one change pair)")
     p.add_argument("--workdir", type=Path, default=None, help="folder for the stores (default: a temporary one, deleted)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     args = p.parse_args(argv)

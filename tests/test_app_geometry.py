@@ -39,6 +39,11 @@ def test_geometry_page(analysed_store: tuple[api.RunStore, str], monkeypatch: py
     at.multiselect(key="w-geo-panels").set_value(["twonn"])
     at.run()
     assert chart(at, "Representation geometry per layer")["layout"]["annotations"][0]["text"].startswith("TwoNN dimension")
+    at.multiselect(key="w-geo-panels").set_value(["nc3"])
+    at.run()
+    nc3 = chart(at, "Representation geometry per layer")
+    assert [t["name"] for t in nc3["data"]] == ["fc2.relu"]  # NC3: the layer that feeds the classifier only
+    assert any(c.value.startswith("NC3 compares the classifier's weights") for c in at.caption)
     # the cluster genealogy follows the page's layer and epoch (app/views/geometry_genealogy.py)
     assert any(h.value == "Cluster genealogy" for h in at.subheader)
     assert at.radio(key="w-gen-across").options == ["epochs of fc1.relu", "layers at epoch 0"]

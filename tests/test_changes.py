@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.neighbors import NearestNeighbors
 
 from backend import api
-from backend.analysis.changes import knn_indices, neighbourhood_change
-from backend.analysis.embed import pca_reduce
+from backend.analysis.changes import graph_neighbours, knn_indices, neighbourhood_change
+from backend.analysis.embed import knn_graph, pca_reduce
 from backend.analysis.snapshot import representation
 from backend.config import AnalysisConfig
 from backend.errors import ClusterScopeError
@@ -37,7 +41,23 @@ def test_jaccard_distance() -> None:
     assert zero[1].tolist() == [2, 0]  # a zero row is at cosine distance 1 from every other (scikit-learn's convention)
 
 
+def test_graph_neighbours_drop_the_sample_itself() -> None:
+    graph = np.array([[0, 2, 1], [1, 0, 2], [0, 3, 1], [3, -1, 2]])  # row 2: itself missing (a duplicate came first)
+    np.testing.assert_array_equal(graph_neighbours(graph), [[2, 1], [0, 2], [0, 3], [-1, 2]])
+    with pytest.raises(ClusterScopeError, match="names the same sample twice"):
+        graph_neighbours(np.array([[0, 0, 1], [1, 0, 2]]))
+
+
+def _graph_ids(store: api.RunStore, run: str, layer: str, epoch: int, a: AnalysisConfig) -> np.ndarray:
+    """The analysis's own neighbour graph of a snapshot, recomputed (exact below 4,096 samples), as sample ids."""
+    ids, values = store.read_activations(run, layer, epoch)
+    p = pca_reduce(representation(values, a), n_components=a.pca_components, seed=a.seed)
+    graph = knn_graph(p, n_neighbors=a.n_neighbors, metric=a.metric, seed=a.seed)
+    return ids[graph_neighbours(graph.indices)]
+
+
 def test_analysis_stores_the_change_per_layer_and_epoch(analysed_store: tuple[api.RunStore, str]) -> None:
+    """The change compares the neighbours of the analysis's own graph (change_space "pca"), stored per snapshot."""
     store, run = analysed_store
     layer = "fc1.relu"
     assert api.neighbour_change(store, run, layer, 0).empty  # the first recorded epoch has nothing before it
@@ -46,10 +66,59 @@ def test_analysis_stores_the_change_per_layer_and_epoch(analysed_store: tuple[ap
     assert ch["neighbour_change"].between(0, 1).all() and ch["neighbour_change"].std() > 0
     a = AnalysisConfig()
     assert a.change_space == "pca"
-    before, after = (knn_indices(pca_reduce(representation(store.read_activations(run, layer, e)[1], a),
-                                            n_components=a.pca_components, seed=a.seed), k=a.n_neighbors, metric=a.metric)
-                     for e in (1, 2))
+    before, after = (_graph_ids(store, run, layer, e, a) for e in (1, 2))
+    stored = store.analysis.read(run, "neighbours", layer, 2)
+    assert stored["sample_id"].tolist() == ch["sample_id"].tolist()
+    np.testing.assert_array_equal(np.stack(stored["neighbours"].to_list()), after)  # k = n_neighbors - 1, itself excluded
+    assert after.shape[1] == a.n_neighbors - 1
     np.testing.assert_allclose(ch["neighbour_change"], neighbourhood_change(before, after), atol=1e-6)
+
+
+def test_the_change_reuses_the_stored_neighbours(analysed_store: tuple[api.RunStore, str], tmp_path: Path) -> None:
+    """No snapshot is read again (nor searched) for change_space "pca": with the activation files unreadable, the
+    changes are written all the same, equal to the first analysis's; "full" searches the whole analysed matrix exactly."""
+    from backend.jobs.analyse import params_of
+    from backend.jobs.analyse_changes import run_changes
+
+    src, run = analysed_store
+    store = api.open_store(tmp_path / "store")
+    shutil.copytree(src.run_dir(run), store.root / run)
+    a = api.analysis_config(store, run)
+    ptag = params_of(a, store.read_run(run))
+    for layer in ("fc1.relu", "fc2.relu"):
+        for epoch in (1, 2):
+            store.activation_path(run, layer, epoch).write_bytes(b"not a Parquet file")  # still listed as a snapshot
+            store.analysis.remove(run, "changes", layer, epoch)
+    errors: dict[str, str] = {}
+    run_changes(store, run, a, ptag, errors)
+    assert not errors, errors
+    for layer in ("fc1.relu", "fc2.relu"):
+        pd.testing.assert_frame_equal(api.neighbour_change(store, run, layer, 2), api.neighbour_change(src, run, layer, 2))
+    full = api.analysis_config(src, run, ["analysis.change_space=full"])
+    store = api.open_store(tmp_path / "full")
+    shutil.copytree(src.run_dir(run), store.root / run)
+    report = api.analyze(store, run, full)
+    assert not report.analysed and not report.errors, report.summary()  # the snapshots stay up to date
+    snaps = [store.read_activations(run, "fc1.relu", e) for e in (1, 2)]
+    exact = [ids[knn_indices(representation(values, full), k=full.n_neighbors - 1, metric=full.metric)] for ids, values in snaps]
+    np.testing.assert_allclose(api.neighbour_change(store, run, "fc1.relu", 2)["neighbour_change"],
+                               neighbourhood_change(*exact), atol=1e-6)
+
+
+def test_an_epoch_analysed_later_finds_the_earlier_neighbours(analysed_store: tuple[api.RunStore, str],
+                                                                tmp_path: Path) -> None:
+    """Incremental analysis: the last epoch analysed again on its own (as when training added it later) compares
+    with the stored neighbours of the epoch before, and gives the change of the whole analysis."""
+    src, run = analysed_store
+    store = api.open_store(tmp_path / "store")
+    shutil.copytree(src.run_dir(run), store.root / run)
+    for layer in ("fc1.relu", "fc2.relu"):
+        for table in ("points", "neighbours", "units", "unit_stats", "layers", "groups", "changes"):
+            store.analysis.remove(run, table, layer, 2)
+    report = api.analyze(store, run)
+    assert sorted(report.analysed) == [("fc1.relu", 2), ("fc2.relu", 2)] and not report.errors, report.summary()
+    for layer in ("fc1.relu", "fc2.relu"):
+        pd.testing.assert_frame_equal(api.neighbour_change(store, run, layer, 2), api.neighbour_change(src, run, layer, 2))
 
 
 def test_change_space_redoes_the_changes_only() -> None:

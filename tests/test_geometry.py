@@ -179,6 +179,32 @@ def test_snapshot_geometry_row() -> None:
     row = geometry.snapshot_geometry(x, x, idx, dist, labels=flat, predictions=None, metric="cosine",
                                      probe_space="full", seed=0)
     assert np.isnan(row["nc1_subclass"]) and np.isnan(row["nc4_class"]) and np.isfinite(row["probe_class"])
+    assert np.isnan(row["nc3_class"])  # no classifier given
+
+
+def test_snapshot_nc3_against_a_hand_built_classifier() -> None:
+    """NC3 (SCIENCE.md 7) in the snapshot's row: 0 for W equal to the normalised centred class means of the
+    training samples, in class-id order; rows of classes absent from the probe are ignored; NaN for a width
+    mismatch or a class without a row."""
+    rng = np.random.default_rng(6)
+    cls = np.repeat(np.arange(4), 30)
+    x = np.maximum(3.0 * rng.normal(size=(4, 12))[cls] + rng.normal(size=(120, 12)), 0)
+    train = np.arange(120) % 5 != 0
+    means = np.stack([x[train & (cls == c)].mean(axis=0) for c in range(4)])
+    w = means - means.mean(axis=0)
+    w = 2.5 * w / np.linalg.norm(w)  # NC3 compares directions: any scale of W gives 0
+    labels = Labels(classes=cls, subclass=None, superclass=None, fine=cls, train=train)
+    idx, dist = _graph(x, 8, "cosine")
+
+    def nc3_with(weights: np.ndarray | None) -> float:
+        return geometry.snapshot_geometry(x, x, idx, dist, labels=labels, predictions=None, metric="cosine",
+                                          probe_space="full", seed=0, classifier=weights)["nc3_class"]
+
+    assert nc3_with(w) == pytest.approx(0.0, abs=1e-12)
+    assert nc3_with(np.vstack([w, rng.normal(size=(3, 12))])) == pytest.approx(0.0, abs=1e-12)  # 7 outputs, 4 classes
+    assert nc3_with(-w) == pytest.approx(4.0)
+    assert 0.1 < nc3_with(rng.normal(size=w.shape)) < 4.0
+    assert np.isnan(nc3_with(w[:, :10])) and np.isnan(nc3_with(w[:3]))
 
 
 def test_cka_of_huge_or_diverged_values_neither_overflows_nor_warns() -> None:

@@ -107,7 +107,7 @@ def test_version_1_network_table_reads_with_nan_columns(analysed_store: tuple[ap
     api.analyze(store, run_id)  # the stale hash redoes the table in the current form
     net = store.analysis.read(run_id, "network")
     assert net["c1_shuffled"].notna().all() and (net["n_units"] == 32).all()
-    assert pq.read_schema(path).metadata[b"clusterscope.schema_version"] == str(schema.SCHEMA_VERSION).encode() == b"3"
+    assert pq.read_schema(path).metadata[b"clusterscope.schema_version"] == str(schema.SCHEMA_VERSION).encode() == b"4"
 
 
 # ------------------------------------------------------------------------------------------ end to end

@@ -209,8 +209,9 @@ def kendall_section(kendall: pd.DataFrame) -> None:
         "denominator for ties, and is None when the measure or the accuracy is the same for every run. "
         "**ψ[key]** (granulated Kendall, Jiang et al. 2020) averages τ over the groups of runs that differ only "
         "in that hyperparameter; **granulated total** is the mean of the measurable ψ, over *axes in total* axes. "
-        "Geometry rows (nc1_class ... twonn_id, SCIENCE.md 7) are means over layers at the last analysed epoch: "
-        "NC1, NC2 and TwoNN are lower when more collapsed, so τ < 0 says collapse goes with higher accuracy; "
+        "Geometry rows (nc1_class ... twonn_id, SCIENCE.md 7) are means over layers at the last analysed epoch "
+        "(nc3_class: the layer that feeds the classifier): NC1, NC2, NC3 and TwoNN are lower when more collapsed, "
+        "so τ < 0 says collapse goes with higher accuracy; "
         "k-NN, probe and NC4 are higher when more separable."
     )
 

@@ -39,7 +39,9 @@ def movers_ui(run: str, layer: str, epoch: int, change: pd.DataFrame, flips: pd.
         return
     n = int(st.number_input("Samples that moved most", 1, 200, 12, key="w-changed-n",
                             help="Ranked by neighbourhood change: the Jaccard distance between the sample's k nearest "
-                                 "neighbours in the layer's full space at the previous recorded epoch and at this one."))
+                                 "neighbours in the layer (not the 2-D picture) at the previous recorded epoch and at this "
+                                 "one: by default those of the analysis's own neighbour graph on the layer's PCA "
+                                 "components (analysis.change_space, docs/config.md)."))
     prev = int(change["previous_epoch"].iloc[0])
     top = change.nlargest(n, "neighbour_change").join(labels, on="sample_id")
     top["flipped"] = top["sample_id"].isin(flips["sample_id"])

@@ -1,5 +1,6 @@
 """Geometry: how each layer's representation is shaped and how it changes (SCIENCE.md 7): linear CKA between
-layers and between epochs, neural collapse (NC1, NC2, NC4) for classes and subclasses, k-NN and linear-probe
+layers and between epochs, neural collapse (NC1, NC2, NC4) for classes and subclasses, NC3 for the layer that
+feeds the classifier, k-NN and linear-probe
 accuracy, and TwoNN intrinsic dimension, per layer over training."""
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ def cka_ui(run: str, cka: pd.DataFrame, layers: list[str], epoch: int, layer: st
     widgets.show(cg.cka_to_last_curves(api.cka_to_last(cka), layers, title=f"Which layers have settled ({run})"),
                  f"{run}-cka-to-last", "fig-cka-last", legend="layer")
     st.caption("Linear CKA (Kornblith et al. 2019; SCIENCE.md 7) between the layer's post-ReLU values on the same "
-               "probe samples: 1 = the same representation up to rotation and scale. A layer has settled when "
-               "its CKA with its last epoch stays near 1.")
+               "probe samples (at most `analysis.cka_max_samples` of them): 1 = the same representation up to rotation "
+               "and scale. A layer has settled when its CKA with its last epoch stays near 1. A long run compares "
+               "every two of at most `analysis.cka_max_epochs` evenly spaced epochs, the others with the last only.")
 
 
 def curves_ui(run: str, geo: pd.DataFrame, layers: list[str], reason: str | None) -> None:
@@ -68,7 +70,9 @@ def curves_ui(run: str, geo: pd.DataFrame, layers: list[str], reason: str | None
     panels = st.multiselect("Measures", options, default=wanted, key="w-geo-panels",
                             format_func=lambda p: cg.PANELS[p][0],
                             help="NC1 = Tr(Σ_W Σ_B⁺)/C; NC2 angles = mean |cos + 1/(C−1)| of the centred means, norms = "
-                                 "std/mean of their lengths; NC4 = share whose nearest mean is the prediction (neural "
+                                 "std/mean of their lengths; NC3 = ‖W/‖W‖ − Mᵀ/‖M‖‖² of the classifier's weights W and "
+                                 "the centred class means M (the layer that feeds the classifier only); NC4 = share "
+                                 "whose nearest mean is the prediction (neural "
                                  "collapse, Papyan et al. 2020); k-NN and linear-probe accuracy; TwoNN intrinsic "
                                  "dimension (Facco et al. 2017); SCIENCE.md 7.")
     state.remember(panels=",".join(panels) or None)
@@ -83,6 +87,20 @@ def curves_ui(run: str, geo: pd.DataFrame, layers: list[str], reason: str | None
                "embedded sample; the probe fits the training samples and scores the test ones.")
     if reason:
         st.caption("No subclass curves: " + reason)
+    if "nc3" in panels:
+        st.caption(nc3_note(geo))
+
+
+def nc3_note(geo: pd.DataFrame) -> str:
+    """Where NC3 is measured and, where the layer that would have it has none, why (the analysis's reason)."""
+    text = ("NC3 compares the classifier's weights with the centred class means of the layer that feeds it, on the "
+            "training probe samples; the other layers have none.")
+    missing = geo[geo["nc3_class"].isna() & ~geo["nc3_reason"].str.startswith("NC3 is defined for")]
+    if missing.empty:
+        return text
+    first = missing.sort_values(["depth", "epoch"]).iloc[-1]
+    epochs = ", ".join(str(e) for e in sorted(missing.loc[missing["layer"] == first["layer"], "epoch"]))
+    return f"{text} No NC3 for {first['layer']} at epoch(s) {epochs}: {first['nc3_reason']}."
 
 
 def open_ui(run: str, layer: str, epoch: int) -> None:

@@ -1,10 +1,12 @@
 """Neighbourhood change between consecutive snapshots of a layer (SCIENCE.md section 7, [P]).
 
 For sample i between recorded epochs t and t+1: 1 - |N_k^t(i) ∩ N_k^{t+1}(i)| / |N_k^t(i) ∪ N_k^{t+1}(i)|,
-N_k the k nearest neighbours (the sample itself excluded) in the layer's space, with the analysis's k
-(``analysis.n_neighbors``) and metric (``analysis.metric``). [P] Which space is ``analysis.change_space``: by
-default the analysis's own neighbour-graph space (the first ``pca_components`` PCA components of the analysed
-matrix, ``backend.analysis.snapshot.representation``), else that whole matrix ("full"; 2-3x the time at 512 units).
+N_k the k = ``analysis.n_neighbors`` - 1 nearest other samples (the graph's rows of ``n_neighbors`` include the
+sample itself) by ``analysis.metric``. [P] Which neighbours is ``analysis.change_space``: by default ("pca") the
+analysis's own neighbour graph (:func:`graph_neighbours`), built on the first ``pca_components`` PCA components
+of the analysed matrix by NN-descent (approximate, exact below 4,096 samples; ``backend.analysis.embed.knn_graph``)
+and stored per snapshot, so the change costs no search of its own; else ("full") an exact search
+(:func:`knn_indices`) in that whole matrix (``backend.analysis.snapshot.representation``).
 0 = the same neighbours, 1 = none shared.
 
 Pure functions: arrays in, arrays out.
@@ -47,6 +49,22 @@ def knn_indices(x: np.ndarray, *, k: int, metric: str, chunk: int = 2048) -> np.
         order = np.lexsort((part, np.take_along_axis(d, part, axis=1)), axis=1)[:, :k]
         out[start:start + chunk] = np.take_along_axis(part, order, axis=1)
     return out
+
+
+def graph_neighbours(indices: np.ndarray) -> np.ndarray:
+    """The neighbours of every sample in a k-NN graph whose rows include the sample itself (as
+    :func:`backend.analysis.embed.knn_graph` returns them): int64 (n_samples, k - 1), the graph's order kept.
+
+    A row without the sample itself (duplicates of it filled the row) drops its last, farthest neighbour, so
+    every row keeps k - 1. NN-descent's rare unfilled entries (-1) are kept as -1.
+    """
+    idx = np.asarray(indices, dtype=np.int64)
+    n, k = idx.shape
+    drop = idx == np.arange(n)[:, None]
+    drop[~drop.any(axis=1), -1] = True
+    if (drop.sum(axis=1) != 1).any():
+        raise ClusterScopeError("a k-NN graph row names the same sample twice; expected distinct neighbours per row.")
+    return idx[~drop].reshape(n, k - 1)
 
 
 def neighbourhood_change(before: np.ndarray, after: np.ndarray) -> np.ndarray:

@@ -17,14 +17,16 @@ from backend.analysis.kendall import axis_groups, granulated_kendall, kendall_ta
 # (sharper = larger), the names of the thesis's tables (SCIENCE.md 3.2, after Jiang et al. 2020).
 BASELINE_MEASURES = {"c0": "c0", "1/σ′": "sigma_prime", "1/σ″": "sigma_dprime", "1/α′": "alpha_prime",
                      "1/α″": "alpha_dprime"}  # measure -> column of the baselines table
-# Representation geometry (SCIENCE.md 7; analysis/layers), each the mean over layers at the last analysed epoch,
-# ranked as stored. Direction of each: a negative τ for NC1/NC2 says that more collapse (a lower value) goes with
-# higher test accuracy; for k-NN, probe and NC4 a positive τ says that more separable representations do.
+# Representation geometry (SCIENCE.md 7; analysis/layers), each the mean over layers at the last analysed epoch
+# (NC3: the one layer that feeds the classifier), ranked as stored. Direction of each: a negative τ for NC1/NC2/NC3
+# says that more collapse (a lower value) goes with higher test accuracy; for k-NN, probe and NC4 a positive τ says
+# that more separable representations do.
 GEOMETRY_DIRECTIONS = {
     "nc1_class": "lower = classes more collapsed", "nc1_subclass": "lower = subclasses more collapsed within their class",
     "nc2_norm_class": "lower = class means closer to equal norms", "nc2_angle_class": "lower = class means closer to a simplex",
     "nc2_norm_subclass": "lower = subclass means closer to equal norms",
     "nc2_angle_subclass": "lower = subclass means closer to a simplex",
+    "nc3_class": "lower = classifier closer to the class means",
     "nc4_class": "higher = nearest class mean agrees more with the prediction",
     "nc4_subclass": "higher = nearest subclass mean's class agrees more with the prediction",
     "knn_class": "higher = classes more separable by neighbours", "knn_subclass": "higher = subclasses more separable by neighbours",

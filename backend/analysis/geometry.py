@@ -189,6 +189,17 @@ def nc3(weights: np.ndarray, x: np.ndarray, classes: np.ndarray) -> float:
     return float(np.sum((w / np.linalg.norm(w) - m / np.linalg.norm(m)) ** 2))
 
 
+def nc3_of(weights: np.ndarray, x: np.ndarray, classes: np.ndarray) -> float:
+    """:func:`nc3` with the classifier's rows of the classes present in ``classes`` (class id c = row c of
+    ``weights``, (n_outputs, d)); NaN when a class id has no row, fewer than 2 classes are present, the
+    widths differ or the weights are not finite."""
+    w = np.asarray(weights, np.float64)
+    ids = np.unique(classes)
+    if len(ids) < 2 or ids.min() < 0 or ids.max() >= w.shape[0] or w.shape[1] != x.shape[1] or not np.isfinite(w).all():
+        return float("nan")
+    return nc3(w[ids], x, classes)
+
+
 def nc4(x: np.ndarray, groups: np.ndarray, predictions: np.ndarray, group_class: dict[int, int] | None = None) -> float:
     """NC4 (SCIENCE.md 7): share of samples whose nearest group mean (Euclidean) is the network's predicted
     class. For subclasses pass ``group_class`` (subclass -> its class): agreement is then between the
@@ -274,13 +285,13 @@ def twonn(distances: np.ndarray, *, metric: str, indices: np.ndarray | None = No
 # ---------------------------------------------------------------------------------------- one snapshot
 
 GEOMETRY_COLUMNS = ("nc1_class", "nc1_subclass", "nc2_norm_class", "nc2_angle_class", "nc2_norm_subclass",
-                    "nc2_angle_subclass", "nc4_class", "nc4_subclass", "knn_class", "knn_subclass",
+                    "nc2_angle_subclass", "nc3_class", "nc4_class", "nc4_subclass", "knn_class", "knn_subclass",
                     "probe_class", "probe_subclass", "twonn_id")
 
 
 def snapshot_geometry(x: np.ndarray, pca: np.ndarray, indices: np.ndarray, distances: np.ndarray, *,
                       labels: Labels, predictions: np.ndarray | None, metric: str, probe_space: str,
-                      seed: int) -> dict[str, float]:
+                      seed: int, classifier: np.ndarray | None = None) -> dict[str, float]:
     """The geometry columns of one snapshot's ``layers`` row (SCIENCE.md 7; :data:`GEOMETRY_COLUMNS`).
 
     x : (n, d) the layer's values as SCIENCE.md 7 defines X (post-ReLU unless ``analysis.input``);
@@ -288,7 +299,9 @@ def snapshot_geometry(x: np.ndarray, pca: np.ndarray, indices: np.ndarray, dista
     neighbour graph (the one UMAP uses). NC1, NC2, NC4 on the training samples; k-NN accuracy and TwoNN
     on every embedded sample (the graph's); the probe trains on the training samples and scores on the
     test samples, on ``pca`` (``probe_space = "pca"``) or on ``x``. Subclass values only when the labels
-    have hidden subclasses (``labels.intraclass``), else NaN; NC4 NaN without ``predictions``.
+    have hidden subclasses (``labels.intraclass``), else NaN; NC4 NaN without ``predictions``. NC3 only with
+    ``classifier``, the weights (n_classes, d) of the linear classifier that ``x`` feeds (row c = class id c),
+    on the training samples' classes (:func:`nc3_of`); else NaN.
     """
     row = dict.fromkeys(GEOMETRY_COLUMNS, float("nan"))
     t = labels.train if labels.train.any() else np.ones_like(labels.train)
@@ -301,6 +314,8 @@ def snapshot_geometry(x: np.ndarray, pca: np.ndarray, indices: np.ndarray, dista
     row["twonn_id"] = twonn(distances, metric=metric, indices=indices)
     if predictions is not None:
         row["nc4_class"] = nc4(xt, classes, predictions[t])
+    if classifier is not None:
+        row["nc3_class"] = nc3_of(classifier, xt, classes)
     if labels.intraclass:
         sub = labels.subclass[t]  # type: ignore[index]
         row["nc1_subclass"] = nc1_within(xt, sub, classes)

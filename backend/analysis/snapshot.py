@@ -7,7 +7,8 @@ Pure: the pipeline reads the snapshot and the labels from the store, calls
 2. PCA to 50 dimensions; its first two components are the PCA layout;
 3. one cosine k-NN graph, shared by a 2-D UMAP (display; initialised from the previous epoch's
    layout and Procrustes-aligned to it in aligned mode) and a 10-D UMAP (clustering;
-   ``analysis.cluster_epochs``), the two fits side by side in two threads;
+   ``analysis.cluster_epochs``), the two fits side by side in two threads; its rows (each sample's
+   neighbours) are returned too, for the neighbourhood change between epochs (SCIENCE.md 7);
 4. HDBSCAN on the 10-D embedding, scored against classes and subclasses on the training samples;
 5. trustworthiness of both 2-D layouts;
 6. per-unit scores (c1, c3, high-activation purity, WTM) and per-class statistics (3.1, 3.4);
@@ -27,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from backend.analysis import accel, cluster, embed, geometry, measures, neurons
+from backend.analysis.changes import graph_neighbours
 from backend.analysis.labels import Labels
 from backend.config import AnalysisConfig
 
@@ -43,6 +45,7 @@ class SnapshotResult:
     layer: dict[str, float]  # one row of the layers table
     groups: pd.DataFrame  # kind, group, value
     layout: np.ndarray  # (n_points, 2) float32, the (aligned) UMAP layout, for the next epoch's init
+    neighbours: pd.DataFrame  # sample_id, neighbours: step 3's graph without the samples themselves (the changes reuse it)
 
 
 def check_snapshot(values: np.ndarray, *, n_neighbors: int) -> None:
@@ -79,8 +82,10 @@ GeometryOf = Callable[[np.ndarray, embed.KnnGraph], dict[str, float]]
 
 
 def embed_and_cluster(x: np.ndarray, labels: Labels, a: AnalysisConfig, init: np.ndarray | None,
-                      geometry_of: GeometryOf | None = None) -> tuple[pd.DataFrame, dict[str, float], np.ndarray]:
-    """Steps 2-5: layouts, clusters, their scores; returns (points without ids, layer row, layout).
+                      geometry_of: GeometryOf | None = None) -> tuple[pd.DataFrame, dict[str, float], np.ndarray, np.ndarray]:
+    """Steps 2-5: layouts, clusters, their scores; returns (points without ids, layer row, layout, neighbours):
+    neighbours (n, n_neighbors - 1) the rows of each sample's neighbours in step 3's graph, itself excluded
+    (:func:`backend.analysis.changes.graph_neighbours`), for the neighbourhood change (SCIENCE.md 7).
 
     ``geometry_of(pca, graph)`` (step 8), when given, adds its values to the row: it reuses the PCA and
     the neighbour graph instead of computing its own.
@@ -111,7 +116,7 @@ def embed_and_cluster(x: np.ndarray, labels: Labels, a: AnalysisConfig, init: np
                            "cluster": ids, "cluster_probability": prob})
     row = {"min_cluster_size": mcs, **scores.as_dict(), **trust}
     row |= geometry_of(p, graph) if geometry_of else dict.fromkeys(geometry.GEOMETRY_COLUMNS, np.nan)
-    return points, row, layout
+    return points, row, layout, graph_neighbours(graph.indices)
 
 
 def layer_measures(pre: np.ndarray, labels: Labels, a: AnalysisConfig) -> tuple[dict[str, float], pd.DataFrame]:
@@ -164,22 +169,25 @@ def unit_tables(pre: np.ndarray, labels: Labels, a: AnalysisConfig) -> tuple[pd.
     return units, pd.concat(stats, ignore_index=True), wtm_fraction
 
 
-def snapshot_geometry_of(values: np.ndarray, labels: Labels, a: AnalysisConfig,
-                         predictions: np.ndarray | None) -> GeometryOf | None:
+def snapshot_geometry_of(values: np.ndarray, labels: Labels, a: AnalysisConfig, predictions: np.ndarray | None,
+                         classifier: np.ndarray | None = None) -> GeometryOf | None:
     """Step 8 as :func:`embed_and_cluster` calls it (None when ``analysis.geometry`` is false): X as
-    SCIENCE.md 7 defines it (the layer's post-ReLU values unless ``analysis.input = "pre"``)."""
+    SCIENCE.md 7 defines it (the layer's post-ReLU values unless ``analysis.input = "pre"``); NC3 against
+    ``classifier`` (the weights of the classifier this layer feeds) when given."""
     if not a.geometry:
         return None
     raw = np.maximum(values, 0.0) if a.input == "post_relu" else values
     return lambda p, graph: geometry.snapshot_geometry(
         raw, p, graph.indices, graph.distances, labels=labels, predictions=predictions, metric=a.metric,
-        probe_space=a.probe_space, seed=a.seed)
+        probe_space=a.probe_space, seed=a.seed, classifier=classifier)
 
 
 def analyze_snapshot(values: np.ndarray, *, sample_ids: np.ndarray, labels: Labels, params: AnalysisConfig,
-                     depth: int, init: np.ndarray | None = None, predictions: np.ndarray | None = None) -> SnapshotResult:
+                     depth: int, init: np.ndarray | None = None, predictions: np.ndarray | None = None,
+                     classifier: np.ndarray | None = None) -> SnapshotResult:
     """Analyse one snapshot. values : (n_samples, n_units) pre-activations, rows aligned with ``labels``;
-    predictions : (n_samples,) the network's predicted classes at this epoch (for NC4; None: NaN)."""
+    predictions : (n_samples,) the network's predicted classes at this epoch (for NC4; None: NaN);
+    classifier : (n_classes, n_units) the weights of the linear classifier this layer feeds (for NC3; None: NaN)."""
     start = time.perf_counter()
     check_snapshot(values, n_neighbors=params.n_neighbors)
     x = representation(values, params)
@@ -188,10 +196,13 @@ def analyze_snapshot(values: np.ndarray, *, sample_ids: np.ndarray, labels: Labe
     # functions of their inputs, so the results equal those of a serial run.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="measures") as pool:
         measures_job = pool.submit(lambda: (layer_measures(values, labels, params), unit_tables(values, labels, params)))
-        points, row, layout = embed_and_cluster(x, labels, params, init, snapshot_geometry_of(values, labels, params, predictions))
+        geometry_of = snapshot_geometry_of(values, labels, params, predictions, classifier)
+        points, row, layout, near = embed_and_cluster(x, labels, params, init, geometry_of)
         (measures_row, groups), (units, stats, wtm_fraction) = measures_job.result()
-    points.insert(0, "sample_id", np.asarray(sample_ids, dtype=np.int64))
+    ids = np.asarray(sample_ids, dtype=np.int64)
+    points.insert(0, "sample_id", ids)
+    neighbours = pd.DataFrame({"sample_id": ids, "neighbours": list(np.where(near >= 0, ids[near], -1))})
     row |= measures_row | {"wtm_fraction": wtm_fraction, "depth": depth, "n_units": values.shape[1],
                            "n_alive": int((~measures.dead_units(values)).sum()), "n_points": len(points)}
     row["seconds"] = time.perf_counter() - start
-    return SnapshotResult(points, units, stats, row, groups, layout)
+    return SnapshotResult(points, units, stats, row, groups, layout, neighbours)

@@ -26,13 +26,13 @@ from backend.analysis.labels import probe_labels
 from backend.config import AnalysisConfig
 from backend.errors import AnalysisInputError, ClusterScopeError, ConfigError, StoreError
 from backend.jobs.analyse_changes import CHANGE_KEYS, run_changes
-from backend.jobs.analyse_geometry import cka_of_run, snapshot_predictions
+from backend.jobs.analyse_geometry import CKA_KEYS, cka_of_run, cka_rows, classifier_weights, snapshot_predictions
 from backend.jobs.analyse_rotation import run_rotation
 from backend.jobs.baselines import BASELINE_KEYS, run_baselines
 from backend.store import RunStore
 
-ANALYSIS_VERSION = 3  # bump when a change to the code changes results: stored files are then redone
-SNAPSHOT_TABLES = ("points", "units", "unit_stats", "layers", "groups")
+ANALYSIS_VERSION = 5  # bump when a change to the code changes results: stored files are then redone
+SNAPSHOT_TABLES = ("points", "neighbours", "units", "unit_stats", "layers", "groups")
 
 
 @dataclass
@@ -53,7 +53,7 @@ class AnalysisReport:
 def params_of(a: AnalysisConfig, info: dict[str, Any]) -> tuple[str, str]:
     """JSON of the parameters that shape the results, and its hash (``auto`` and ``device`` do not count: the
     devices agree within the tolerances tests/test_accel.py states)."""
-    p = {k: v for k, v in asdict(a).items() if k not in ("auto", "device") and k not in BASELINE_KEYS + CHANGE_KEYS}
+    p = {k: v for k, v in asdict(a).items() if k not in ("auto", "device") and k not in BASELINE_KEYS + CHANGE_KEYS + CKA_KEYS}
     p |= {"k_c2": resolved_k(a.k_c2, info), "k_c4": resolved_k(a.k_c4, info), "analysis_version": ANALYSIS_VERSION,
           "target": (info.get("dataset") or {}).get("target")}
     text = json.dumps(p, sort_keys=True)
@@ -119,7 +119,8 @@ def analyze_run(store: RunStore, run_id: str, params: AnalysisConfig, *,
     changed = bool(report.analysed)
     _network_measures(store, run_id, info, samples, params, (ptext, phash), force=changed, report=report)
     run_rotation(store, run_id, (ptext, phash), report.errors)
-    cka_of_run(store, run_id, layers, _subset(probe_labels(samples, info).fine, params.max_samples, params.seed), params,
+    fine = probe_labels(samples, info).fine
+    cka_of_run(store, run_id, layers, cka_rows(fine, _subset(fine, params.max_samples, params.seed), params), params,
                (ptext, phash), force=changed, errors=report.errors)  # SCIENCE.md 7: CKA between layers and epochs
     run_changes(store, run_id, params, (ptext, phash), report.errors)  # what changed between epochs (issue 17)
     run_baselines(store, run_id, info, params, report.errors, progress=progress)
@@ -199,8 +200,10 @@ def _analyze_one(store: RunStore, run_id: str, layer: str, epoch: int, samples: 
             raise AnalysisError("its sample ids do not match samples.parquet; the snapshot is from another probe set.")
         sub = Labels(labels.classes[keep], None if labels.subclass is None else labels.subclass[keep],
                      None if labels.superclass is None else labels.superclass[keep], labels.fine[keep], labels.train[keep])
+        weights, why = classifier_weights(store, run_id, layer, epoch, values.shape[1]) if params.geometry \
+            else (None, "analysis.geometry = false")
         result = analyze_snapshot(values[keep], sample_ids=ids[keep], labels=sub, params=params, depth=depth, init=prev,
-                                  predictions=snapshot_predictions(store, run_id, epoch, ids[keep]))
+                                  predictions=snapshot_predictions(store, run_id, epoch, ids[keep]), classifier=weights)
     except (AnalysisError, StoreError) as exc:
         report.errors[key] = f"run {run_id!r}, layer {layer!r}, epoch {epoch}: {exc}"
         for table in SNAPSHOT_TABLES:  # results of earlier parameters or data would now mislead
@@ -210,12 +213,21 @@ def _analyze_one(store: RunStore, run_id: str, layer: str, epoch: int, samples: 
     w = store.analysis.write
     # layers last: its presence with the current hash marks the whole snapshot as done
     w(run_id, "points", result.points, params=text, params_hash=phash, layer=layer, epoch=epoch)
+    w(run_id, "neighbours", result.neighbours, params=text, params_hash=phash, layer=layer, epoch=epoch)  # for the changes
     w(run_id, "units", result.units, params=text, params_hash=phash, layer=layer, epoch=epoch)
     w(run_id, "unit_stats", result.unit_stats, params=text, params_hash=phash, layer=layer, epoch=epoch)
     w(run_id, "groups", result.groups, params=text, params_hash=phash, layer=layer, epoch=epoch)
-    w(run_id, "layers", pd.DataFrame([result.layer]), params=text, params_hash=phash, layer=layer, epoch=epoch)
+    row = pd.DataFrame([result.layer]).assign(nc3_reason=nc3_reason(result.layer, why))
+    w(run_id, "layers", row, params=text, params_hash=phash, layer=layer, epoch=epoch)
     report.analysed.append((layer, epoch))
     return result.layout
+
+
+def nc3_reason(row: dict[str, float], why: str) -> str:
+    """Why ``row``'s NC3 is NaN ("" when it is not): ``why`` from :func:`classifier_weights`, else the classes'."""
+    if np.isfinite(row.get("nc3_class", np.nan)):
+        return ""
+    return why or "the training probe samples' classes do not match the classifier's outputs (fewer than 2, or ids without a row)"
 
 
 def _network_measures(store: RunStore, run_id: str, info: dict[str, Any], samples: pd.DataFrame, a: AnalysisConfig,

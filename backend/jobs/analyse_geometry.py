@@ -1,11 +1,13 @@
 """The run-level part of the representation geometry (SCIENCE.md 7): linear CKA between every two layers
-at each epoch and between every two epochs of each layer, written to ``analysis/cka.parquet``; and the
-network's predictions aligned with a snapshot's rows, for NC4 (:func:`snapshot_predictions`).
+at each epoch and between every two epochs of each layer, written to ``analysis/cka.parquet``; the
+network's predictions aligned with a snapshot's rows, for NC4 (:func:`snapshot_predictions`); and the
+classifier's weights for NC3 of the layer that feeds it (:func:`classifier_weights`).
 
 The per-snapshot measures (neural collapse, k-NN accuracy, probe, TwoNN) are computed with the rest of a
 snapshot (backend.analysis.snapshot, step 8). CKA compares snapshots, so it runs once per run, after them:
-on the same stratified sample subset as the snapshots (``analysis.max_samples``, ``analysis.seed``), on X as
-SCIENCE.md 7 defines it (post-ReLU unless ``analysis.input = "pre"``).
+on a stratified subset of the snapshots' samples (at most ``analysis.cka_max_samples`` [P], ``analysis.seed``:
+its pairs grow as E·L(L−1)/2 + L·E(E−1)/2 with the run, so each pair is kept cheap), on X as SCIENCE.md 7
+defines it (post-ReLU unless ``analysis.input = "pre"``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pandas as pd
 from backend import schema
 from backend.config import AnalysisConfig
 from backend.errors import StoreError
-from backend.store import RunStore
+from backend.store import RunInfo, RunStore
 
 
 def snapshot_predictions(store: RunStore, run_id: str, epoch: int, sample_ids: np.ndarray) -> np.ndarray | None:
@@ -35,18 +37,80 @@ def snapshot_predictions(store: RunStore, run_id: str, epoch: int, sample_ids: n
     return pred.loc[ids].to_numpy()
 
 
+CLASSIFIER_KEY = "classifier.weight"  # the final nn.Linear of ClusterScope's models (backend/training/models.py)
+
+
+def classifier_input_layer(info: RunInfo) -> str | None:
+    """The probe layer (backend.training.snapshots) whose values feed the final linear classifier of the run's
+    model, from its config: mlp ``fc<depth>.relu``, vgg ``conv<stages>_<convs_per_stage>.relu`` (then global max
+    pooling), resnet ``stage3.block<n>.relu2`` (then global average pooling); None for any other model (a
+    torchvision model, or an import whose architecture is not one of ours): its classifier is not identified."""
+    m = info.section("model")
+    name = info.model_name or m.get("name")
+    try:
+        if name == "mlp":
+            return f"fc{int(m['depth'])}.relu"
+        if name == "vgg":
+            return f"conv{int(m['stages'])}_{int(m['convs_per_stage'])}.relu"
+        if name == "resnet":
+            return f"stage3.block{(int(m['depth']) - 2) // 6}.relu2"
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
+def classifier_weights(store: RunStore, run_id: str, layer: str, epoch: int, units: int) -> tuple[np.ndarray | None, str]:
+    """(W, "") with W (n_classes, units) the classifier's weights at ``epoch``, for NC3 of ``layer`` (SCIENCE.md 7:
+    the last layer only); else (None, why NC3 is NaN): ``layer`` does not feed the classifier, the model's
+    classifier is not identified, no checkpoint of ``epoch`` (or an unreadable one), or a width mismatch. The
+    checkpoint is read as the store reads every one: ``torch.load(weights_only=True)``, never unpickled."""
+    info = store.run_info(run_id)
+    feeding = classifier_input_layer(info)
+    if feeding is None:
+        return None, (f"the classifier of model {info.model_name or 'unknown'!r} is not identified (NC3 is computed for "
+                      "ClusterScope's mlp, vgg and resnet)")
+    if layer != feeding:
+        return None, f"NC3 is defined for the layer that feeds the classifier ({feeding}) only"
+    if epoch not in store.checkpoint_epochs(run_id):
+        return None, f"no checkpoint of epoch {epoch} (checkpoints/epoch={epoch:04d}.pt: snapshots.checkpoints = false, or not imported)"
+    try:
+        state = store.load_checkpoint(run_id, epoch)
+    except StoreError as exc:
+        return None, f"the checkpoint of epoch {epoch} cannot be read: {exc}"
+    w = state.get(CLASSIFIER_KEY)
+    if w is None or not hasattr(w, "numpy") or w.ndim != 2:
+        return None, f"the checkpoint of epoch {epoch} has no 2-D {CLASSIFIER_KEY!r}"
+    if int(w.shape[1]) != units:
+        return None, f"the classifier takes {int(w.shape[1])} inputs but layer {layer!r} has {units} units"
+    return w.detach().cpu().numpy().astype(np.float64), ""
+
+
+CKA_KEYS = ("cka_max_samples", "cka_max_epochs")  # only CKA depends on these: left out of the snapshots' hash (analyse.params_of)
+
+
+def cka_rows(fine: np.ndarray, keep: np.ndarray, a: AnalysisConfig) -> np.ndarray:
+    """The rows (of samples.parquet) CKA compares: a seeded stratified subset (by fine label) of at most
+    ``analysis.cka_max_samples`` of the embedded samples ``keep`` (all of them with 0), ascending."""
+    from backend.data import stratified_indices
+
+    cap = a.cka_max_samples or len(keep)
+    return keep[stratified_indices(fine[keep], cap, seed=a.seed)]
+
+
 def cka_of_run(store: RunStore, run_id: str, layers: list[str], keep: np.ndarray, a: AnalysisConfig,
                ptag: tuple[str, str], *, force: bool, errors: dict[str, str]) -> None:
     """Write ``analysis/cka.parquet`` (schema.CKA_SCHEMA) unless it is up to date with these parameters and
     snapshots; nothing (and a stale file removed) with ``analysis.geometry = false``.
 
-    layers : the recorded layers in network order; keep : the row indices of the analysed samples.
+    layers : the recorded layers in network order; keep : the row indices of the samples CKA compares
+    (:func:`cka_rows`: at most ``analysis.cka_max_samples`` of the embedded ones).
     A snapshot that cannot be read or holds non-finite values is left out, and named in ``errors["cka"]`` unless
     ``errors`` already names it (as ``"layer@epoch"``, the snapshot analysis's own report).
     """
     text, phash = ptag
     snaps = store.snapshots(run_id)
-    tag = f"{phash}:{len(snaps)}:{int(snaps['epoch'].max()) if len(snaps) else -1}"
+    own = ",".join(f"{k}={getattr(a, k)}" for k in CKA_KEYS)
+    tag = f"{phash}:{len(snaps)}:{int(snaps['epoch'].max()) if len(snaps) else -1}:{own}"
     if not a.geometry:
         store.analysis.remove(run_id, "cka")
         return
@@ -95,9 +159,31 @@ def _layer_block(store: RunStore, run_id: str, layers: list[str], epoch: int, ke
     return _matrix_rows("layer", [(lay, epoch) for lay, _ in ok], [v for _, v in ok], a)
 
 
+def cka_epoch_grid(epochs: list[int], cap: int) -> list[int]:
+    """[P] The epochs of a layer whose every two CKA compares: all of them up to ``cap`` (``analysis.cka_max_epochs``;
+    0 = no cap), else ``cap`` evenly spaced ones, the first and the last included."""
+    if not cap or len(epochs) <= cap:
+        return list(epochs)
+    return [epochs[i] for i in np.unique(np.round(np.linspace(0, len(epochs) - 1, cap)).astype(int))]
+
+
 def _epoch_block(store: RunStore, run_id: str, layer: str, epochs: list[int], keep: np.ndarray, a: AnalysisConfig,
                  bad: list[str]) -> pd.DataFrame:
-    """Every two epochs of ``layer`` (kind 'epoch'), each against the last included."""
-    got = [(e, _values(store, run_id, layer, e, keep, a, bad)) for e in epochs]
+    """Every two epochs of :func:`cka_epoch_grid` (kind 'epoch'), and every other epoch against the last included
+    (and itself), so each epoch against the last stays complete while the pairs grow linearly past the cap."""
+    from backend.analysis.geometry import cka_matrix
+
+    grid = cka_epoch_grid(epochs, a.cka_max_epochs)
+    got = [(e, _values(store, run_id, layer, e, keep, a, bad)) for e in grid]
     ok = [(e, v) for e, v in got if v is not None]
-    return _matrix_rows("epoch", [(layer, e) for e, _ in ok], [v for _, v in ok], a)
+    frames = [_matrix_rows("epoch", [(layer, e) for e, _ in ok], [v for _, v in ok], a)]
+    if not ok:
+        return frames[0]
+    last, rep = ok[-1]
+    for e in (e for e in epochs if e not in grid):
+        v = _values(store, run_id, layer, e, keep, a, bad)
+        if v is not None:
+            m = cka_matrix([v, rep], batch_size=a.cka_batch, seed=a.seed)
+            frames.append(pd.DataFrame([("epoch", layer, e, layer, b, float(m[0, j])) for j, b in enumerate((e, last))]
+                                       + [("epoch", layer, last, layer, e, float(m[1, 0]))], columns=schema.CKA_SCHEMA.names))
+    return pd.concat(frames, ignore_index=True)

@@ -34,8 +34,9 @@ CPUS_PER_TASK = 1
 def layer_task(root: str, run_id: str, work: LayerWork, params: AnalysisConfig, ptag: tuple[str, str]) -> dict[str, Any]:
     """One layer's stale epochs, in a Ray worker: what it analysed and the snapshots that failed.
 
-    The analysis does not import torch; were it to, torch would take its thread count from
-    ``OMP_NUM_THREADS``, which the task's runtime environment sets to its CPUs."""
+    The analysis imports torch only to read the classifier's weights from a checkpoint (NC3, one
+    ``torch.load`` per snapshot of the layer that feeds the classifier, no computation); torch would
+    take its thread count from ``OMP_NUM_THREADS``, which the task's runtime environment sets to its CPUs."""
     store = RunStore(root)
     report = AnalysisReport(run_id)
     analyse_layer(store, run_id, work, layer_inputs(store, run_id, params), params, ptag, report)
