@@ -17,6 +17,18 @@ if TYPE_CHECKING:
     Token = tuple  # a version token of the facade, as in app/loaders.py
 
 
+def probe_size(run_id: str) -> int:
+    """The run's probe samples (the samples table's rows), as loaders.embedding_view counts them: whether its views
+    are density views (app/views/embeddings_density.py), known without building a view."""
+    store = loaders._store()  # noqa: SLF001
+    return _probe_size(str(store.root), run_id, api.run_version(store, run_id, "samples"))
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _probe_size(root: str, run_id: str, version: Token) -> int:
+    return len(loaders.read_samples(run_id))
+
+
 def density(run_id: str, layer: str, epoch: int, projection: str) -> charts_density.Density:
     """Points per pixel of every point of one (layer, epoch) in ``projection`` (charts_density.density).
     Kept as one object: callers must not modify it."""

@@ -34,6 +34,30 @@ def test_above_the_draw_limit_the_page_shows_the_density_of_every_point(analysed
     assert drawn == pytest.approx(LIMIT, abs=10) and all(t["type"] == "scattergl" for t in points)
 
 
+def test_the_density_view_builds_only_the_views_it_draws(analysed_store: tuple[api.RunStore, str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 18: a density view's first load builds every point's view (counted, selectable) and the sample drawn,
+    not also a stratified sample of *Max points drawn* (200,000 of 10^6 points, then unused). Every view the page
+    builds is recorded (the real builder still runs) after the loaders' view cache is emptied."""
+    from app import loaders
+    from app.charts import embeddings as charts_embeddings
+
+    store, run_id = analysed_store
+    monkeypatch.setenv("CLUSTERSCOPE_DRAW_POINTS", str(LIMIT))
+    built: list[int] = []
+    build = charts_embeddings.view_points
+
+    def recorded(*args: object, max_points: int, **kwargs: object) -> pd.DataFrame:
+        built.append(max_points)
+        return build(*args, max_points=max_points, **kwargs)
+
+    monkeypatch.setattr(charts_embeddings, "view_points", recorded)
+    loaders._embedding_view.clear()  # a first load: no view cached by an earlier test
+    at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc2.relu", epoch="1")
+    assert not at.exception and any("Density view" in c.value for c in at.caption)
+    assert sorted(set(built)) == [embeddings_density.sample_size(200_000), 1_797], built
+
+
 def test_up_to_the_draw_limit_every_point_is_drawn(analysed_store: tuple[api.RunStore, str],
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     store, run_id = analysed_store

@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 
 from app.charts import embeddings as charts_embeddings
+from app.charts import query as charts_query
 from backend import api
 from tests.conftest import figure_of, highlighted_ids
 from tests.test_app_embeddings import open_embeddings
@@ -55,6 +56,8 @@ def test_neighbours_of_a_single_match_are_listed_with_thumbnails(analysed_store:
     assert not at.exception and highlighted(at) == {12}
     assert any(m.value == "**1** sample matches “12”; it is drawn." for m in at.markdown)
     assert at.number_input(key="w-nn-id").value == 12
+    marks = {t["name"]: t for t in figure_of(at.get("plotly_chart")[0])["data"] if t.get("meta") == charts_query.QUERY_META}
+    assert [c[0] for c in marks[charts_query.QUERY]["customdata"]] == [12]  # the plot marks the query sample
 
     ids, acts = api.read_activations(store, run_id, "fc1.relu", 1)
     post = np.maximum(acts.astype(np.float64), 0)  # by default post-ReLU, what the picture is computed from
@@ -74,6 +77,8 @@ def test_neighbours_of_a_single_match_are_listed_with_thumbnails(analysed_store:
     at.radio(key="w-nn-values").set_value("pre").run()
     cosine = api.nearest_neighbours(ids, acts, 12, k=3, metric="cosine")["sample_id"].tolist()
     assert next(d.value for d in at.dataframe if "rank" in d.value.columns)["sample_id"].tolist() == cosine
+    marks = {t["name"]: t for t in figure_of(at.get("plotly_chart")[0])["data"] if t.get("meta") == charts_query.QUERY_META}
+    assert sorted(c[0] for c in marks[charts_query.neighbours_name(3)]["customdata"]) == sorted(cosine)  # and its neighbours
     at.button(key="w-nn-select").click().run()
     assert not at.exception and highlighted(at) == {12, *cosine}
 

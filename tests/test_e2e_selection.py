@@ -48,7 +48,14 @@ POINTS = """(i) => {
 # marks each figure's data as drawn now; TAGGED: whether each figure still shows that data (not a figure sent anew)
 TAG = f"() => document.querySelectorAll('{PLOT}').forEach(gd => {{ gd.data[0].__csTag = true; }})"
 TAGGED = f"() => Array.from(document.querySelectorAll('{PLOT}')).map(gd => gd.data[0].__csTag === true)"
-TRACES = f"() => Array.from(document.querySelectorAll('{PLOT}')).map(gd => gd.data.map(t => [t.customdata, t.marker.opacity]))"
+# per figure, the sample ids of its neighbours' query mark (app/charts/query.py)
+QUERY_IDS = (f"() => Array.from(document.querySelectorAll('{PLOT}')).map(gd => gd._fullData"
+             ".filter(t => t.name === 'query sample').flatMap(t => Array.from(t.customdata, c => c[0])))")
+# per figure, its point traces: [customdata, marker opacity, the point indices Plotly's own selection keeps opaque
+# while the page highlights a selection (app/views/embeddings_highlight.py: the view it was made in), else null]
+TRACES = (f"() => Array.from(document.querySelectorAll('{PLOT}')).map(gd => gd.data.filter(t => t.meta === 'cs-points')"
+          ".map(t => [t.customdata, t.marker.opacity,"
+          " window.__csHL?.ids && Array.isArray(t.selectedpoints) ? t.selectedpoints : null]))")
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +94,16 @@ def decode(value: object) -> np.ndarray:
 
 
 def highlighted(page) -> list[set[int]]:
-    """Per figure, the sample ids drawn opaque (empty when nothing is highlighted)."""
+    """Per figure, the sample ids drawn opaque (empty when nothing is highlighted): by the page's opacities, or, in
+    the view the selection was made in, by Plotly's own selection (it dims the points left out)."""
     out = []
     for traces in page.evaluate(TRACES):
         ids: set[int] = set()
-        for custom, opacity in traces:
+        for custom, opacity, chosen in traces:
             if not isinstance(opacity, (int, float)):  # an array: the page highlights a selection
                 ids |= set(decode(custom)[:, 0][decode(opacity) > 0.5].tolist())
+            elif chosen is not None:
+                ids |= set(decode(custom)[:, 0][np.asarray(chosen, dtype=np.int64)].tolist())
         out.append(ids)
     return out
 
@@ -205,8 +215,11 @@ def test_selecting_points_shows_them_and_settles(server: str, page, analysed_sto
 
     # every view, the other one included, draws the selected samples opaque and the rest faded
     assert highlighted(page) == [ids] * views
-    # in the browser: the server sent no new figure for the highlight (it cost a selection seconds at 100,000 points)
-    assert page.evaluate(TAGGED) == [True] * views
+    if mode == "click":  # one point: the neighbours panel's query, which every view marks (app/charts/query.py)
+        queries = page.evaluate(QUERY_IDS)
+        assert queries == [[picked["id"]]] * views, queries
+    else:  # in the browser: the server sent no new figure for the highlight (it cost a selection seconds at 100,000 points)
+        assert page.evaluate(TAGGED) == [True] * views
 
     if mode == "box" and second is None:  # the button clears the selection and its highlight
         page.get_by_role("button", name="Clear selection").click()

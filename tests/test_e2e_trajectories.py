@@ -19,6 +19,7 @@ import pytest
 from backend import api
 from tests.test_e2e_browser import PLOT, chromium_page, save, serve
 from tests.test_e2e_selection import COUNT_SENDS, decode, select, wait_idle
+from tests.test_e2e_selection import highlighted as highlighted_views
 
 # per figure, per trace: [customdata, marker opacity (an array when a selection is highlighted), mode]
 TRACES = (f"() => Array.from(document.querySelectorAll('{PLOT}')).map(gd => gd.data.map("
@@ -38,12 +39,9 @@ def page() -> Iterator:
 
 
 def highlighted(page) -> set[int]:
-    """The sample ids the first figure draws opaque (empty when nothing is highlighted)."""
-    ids: set[int] = set()
-    for custom, opacity, _ in page.evaluate(TRACES)[0]:
-        if custom is not None and opacity is not None and not isinstance(opacity, (int, float)):
-            ids |= set(decode(custom)[:, 0][decode(opacity) > 0.5].tolist())
-    return ids
+    """The sample ids the first figure draws opaque (empty when nothing is highlighted): the page's opacities, or
+    Plotly's own selection in the view it was made in (tests/test_e2e_selection.py)."""
+    return highlighted_views(page)[0]
 
 
 def traces(page, mode: str) -> list:

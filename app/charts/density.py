@@ -22,6 +22,7 @@ from app.charts.embeddings import POINTS, decode_typed, fast_figure, typed_array
 BINS = 512  # [P] pixels of the density image per axis: about the plot's width on a laptop screen
 UNIT = "points per pixel"
 SAMPLE_MARKER = {"size": 4, "opacity": 0.45}  # the sample drawn on top: small and see-through, the density shows
+TOP_MARGIN = {False: 90, True: 110}  # px above the plot: the title and the note under it (presentation: larger font)
 HOVER = "%{customdata} points per pixel<extra>density of all points</extra>"
 
 
@@ -74,6 +75,8 @@ def with_density(fig: go.Figure, d: Density, *, present: bool = False, note: str
     layout = dict(spec["layout"])
     legend = dict(layout.get("legend") or {})
     layout["legend"] = legend | {"x": 1.22, "xanchor": "left"}  # right of the colour bar
+    # two title lines: the top margin of the app's other two-line figures, so Plotly's mode bar stays clear of them
+    layout["margin"] = dict(layout.get("margin") or {}) | {"t": TOP_MARGIN[present]}
     if note:
         title = dict(layout.get("title") or {})
         layout["title"] = title | {"text": f"{title.get('text', '')}<br><sup>{note}</sup>"}

@@ -9,6 +9,8 @@ import plotly.graph_objects as go
 
 from app.charts.base import INK, category_colours
 
+META = "cs-genealogy"  # the figure's layout ``meta``: app/views/geometry_genealogy.py finds it by that for node clicks
+
 
 def _rgba(hex_colour: str, alpha: float) -> str:
     h = hex_colour.lstrip("#")
@@ -37,7 +39,9 @@ def genealogy_sankey(nodes: pd.DataFrame, links: pd.DataFrame, *, class_names: l
              + (f"<br>merged from {r.parents} clusters" if r.merged else "") for r in nodes.itertuples()]
     link_colour = [_rgba(node_colour[int(s)], 0.35) for s in links["source"]]
     sankey = go.Sankey(
-        arrangement="snap",
+        # nodes placed by Plotly and not draggable: with "snap" a mouse press starts a drag that covers the plot, so
+        # a click on a node never reaches Plotly's plotly_click (which picks the cluster: geometry_genealogy.py)
+        arrangement="fixed",
         node={"label": [node_label(r, stage_name) for _, r in nodes.iterrows()], "color": node_colour,
               "x": x.tolist(), "pad": 12, "thickness": 16, "line": {"color": INK, "width": 0.5},
               "customdata": hover, "hovertemplate": "%{customdata}<extra></extra>"},
@@ -47,5 +51,5 @@ def genealogy_sankey(nodes: pd.DataFrame, links: pd.DataFrame, *, class_names: l
     )
     fig = go.Figure(sankey)
     fig.update_layout(title=title or f"Cluster genealogy across {stage_name}s (links: ≥ {threshold:.0%} of a cluster's samples)",
-                      font={"color": INK})
+                      font={"color": INK}, meta=META)
     return fig

@@ -17,6 +17,7 @@ from app import hover, loaders, loaders_density, state, widgets
 from app.charts import embeddings as charts_embeddings
 from app.charts import highlight as charts_highlight
 from app.views import (
+    embeddings_animation,
     embeddings_changes,
     embeddings_density,
     embeddings_highlight,
@@ -116,13 +117,15 @@ def view_frame(run: str, layer: str, epoch: int, v: View) -> pd.DataFrame:
 
 
 def draw(run: str, layer: str, epoch: int, v: View, *, title: str, key: str, highlight: set[int] | None,
-         extend: Callable[[go.Figure], go.Figure] | None = None) -> None:
+         extend: Iterable[Callable[[go.Figure], go.Figure] | None] = ()) -> None:
     """One scatter with downloads; what the user selects in it is read by :func:`current_selection`. ``highlight``:
     the selection, which the browser highlights (app/views/embeddings_highlight.py), and the downloads show.
-    ``extend``: adds traces to the (cached, so unmodified) figure, e.g. the selection's trajectories; the
+    ``extend``: each adds traces to the (cached, so unmodified) figure, e.g. the selection's trajectories, the
+    neighbours' query (app/views/embeddings_search.py, with its positions in every epoch frame); the
     epoch frames (app/views/embeddings_scrub.py) move the scatter's own traces only, and the rerun that follows redraws the rest."""
     fig = figure(run, layer, epoch, v, title=title, key=key, highlight=None)  # highlighted in the browser: embeddings_highlight
-    fig = extend(fig) if extend else fig
+    for step in extend:
+        fig = step(fig) if step else fig
     widgets.plot(fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
     export = charts_highlight.with_highlight(charts_embeddings.without_frames(fig), highlight or set())
     widgets.figure_downloads(export, f"{title}_{v.colour}".replace(" ", "_").replace("·", ""), key=key,
@@ -133,7 +136,7 @@ def figure(run: str, layer: str, epoch: int, v: View, *, title: str, key: str, h
     """View A alone, where app/views/embeddings_scrub.py can switch its epochs in the browser: with every epoch of the layer as
     a frame and the script that switches them; any other view: the figure of its epoch."""
     epochs = tuple(v.scores.epochs[layer])
-    total = loaders.embedding_view(run, layer, epoch, v.colour, v.unit, v.max_points)[1]
+    total = loaders_density.probe_size(run)
     if embeddings_density.is_density(total):  # every point as a density image, a sample on top
         drawn = embeddings_density.sample_size(v.max_points)
         return loaders_density.density_figure(run, layer, epoch, v.colour, v.unit, drawn, projection=v.proj, title=title,
@@ -274,52 +277,6 @@ def hover_caption(with_images: int, points: int) -> str:
             "of images. Fewer points drawn (*Max points drawn*) give more of them an image.")
 
 
-def animation_ui(run: str, info: dict, v: View) -> None:
-    if v.colour == "neuron":  # the animation's traces are categories: a neuron's values are shown by class
-        v = replace(v, colour="class", unit=None)
-    epochs = v.scores.epochs[v.layer]
-    frames = pd.concat([view_frame(run, v.layer, e, v).assign(epoch=e) for e in epochs])
-    fig = charts_embeddings.embedding_animation(frames, projection=v.proj, colour="colour_value",
-                                                colours=charts_embeddings.colour_map(frames, info["dataset"], v.colour) or {},
-                                                title=f"{run} · {v.layer} · epochs {epochs[0]}-{epochs[-1]}")
-    hover_cards_ui(run, frames["sample_id"].to_numpy())
-    widgets.plot(fig, key="animation")
-    left, right = st.columns(2)
-    left.download_button("Download animation (HTML)", lambda: fig.to_html(include_plotlyjs=True), on_click="ignore",
-                         file_name=f"{run}-{v.layer}-animation.html", mime="text/html", icon=":material/movie:")
-    with right:
-        gif_ui(run, info, v, frames, epochs)
-
-
-def gif_ui(run: str, info: dict, v: View, frames: pd.DataFrame, epochs: list[int]) -> None:
-    """An animated GIF of the epochs, rendered (kaleido, about a second per epoch) only when asked for."""
-    if widgets.static_export_browser() is None:
-        st.caption("GIF export needs Chrome or Chromium on the server (e.g. `apt install chromium`).")
-        return
-    key = f"gif:{run}:{v.layer}:{v.proj}:{v.colour}:{v.max_points}:{','.join(map(str, epochs))}"
-    if st.button("Make an animated GIF", icon=":material/gif_box:", key="w-make-gif",
-                 help="Draws every epoch's layout as an image and joins them into a GIF for slides."):
-        colours = charts_embeddings.colour_map(frames, info["dataset"], v.colour) or {}
-        ranges = charts_embeddings.animation_ranges(frames, projection=v.proj)
-        figs = [charts_embeddings.embedding_scatter(frames[frames["epoch"] == e], projection=v.proj, colour="colour_value",
-                                                    colours=colours, ranges=ranges, title=f"{run} · {v.layer} · epoch {e}")
-                for e in epochs]
-        bar = st.progress(0.0, text=f"Drawing {len(figs)} epochs")
-        try:
-            pngs = widgets.render_pngs(figs, width=1000, height=800,
-                                       progress=lambda done: bar.progress(done / (len(figs) + 1),
-                                                                          text=f"Drew {done} of {len(figs)} epochs"))
-            bar.progress(len(figs) / (len(figs) + 1), text="Joining the frames")
-            st.session_state[key] = charts_embeddings.gif_from_pngs(pngs)
-        except Exception as exc:  # noqa: BLE001 - kaleido/Chromium failures are shown, never a traceback
-            widgets.error_panel(exc, what="Cannot draw the GIF")
-        finally:
-            bar.empty()
-    if key in st.session_state:
-        st.download_button("Download animation (GIF)", st.session_state[key], file_name=f"{run}-{v.layer}-animation.gif",
-                           mime="image/gif", on_click="ignore", icon=":material/download:", key="w-gif-download")
-
-
 def wait_for_analysis(run: str) -> None:
     """Rerun the page once the run's first analysed snapshot is there (polled by a fragment every 3 s)."""
     if loaders.layer_scores(run).rows:
@@ -345,13 +302,13 @@ def page() -> None:
         st.warning(widgets.visitor(errors[f"{v.layer}@{v.epoch}"]))
     animate = st.toggle("Animate epochs", key="w-animate", help="Plays the aligned layouts of this layer over training.")
     if animate:
-        animation_ui(run, info, v)
+        embeddings_animation.animation_ui(run, info, v, hover_cards=hover_cards_ui)
         return
     try:
-        df, total = loaders.embedding_view(run, v.layer, v.epoch, v.colour, v.unit, v.max_points)
+        total = loaders_density.probe_size(run)
         dense = embeddings_density.is_density(total)  # then ``df``: the sample drawn; ``full``: every point
+        df = view_frame(run, v.layer, v.epoch, replace(v, max_points=embeddings_density.sample_size(v.max_points)) if dense else v)
         full = loaders.embedding_view(run, v.layer, v.epoch, v.colour, v.unit, total)[0] if dense else df
-        df = view_frame(run, v.layer, v.epoch, replace(v, max_points=embeddings_density.sample_size(v.max_points))) if dense else df
     except ClusterScopeError as exc:
         widgets.error_panel(exc, what=f"Cannot draw {v.layer} at epoch {v.epoch}")
         return
@@ -368,7 +325,9 @@ def page() -> None:
     embeddings_highlight.highlight_ui(selected)
     title = view_title(run, v.layer, v.epoch, v)
     paths = embeddings_trajectories.kept_on(v, selected) if presenting else embeddings_trajectories.toggle_ui(run, v, selected)
-    extend = (lambda fig: embeddings_trajectories.figure(run, info, v, selected, fig)) if paths else None
+    trajectories = (lambda fig: embeddings_trajectories.figure(run, info, v, selected, fig)) if paths else None
+    query = None if presenting else embeddings_search.neighbour_query(run, v, selected)
+    extend = (trajectories, embeddings_search.query_marks(run, v, query, v.layer, v.epoch))
     if v.other is None:
         plot_col, side = st.columns([3, 1])
         with plot_col:
@@ -384,7 +343,8 @@ def page() -> None:
             scores_ui(v.scores, v.layer, v.epoch, v.reason)
         with right:
             try:
-                draw(run, layer_b, epoch_b, v, title=f"{run} · {layer_b} · epoch {epoch_b}", key="view-b", highlight=selected)
+                draw(run, layer_b, epoch_b, v, title=f"{run} · {layer_b} · epoch {epoch_b}", key="view-b", highlight=selected,
+                     extend=(embeddings_search.query_marks(run, v, query, layer_b, epoch_b),))
                 scores_ui(v.scores, layer_b, epoch_b, v.reason)
             except ClusterScopeError as exc:
                 widgets.error_panel(exc, what=f"Cannot draw {layer_b} at epoch {epoch_b}")
@@ -392,7 +352,7 @@ def page() -> None:
         embeddings_trajectories.drawn_caption(df, selected)
     selection_ui(run, full, selected)
     if not presenting:
-        embeddings_search.neighbours_ui(run, info, v, df, selected, select=set_selection)
+        embeddings_search.neighbours_ui(run, info, v, df, query, select=set_selection)
         embeddings_changes.what_changed_ui(run, info, v.layer, v.epoch, select=set_selection)
 
 

@@ -9,13 +9,16 @@ their images, composition and CSV.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
-from app import loaders, widgets
+from app import loaders, state, widgets
 from app.charts import embeddings as charts_embeddings
+from app.charts import query as charts_query
 from app.views.embeddings_view import View
 from backend import api
 from backend.api import ClusterScopeError
@@ -103,41 +106,93 @@ def match_text(query: str, found: int, drawn: int) -> str:
     return head + ("" if drawn == found else " (the plot shows a sample: raise *Max points drawn*)") + "."
 
 
-def neighbour_inputs(selected: set[int]) -> tuple[int | None, int, str, bool]:
-    """(sample id, k, metric, post-ReLU). One point selected fills the id box once; the box keeps it afterwards."""
+class Query(NamedTuple):
+    """The neighbours panel's query, read before the plots are drawn (they mark it: app/charts/query.py)."""
+
+    sample: int | None  # the query sample's id (None: no query)
+    k: int
+    metric: str
+    post: bool  # post-ReLU values (else the stored pre-activations)
+    nn: pd.DataFrame | None  # rank, sample_id, distance (None: no query, or ``error``)
+    ids: np.ndarray | None  # the activations' sample ids and values the neighbours were found among
+    acts: np.ndarray | None
+    error: ClusterScopeError | None
+
+
+def neighbour_query(run: str, v: View, selected: set[int]) -> Query:
+    """The query of the neighbours panel (its widgets' values: they are drawn under the plots, but the plots mark
+    the query) and its neighbours in the layer's full space at the view's epoch. One point selected fills the id
+    box once; the box keeps it afterwards."""
     if len(selected) == 1 and (single := next(iter(selected))) != st.session_state.get(LAST_SINGLE):
         st.session_state[LAST_SINGLE] = single
         st.session_state["w-nn-id"] = single
     st.session_state.setdefault("w-nn-id", None)
+    sample = st.session_state["w-nn-id"]
+    k = int(st.session_state.get("w-nn-k", DEFAULT_K))
+    metric = st.session_state.get("w-nn-metric", next(iter(METRICS)))
+    post = st.session_state.get("w-nn-values", "post") == "post"
+    if sample is None:
+        return Query(None, k, metric, post, None, None, None, None)
+    try:
+        ids, acts = loaders.activations(run, v.layer, v.epoch)
+        nn = api.nearest_neighbours(ids, acts, int(sample), k=k, metric=metric, post_relu=post)
+    except ClusterScopeError as exc:
+        return Query(int(sample), k, metric, post, None, None, None, exc)
+    return Query(int(sample), k, metric, post, nn, ids, acts, None)
+
+
+def query_marks(run: str, v: View, query: Query | None, layer: str, epoch: int) -> Callable[[go.Figure], go.Figure] | None:
+    """What adds the query sample and its neighbours to the figure of the view (``layer``, ``epoch``): at their
+    places in every epoch of the layer when the figure has epoch frames (app/views/embeddings_scrub.py). None
+    without a query. The neighbours are those at the page's epoch; the rerun after an epoch switch finds the new ones."""
+    if query is None or query.nn is None or query.sample is None:
+        return None
+    wanted = [query.sample, *query.nn["sample_id"].tolist()]
+    x, y, _, _ = charts_embeddings.AXES[v.proj]
+
+    def rows(e: int) -> pd.DataFrame:
+        points = loaders.analysis(run, "points", layer, e)
+        return points.loc[points["sample_id"].isin(wanted), ["sample_id", "cluster", x, y]]
+
+    def extend(fig: go.Figure) -> go.Figure:
+        epochs = v.scores.epochs.get(layer, [epoch]) if fig.frames else [epoch]
+        return charts_query.with_query(fig, {e: rows(e) for e in epochs}, query.sample, epoch=epoch, projection=v.proj,
+                                       k=len(query.nn), present=state.presenting())
+
+    return extend
+
+
+def neighbour_inputs() -> None:
+    """The query's widgets (their values: :func:`neighbour_query`, read before the plots are drawn)."""
     a, b, c, d = st.columns([2, 1, 2, 2])
-    sample = a.number_input("Sample id", min_value=0, step=1, key="w-nn-id", placeholder="select one point, or type",
-                            help="The sample whose neighbours to list; selecting exactly one point fills it in.")
-    k = int(b.number_input("k", 1, MAX_K, DEFAULT_K, step=1, key="w-nn-k", help="How many neighbours to list."))
-    metric = c.radio("Distance", list(METRICS), format_func=METRICS.get, horizontal=True, key="w-nn-metric",
-                     help="Euclidean: the raw activation vectors. Cosine: 1 - cos(angle), ignores how strongly a "
-                          "sample activates the layer overall.")
-    values = d.radio("Values", list(VALUES), format_func=VALUES.get, horizontal=True, key="w-nn-values",
-                     help="post-ReLU: max(value, 0), what the embeddings are computed from. Pre-activation: the values "
-                          "as stored, before the ReLU (they also tell apart samples that leave a unit off).")
-    return (None if sample is None else int(sample)), k, metric, values == "post"
+    a.number_input("Sample id", min_value=0, step=1, key="w-nn-id", placeholder="select one point, or type",
+                   help="The sample whose neighbours to list; selecting exactly one point fills it in. The plots "
+                        "mark it with a star, its neighbours with rings.")
+    b.number_input("k", 1, MAX_K, DEFAULT_K, step=1, key="w-nn-k", help="How many neighbours to list.")
+    c.radio("Distance", list(METRICS), format_func=METRICS.get, horizontal=True, key="w-nn-metric",
+            help="Euclidean: the raw activation vectors. Cosine: 1 - cos(angle), ignores how strongly a "
+                 "sample activates the layer overall.")
+    d.radio("Values", list(VALUES), format_func=VALUES.get, horizontal=True, key="w-nn-values",
+            help="post-ReLU: max(value, 0), what the embeddings are computed from. Pre-activation: the values "
+                 "as stored, before the ReLU (they also tell apart samples that leave a unit off).")
 
 
-def neighbours_ui(run: str, info: dict, v: View, df: pd.DataFrame, selected: set[int], select: Select) -> None:
-    """A sample's k nearest neighbours in the layer's full activation space at this epoch: thumbnails,
-    labels, distances, and how many of them the 2-D picture keeps among the sample's k nearest."""
+def neighbours_ui(run: str, info: dict, v: View, df: pd.DataFrame, query: Query, select: Select) -> None:
+    """A sample's k nearest neighbours in the layer's full activation space at this epoch (``query``:
+    :func:`neighbour_query`): thumbnails, labels, distances, and how many of them the 2-D picture keeps among
+    the sample's k nearest."""
     layer, epoch = v.layer, v.epoch
     st.subheader("Nearest neighbours in the layer")
-    sample, k, metric, post = neighbour_inputs(selected)
+    neighbour_inputs()
+    sample, k, metric, post = query.sample, query.k, query.metric, query.post
     if sample is None:
         st.caption(f"Give a sample id, or select one point, to list its nearest neighbours in {layer}'s full "
                    f"activation space at epoch {epoch} (not in the 2-D picture).")
         return
-    try:
-        ids, acts = loaders.activations(run, layer, epoch)
-        nn = api.nearest_neighbours(ids, acts, sample, k=k, metric=metric, post_relu=post)
-    except ClusterScopeError as exc:
-        widgets.error_panel(exc, what=f"Cannot list the neighbours of sample {sample}")
+    if query.error is not None:
+        widgets.error_panel(query.error, what=f"Cannot list the neighbours of sample {sample}")
         return
+    nn, ids, acts = query.nn, query.ids, query.acts
     labels = search_labels(run, info).set_index("sample_id")
     thumbs = loaders.read_samples(run, thumbnails=True).set_index("sample_id")["thumbnail"]
     shown = [sample, *nn["sample_id"].tolist()]

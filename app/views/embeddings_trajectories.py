@@ -46,13 +46,16 @@ def toggle_ui(run: str, v: View, selected: set[int]) -> bool:
     on = st.toggle(LABEL, key=TOGGLE, disabled=bool(why),
                    help="Each selected sample's path through this layer's aligned layouts over all analysed epochs; "
                         "a ring marks the current epoch.")
+    # one element whether or not there is a selection: the elements after it (the plots) keep their places in the
+    # page, so a selection does not make the browser build the plots anew (seconds at 100,000 points)
+    note = st.empty()
     if why:
-        st.caption(why)
+        note.caption(why)
         return False
     st.session_state[KEPT] = on
     if on and loaders.analysis_params(run).get("aligned") is False:
-        st.caption("This run was analysed without aligned layouts (`analysis.aligned = false`): each epoch's layout "
-                   "is fitted afresh, so a path's steps also show the layouts' differences.")
+        note.caption("This run was analysed without aligned layouts (`analysis.aligned = false`): each epoch's layout "
+                     "is fitted afresh, so a path's steps also show the layouts' differences.")
     return on
 
 
