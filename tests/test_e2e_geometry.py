@@ -5,20 +5,12 @@ the Python package `playwright`, like tests/test_e2e_browser.py, whose helpers i
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from backend import api
-from tests.test_e2e_browser import PLOT, chromium_page, save, serve
+from tests.test_e2e_browser import PLOT, chromium_page, save
 
 FIRST_TITLE = f"() => document.querySelector('{PLOT}')?._fullLayout?.title?.text ?? null"
-
-
-@pytest.fixture(scope="module")
-def server(analysed_store: tuple[api.RunStore, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from serve(analysed_store[0].root, tmp_path_factory)
 
 
 def test_geometry_page_draws_and_follows_the_epoch(server: str, analysed_store: tuple[api.RunStore, str],
