@@ -4,6 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PORT   ?= 8501
+# `make test` runs the suite in this many processes (pytest-xdist; 0: one process). tests/conftest.py shares the
+# tests out: every Ray test in one process, one after another; the rest module by module.
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test app clean-demo bench
 
@@ -25,7 +28,7 @@ app: $(STAMP)
 	$(BIN)/clusterscope app --server.address localhost --server.port $(PORT)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/snapshot.py

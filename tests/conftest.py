@@ -1,8 +1,18 @@
-"""Shared fixtures: tiny seeded runs trained for real into temporary stores."""
+"""Shared fixtures: tiny seeded runs trained for real into temporary stores.
+
+The whole session runs with a temporary HOME (and XDG folders in it), so nothing a test starts writes into
+the user's: Ray's ``~/.ray/auth_token``, Streamlit's ``~/.streamlit/machine_id_v4``, Chromium's profile
+folders. It is made in :func:`pytest_configure`, before any test module is imported, and removed at the end.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +26,63 @@ TINY = (
 )
 
 
+HOME_VARS = ("HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME")
+_home: dict[str, str | None] = {}  # the environment's own values, put back at the end
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The session's temporary HOME (see the module's docstring); each process of a parallel run makes its own."""
+    home = tempfile.mkdtemp(prefix="clusterscope-home-")
+    _home.update({var: os.environ.get(var) for var in HOME_VARS} | {"": home})
+    os.environ["HOME"] = home
+    for var, sub in zip(HOME_VARS[1:], (".config", ".cache", ".local/share", ".local/state"), strict=True):
+        os.environ[var] = os.path.join(home, sub)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not _home:
+        return
+    shutil.rmtree(_home.pop(""), ignore_errors=True)
+    for var, value in _home.items():
+        if value is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = value
+    _home.clear()
+
+
+# The modules whose tests start Ray (markers ray and cluster): `make test` runs them in one of its processes.
+RAY_MODULES = ("tests/test_analyse_ray.py", "tests/test_ray_cluster.py", "tests/test_sweep.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked ray or cluster outside RAY_MODULES would run beside the others: refused by name."""
+    for item in items:
+        if (item.get_closest_marker("ray") or item.get_closest_marker("cluster")) and item.nodeid.split("::")[0] not in RAY_MODULES:
+            raise pytest.UsageError(f"{item.nodeid} starts Ray: add its module to RAY_MODULES in tests/conftest.py")
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """How `make test` shares the tests out among its processes (pytest-xdist, ``-n``): module by module, so a
+    module's fixtures (a trained run, a server) are built once, except the modules of RAY_MODULES, which form one
+    unit, handed out first: one process runs them one after another, so two Rays never compete for the cores,
+    and they start at once, being the longest unit. The controller sees node ids only, hence paths, not markers."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneRayAtATime(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::")[0]
+            return "ray" if module in RAY_MODULES else module
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if "ray" in self.workqueue:
+                self.workqueue.move_to_end("ray", last=False)
+            super()._assign_work_unit(node)
+
+    return OneRayAtATime(config, log)
+
+
 def tiny_config(*overrides: str) -> RunConfig:
     return load_config(None, TINY + overrides)
 
@@ -26,6 +93,23 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[api.RunStor
     store = api.open_store(tmp_path_factory.mktemp("store"))
     run_id = api.train(tiny_config('run_id="tiny"'), store, progress=False)
     return store, run_id
+
+
+@pytest.fixture(scope="module")
+def ray_local() -> Iterator[Any]:
+    """A local Ray with 2 CPUs for a module of tests marked ``ray`` (tests/test_analyse_ray.py, tests/test_sweep.py),
+    started once for the module: its start-up stays out of every other test. Its workers run at the normal priority,
+    as those of the Ray that `clusterscope sweep` and `analyze --ray` start (backend.jobs.sweep.ray_session); at
+    Ray's default (nice 15) the other tests of a parallel `make test` would starve them."""
+    import ray
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RAY_worker_niceness", "0")  # read by the raylet, which starts the workers
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
 
 
 @pytest.fixture
@@ -64,6 +148,16 @@ def analysed_store(trained_store: tuple[api.RunStore, str]) -> tuple[api.RunStor
     report = api.analyze(store, run_id)
     assert not report.errors, report.errors
     return store, run_id
+
+
+@pytest.fixture(scope="session")
+def server(analysed_store: tuple[api.RunStore, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`streamlit run app/main.py` on a free local port over the analysed tiny run; yields its base URL. One for the
+    session: the browser tests only read the run, each in a browser session of its own. A module that needs
+    another store or setting defines its own ``server`` (tests/test_e2e_density.py, tests/test_e2e_presentation.py)."""
+    from tests.test_e2e_browser import serve
+
+    yield from serve(analysed_store[0].root, tmp_path_factory)
 
 
 def highlighted_ids(at) -> set[int]:

@@ -33,16 +33,6 @@ FAST = ("analysis.umap_epochs=40", "analysis.cluster_epochs=40", "analysis.sharp
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    """One local Ray with 2 CPUs for the whole module: its start-up stays out of every other test."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> RunStore:
     """The run, trained for real and analysed in this process (the one-process analysis)."""
     store = api.open_store(tmp_path_factory.mktemp("reference"))

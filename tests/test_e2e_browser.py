@@ -78,13 +78,6 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def server(analysed_store: tuple[api.RunStore, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`streamlit run app/main.py` on a free local port over the analysed tiny run; yields its base URL."""
-    store, _ = analysed_store
-    yield from serve(store.root, tmp_path_factory)
-
-
 def serve(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"

@@ -13,14 +13,9 @@ import pytest
 
 from app.charts.embeddings import FIXED_COLOURS
 from backend import api
-from tests.test_e2e_browser import PLOT, chromium_page, save, serve
+from tests.test_e2e_browser import PLOT, chromium_page, save
 
 NAMES = f"() => {{ const gd = document.querySelector('{PLOT}'); return gd?.data ? gd.data.map(t => [t.name, t.marker.color]) : null; }}"
-
-
-@pytest.fixture(scope="module")
-def server(analysed_store: tuple[api.RunStore, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from serve(analysed_store[0].root, tmp_path_factory)
 
 
 @pytest.fixture

@@ -7,23 +7,15 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from app.charts.genealogy import META as GENEALOGY_META
 from backend import api
-from tests.test_e2e_browser import PLOT, chromium_page, save, serve
+from tests.test_e2e_browser import PLOT, chromium_page, save
 from tests.test_e2e_selection import highlighted
 
 IDLE = "() => document.querySelector('.stApp')?.getAttribute('data-test-script-state') === 'notRunning'"
 FIRST_TITLE = f"() => document.querySelector('{PLOT}')?._fullLayout?.title?.text ?? null"
-
-
-@pytest.fixture(scope="module")
-def server(analysed_store: tuple[api.RunStore, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from serve(analysed_store[0].root, tmp_path_factory)
 
 
 def test_geometry_page_draws_and_follows_the_epoch(server: str, analysed_store: tuple[api.RunStore, str],

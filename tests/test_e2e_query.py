@@ -11,16 +11,14 @@ package `playwright`, like tests/test_e2e_browser.py, whose helpers it uses.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from app.charts import query as charts_query
 from backend import api
-from tests.test_e2e_browser import PLOT, chromium_page, save, serve
+from tests.test_e2e_browser import PLOT, chromium_page, save
 from tests.test_e2e_scrub import HOLD, LAYER, stored, wait_for
 
 SAMPLE, K = 12, 10
@@ -32,11 +30,6 @@ MARKS = f"""() => Array.from(document.querySelectorAll('{PLOT}')).map(gd => {{
     top: t.index >= n - 2, legend: t.showlegend}}))}};
 }})"""
 IDLE = "() => document.querySelector('.stApp')?.getAttribute('data-test-script-state') === 'notRunning'"
-
-
-@pytest.fixture(scope="module")
-def server(analysed_store: tuple[api.RunStore, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from serve(analysed_store[0].root, tmp_path_factory)
 
 
 def neighbours(store: api.RunStore, run_id: str, epoch: int, layer: str = LAYER) -> list[int]:

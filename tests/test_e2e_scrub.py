@@ -10,14 +10,12 @@ tests/test_e2e_browser.py, whose helpers it uses.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import numpy as np
-import pytest
 
 from app.charts import embeddings as charts_embeddings
 from backend import api
-from tests.test_e2e_browser import PLOT, chromium_page, serve
+from tests.test_e2e_browser import PLOT, chromium_page
 
 LAYER = "fc2.relu"
 # holds the page's messages to the server while window.__hold is true; window.__release() sends them
@@ -33,11 +31,6 @@ DRAWN = f"""() => {{
   for (const t of gd._fullData) for (let k = 0; k < t.x.length; k++) out[t.customdata[k][0]] = [t.x[k], t.y[k]];
   return {{points: out, frames: Object.keys(gd._transitionData._frameHash || {{}})}};
 }}"""
-
-
-@pytest.fixture(scope="module")
-def server(analysed_store: tuple[api.RunStore, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from serve(analysed_store[0].root, tmp_path_factory)
 
 
 def stored(store: api.RunStore, run_id: str, epoch: int) -> dict[int, tuple[float, float]]:

@@ -8,20 +8,12 @@ needs Chromium and the Python package `playwright`, like tests/test_e2e_selectio
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from app.charts import embeddings as charts_embeddings
 from backend import api
-from tests.test_e2e_browser import PLOT, chromium_page, save, serve
+from tests.test_e2e_browser import PLOT, chromium_page, save
 from tests.test_e2e_selection import COUNT_SENDS, highlighted, wait_idle
-
-
-@pytest.fixture(scope="module")
-def server(analysed_store: tuple[api.RunStore, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from serve(analysed_store[0].root, tmp_path_factory)
 
 
 def test_search_highlights_matches_and_neighbours_show_thumbnails(server: str, analysed_store: tuple[api.RunStore, str],

@@ -23,7 +23,7 @@ from playwright.sync_api import expect
 
 from app.charts import embeddings as charts_embeddings
 from backend import api
-from tests.test_e2e_browser import PLOT, chromium_path, save, serve
+from tests.test_e2e_browser import PLOT, chromium_path, save
 
 LAYER, EPOCH = "fc2.relu", 1
 SECOND = {None: "", "epoch": "&second=epoch&epoch_b=2", "layer": "&second=layer&layer_b=fc1.relu"}
@@ -56,11 +56,6 @@ QUERY_IDS = (f"() => Array.from(document.querySelectorAll('{PLOT}')).map(gd => g
 TRACES = (f"() => Array.from(document.querySelectorAll('{PLOT}')).map(gd => gd.data.filter(t => t.meta === 'cs-points')"
           ".map(t => [t.customdata, t.marker.opacity,"
           " window.__csHL?.ids && Array.isArray(t.selectedpoints) ? t.selectedpoints : null]))")
-
-
-@pytest.fixture(scope="module")
-def server(analysed_store: tuple[api.RunStore, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from serve(analysed_store[0].root, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

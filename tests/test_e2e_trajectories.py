@@ -17,18 +17,13 @@ import pandas as pd
 import pytest
 
 from backend import api
-from tests.test_e2e_browser import PLOT, chromium_page, save, serve
+from tests.test_e2e_browser import PLOT, chromium_page, save
 from tests.test_e2e_selection import COUNT_SENDS, decode, select, wait_idle
 from tests.test_e2e_selection import highlighted as highlighted_views
 
 # per figure, per trace: [customdata, marker opacity (an array when a selection is highlighted), mode]
 TRACES = (f"() => Array.from(document.querySelectorAll('{PLOT}')).map(gd => gd.data.map("
           "t => [t.customdata ?? null, t.marker?.opacity ?? null, t.mode ?? null]))")
-
-
-@pytest.fixture(scope="module")
-def server(analysed_store: tuple[api.RunStore, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from serve(analysed_store[0].root, tmp_path_factory)
 
 
 @pytest.fixture

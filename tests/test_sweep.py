@@ -1,10 +1,14 @@
-"""Sweeps: sweep files, expansion, and real tiny sweeps through a local Ray (started once for this module)."""
+"""Sweeps: sweep files, expansion, and real tiny sweeps through a local Ray (started once for this module).
+
+The tests that start Ray are marked ``ray`` (``pytest -m ray`` runs them alone, with tests/test_analyse_ray.py);
+the others read and expand sweep files only."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,16 +31,6 @@ def tiny_sweep(name: str = "tiny", grid: dict | None = None, **head: object) -> 
     raw = {"sweep": {"name": name, "analyze": False, **head}, "base": TINY_BASE,
            "grid": grid or {"train.lr": [0.01, 0.1], "model.width": [8, 16]}}
     return sweep_from_dict(raw)
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    """One local Ray for the whole module: its start-up (~10 s) stays out of every other test."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +103,15 @@ def test_missing_sweep_file_and_base(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------- sweeps on Ray
 
 
+@pytest.mark.ray
+def test_ray_keeps_its_token_in_the_temporary_home(ray_local) -> None:
+    """A new local Ray writes ~/.ray/auth_token: the session's temporary HOME (tests/conftest.py), never the user's."""
+    home = Path.home()
+    assert home.name.startswith("clusterscope-home-") and home.parent == Path(tempfile.gettempdir()), home
+    assert (home / ".ray" / "auth_token").is_file()
+
+
+@pytest.mark.ray
 def test_sweep_trains_analyses_and_records_axes(swept: tuple[api.RunStore, object]) -> None:
     store, report = swept
     assert [r.state for r in report.results] == ["trained"] * 4
@@ -124,6 +127,7 @@ def test_sweep_trains_analyses_and_records_axes(swept: tuple[api.RunStore, objec
     assert sweeps.to_dict("records") == [{"sweep": "tiny", "runs": 4, "complete": 4, "failed": 0, "axes": "train.lr, model.width"}]
 
 
+@pytest.mark.ray
 def test_a_trial_of_a_run_finished_meanwhile_leaves_it_alone(swept: tuple[api.RunStore, object], tmp_path: Path) -> None:
     """Two drivers on one store: the second's trial for a run may start once the first driver has trained
     and analysed it. It reports `done` and rewrites nothing (not even the analysis status)."""
@@ -146,6 +150,7 @@ def test_a_trial_of_a_run_finished_meanwhile_leaves_it_alone(swept: tuple[api.Ru
     assert [p.stat().st_mtime_ns for p in files] == stamps
 
 
+@pytest.mark.ray
 def test_granulated_kendall_of_a_sweep_matches_hand_computation(swept: tuple[api.RunStore, object], tmp_path: Path) -> None:
     """c1 = .1, .3, .2, .25 and test accuracy .70, .80, .90, .95 for (lr, width) = (a, 8), (a, 16), (b, 8), (b, 16).
     psi[lr]: width 8: (.1, .7) vs (.2, .9) agree (+1); width 16: (.3, .8) vs (.25, .95) disagree (-1) -> 0.
@@ -174,6 +179,7 @@ def test_granulated_kendall_of_a_sweep_matches_hand_computation(swept: tuple[api
     assert CliRunner().invoke(api_cli(), ["compare", "--sweep", "nope", "--store", str(store.root)]).exit_code == 2
 
 
+@pytest.mark.ray
 def test_k_sensitivity_of_a_sweep(swept: tuple[api.RunStore, object]) -> None:
     store, _ = swept
     runs, _ = api.compare_sweep(store, "tiny")
@@ -187,6 +193,7 @@ def test_k_sensitivity_of_a_sweep(swept: tuple[api.RunStore, object]) -> None:
     assert len(tau) == 6 and {"psi[train.lr]", "psi[model.width]", "granulated_total"} <= set(tau.columns)
 
 
+@pytest.mark.ray
 def test_retries_recover_a_flaky_trial_and_report_a_failing_one(ray_local, tmp_path: Path) -> None:
     """The image folder appears only after the first attempt failed (as data copied late to a shared disk);
     the MNIST folder never exists: that trial is reported after 1 + retries attempts, the others go on."""
@@ -216,6 +223,7 @@ def test_retries_recover_a_flaky_trial_and_report_a_failing_one(ray_local, tmp_p
     assert store.read_run(images.run_id)["status"] == "complete"
 
 
+@pytest.mark.ray
 def test_resume_skips_finished_runs_and_continues_interrupted_ones(ray_local, tmp_path: Path) -> None:
     store = api.open_store(tmp_path / "store")
     sweep = tiny_sweep("resume", grid={"train.lr": [0.01, 0.1], "model.width": [8, 16]})
@@ -236,6 +244,7 @@ def test_resume_skips_finished_runs_and_continues_interrupted_ones(ray_local, tm
     assert len(store.run_ids()) == 5 and set(api.list_sweeps(store)["sweep"]) == {"other", "resume"}
 
 
+@pytest.mark.ray
 def test_a_run_claimed_by_a_live_process_is_left_alone(ray_local, tmp_path: Path) -> None:
     from backend.liveness import this_process
     from backend.store import claim_path, claim_run
@@ -275,6 +284,7 @@ def test_a_retry_takes_over_its_own_drivers_claim_only(tmp_path: Path) -> None:
     assert not claim_path(store, trial.run_id).exists() and store.read_run(trial.run_id)["status"] == "complete"
 
 
+@pytest.mark.ray
 def test_cli_sweep_dry_run_and_run(ray_local, tmp_path: Path) -> None:
     path = tmp_path / "s.toml"
     path.write_text('[sweep]\nname = "cli"\nanalyze = false\n[base]\ndata.name = "digits"\nmodel.width = 8\n'

@@ -77,7 +77,10 @@ def knn_graph(x: np.ndarray, *, n_neighbors: int, metric: str, seed: int, device
 
 
 @contextmanager
-def _quiet_umap():
+def quiet_umap():
+    """umap-learn's warnings about our choices silenced. ``warnings.catch_warnings`` is process-wide and not
+    thread-safe: enter this before starting any thread that runs beside the fits (see
+    :func:`backend.analysis.snapshot.analyze_snapshot`), so every filter list a thread saves and restores holds it."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*precomputed_knn.*")  # no transform() needed
         warnings.filterwarnings("ignore", message=".*n_jobs value.*")  # seeded runs are single-threaded
@@ -104,7 +107,7 @@ def umap_embed(x: np.ndarray, graph: KnnGraph, *, n_components: int, min_dist: f
     local detail, large keeps global structure. With ``random_state`` set, umap-learn runs its
     optimisation single-threaded, which is what makes the layout reproducible.
     """
-    with _quiet_umap():
+    with quiet_umap():
         return _umap_fit(x, graph, n_components=n_components, min_dist=min_dist, metric=metric, seed=seed,
                          init=init, n_epochs=n_epochs)
 
@@ -172,7 +175,7 @@ def umap_embed_many(x: np.ndarray, graph: KnnGraph, fits: Sequence[dict[str, Any
                                 min_dist=f["min_dist"], metric=metric, seed=seed, n_epochs=f.get("n_epochs"))
                 for f in fits]
     workers = min(len(fits), _cpus() if threads is None else threads)
-    with _quiet_umap():  # here, not per thread: catch_warnings is not thread-safe
+    with quiet_umap():  # here, not per thread: catch_warnings is not thread-safe
         if workers < 2 or not _release_gil():
             return [_umap_fit(x, graph, metric=metric, seed=seed, **f) for f in fits]
         from concurrent.futures import ThreadPoolExecutor

@@ -193,8 +193,10 @@ def analyze_snapshot(values: np.ndarray, *, sample_ids: np.ndarray, labels: Labe
     x = representation(values, params)
     # The measures do not depend on the layouts: they run in a thread beside the UMAP fits, whose threads
     # release the GIL (embed.umap_embed_many) and leave a core idle once the shorter fit ends. Pure
-    # functions of their inputs, so the results equal those of a serial run.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="measures") as pool:
+    # functions of their inputs, so the results equal those of a serial run. umap's warnings are silenced before
+    # the thread starts: a catch_warnings of the measures' (scikit-learn's check_array enters one) that began
+    # before umap_embed_many's would, on leaving, restore the filters without it while a fit warns.
+    with embed.quiet_umap(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="measures") as pool:
         measures_job = pool.submit(lambda: (layer_measures(values, labels, params), unit_tables(values, labels, params)))
         geometry_of = snapshot_geometry_of(values, labels, params, predictions, classifier)
         points, row, layout, near = embed_and_cluster(x, labels, params, init, geometry_of)
