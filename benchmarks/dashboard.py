@@ -123,7 +123,8 @@ def build_store(root: Path, n: int, seed: int, *, layers: tuple[str, ...] = (LAY
                 "sample_id": np.arange(n, dtype=np.int64), "umap_x": xy[:, 0], "umap_y": xy[:, 1],
                 "pca_x": xy[:, 1], "pca_y": xy[:, 0], "cluster": label.astype(np.int32), "cluster_probability": 1.0})
             store.analysis.write(RUN_ID, "points", points, params="{}", params_hash="bench", layer=layer, epoch=epoch)
-            row = dict.fromkeys(layer_cols, 0.5) | {"depth": 0, "n_units": 64, "n_alive": 64, "n_points": n,
+            row = {f.name: ("" if pa.types.is_string(f.type) else 0.5) for f in ANALYSIS_SCHEMAS["layers"]
+                   if f.name in layer_cols} | {"depth": 0, "n_units": 64, "n_alive": 64, "n_points": n,
                                                     "min_cluster_size": 10, "n_clusters": CLASSES}
             store.analysis.write(RUN_ID, "layers", pd.DataFrame([row]), params="{}", params_hash="bench", layer=layer,
                                  epoch=epoch)
