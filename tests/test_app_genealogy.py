@@ -50,5 +50,5 @@ def test_sankey_marks_splits_and_uses_class_colours() -> None:
     nodes, links = genealogy([0, 1], pts, labels, class_names={0: "a", 1: "b"})
     fig = genealogy_sankey(nodes, links, class_names=["a", "b"])
     node = fig.data[0].node
-    assert node.label[0].endswith("⑂ split") and list(node.color) == [OKABE_ITO[1]] * 3
+    assert node.label[0].endswith("(split)") and list(node.color) == [OKABE_ITO[1]] * 3
     assert "classes: b 100%" in node.customdata[0]

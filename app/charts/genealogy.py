@@ -12,15 +12,20 @@ from app.charts.base import INK, category_colours
 META = "cs-genealogy"  # the figure's layout ``meta``: app/views/geometry_genealogy.py finds it by that for node clicks
 
 
+SHORT_LABELS_ABOVE = 4  # stages (columns) above which a node's label leaves out its stage
+
+
 def _rgba(hex_colour: str, alpha: float) -> str:
     h = hex_colour.lstrip("#")
     return f"rgba({int(h[0:2], 16)}, {int(h[2:4], 16)}, {int(h[4:6], 16)}, {alpha})"
 
 
-def node_label(row: pd.Series, stage_name: str) -> str:
-    mark = " ⑂ split" if row["split"] else ""
-    mark += " ⧉ merged" if row["merged"] else ""
-    return f"{stage_name} {row['stage']} · c{row['cluster']}{mark}"
+def node_label(row: pd.Series, stage_name: str, *, short: bool = False) -> str:
+    """'epoch 3 · c5 (split)'; ``short``: 'c5 (split)', the stage named once above its column instead. Plain
+    words, not symbols: the fonts of a projector's laptop may lack them (they drew as empty boxes)."""
+    mark = " (split)" if row["split"] else ""
+    mark += " (merged)" if row["merged"] else ""
+    return f"c{row['cluster']}{mark}" if short else f"{stage_name} {row['stage']} · c{row['cluster']}{mark}"
 
 
 def genealogy_sankey(nodes: pd.DataFrame, links: pd.DataFrame, *, class_names: list[str], stage_name: str = "epoch",
@@ -38,11 +43,12 @@ def genealogy_sankey(nodes: pd.DataFrame, links: pd.DataFrame, *, class_names: l
              + (f"<br>split into {r.children} clusters" if r.split else "")
              + (f"<br>merged from {r.parents} clusters" if r.merged else "") for r in nodes.itertuples()]
     link_colour = [_rgba(node_colour[int(s)], 0.35) for s in links["source"]]
+    short = len(stages) > SHORT_LABELS_ABOVE  # many columns: labels side by side would overlap
     sankey = go.Sankey(
         # nodes placed by Plotly and not draggable: with "snap" a mouse press starts a drag that covers the plot, so
         # a click on a node never reaches Plotly's plotly_click (which picks the cluster: geometry_genealogy.py)
         arrangement="fixed",
-        node={"label": [node_label(r, stage_name) for _, r in nodes.iterrows()], "color": node_colour,
+        node={"label": [node_label(r, stage_name, short=short) for _, r in nodes.iterrows()], "color": node_colour,
               "x": x.tolist(), "pad": 12, "thickness": 16, "line": {"color": INK, "width": 0.5},
               "customdata": hover, "hovertemplate": "%{customdata}<extra></extra>"},
         link={"source": links["source"].tolist(), "target": links["target"].tolist(), "value": links["shared"].tolist(),
@@ -50,6 +56,12 @@ def genealogy_sankey(nodes: pd.DataFrame, links: pd.DataFrame, *, class_names: l
               "hovertemplate": "%{value} shared samples (%{customdata} of the source)<extra></extra>"},
     )
     fig = go.Figure(sankey)
+    if short:  # each column's stage once, above it
+        for stage, pos in dict(zip(nodes["stage"], x, strict=True)).items():
+            fig.add_annotation(x=pos, y=1.0, xref="paper", yref="paper", yanchor="bottom", showarrow=False,
+                               text=f"{stage_name} {stage}", font={"color": INK, "size": 12})
+    per_stage = int(nodes["stage"].value_counts().max()) if len(nodes) else 1
+    fig.update_layout(height=max(450, 150 + 26 * per_stage), margin={"t": 110})  # room for every node's label
     fig.update_layout(title=title or f"Cluster genealogy across {stage_name}s (links: ≥ {threshold:.0%} of a cluster's samples)",
                       font={"color": INK}, meta=META)
     return fig
