@@ -114,7 +114,6 @@ def build_store(root: Path, n: int, seed: int, *, layers: tuple[str, ...] = (LAY
         "file_name": pa.nulls(n, pa.string()),
     }, schema=SAMPLES_SCHEMA)
     store.write_samples(RUN_ID, samples)
-    layer_cols = [f.name for f in ANALYSIS_SCHEMAS["layers"] if f.name not in ("layer", "epoch")]
     for layer in layers:
         for epoch in EPOCHS:
             centres = rng.normal(0, 10, (CLASSES, 2))
@@ -124,7 +123,7 @@ def build_store(root: Path, n: int, seed: int, *, layers: tuple[str, ...] = (LAY
                 "pca_x": xy[:, 1], "pca_y": xy[:, 0], "cluster": label.astype(np.int32), "cluster_probability": 1.0})
             store.analysis.write(RUN_ID, "points", points, params="{}", params_hash="bench", layer=layer, epoch=epoch)
             row = {f.name: ("" if pa.types.is_string(f.type) else 0.5) for f in ANALYSIS_SCHEMAS["layers"]
-                   if f.name in layer_cols} | {"depth": 0, "n_units": 64, "n_alive": 64, "n_points": n,
+                   if f.name not in ("layer", "epoch")} | {"depth": 0, "n_units": 64, "n_alive": 64, "n_points": n,
                                                     "min_cluster_size": 10, "n_clusters": CLASSES}
             store.analysis.write(RUN_ID, "layers", pd.DataFrame([row]), params="{}", params_hash="bench", layer=layer,
                                  epoch=epoch)

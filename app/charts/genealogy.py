@@ -61,7 +61,7 @@ def genealogy_sankey(nodes: pd.DataFrame, links: pd.DataFrame, *, class_names: l
             fig.add_annotation(x=pos, y=1.0, xref="paper", yref="paper", yanchor="bottom", showarrow=False,
                                text=f"{stage_name} {stage}", font={"color": INK, "size": 12})
     per_stage = int(nodes["stage"].value_counts().max()) if len(nodes) else 1
-    fig.update_layout(height=max(450, 150 + 26 * per_stage), margin={"t": 110})  # room for every node's label
     fig.update_layout(title=title or f"Cluster genealogy across {stage_name}s (links: ≥ {threshold:.0%} of a cluster's samples)",
-                      font={"color": INK}, meta=META)
+                      font={"color": INK}, meta=META,
+                      height=max(450, 150 + 26 * per_stage), margin={"t": 110})  # height: room for every node's label
     return fig
