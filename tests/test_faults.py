@@ -106,6 +106,25 @@ def _interrupt_and_resume(tmp_path: Any, twin: RunStore, points: Any, fault: typ
         _same_run(store, "r", twin)
 
 
+def test_resume_removes_the_temporary_files_a_killed_trainer_left(tmp_path: Any) -> None:
+    """A trainer killed with SIGKILL in the middle of a write leaves its ``.<name>.*.tmp`` (the rename never
+    came): the resume, holding the run's lock, removes them, and leaves an analysis's own ones alone."""
+    store = FaultyStore(tmp_path / "s", at=6)
+    with pytest.raises(KeyboardInterrupt):
+        api.train(tiny_config('run_id="r"', *ONE_EPOCH), store, progress=False)
+    run = store.root / "r"
+    killed = [run / ".metrics.parquet.k1ll3d.tmp", run / ".run.json.k1ll3d.tmp",
+              run / "activations" / "fc1.relu" / ".epoch=0001.parquet.k1ll3d.tmp"]
+    analysing = run / "analysis" / ".status.json.w0rk1n.tmp"
+    for path in (*killed, analysing):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half a file")
+    store.at = 0
+    api.resume("r", store, progress=False)
+    assert store.read_run("r")["status"] == "complete"
+    assert [p for p in killed if p.exists()] == [] and analysing.exists()
+
+
 def test_incremental_analysis_equals_one_shot(tmp_path: Any) -> None:
     """Analysing epochs 0-1 now and epoch 2 later (as while a run trains) gives the same files as
     analysing all at once: the stored layout that seeds the next fit is read back C-ordered."""

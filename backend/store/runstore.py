@@ -21,7 +21,15 @@ class RunStore(JobFiles, TableFiles, DynamicsFiles):
         return AnalysisFiles(self)
 
     def delete_snapshots_after(self, run_id: str, epoch: int) -> None:
-        """Remove snapshots, dynamics, predictions and checkpoints later than ``epoch`` (before a resume redoes them)."""
+        """Remove snapshots, dynamics, predictions and checkpoints later than ``epoch`` (before a resume redoes them),
+        and the temporary files of writes that a killed trainer left unfinished (``.<name>.*.tmp``, see
+        :func:`~backend.store.files.atomic_path`). Call it holding the run's training lock: the files under
+        ``analysis/`` are left alone, since an analysis may be writing them."""
+        run = layout.run_dir(self.root, run_id)
+        analysis = layout.analysis_dir(self.root, run_id)
+        for tmp in run.rglob(".*.tmp"):
+            if analysis not in tmp.parents:
+                tmp.unlink(missing_ok=True)
         for row in self.snapshots(run_id).itertuples():
             if row.epoch > epoch:
                 Path(row.path).unlink(missing_ok=True)
