@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -13,6 +14,8 @@ from app import loaders, state
 from app.charts import base as charts
 from backend import api
 from backend.api import ClusterScopeError
+
+T = TypeVar("T")
 
 
 def run_picker(*, key: str = "run", label: str = "Run", runs: Sequence[str] | None = None, container=st,  # noqa: ANN001
@@ -142,9 +145,26 @@ def figure_downloads(fig: go.Figure, name: str, *, key: str, context: str = "", 
 
 
 def _render(export: Callable[[], go.Figure], fmt: str) -> bytes:
+    return static_image(export(), fmt, width=1600, height=900, scale=2 if fmt == "png" else 1)
+
+
+def _kaleido_once_more(draw: Callable[[], T]) -> T:
+    """``draw()``, again once if kaleido's page was not ready: under load its headless browser may run the
+    drawing before the page's script has defined it ("kaleido_scopes is not defined", seen once in a
+    test run on a loaded 2-core machine; plotly/Kaleido issue 214 reports the same error)."""
+    try:
+        return draw()
+    except RuntimeError as exc:
+        if "kaleido_scopes is not defined" not in str(exc):
+            raise
+        return draw()
+
+
+def static_image(fig: go.Figure, fmt: str, *, width: int, height: int, scale: float = 1) -> bytes:
+    """The figure drawn as ``fmt`` (png or svg) by kaleido in the server's Chromium."""
     import plotly.io as pio
 
-    return pio.to_image(export(), format=fmt, width=1600, height=900, scale=2 if fmt == "png" else 1)
+    return _kaleido_once_more(lambda: pio.to_image(fig, format=fmt, width=width, height=height, scale=scale))
 
 
 def static_download(label: str, export: Callable[[], go.Figure], name: str, fmt: str, *, key: str) -> None:
@@ -182,9 +202,9 @@ def render_pngs(figs: Sequence[go.Figure], *, width: int, height: int, chunk: in
     with tempfile.TemporaryDirectory(prefix="clusterscope-frames-") as tmp:
         for start in range(0, len(figs), chunk):
             paths = [Path(tmp) / f"{i:05d}.png" for i in range(start, min(start + chunk, len(figs)))]
-            kaleido.write_fig_from_object_sync([
-                {"fig": figs[i], "path": str(p), "opts": {"format": "png", "width": width, "height": height}}
-                for i, p in zip(range(start, start + len(paths)), paths, strict=True)])
+            jobs = [{"fig": figs[i], "path": str(p), "opts": {"format": "png", "width": width, "height": height}}
+                    for i, p in zip(range(start, start + len(paths)), paths, strict=True)]
+            _kaleido_once_more(lambda jobs=jobs: kaleido.write_fig_from_object_sync(jobs))
             out += [p.read_bytes() for p in paths]
             if progress is not None:
                 progress(len(out))

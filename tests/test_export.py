@@ -11,7 +11,6 @@ import shutil
 
 import numpy as np
 import pandas as pd
-import plotly.io as pio
 import pytest
 from PIL import Image
 
@@ -35,15 +34,17 @@ def figures() -> list:
 
 
 def test_png_svg_and_html_draw_the_points(figures: list) -> None:
+    from app import widgets
+
     fig = figures[0]
-    png = Image.open(io.BytesIO(pio.to_image(fig, format="png", width=800, height=500))).convert("RGB")
+    png = Image.open(io.BytesIO(widgets.static_image(fig, "png", width=800, height=500))).convert("RGB")
     assert png.size == (800, 500)
     pixels = np.asarray(png).reshape(-1, 3)
     # the three classes' colours are drawn (markers are opaque at their centres; allow anti-aliasing)
     for hex_colour in charts.category_colours(["a", "b", "c"]).values():
         rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
         assert (np.abs(pixels.astype(int) - rgb).sum(axis=1) < 60).sum() > 200, hex_colour
-    svg = pio.to_image(fig, format="svg", width=800, height=500).decode()
+    svg = widgets.static_image(fig, "svg", width=800, height=500).decode()
     assert svg.startswith("<svg") and "export test · epoch 1" in svg
     html = fig.to_html(include_plotlyjs=True, full_html=True)
     assert "bdata" in html and len(html) > 1_000_000  # plotly.js itself is inside: it opens offline
