@@ -2,8 +2,9 @@
 
 The version tokens come from the facade (``api.store_version``, ``api.run_version``, ``api.analysis_version``:
 file-system metadata read inside the store) and are passed without a leading underscore (st.cache_data keys on
-those only), so a run that is still training or being analysed shows new results on the next rerun. This module
-holds no path of the store and makes no file-system call (tests/test_architecture.py).
+those only), so a run that is still training or being analysed shows new results on the next rerun. The samples
+and points tables (10^6 rows) are cached as one object each, never copied: callers must not modify them. This
+module holds no path of the store and makes no file-system call (tests/test_architecture.py).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def read_samples(run_id: str, thumbnails: bool = False) -> pd.DataFrame:
     return _read_samples(str(store.root), run_id, thumbnails, api.run_version(store, run_id, "samples"))
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_resource(show_spinner=False, max_entries=16)
 def _read_samples(root: str, run_id: str, thumbnails: bool, version: Token) -> pd.DataFrame:
     return api.read_samples(api.open_store(root), run_id, thumbnails=thumbnails)
 
@@ -94,7 +95,8 @@ def _snapshots(root: str, run_id: str, version: Token) -> pd.DataFrame:
 def analysis(run_id: str, table: str, layer: str | None = None, epoch: int | None = None) -> pd.DataFrame:
     """An analysis table (raises ClusterScopeError when missing or corrupt; pages show it in the panel)."""
     store = _store()
-    return _analysis(str(store.root), run_id, table, layer, epoch, api.analysis_version(store, run_id, table, layer, epoch))
+    read = _points if table == "points" else _analysis
+    return read(str(store.root), run_id, table, layer, epoch, api.analysis_version(store, run_id, table, layer, epoch))
 
 
 class LayerScores(NamedTuple):
@@ -125,6 +127,11 @@ def _layer_scores(root: str, run_id: str, version: Token) -> LayerScores:
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _analysis(root: str, run_id: str, table: str, layer: str | None, epoch: int | None, version: Token) -> pd.DataFrame:
+    return api.read_analysis(api.open_store(root), run_id, table, layer, epoch)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _points(root: str, run_id: str, table: str, layer: str | None, epoch: int | None, version: Token) -> pd.DataFrame:
     return api.read_analysis(api.open_store(root), run_id, table, layer, epoch)
 
 
@@ -282,8 +289,7 @@ def _labels(run_id: str, samples: pd.DataFrame) -> pd.DataFrame:
 
 
 def hover_script(run_id: str, ids: np.ndarray) -> tuple[Any, int]:
-    """(the hover-card script for the points ``ids`` of a run, for ``st.html``; how many of them have a
-    thumbnail); see app/hover.py."""
+    """(the hover-card script of a run's points ``ids``, for ``st.html``; how many have a thumbnail): app/hover.py."""
     store = _store()
     ids = np.asarray(ids, dtype=np.int64)
     if len(ids) > 1 and not (ids[1:] > ids[:-1]).all():  # a view's ids are sorted already: skip the sort

@@ -78,6 +78,11 @@ def test_density_counts_every_point_in_its_pixel() -> None:
     assert d.counts[j, i] >= 1
     trace = charts_density.density_trace(d)
     assert trace["colorbar"]["ticktext"][0] == "1" and "points per pixel" in trace["colorbar"]["title"]["text"]
+    # the same counts as NumPy's histogram2d over the same image (a second implementation; a point exactly on a
+    # pixel's edge may fall on either side, within rounding, so the points here are continuous)
+    d = charts_density.density(x, y, bins=64)
+    ranges = [[d.y0, d.y0 + 64 * d.dy], [d.x0, d.x0 + 64 * d.dx]]
+    np.testing.assert_array_equal(d.counts, np.histogram2d(y, x, bins=64, range=ranges)[0].astype(np.int64))
 
 
 def test_a_box_or_lasso_selects_every_point_in_its_region() -> None:

@@ -37,9 +37,14 @@ def test_highlight_fades_the_rest_and_numeric_colouring_has_a_colour_bar() -> No
 
 def test_stratified_sample_keeps_class_shares() -> None:
     df = frame(3000)
-    sub = charts_embeddings.stratified_sample(df, max_points=300, by="class_name")
+    sub = charts.stratified_sample(df, max_points=300, by="class_name")
     assert len(sub) == 300 and sub["class_name"].value_counts().tolist() == [100, 100, 100]
-    assert charts_embeddings.stratified_sample(df, max_points=5000, by="class_name") is df
+    assert charts.stratified_sample(df, max_points=5000, by="class_name") is df
+    assert sub.index.is_monotonic_increasing and not sub.index.duplicated().any()  # rows kept in order, once each
+    again = charts.stratified_sample(df.assign(umap_x=0.0), max_points=300, by="class_name")
+    assert again.index.equals(sub.index)  # another epoch of the same samples: the same rows drawn
+    rare = pd.concat([df, df.iloc[:1].assign(class_name="rare")], ignore_index=True)
+    assert (charts.stratified_sample(rare, max_points=300, by="class_name")["class_name"] == "rare").sum() == 1
 
 
 def test_animation_frames_and_composition() -> None:

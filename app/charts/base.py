@@ -6,6 +6,7 @@ behind the app's sample labels (:func:`classes_are_superclasses`).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -123,3 +124,18 @@ def classes_are_superclasses(target: object, *, has_superclasses: bool = True) -
     the Mechanisms page's class names); backend.analysis.labels.probe_labels applies it to the analysis.
     """
     return target == "superclass" and has_superclasses
+
+
+def stratified_sample(df: pd.DataFrame, *, max_points: int, by: str, seed: int = 0) -> pd.DataFrame:
+    """At most ``max_points`` rows, the same fraction from each ``by`` group (all rows if fewer)."""
+    if len(df) <= max_points:
+        return df
+    # on row positions (a pandas sample per group took 0.4 s at 10^6 rows of the page's view, every column taken
+    # group by group); seeded and positional, so the same rows are drawn at every epoch of a layer
+    codes = pd.factorize(df[by], use_na_sentinel=False)[0]
+    sizes = np.bincount(codes)
+    want = np.maximum(1, np.rint(sizes * (max_points / len(df)))).astype(np.int64)
+    order = np.argsort(codes.astype(np.int16) if len(sizes) < 2**15 else codes, kind="stable")  # radix sort
+    rng, ends = np.random.default_rng(seed), np.cumsum(sizes)
+    rows = [rng.choice(order[e - n:e], w, replace=False) for n, e, w in zip(sizes, ends, want, strict=True)]
+    return df.iloc[np.sort(np.concatenate(rows))]

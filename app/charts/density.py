@@ -2,7 +2,7 @@
 
 Above ``app/views/embeddings_density.draw_limit()`` points (200,000 by default) a browser drawing every point
 as WebGL would be slow and unreadable (points over points). Instead the server counts the points of each pixel
-of a ``BINS`` x ``BINS`` image of the layout (NumPy's histogram2d over all points, nothing sampled) and the
+of a ``BINS`` x ``BINS`` image of the layout (one bincount over all points, nothing sampled) and the
 page shows that image, coloured by the count on a log scale (Viridis: perceptually uniform, colour-blind safe,
 prints in grey), with a colour bar in points per pixel. A stratified sample of the points is drawn over it as
 ordinary WebGL points (hover, selection), and a box or lasso selects every point in its region, drawn or not
@@ -46,8 +46,14 @@ def density(x: np.ndarray, y: np.ndarray, *, bins: int = BINS) -> Density:
         return Density(np.zeros((bins, bins), dtype=np.int64), 0.0, 1.0 / bins, 0.0, 1.0 / bins, 0)
     (xl, xh), (yl, yh) = ((float(v.min()), float(v.max())) for v in (x, y))
     px, py = 0.05 * (xh - xl or 1.0), 0.05 * (yh - yl or 1.0)
-    counts, ye, xe = np.histogram2d(y, x, bins=bins, range=[[yl - py, yh + py], [xl - px, xh + px]])
-    return Density(counts.astype(np.int64), float(xe[0]), float(xe[1] - xe[0]), float(ye[0]), float(ye[1] - ye[0]), len(x))
+    x0, y0 = xl - px, yl - py
+    dx, dy = (xh + px - x0) / bins, (yh + py - y0) / bins
+    # one bincount of the flat pixel index: NumPy's histogram2d (a searchsorted per axis) took 0.37 s of the
+    # density view's first load at 10^6 points; the margin keeps every point off the top edges
+    i = np.minimum(((x - x0) / dx).astype(np.int64), bins - 1)
+    j = np.minimum(((y - y0) / dy).astype(np.int64), bins - 1)
+    counts = np.bincount(j * bins + i, minlength=bins * bins).reshape(bins, bins)
+    return Density(counts.astype(np.int64), float(x0), float(dx), float(y0), float(dy), len(x))
 
 
 def density_trace(d: Density, *, present: bool = False) -> dict:

@@ -62,14 +62,15 @@ def view_points(points: pd.DataFrame, labels: pd.DataFrame, *, colour: str, valu
     points : the analysis ``points`` table (sample_id, umap_x/y, pca_x/y, cluster); labels : :func:`label_samples`.
     colour : "class", "fine", "superclass", "cluster", "correct" (``values``: sample_id, correct), or any other
         with ``values``: sample_id, colour_value (a neuron's activation, a neighbourhood change, a region).
-    Above ``max_points`` rows, a stratified sample by class (:func:`stratified_sample`).
+    Above ``max_points`` rows, a stratified sample by class (:func:`base.stratified_sample`).
     """
     df = points.merge(labels, on="sample_id", how="left")
     for col, dtype in NUMERIC_COLUMNS.items():  # plain NumPy columns: Arrow-backed ones are converted on every draw
         if col in df:
             df[col] = df[col].to_numpy(dtype=dtype)
-    cluster = df["cluster"].to_numpy()
-    df["cluster_name"] = np.where(cluster < 0, "noise", "cluster " + df["cluster"].astype(str))
+    clusters, which = np.unique(df["cluster"].to_numpy(), return_inverse=True)  # a name per cluster, not per row
+    names = pd.Series(["noise" if c < 0 else f"cluster {c}" for c in clusters.tolist()], dtype="str")
+    df["cluster_name"] = names.take(which.ravel()).set_axis(df.index)
     if colour == "correct":
         correct = df["sample_id"].map(values.set_index("sample_id")["correct"]) if values is not None else None
         df["colour_value"] = ("unknown" if correct is None else
@@ -77,16 +78,7 @@ def view_points(points: pd.DataFrame, labels: pd.DataFrame, *, colour: str, valu
     else:  # with values: a neuron's activation, a per-sample change or a cartography region (app/loaders_changes.py)
         df["colour_value"] = (df[COLOUR_COLUMNS[colour]] if values is None
                               else df["sample_id"].map(values.set_index("sample_id")["colour_value"]))
-    return stratified_sample(df, max_points=max_points, by="class_name")
-
-
-def stratified_sample(df: pd.DataFrame, *, max_points: int, by: str, seed: int = 0) -> pd.DataFrame:
-    """At most ``max_points`` rows, the same fraction from each ``by`` group (all rows if fewer)."""
-    if len(df) <= max_points:
-        return df
-    frac = max_points / len(df)
-    parts = [g.sample(n=max(1, int(round(len(g) * frac))), random_state=seed) for _, g in df.groupby(by, sort=False)]
-    return pd.concat(parts).sort_index()
+    return base.stratified_sample(df, max_points=max_points, by="class_name")
 
 
 def point_customdata(ids: np.ndarray, cluster: np.ndarray) -> np.ndarray:
