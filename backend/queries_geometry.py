@@ -23,7 +23,7 @@ GEOMETRY_MEASURES: dict[str, str] = {
     "nc2_angle_class": "NC2 angles, classes (mean |cos + 1/(C-1)|; 0 = simplex)",
     "nc2_norm_subclass": "NC2 norms, subclasses",
     "nc2_angle_subclass": "NC2 angles, subclasses",
-    "nc3_class": "NC3, the layer feeding the classifier (0 = classifier weights = the class means' simplex)",
+    "nc3_class": "NC3, the layer feeding the classifier (0 = the classifier's rows proportional to the centred class means: self-duality)",
     "nc4_class": "NC4, classes (nearest class mean = prediction; share)",
     "nc4_subclass": "NC4, subclasses (nearest subclass mean's class = prediction; share)",
     "knn_class": "k-NN accuracy, classes",

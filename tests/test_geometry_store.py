@@ -105,13 +105,13 @@ def test_nc3_is_nan_with_its_reason(analysed_store: tuple[RunStore, str], tmp_pa
     geo = api.layer_geometry(store, run_id).set_index(["layer", "epoch"])
     assert geo.loc[("fc2.relu", 1), "nc3_reason"].startswith("no checkpoint of epoch 1")
     assert np.isnan(geo.loc[("fc2.relu", 1), "nc3_class"]) and np.isfinite(geo.loc[("fc2.relu", 2), "nc3_class"])
-    w, why = classifier_weights(store, run_id, "fc2.relu", 2, 5)  # a layer of 5 units against the 16 inputs
+    w, why = classifier_weights(store, run_id, "fc2.relu", 2, 5, analysis_input="post_relu")  # a layer of 5 units against the 16 inputs
     assert w is None and why == "the classifier takes 16 inputs but layer 'fc2.relu' has 5 units"
-    w, why = classifier_weights(store, run_id, "fc2.relu", 2, 16)
+    w, why = classifier_weights(store, run_id, "fc2.relu", 2, 16, analysis_input="post_relu")
     assert w is not None and w.shape[1] == 16 and why == ""
     info = store.read_run(run_id)
     store.update_run(run_id, model=info["model"] | {"name": "tv:resnet18"})
-    w, why = classifier_weights(store, run_id, "fc2.relu", 0, 16)
+    w, why = classifier_weights(store, run_id, "fc2.relu", 0, 16, analysis_input="post_relu")
     assert w is None and why.startswith("the classifier of model 'tv:resnet18' is not identified")
 
 

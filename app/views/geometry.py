@@ -71,7 +71,8 @@ def curves_ui(run: str, geo: pd.DataFrame, layers: list[str], reason: str | None
                             format_func=lambda p: cg.PANELS[p][0],
                             help="NC1 = Tr(Σ_W Σ_B⁺)/C; NC2 angles = mean |cos + 1/(C−1)| of the centred means, norms = "
                                  "std/mean of their lengths; NC3 = ‖W/‖W‖ − Mᵀ/‖M‖‖² of the classifier's weights W and "
-                                 "the centred class means M (the layer that feeds the classifier only); NC4 = share "
+                                 "the centred class means M, 0 when the rows of W are proportional to them (self-duality; the "
+                                 "layer that feeds the classifier only); NC4 = share "
                                  "whose nearest mean is the prediction (neural "
                                  "collapse, Papyan et al. 2020); k-NN and linear-probe accuracy; TwoNN intrinsic "
                                  "dimension (Facco et al. 2017); SCIENCE.md 7.")
@@ -94,7 +95,8 @@ def curves_ui(run: str, geo: pd.DataFrame, layers: list[str], reason: str | None
 def nc3_note(geo: pd.DataFrame) -> str:
     """Where NC3 is measured and, where the layer that would have it has none, why (the analysis's reason)."""
     text = ("NC3 compares the classifier's weights with the centred class means of the layer that feeds it, on the "
-            "training probe samples; the other layers have none.")
+            "training probe samples (0: the weights' rows are proportional to those means, self-duality), where the "
+            "analysed values are what the classifier receives; the other layers have none.")
     missing = geo[geo["nc3_class"].isna() & ~geo["nc3_reason"].str.startswith("NC3 is defined for")]
     if missing.empty:
         return text

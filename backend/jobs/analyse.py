@@ -31,7 +31,7 @@ from backend.jobs.analyse_rotation import run_rotation
 from backend.jobs.baselines import BASELINE_KEYS, run_baselines
 from backend.store import RunStore
 
-ANALYSIS_VERSION = 5  # bump when a change to the code changes results: stored files are then redone
+ANALYSIS_VERSION = 6  # bump when a change to the code changes results: stored files are then redone
 SNAPSHOT_TABLES = ("points", "neighbours", "units", "unit_stats", "layers", "groups")
 
 
@@ -200,8 +200,8 @@ def _analyze_one(store: RunStore, run_id: str, layer: str, epoch: int, samples: 
             raise AnalysisError("its sample ids do not match samples.parquet; the snapshot is from another probe set.")
         sub = Labels(labels.classes[keep], None if labels.subclass is None else labels.subclass[keep],
                      None if labels.superclass is None else labels.superclass[keep], labels.fine[keep], labels.train[keep])
-        weights, why = classifier_weights(store, run_id, layer, epoch, values.shape[1]) if params.geometry \
-            else (None, "analysis.geometry = false")
+        weights, why = classifier_weights(store, run_id, layer, epoch, values.shape[1], analysis_input=params.input) \
+            if params.geometry else (None, "analysis.geometry = false")
         result = analyze_snapshot(values[keep], sample_ids=ids[keep], labels=sub, params=params, depth=depth, init=prev,
                                   predictions=snapshot_predictions(store, run_id, epoch, ids[keep]), classifier=weights)
     except (AnalysisError, StoreError) as exc:

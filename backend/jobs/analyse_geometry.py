@@ -59,11 +59,49 @@ def classifier_input_layer(info: RunInfo) -> str | None:
     return None
 
 
-def classifier_weights(store: RunStore, run_id: str, layer: str, epoch: int, units: int) -> tuple[np.ndarray | None, str]:
+def classifier_input_mismatch(info: RunInfo, analysis_input: str) -> str:
+    """"" when X as the analysis takes it from the layer that feeds the classifier (the recorded pre-activations x,
+    pooled per channel by ``snapshots.reduction`` for conv layers, then max(x, 0) unless ``analysis.input = "pre"``)
+    is exactly what the classifier receives (backend/training/models.py, in eval mode: dropout off); else why NC3
+    cannot be measured on it: what the classifier receives, what was recorded, and the setting that would match.
+    Without that equality NC3 compares the weights with other features and cannot reach 0 under full collapse.
+
+    mlp: max(x, 0), or x with ``model.activation = "linear"``; vgg: the global max over the feature map of max(x, 0),
+    equal to max(max(x), 0) (ReLU is monotone), so ``snapshots.reduction = "max"`` with post-ReLU; resnet: the
+    global average of max(x, 0), which neither max(x) nor mean(x) recovers (a ReLU does not commute with a mean).
+    """
+    m = info.section("model")
+    name = info.model_name or m.get("name")
+    post = analysis_input == "post_relu"
+    if name == "mlp":
+        linear = m.get("activation", "relu") == "linear"
+        if linear != post:
+            return ""
+        gets = "its values x unchanged (model.activation = \"linear\": no ReLU)" if linear else "max(x, 0) (ReLU)"
+        took = "max(x, 0)" if post else "x"
+        fix = "analysis.input = \"pre\"" if linear else "analysis.input = \"post_relu\""
+        return (f"the classifier receives the last hidden layer's {gets} but the analysis takes {took} "
+                f"(analysis.input = \"{analysis_input}\"); analyse with {fix} to measure NC3")
+    reduction = str(info.section("snapshots").get("reduction", "max"))
+    pooled = f"{reduction}(x) over each channel's feature map (snapshots.reduction = \"{reduction}\")"
+    took = f"max({reduction}(x), 0)" if post else f"{reduction}(x)"
+    recorded = f"the snapshots record {pooled} and the analysis takes {took} (analysis.input = \"{analysis_input}\")"
+    if name == "vgg":
+        if reduction == "max" and post:
+            return ""
+        return (f"the classifier receives the global max pooling of max(x, 0), i.e. max(max(x), 0), but {recorded}; "
+                "record with snapshots.reduction = \"max\" and analyse with analysis.input = \"post_relu\" to measure NC3")
+    return (f"the classifier receives the global average pooling of max(x, 0), mean(max(x, 0)), but {recorded}; no "
+            "setting records it (neither pooling of the pre-activations gives it), so NC3 is not measured for the resnet")
+
+
+def classifier_weights(store: RunStore, run_id: str, layer: str, epoch: int, units: int, *,
+                       analysis_input: str) -> tuple[np.ndarray | None, str]:
     """(W, "") with W (n_classes, units) the classifier's weights at ``epoch``, for NC3 of ``layer`` (SCIENCE.md 7:
     the last layer only); else (None, why NC3 is NaN): ``layer`` does not feed the classifier, the model's
-    classifier is not identified, no checkpoint of ``epoch`` (or an unreadable one), or a width mismatch. The
-    checkpoint is read as the store reads every one: ``torch.load(weights_only=True)``, never unpickled."""
+    classifier is not identified, the analysed values are not the classifier's input (:func:`classifier_input_mismatch`;
+    ``analysis_input`` is ``analysis.input``), no checkpoint of ``epoch`` (or an unreadable one), or a width mismatch.
+    The checkpoint is read as the store reads every one: ``torch.load(weights_only=True)``, never unpickled."""
     info = store.run_info(run_id)
     feeding = classifier_input_layer(info)
     if feeding is None:
@@ -71,6 +109,8 @@ def classifier_weights(store: RunStore, run_id: str, layer: str, epoch: int, uni
                       "ClusterScope's mlp, vgg and resnet)")
     if layer != feeding:
         return None, f"NC3 is defined for the layer that feeds the classifier ({feeding}) only"
+    if why := classifier_input_mismatch(info, analysis_input):
+        return None, why
     if epoch not in store.checkpoint_epochs(run_id):
         return None, f"no checkpoint of epoch {epoch} (checkpoints/epoch={epoch:04d}.pt: snapshots.checkpoints = false, or not imported)"
     try:
