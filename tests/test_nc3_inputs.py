@@ -74,3 +74,17 @@ def test_nc3_of_pre_activations_is_nan_with_its_reason(analysed_store: tuple[Run
     assert last["nc3_class"].isna().all() and geo["nc1_class"].notna().all()
     assert last["nc3_reason"].str.contains('analyse with analysis.input = "post_relu" to measure NC3').all()
     assert last["nc3_reason"].str.startswith("the classifier receives the last hidden layer's max(x, 0)").all()
+
+
+def test_an_unreadable_checkpoint_gives_a_reason_without_a_path(analysed_store: tuple[RunStore, str], tmp_path: Path) -> None:
+    """A corrupt checkpoint: NC3 is NaN and its stored reason (shown on the Geometry page) names the file relative
+    to the run, never the server's path (the store's CorruptFileError text has it)."""
+    store = _copy(*analysed_store, tmp_path)
+    run_id = analysed_store[1]
+    store.checkpoint_path(run_id, 1).write_bytes(b"not a torch file")
+    store.analysis.remove(run_id, "layers", "fc2.relu", 1)
+    report = api.analyze(store, run_id)
+    assert report.analysed == [("fc2.relu", 1)], report.summary()
+    reason = api.layer_geometry(store, run_id).set_index(["layer", "epoch"]).loc[("fc2.relu", 1), "nc3_reason"]
+    assert reason.startswith("the checkpoint of epoch 1 (checkpoints/epoch=0001.pt) cannot be read: the file is corrupt")
+    assert str(tmp_path) not in reason and "/" not in reason.replace("checkpoints/epoch", "")

@@ -115,8 +115,9 @@ def classifier_weights(store: RunStore, run_id: str, layer: str, epoch: int, uni
         return None, f"no checkpoint of epoch {epoch} (checkpoints/epoch={epoch:04d}.pt: snapshots.checkpoints = false, or not imported)"
     try:
         state = store.load_checkpoint(run_id, epoch)
-    except StoreError as exc:
-        return None, f"the checkpoint of epoch {epoch} cannot be read: {exc}"
+    except StoreError:  # its text names the file's absolute path, and this reason is stored and shown in a page
+        return None, (f"the checkpoint of epoch {epoch} (checkpoints/epoch={epoch:04d}.pt) cannot be read: the file is corrupt "
+                      "or not a weights-only state dict; replace it, or remove it to analyse without NC3 at that epoch")
     w = state.get(CLASSIFIER_KEY)
     if w is None or not hasattr(w, "numpy") or w.ndim != 2:
         return None, f"the checkpoint of epoch {epoch} has no 2-D {CLASSIFIER_KEY!r}"
