@@ -88,3 +88,46 @@ def test_an_unreadable_checkpoint_gives_a_reason_without_a_path(analysed_store: 
     reason = api.layer_geometry(store, run_id).set_index(["layer", "epoch"]).loc[("fc2.relu", 1), "nc3_reason"]
     assert reason.startswith("the checkpoint of epoch 1 (checkpoints/epoch=0001.pt) cannot be read: the file is corrupt")
     assert str(tmp_path) not in reason and "/" not in reason.replace("checkpoints/epoch", "")
+
+
+def test_nc3_of_zero_weights_a_dead_layer_or_non_finite_values_is_nan_with_its_reason() -> None:
+    """||W|| = 0, coinciding class means (a dead feeding layer) and non-finite inputs: NaN without a RuntimeWarning
+    (an error in this suite), and nc3_problem names the cause instead of a class mismatch."""
+    import warnings
+
+    from backend.analysis import geometry
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 20)
+    x = np.maximum(rng.normal(size=(3, 6))[y] * 3 + rng.normal(size=(60, 6)), 0)
+    w = rng.normal(size=(3, 6))
+    inf_w = w.copy()
+    inf_w[0, 0] = np.inf
+    nan_x = x.copy()
+    nan_x[0, 0] = np.nan
+    cases = {"all 0: no direction": (np.zeros((3, 6)), x), "class means of the layer coincide": (w, np.zeros((60, 6))),
+             "weights hold NaN or infinite": (inf_w, x), "layer's values hold NaN or infinite": (w, nan_x)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for words, (weights, values) in cases.items():
+            assert np.isnan(geometry.nc3_of(weights, values, y)), words
+            assert words in geometry.nc3_problem(weights, values, y)
+        assert np.isnan(geometry.nc3(np.zeros((3, 6)), x, y)) and np.isnan(geometry.nc3(w, np.ones((60, 6)), y))
+    assert geometry.nc3_problem(w, x, y) == "" and 0 < geometry.nc3_of(w, x, y) < 4
+    assert "no row" in geometry.nc3_problem(w[:2], x, y) and "at least 2" in geometry.nc3_problem(w, x, np.zeros(60, int))
+
+
+def test_a_zero_classifier_is_stored_with_its_reason(analysed_store: tuple[RunStore, str], tmp_path: Path) -> None:
+    """A checkpoint whose classifier weights are all 0: the analysis stores NaN with that reason (it warned, an
+    error in this suite, and would have said that the classes do not match)."""
+    store = _copy(*analysed_store, tmp_path)
+    run_id = analysed_store[1]
+    state = store.load_checkpoint(run_id, 2)
+    state["classifier.weight"] = torch.zeros_like(state["classifier.weight"])
+    torch.save(state, store.checkpoint_path(run_id, 2))
+    store.analysis.remove(run_id, "layers", "fc2.relu", 2)
+    report = api.analyze(store, run_id)
+    assert report.analysed == [("fc2.relu", 2)] and not report.errors, report.summary()
+    geo = api.layer_geometry(store, run_id).set_index(["layer", "epoch"])
+    assert np.isnan(geo.loc[("fc2.relu", 2), "nc3_class"])
+    assert geo.loc[("fc2.relu", 2), "nc3_reason"] == "the classifier's weights of these classes are all 0: no direction to compare"

@@ -186,18 +186,41 @@ def nc3(weights: np.ndarray, x: np.ndarray, classes: np.ndarray) -> float:
     if w.shape != means.shape:
         raise ValueError(f"weights must be (classes, units) = {means.shape}; got {w.shape}.")
     m = means - means.mean(axis=0)
-    return float(np.sum((w / np.linalg.norm(w) - m / np.linalg.norm(m)) ** 2))
+    nw, nm = np.linalg.norm(w), np.linalg.norm(m)
+    if not (np.isfinite(nw) and np.isfinite(nm) and nw > 0 and nm > 0):  # no direction to compare (as nc2)
+        return float("nan")
+    return float(np.sum((w / nw - m / nm) ** 2))
+
+
+def nc3_problem(weights: np.ndarray, x: np.ndarray, classes: np.ndarray) -> str:
+    """Why :func:`nc3_of` is NaN for these inputs ("" when it is not): weights (n_outputs, d), x (n, d), classes (n,)."""
+    w = np.asarray(weights, np.float64)
+    ids = np.unique(classes)
+    if len(ids) < 2:
+        return f"the training probe samples hold {len(ids)} class(es); NC3 needs at least 2"
+    if ids.min() < 0 or ids.max() >= w.shape[0]:
+        return f"class ids {ids.min()}..{ids.max()} of the training probe samples have no row in the classifier's {w.shape[0]} outputs"
+    if w.shape[1] != x.shape[1]:
+        return f"the classifier takes {w.shape[1]} inputs but the layer has {x.shape[1]} units"
+    if not np.isfinite(w).all():
+        return "the classifier's weights hold NaN or infinite values (training diverged)"
+    if not np.isfinite(x).all():
+        return "the layer's values hold NaN or infinite values (training diverged)"
+    if not np.any(w[ids]):
+        return "the classifier's weights of these classes are all 0: no direction to compare"
+    _, means = _means(np.asarray(x, np.float64), classes)
+    if np.linalg.norm(means - means.mean(axis=0)) <= 1e-12 * max(1.0, float(np.abs(means).max())):
+        return "the class means of the layer coincide (a dead or class-blind layer: every centred mean is 0)"
+    return ""
 
 
 def nc3_of(weights: np.ndarray, x: np.ndarray, classes: np.ndarray) -> float:
     """:func:`nc3` with the classifier's rows of the classes present in ``classes`` (class id c = row c of
-    ``weights``, (n_outputs, d)); NaN when a class id has no row, fewer than 2 classes are present, the
-    widths differ or the weights are not finite."""
-    w = np.asarray(weights, np.float64)
-    ids = np.unique(classes)
-    if len(ids) < 2 or ids.min() < 0 or ids.max() >= w.shape[0] or w.shape[1] != x.shape[1] or not np.isfinite(w).all():
+    ``weights``, (n_outputs, d)); NaN when :func:`nc3_problem` names a reason: a class id without a row, fewer
+    than 2 classes, other widths, non-finite weights or values, all-zero weights or coinciding class means."""
+    if nc3_problem(weights, x, classes):
         return float("nan")
-    return nc3(w[ids], x, classes)
+    return nc3(np.asarray(weights, np.float64)[np.unique(classes)], x, classes)
 
 
 def nc4(x: np.ndarray, groups: np.ndarray, predictions: np.ndarray, group_class: dict[int, int] | None = None) -> float:

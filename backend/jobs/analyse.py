@@ -217,14 +217,15 @@ def _analyze_one(store: RunStore, run_id: str, layer: str, epoch: int, samples: 
     w(run_id, "units", result.units, params=text, params_hash=phash, layer=layer, epoch=epoch)
     w(run_id, "unit_stats", result.unit_stats, params=text, params_hash=phash, layer=layer, epoch=epoch)
     w(run_id, "groups", result.groups, params=text, params_hash=phash, layer=layer, epoch=epoch)
-    row = pd.DataFrame([result.layer]).assign(nc3_reason=nc3_reason(result.layer, why))
+    row = pd.DataFrame([result.layer]).assign(nc3_reason=nc3_reason(result.layer, why or result.nc3_reason))
     w(run_id, "layers", row, params=text, params_hash=phash, layer=layer, epoch=epoch)
     report.analysed.append((layer, epoch))
     return result.layout
 
 
 def nc3_reason(row: dict[str, float], why: str) -> str:
-    """Why ``row``'s NC3 is NaN ("" when it is not): ``why`` from :func:`classifier_weights`, else the classes'."""
+    """Why ``row``'s NC3 is NaN ("" when it is not): ``why`` (:func:`classifier_weights`, else the snapshot's
+    ``geometry.nc3_problem``), else the classes'."""
     if np.isfinite(row.get("nc3_class", np.nan)):
         return ""
     return why or "the training probe samples' classes do not match the classifier's outputs (fewer than 2, or ids without a row)"
