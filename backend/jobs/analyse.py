@@ -31,7 +31,7 @@ from backend.jobs.analyse_rotation import run_rotation
 from backend.jobs.baselines import BASELINE_KEYS, run_baselines
 from backend.store import RunStore
 
-ANALYSIS_VERSION = 6  # bump when a change to the code changes results: stored files are then redone
+ANALYSIS_VERSION = 7  # bump when a change to the code changes results: stored files are then redone
 SNAPSHOT_TABLES = ("points", "neighbours", "units", "unit_stats", "layers", "groups")
 
 
