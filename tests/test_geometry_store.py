@@ -198,6 +198,8 @@ def test_cka_epoch_grid_of_a_long_run(analysed_store: tuple[RunStore, str], tmp_
     pd.testing.assert_frame_equal(api.cka_to_last(cka).sort_values(["layer", "epoch"], ignore_index=True),
                                   api.cka_to_last(full).sort_values(["layer", "epoch"], ignore_index=True), rtol=1e-9)
     assert api.cka_layers(cka, 1, ["fc1.relu", "fc2.relu"]).notna().all().all()  # layer x layer untouched
+    shown = api.cka_epochs(cka, "fc2.relu")  # the grid of 2, without epoch 1 (compared with the last only)
+    assert list(shown.index) == [0, 2] == list(shown.columns) and shown.notna().all().all()
     rows = [(a, b) for a in (0, 4, 8) for b in (0, 4, 8)] + [(e, b) for e in (2, 6) for b in (e, 8)] + [(8, 2), (8, 6)]
     grid = pd.DataFrame([("epoch", "x", a, "x", b, 0.5) for a, b in rows],
                         columns=["kind", "layer_a", "epoch_a", "layer_b", "epoch_b", "cka"])
