@@ -7,6 +7,8 @@ empty CKA table, until ``clusterscope analyze RUN`` computes them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -55,6 +57,13 @@ def read_cka(store: RunStore, run_id: str) -> pd.DataFrame:
         return store.analysis.read(run_id, "cka")
     except StoreError:
         return schema.CKA_SCHEMA.empty_table().to_pandas()
+
+
+def cka_params(store: RunStore, run_id: str) -> dict[str, Any]:
+    """The parameters ``analysis/cka.parquet`` was computed with: the analysis's, ``cka_max_samples``,
+    ``cka_max_epochs``, ``cka_debiased``, and ``cka_samples`` of ``cka_of`` (CKA on N of the M embedded samples;
+    absent from a file written before they were stored); {} without the file."""
+    return store.analysis.params(run_id, "cka")
 
 
 def cka_layers(cka: pd.DataFrame, epoch: int, layers: list[str]) -> pd.DataFrame:

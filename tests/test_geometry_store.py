@@ -137,7 +137,7 @@ def test_the_classifier_input_rule_matches_the_models(model: tuple[str, str]) ->
 
 def test_cka_on_a_capped_sample(analysed_store: tuple[RunStore, str], tmp_path: Path) -> None:
     """analysis.cka_max_samples: CKA on a seeded stratified subset of the embedded samples; changing it redoes
-    cka.parquet only (no snapshot), and the values are the closed form on exactly those rows."""
+    cka.parquet only (no snapshot), and the values are the (debiased) closed form on exactly those rows."""
     from backend.analysis.geometry import cka_matrix
     from backend.analysis.labels import probe_labels
     from backend.jobs.analyse_geometry import cka_rows
@@ -154,7 +154,8 @@ def test_cka_on_a_capped_sample(analysed_store: tuple[RunStore, str], tmp_path: 
     assert len(rows) == 120 and len(np.unique(fine[rows])) == len(np.unique(fine))  # stratified: every label
     reps = [np.maximum(store.read_activations(run_id, "fc2.relu", e)[1][rows], 0) for e in (0, 1, 2)]
     e = api.cka_epochs(api.read_cka(store, run_id), "fc2.relu")
-    np.testing.assert_allclose(e.to_numpy(), cka_matrix(reps), rtol=1e-6)
+    np.testing.assert_allclose(e.to_numpy(), cka_matrix(reps, debiased=True), rtol=1e-6)
+    assert api.cka_params(store, run_id)["cka_samples"] == 120 and api.cka_params(store, run_id)["cka_of"] == n
     full = api.cka_epochs(api.read_cka(analysed_store[0], run_id), "fc2.relu")
     assert not np.allclose(e.to_numpy(), full.to_numpy(), rtol=1e-6)
     with pytest.raises(api.ConfigError, match="analysis.cka_max_samples"):

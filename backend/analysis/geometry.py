@@ -4,8 +4,8 @@ Pure: arrays and keyword-only parameters in, numbers or arrays out. X is one lay
 at one epoch (post-ReLU unless ``analysis.input = "pre"``), one row per probe sample; y its classes
 (the training target), z its hidden subclasses (SCIENCE.md 2). Measures:
 
-- linear CKA between two representations of the same samples (:func:`linear_cka`, closed form; the
-  unbiased minibatch estimator :func:`minibatch_cka` for large N [P]);
+- linear CKA between two representations of the same samples (:func:`linear_cka`, closed form, biased or
+  debiased [P]; the unbiased minibatch estimator :func:`minibatch_cka` for large N [P]);
 - neural collapse NC1, NC2, NC3, NC4 for a grouping (:func:`nc1`, :func:`nc2`, :func:`nc3`, :func:`nc4`),
   classes and subclasses (subclass NC1 within each class [P]: :func:`nc1_within`);
 - k-NN accuracy from the analysis's own neighbour graph (:func:`knn_accuracy`) [P];
@@ -36,17 +36,19 @@ def _centred(x: np.ndarray) -> np.ndarray:
     return xc / np.asarray(top, dtype=x.dtype) if top > 0 else xc  # Gram products of huge values cannot overflow
 
 
-def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+def linear_cka(x: np.ndarray, y: np.ndarray, *, debiased: bool = False) -> float:
     """Linear CKA (Kornblith et al. 2019; SCIENCE.md 7): ||YᵀX||²_F / (||XᵀX||_F · ||YᵀY||_F), columns centred.
 
     x : (n_samples, d1), y : (n_samples, d2), rows the same samples. In [0, 1]; 1 for x with itself;
     invariant to orthogonal transforms and isotropic scaling of either side. NaN when either side is
-    constant (no variance to compare).
+    constant (no variance to compare). This biased form gives unrelated representations about d/(n + d)
+    (0.2 for 512 units on 2,000 samples); ``debiased`` [P]: each HSIC by the unbiased estimator of Song et al.
+    (2012) in its closed form on the features (:func:`_hsic_debiased`, as Kornblith's code and Nguyen et al.
+    2021), about 0 for unrelated ones (it can then be slightly negative); it needs n >= 4 (NaN below).
     """
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must hold the same samples (rows); got {x.shape[0]} and {y.shape[0]} rows.")
-    xc, yc = _centred(x), _centred(y)
-    return _cka_centred(xc, yc, _self_norm(xc), _self_norm(yc))
+    return float(cka_matrix([x, y], debiased=debiased)[0, 1])
 
 
 def _self_norm(xc: np.ndarray) -> float:
@@ -59,6 +61,20 @@ def _cka_centred(xc: np.ndarray, yc: np.ndarray, nx: float, ny: float) -> float:
     if nx == 0 or ny == 0:
         return float("nan")
     return float(np.linalg.norm((yc.T @ xc).astype(np.float64)) ** 2 / (nx * ny))
+
+
+def _row_norms(xc: np.ndarray) -> np.ndarray:
+    """Squared norm of each row of a centred X, float64 (n,): the diagonal of its Gram matrix."""
+    return np.einsum("ij,ij->i", xc, xc, dtype=np.float64)
+
+
+def _hsic_debiased(dot: float, rx: np.ndarray, ry: np.ndarray) -> float:
+    """n(n − 3) times the unbiased HSIC of Song et al. (2012) of two linear kernels, from the features alone:
+    dot = ||YᵀX||²_F of the centred X, Y and rx, ry their row norms squared (:func:`_row_norms`). With K = XXᵀ
+    of centred X, K with its diagonal zeroed sums to −Σrx and its rows to −rx, which turns the estimator into
+    dot − n/(n − 2) rx·ry + Σrx Σry / ((n − 1)(n − 2)) (Kornblith's cka.py): no n x n matrix is formed."""
+    n = len(rx)
+    return float(dot - n / (n - 2) * float(rx @ ry) + float(rx.sum()) * float(ry.sum()) / ((n - 1) * (n - 2)))
 
 
 def _hsic_unbiased(k: np.ndarray, m: np.ndarray) -> float:
@@ -96,11 +112,12 @@ def minibatch_cka(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int) -
     return float(xy / np.sqrt(xx * yy)) if xx > 0 and yy > 0 else float("nan")
 
 
-def cka_matrix(reps: list[np.ndarray], *, batch_size: int = 0, seed: int = 0) -> np.ndarray:
+def cka_matrix(reps: list[np.ndarray], *, batch_size: int = 0, seed: int = 0, debiased: bool = False) -> np.ndarray:
     """Linear CKA between every pair of ``reps`` (each (n_samples, d_i), the same samples): (n, n), symmetric.
 
-    ``batch_size`` 0: the closed form (:func:`linear_cka`); else :func:`minibatch_cka` with that batch
-    size (``analysis.cka_batch``, SCIENCE.md 7 [P]). Centres and norms are computed once per array.
+    ``batch_size`` 0: the closed form (:func:`linear_cka`, biased or ``debiased``: ``analysis.cka_debiased``);
+    else :func:`minibatch_cka` with that batch size (``analysis.cka_batch``, SCIENCE.md 7 [P]; always unbiased).
+    Centres and norms are computed once per array.
     """
     n = len(reps)
     out = np.eye(n)
@@ -111,10 +128,30 @@ def cka_matrix(reps: list[np.ndarray], *, batch_size: int = 0, seed: int = 0) ->
         return out
     centred = [_centred(r) for r in reps]
     norms = [_self_norm(c) for c in centred]
+    if debiased:
+        return _debiased_matrix(centred, norms)
     for i in range(n):
         out[i, i] = 1.0 if norms[i] > 0 else np.nan
         for j in range(i + 1, n):
             out[i, j] = out[j, i] = _cka_centred(centred[i], centred[j], norms[i], norms[j])
+    return out
+
+
+def _debiased_matrix(centred: list[np.ndarray], norms: list[float]) -> np.ndarray:
+    """:func:`cka_matrix` with the debiased HSIC (:func:`_hsic_debiased`) of centred arrays and their ||XᵀX||_F."""
+    n = len(centred)
+    out = np.full((n, n), np.nan)
+    if not centred or centred[0].shape[0] < 4:  # the unbiased estimator needs 4 samples
+        return out
+    rows = [_row_norms(c) for c in centred]
+    self_hsic = [_hsic_debiased(nx ** 2, r, r) if np.isfinite(nx) else np.nan for nx, r in zip(norms, rows, strict=True)]
+    ok = [bool(h > 0) for h in self_hsic]  # NaN (diverged) or no variance beyond the estimator's bias: no CKA
+    for i in range(n):
+        out[i, i] = 1.0 if ok[i] else np.nan
+        for j in range(i + 1, n):
+            if ok[i] and ok[j]:
+                dot = float(np.linalg.norm((centred[j].T @ centred[i]).astype(np.float64)) ** 2)
+                out[i, j] = out[j, i] = _hsic_debiased(dot, rows[i], rows[j]) / np.sqrt(self_hsic[i] * self_hsic[j])
     return out
 
 

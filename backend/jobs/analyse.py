@@ -120,8 +120,9 @@ def analyze_run(store: RunStore, run_id: str, params: AnalysisConfig, *,
     _network_measures(store, run_id, info, samples, params, (ptext, phash), force=changed, report=report)
     run_rotation(store, run_id, (ptext, phash), report.errors)
     fine = probe_labels(samples, info).fine
-    cka_of_run(store, run_id, layers, cka_rows(fine, _subset(fine, params.max_samples, params.seed), params), params,
-               (ptext, phash), force=changed, errors=report.errors)  # SCIENCE.md 7: CKA between layers and epochs
+    embedded = _subset(fine, params.max_samples, params.seed)
+    cka_of_run(store, run_id, layers, cka_rows(fine, embedded, params), params, (ptext, phash), of=len(embedded),
+               force=changed, errors=report.errors)  # SCIENCE.md 7: CKA between layers and epochs
     run_changes(store, run_id, params, (ptext, phash), report.errors)  # what changed between epochs (issue 17)
     run_baselines(store, run_id, info, params, report.errors, progress=progress)
     store.analysis.write_status(run_id, {"params_hash": phash, "errors": report.errors,

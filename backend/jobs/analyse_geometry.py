@@ -12,6 +12,7 @@ defines it (post-ReLU unless ``analysis.input = "pre"``).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -126,7 +127,8 @@ def classifier_weights(store: RunStore, run_id: str, layer: str, epoch: int, uni
     return w.detach().cpu().numpy().astype(np.float64), ""
 
 
-CKA_KEYS = ("cka_max_samples", "cka_max_epochs")  # only CKA depends on these: left out of the snapshots' hash (analyse.params_of)
+# only CKA depends on these: left out of the snapshots' hash (analyse.params_of)
+CKA_KEYS = ("cka_max_samples", "cka_max_epochs", "cka_debiased")
 
 
 def cka_rows(fine: np.ndarray, keep: np.ndarray, a: AnalysisConfig) -> np.ndarray:
@@ -139,12 +141,13 @@ def cka_rows(fine: np.ndarray, keep: np.ndarray, a: AnalysisConfig) -> np.ndarra
 
 
 def cka_of_run(store: RunStore, run_id: str, layers: list[str], keep: np.ndarray, a: AnalysisConfig,
-               ptag: tuple[str, str], *, force: bool, errors: dict[str, str]) -> None:
+               ptag: tuple[str, str], *, of: int, force: bool, errors: dict[str, str]) -> None:
     """Write ``analysis/cka.parquet`` (schema.CKA_SCHEMA) unless it is up to date with these parameters and
     snapshots; nothing (and a stale file removed) with ``analysis.geometry = false``.
 
     layers : the recorded layers in network order; keep : the row indices of the samples CKA compares
-    (:func:`cka_rows`: at most ``analysis.cka_max_samples`` of the embedded ones).
+    (:func:`cka_rows`: at most ``analysis.cka_max_samples`` of the ``of`` embedded ones). Its parameters JSON
+    adds :data:`CKA_KEYS`, ``cka_samples`` (len(keep)) and ``cka_of`` for the page's "CKA on N of M samples".
     A snapshot that cannot be read or holds non-finite values is left out, and named in ``errors["cka"]`` unless
     ``errors`` already names it (as ``"layer@epoch"``, the snapshot analysis's own report).
     """
@@ -167,7 +170,8 @@ def cka_of_run(store: RunStore, run_id: str, layers: list[str], keep: np.ndarray
         errors["cka"] = f"run {run_id!r}: CKA leaves out snapshot(s) {', '.join(sorted(set(bad)))} (unreadable or non-finite)."
     table = pd.concat([r for r in rows if not r.empty], ignore_index=True) if any(not r.empty for r in rows) \
         else schema.CKA_SCHEMA.empty_table().to_pandas()
-    store.analysis.write(run_id, "cka", table, params=text, params_hash=tag)
+    own_params = {k: getattr(a, k) for k in CKA_KEYS} | {"cka_samples": int(len(keep)), "cka_of": int(of)}
+    store.analysis.write(run_id, "cka", table, params=json.dumps(json.loads(text) | own_params, sort_keys=True), params_hash=tag)
 
 
 def _values(store: RunStore, run_id: str, layer: str, epoch: int, keep: np.ndarray, a: AnalysisConfig,
@@ -186,7 +190,7 @@ def _values(store: RunStore, run_id: str, layer: str, epoch: int, keep: np.ndarr
 def _matrix_rows(kind: str, keys: list[tuple[str, int]], reps: list[np.ndarray], a: AnalysisConfig) -> pd.DataFrame:
     from backend.analysis.geometry import cka_matrix
 
-    m = cka_matrix(reps, batch_size=a.cka_batch, seed=a.seed)
+    m = cka_matrix(reps, batch_size=a.cka_batch, seed=a.seed, debiased=a.cka_debiased)
     rows: list[dict[str, Any]] = [{"kind": kind, "layer_a": ka[0], "epoch_a": ka[1], "layer_b": kb[0], "epoch_b": kb[1],
                                    "cka": float(m[i, j])} for i, ka in enumerate(keys) for j, kb in enumerate(keys)]
     return pd.DataFrame(rows, columns=schema.CKA_SCHEMA.names)
@@ -224,7 +228,7 @@ def _epoch_block(store: RunStore, run_id: str, layer: str, epochs: list[int], ke
     for e in (e for e in epochs if e not in grid):
         v = _values(store, run_id, layer, e, keep, a, bad)
         if v is not None:
-            m = cka_matrix([v, rep], batch_size=a.cka_batch, seed=a.seed)
+            m = cka_matrix([v, rep], batch_size=a.cka_batch, seed=a.seed, debiased=a.cka_debiased)
             frames.append(pd.DataFrame([("epoch", layer, e, layer, b, float(m[0, j])) for j, b in enumerate((e, last))]
                                        + [("epoch", layer, last, layer, e, float(m[1, 0]))], columns=schema.CKA_SCHEMA.names))
     return pd.concat(frames, ignore_index=True)
