@@ -35,3 +35,14 @@ def cka(run_id: str) -> pd.DataFrame:
 @st.cache_data(show_spinner=False, max_entries=32)
 def _cka(root: str, run_id: str, version: Token) -> pd.DataFrame:
     return api.read_cka(api.open_store(root), run_id)
+
+
+def cka_params(run_id: str) -> dict:
+    """api.cka_params: the parameters of the run's CKA table (for "CKA on N of M samples"); {} without one."""
+    store = _store()
+    return _cka_params(str(store.root), run_id, api.analysis_version(store, run_id, "cka"))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _cka_params(root: str, run_id: str, version: Token) -> dict:
+    return api.cka_params(api.open_store(root), run_id)

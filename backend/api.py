@@ -82,6 +82,7 @@ from backend.queries_geometry import (
     GEOMETRY_MEASURES,
     cka_epochs,
     cka_layers,
+    cka_params,
     cka_to_last,
     layer_geometry,
     read_cka,
@@ -104,7 +105,7 @@ __all__ = [
     "run_measures", "MEASURE_CONTEXT", "compare", "mixed_data", "kendall_export", "kendall_notes", "list_sweeps", "sweep_runs",
     "compare_sweep", "k_sensitivity", "tau_over_k", "load_sweep", "run_sweep",
     # representation geometry per layer and epoch (backend.queries_geometry, SCIENCE.md 7)
-    "GEOMETRY_MEASURES", "layer_geometry", "read_cka", "cka_layers", "cka_epochs", "cka_to_last",
+    "GEOMETRY_MEASURES", "layer_geometry", "read_cka", "cka_params", "cka_layers", "cka_epochs", "cka_to_last",
     # training dynamics and layer rotation (SCIENCE.md 3.3, 3.4)
     "dynamics_layers", "read_dynamics", "mechanisms", "rotation_runs",
     # what changed, and when: per-sample training events (backend.queries_changes, SCIENCE.md 7)

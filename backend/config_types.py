@@ -164,6 +164,8 @@ class AnalysisConfig:
     cka_batch: int = 0  # [P] 7: 0 = closed-form linear CKA; else the unbiased minibatch estimator, this batch size
     cka_max_samples: int = 2000  # [P] 7: CKA on a seeded stratified subset of at most this many embedded samples (0 = all);
     #                              per pair of 512-unit layers 0.06 s CPU at 2,000 samples, 0.14 s at 10,000 (+0.04/0.25 s a side)
+    cka_debiased: bool = True  # [P] 7: the closed form with the debiased HSIC (Song et al. 2012; ~0 for unrelated
+    #                            representations); false = the biased one, ~d/(n + d) for them (0.2: 512 units, 2,000 samples)
     cka_max_epochs: int = 20  # [P] 7: epoch x epoch CKA of a layer between every two of at most this many evenly spaced
     #                           epochs (first and last kept; 0 = all); every other epoch against the last only
     probe_space: str = "pca"  # [P] 7: the linear probe on the analysis's PCA components ("pca") or the layer ("full")

@@ -7,6 +7,8 @@ empty CKA table, until ``clusterscope analyze RUN`` computes them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -23,7 +25,7 @@ GEOMETRY_MEASURES: dict[str, str] = {
     "nc2_angle_class": "NC2 angles, classes (mean |cos + 1/(C-1)|; 0 = simplex)",
     "nc2_norm_subclass": "NC2 norms, subclasses",
     "nc2_angle_subclass": "NC2 angles, subclasses",
-    "nc3_class": "NC3, the layer feeding the classifier (0 = classifier weights = the class means' simplex)",
+    "nc3_class": "NC3, the layer feeding the classifier (0 = the classifier's rows proportional to the centred class means: self-duality)",
     "nc4_class": "NC4, classes (nearest class mean = prediction; share)",
     "nc4_subclass": "NC4, subclasses (nearest subclass mean's class = prediction; share)",
     "knn_class": "k-NN accuracy, classes",
@@ -57,6 +59,13 @@ def read_cka(store: RunStore, run_id: str) -> pd.DataFrame:
         return schema.CKA_SCHEMA.empty_table().to_pandas()
 
 
+def cka_params(store: RunStore, run_id: str) -> dict[str, Any]:
+    """The parameters ``analysis/cka.parquet`` was computed with: the analysis's, ``cka_max_samples``,
+    ``cka_max_epochs``, ``cka_debiased``, and ``cka_samples`` of ``cka_of`` (CKA on N of the M embedded samples;
+    absent from a file written before they were stored); {} without the file."""
+    return store.analysis.params(run_id, "cka")
+
+
 def cka_layers(cka: pd.DataFrame, epoch: int, layers: list[str]) -> pd.DataFrame:
     """The layer x layer CKA matrix at ``epoch`` from a :func:`read_cka` table, rows and columns in ``layers``
     order (those present)."""
@@ -69,24 +78,46 @@ def cka_layers(cka: pd.DataFrame, epoch: int, layers: list[str]) -> pd.DataFrame
 def cka_epochs(cka: pd.DataFrame, layer: str) -> pd.DataFrame:
     """The epoch x epoch CKA matrix of ``layer`` from a :func:`read_cka` table (epochs ascending): the epochs
     compared pairwise (all of them, or ``analysis.cka_max_epochs`` evenly spaced ones in a longer run, whose other
-    epochs are compared with the last only: :func:`cka_to_last` has them)."""
+    epochs are compared with the last only: :func:`cka_to_last` has them).
+
+    The grid is read from the pairs present, not guessed from the counts: the reference epoch (:func:`_reference`)
+    and every epoch compared with more than one other; when none is (a grid of 2, ``cka_max_epochs = 2``), the first
+    epoch and the reference. A snapshot CKA left out (unreadable) has no pairs, so it drops out of the grid."""
     part = cka[(cka["kind"] == "epoch") & (cka["layer_a"] == layer)]
     m = part.pivot_table(index="epoch_a", columns="epoch_b", values="cka", dropna=False)
     m = m.sort_index().sort_index(axis=1)
-    counts = part.groupby("epoch_a").size()
-    if len(counts) > 2:
-        inner = counts.drop(part["epoch_b"].max(), errors="ignore")
-        if inner.max() > 2:  # the grid's epochs have a row for every grid epoch; the others two (themselves, last)
-            grid = [*inner.index[inner == inner.max()], part["epoch_b"].max()]
-            m = m.loc[m.index.isin(grid), m.columns.isin(grid)]
-    return m
+    others = _partners(part)
+    if others.empty:
+        return m
+    ref = _reference(others)
+    grid = {*others.index[others > 1], ref}
+    if len(grid) < 2:
+        grid = {int(part["epoch_a"].min()), ref}
+    return m.loc[m.index.isin(grid), m.columns.isin(grid)]
+
+
+def _partners(part: pd.DataFrame) -> pd.Series:
+    """Per epoch (index) of one layer's ``epoch`` rows, how many other epochs it is compared with."""
+    pairs = part[part["epoch_a"] != part["epoch_b"]]
+    return pairs.groupby("epoch_a")["epoch_b"].nunique()
+
+
+def _reference(others: pd.Series) -> int:
+    """The epoch every other is compared with (the last analysed one, or the last readable one when the last
+    snapshot's CKA was left out): the one compared with the most others, the latest of a tie."""
+    return int(others.index[others == others.max()].max())
 
 
 def cka_to_last(cka: pd.DataFrame) -> pd.DataFrame:
-    """layer, epoch, cka: each epoch of each layer against the layer's last analysed epoch (1 at the last)."""
+    """layer, epoch, cka: each epoch of each layer against the layer's last analysed epoch (1 at the last; the last
+    readable one, :func:`_reference`, when the last snapshot's CKA was left out)."""
     part = cka[cka["kind"] == "epoch"]
     if part.empty:
         return pd.DataFrame(columns=["layer", "epoch", "cka"])
-    last = part.groupby("layer_a")["epoch_b"].transform("max")
-    rows = part[part["epoch_b"] == last]
-    return rows.rename(columns={"layer_a": "layer", "epoch_a": "epoch"})[["layer", "epoch", "cka"]].reset_index(drop=True)
+    frames = []
+    for _, rows in part.groupby("layer_a", sort=False):
+        others = _partners(rows)
+        ref = _reference(others) if not others.empty else int(rows["epoch_b"].max())
+        frames.append(rows[rows["epoch_b"] == ref])
+    out = pd.concat(frames)
+    return out.rename(columns={"layer_a": "layer", "epoch_a": "epoch"})[["layer", "epoch", "cka"]].reset_index(drop=True)

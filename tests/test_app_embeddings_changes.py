@@ -40,6 +40,8 @@ def test_what_changed_lists_the_movers_and_the_flips(analysed_store: tuple[api.R
     movers = next(d.value for d in at.dataframe if "neighbour_change" in d.value.columns)
     assert movers["sample_id"].tolist() == top["sample_id"].tolist()
     assert any("recorded epochs only" in c.value for c in at.caption)
+    # the approximate graph's floor, measured by benchmarks/change_floor.py (benchmarks/README.md)
+    assert any("an unchanged neighbourhood scores a floor of about 0.003" in c.value for c in at.caption)
     flips = api.prediction_flips(store, run, 2)
     assert any(f"{len(flips):,} prediction flip(s)" in m.value for m in at.markdown) == (len(flips) > 0)
     at.button(key="w-changed-select").click().run()

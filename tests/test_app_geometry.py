@@ -25,6 +25,8 @@ def test_geometry_page(analysed_store: tuple[api.RunStore, str], monkeypatch: py
     assert layers["layout"]["xaxis"]["title"]["text"] == "layer"
     epochs = chart(at, "Epochs of fc2.relu")
     assert epochs["data"][0]["x"] == ["0", "1", "2"]
+    n = len(store.read_samples(run_id, columns=["sample_id"]))  # the caption, from the CKA table's parameters
+    assert any(f"CKA on {n:,} of {n:,} embedded samples" in c.value and "Debiased HSIC" in c.value for c in at.caption)
     settled = chart(at, "Which layers have settled")
     assert [t["name"] for t in settled["data"]] == ["fc1.relu", "fc2.relu"]
     curves = chart(at, "Representation geometry per layer")

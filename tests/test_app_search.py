@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -78,9 +81,43 @@ def test_neighbours_of_a_single_match_are_listed_with_thumbnails(analysed_store:
     cosine = api.nearest_neighbours(ids, acts, 12, k=3, metric="cosine")["sample_id"].tolist()
     assert next(d.value for d in at.dataframe if "rank" in d.value.columns)["sample_id"].tolist() == cosine
     marks = {t["name"]: t for t in figure_of(at.get("plotly_chart")[0])["data"] if t.get("meta") == charts_query.QUERY_META}
-    assert sorted(c[0] for c in marks[charts_query.neighbours_name(3)]["customdata"]) == sorted(cosine)  # and its neighbours
+    assert sorted(c[0] for c in marks[charts_query.neighbours_name(3, "fc1.relu", 1)]["customdata"]) == sorted(cosine)  # and its neighbours
     at.button(key="w-nn-select").click().run()
     assert not at.exception and highlighted(at) == {12, *cosine}
+
+
+def query_marks(at, i: int) -> dict[str, dict]:
+    """The query marks of the page's i-th plot by legend entry."""
+    return {t["name"]: t for t in figure_of(at.get("plotly_chart")[i])["data"] if t.get("meta") == charts_query.QUERY_META}
+
+
+def test_the_query_marks_name_their_view_and_go_with_clear_selection_and_another_run(
+        analysed_store: tuple[api.RunStore, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rings' legend entry names the layer and epoch the neighbours were found in, also in a second view of
+    another epoch (where they are not that view's neighbours); Clear selection and another run drop the query, whose
+    star and rings stayed on the plots before."""
+    src, run_id = analysed_store
+    store = api.open_store(tmp_path / "store")
+    for rid in (run_id, "tiny-b"):
+        shutil.copytree(src.run_dir(run_id), store.root / rid)
+    info = store.read_run("tiny-b")
+    store.write_run("tiny-b", info | {"run_id": "tiny-b"})
+    at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc1.relu", epoch="1")
+    at.text_input(key="w-search").input("12").run()
+    at.sidebar.selectbox(key="w-second").set_value("epoch").run()
+    assert not at.exception and at.number_input(key="w-nn-id").value == 12 and len(at.get("plotly_chart")) >= 2
+    rings = charts_query.neighbours_name(10, "fc1.relu", 1)
+    assert rings == "its 10 nearest neighbours in fc1.relu at epoch 1"
+    for i in (0, 1):  # view A and view B (another epoch): the same entry, naming view A's layer and epoch
+        assert set(query_marks(at, i)) == {charts_query.QUERY, rings}, i
+    at.button(key="w-clear-selection").click().run()
+    assert not at.exception and at.number_input(key="w-nn-id").value is None and highlighted(at) == set()
+    assert query_marks(at, 0) == {} and query_marks(at, 1) == {}
+    at.number_input(key="w-nn-id").set_value(12).run()
+    assert set(query_marks(at, 0)) == {charts_query.QUERY, rings}
+    at.sidebar.selectbox(key="w-run").set_value("tiny-b").run()
+    assert not at.exception and at.number_input(key="w-nn-id").value is None
+    assert all(query_marks(at, i) == {} for i in range(len(at.get("plotly_chart"))))
 
 
 def test_search_by_file_name(analysed_store: tuple[api.RunStore, str], monkeypatch: pytest.MonkeyPatch,

@@ -41,6 +41,17 @@ def test_jaccard_distance() -> None:
     assert zero[1].tolist() == [2, 0]  # a zero row is at cosine distance 1 from every other (scikit-learn's convention)
 
 
+def test_jaccard_distance_leaves_out_unfilled_entries() -> None:
+    """NN-descent's -1 entries (kept by graph_neighbours) are no neighbours: -1s on both sides are not shared
+    neighbours, the distance is over the valid entries, and a row with none on a side is NaN (a row of -1 gave
+    a negative distance)."""
+    a = np.array([[1, 2, -1, -1], [1, 2, 3, 4], [-1, -1, -1, -1], [1, 2, 3, -1], [1, 2, 3, 4]])
+    b = np.array([[1, 2, -1, -1], [1, 2, 3, -1], [-1, -1, -1, -1], [5, 6, 7, 8], [-1, -1, -1, -1]])
+    out = neighbourhood_change(a, b)
+    np.testing.assert_allclose(out[[0, 1, 3]], [0.0, 1 - 3 / 4, 1.0])
+    assert np.isnan(out[2]) and np.isnan(out[4])
+
+
 def test_graph_neighbours_drop_the_sample_itself() -> None:
     graph = np.array([[0, 2, 1], [1, 0, 2], [0, 3, 1], [3, -1, 2]])  # row 2: itself missing (a duplicate came first)
     np.testing.assert_array_equal(graph_neighbours(graph), [[2, 1], [0, 2], [0, 3], [-1, 2]])

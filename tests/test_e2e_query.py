@@ -37,11 +37,11 @@ def neighbours(store: api.RunStore, run_id: str, epoch: int, layer: str = LAYER)
     return api.nearest_neighbours(ids, acts, SAMPLE, k=K, post_relu=True)["sample_id"].tolist()
 
 
-def marked(figure: dict, positions: dict[int, tuple[float, float]], nearest: list[int]) -> bool:
+def marked(figure: dict, positions: dict[int, tuple[float, float]], nearest: list[int], found_at: int) -> bool:
     """Whether ``figure`` (one item of MARKS) marks SAMPLE with a star and ``nearest`` with rings, at ``positions``,
-    on top of the points and in the legend."""
+    on top of the points and in the legend (the rings' entry naming LAYER and ``found_at``, the epoch of their search)."""
     marks = {m["name"]: m for m in figure["marks"]}
-    star, rings = marks.get(charts_query.QUERY), marks.get(charts_query.neighbours_name(K))
+    star, rings = marks.get(charts_query.QUERY), marks.get(charts_query.neighbours_name(K, LAYER, found_at))
     if star is None or rings is None or star["ids"] != [SAMPLE] or sorted(rings["ids"]) != sorted(nearest):
         return False
     assert star["top"] and rings["top"] and star["legend"] and rings["legend"]
@@ -64,12 +64,12 @@ def test_the_query_sample_is_marked_and_follows_the_epoch_in_the_browser(
         box = page.get_by_role("spinbutton", name="Sample id")
         box.fill(str(SAMPLE))
         box.press("Enter")
-        wait_for(page, lambda: marked(page.evaluate(MARKS)[0], epochs[1], near[1]),
+        wait_for(page, lambda: marked(page.evaluate(MARKS)[0], epochs[1], near[1], 1),
                  "the query sample and its neighbours are not marked at epoch 1")
         page.wait_for_function(IDLE, timeout=60_000)
         assert page.locator('[data-testid="stException"]').count() == 0
         legend = page.locator(f"{PLOT} .legend").first.text_content()
-        assert charts_query.QUERY in legend and charts_query.neighbours_name(K) in legend
+        assert charts_query.QUERY in legend and charts_query.neighbours_name(K, LAYER, 1) in legend
         save(page, "embeddings-query.png", tmp_path)
 
         page.evaluate("window.__hold = true")  # the server hears nothing of what follows: the browser moves the marks
@@ -77,12 +77,12 @@ def test_the_query_sample_is_marked_and_follows_the_epoch_in_the_browser(
         page.keyboard.press("ArrowRight")  # epochs 0, 1, 2: epoch 2
         wait_for(page, lambda: "epoch 2" in page.evaluate(MARKS)[0]["title"], "the plot did not switch to epoch 2")
         # the frame moves the marks with the points: epoch 2's positions (of epoch 1's neighbours, until the rerun)
-        assert marked(page.evaluate(MARKS)[0], epochs[2], near[1])
+        assert marked(page.evaluate(MARKS)[0], epochs[2], near[1], 1)
         assert "epoch=1" in page.url and page.evaluate("window.__held.length") > 0  # no rerun yet
 
         page.evaluate("window.__release()")  # the rerun finds epoch 2's neighbours and keeps the marks
         page.wait_for_url("**epoch=2**", timeout=30_000)
-        wait_for(page, lambda: marked(page.evaluate(MARKS)[0], epochs[2], near[2]),
+        wait_for(page, lambda: marked(page.evaluate(MARKS)[0], epochs[2], near[2], 2),
                  "the marks are not those of epoch 2 after the rerun")
 
         page.wait_for_function(IDLE, timeout=60_000)
@@ -100,6 +100,6 @@ def test_the_query_sample_is_marked_and_follows_the_epoch_in_the_browser(
         page.wait_for_function(IDLE, timeout=60_000)
         for figure in page.evaluate(MARKS):
             epoch = int(re.search(r"epoch (\d+)", figure["title"]).group(1))
-            assert marked(figure, epochs[epoch], near[2]), figure["title"]
+            assert marked(figure, epochs[epoch], near[2], 2), figure["title"]
         assert page.locator('[data-testid="stException"]').count() == 0
         save(page, "embeddings-query-two-views.png", tmp_path)

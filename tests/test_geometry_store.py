@@ -105,13 +105,13 @@ def test_nc3_is_nan_with_its_reason(analysed_store: tuple[RunStore, str], tmp_pa
     geo = api.layer_geometry(store, run_id).set_index(["layer", "epoch"])
     assert geo.loc[("fc2.relu", 1), "nc3_reason"].startswith("no checkpoint of epoch 1")
     assert np.isnan(geo.loc[("fc2.relu", 1), "nc3_class"]) and np.isfinite(geo.loc[("fc2.relu", 2), "nc3_class"])
-    w, why = classifier_weights(store, run_id, "fc2.relu", 2, 5)  # a layer of 5 units against the 16 inputs
+    w, why = classifier_weights(store, run_id, "fc2.relu", 2, 5, analysis_input="post_relu")  # a layer of 5 units against the 16 inputs
     assert w is None and why == "the classifier takes 16 inputs but layer 'fc2.relu' has 5 units"
-    w, why = classifier_weights(store, run_id, "fc2.relu", 2, 16)
+    w, why = classifier_weights(store, run_id, "fc2.relu", 2, 16, analysis_input="post_relu")
     assert w is not None and w.shape[1] == 16 and why == ""
     info = store.read_run(run_id)
     store.update_run(run_id, model=info["model"] | {"name": "tv:resnet18"})
-    w, why = classifier_weights(store, run_id, "fc2.relu", 0, 16)
+    w, why = classifier_weights(store, run_id, "fc2.relu", 0, 16, analysis_input="post_relu")
     assert w is None and why.startswith("the classifier of model 'tv:resnet18' is not identified")
 
 
@@ -137,7 +137,7 @@ def test_the_classifier_input_rule_matches_the_models(model: tuple[str, str]) ->
 
 def test_cka_on_a_capped_sample(analysed_store: tuple[RunStore, str], tmp_path: Path) -> None:
     """analysis.cka_max_samples: CKA on a seeded stratified subset of the embedded samples; changing it redoes
-    cka.parquet only (no snapshot), and the values are the closed form on exactly those rows."""
+    cka.parquet only (no snapshot), and the values are the (debiased) closed form on exactly those rows."""
     from backend.analysis.geometry import cka_matrix
     from backend.analysis.labels import probe_labels
     from backend.jobs.analyse_geometry import cka_rows
@@ -154,7 +154,8 @@ def test_cka_on_a_capped_sample(analysed_store: tuple[RunStore, str], tmp_path: 
     assert len(rows) == 120 and len(np.unique(fine[rows])) == len(np.unique(fine))  # stratified: every label
     reps = [np.maximum(store.read_activations(run_id, "fc2.relu", e)[1][rows], 0) for e in (0, 1, 2)]
     e = api.cka_epochs(api.read_cka(store, run_id), "fc2.relu")
-    np.testing.assert_allclose(e.to_numpy(), cka_matrix(reps), rtol=1e-6)
+    np.testing.assert_allclose(e.to_numpy(), cka_matrix(reps, debiased=True), rtol=1e-6)
+    assert api.cka_params(store, run_id)["cka_samples"] == 120 and api.cka_params(store, run_id)["cka_of"] == n
     full = api.cka_epochs(api.read_cka(analysed_store[0], run_id), "fc2.relu")
     assert not np.allclose(e.to_numpy(), full.to_numpy(), rtol=1e-6)
     with pytest.raises(api.ConfigError, match="analysis.cka_max_samples"):
@@ -198,6 +199,8 @@ def test_cka_epoch_grid_of_a_long_run(analysed_store: tuple[RunStore, str], tmp_
     pd.testing.assert_frame_equal(api.cka_to_last(cka).sort_values(["layer", "epoch"], ignore_index=True),
                                   api.cka_to_last(full).sort_values(["layer", "epoch"], ignore_index=True), rtol=1e-9)
     assert api.cka_layers(cka, 1, ["fc1.relu", "fc2.relu"]).notna().all().all()  # layer x layer untouched
+    shown = api.cka_epochs(cka, "fc2.relu")  # the grid of 2, without epoch 1 (compared with the last only)
+    assert list(shown.index) == [0, 2] == list(shown.columns) and shown.notna().all().all()
     rows = [(a, b) for a in (0, 4, 8) for b in (0, 4, 8)] + [(e, b) for e in (2, 6) for b in (e, 8)] + [(8, 2), (8, 6)]
     grid = pd.DataFrame([("epoch", "x", a, "x", b, 0.5) for a, b in rows],
                         columns=["kind", "layer_a", "epoch_a", "layer_b", "epoch_b", "cka"])

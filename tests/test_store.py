@@ -147,3 +147,13 @@ def test_docs_store_examples_work(trained_store: tuple[RunStore, str]) -> None:
         f"FROM read_parquet('{store.root}/*/metrics.parquet', filename = true) WHERE split = 'test' GROUP BY run"
     ).fetchall()
     assert rows[0][0] == run_id and 0.2 < rows[0][1] <= 1.0
+
+
+def test_the_current_schema_version_has_one_row_in_the_versions_table() -> None:
+    """docs/store.md, Versions: the current version is described in one row, the table's first (two rows of version 4
+    had been left after a change was added to it after the bump)."""
+    text = (Path(__file__).parents[1] / "docs" / "store.md").read_text(encoding="utf-8")
+    table = text[text.index("## Versions"):]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and line[2:3].isdigit()]
+    assert [r.split("|")[1].strip() for r in rows].count(str(schema.SCHEMA_VERSION)) == 1
+    assert rows[0].startswith(f"| {schema.SCHEMA_VERSION} |")

@@ -21,7 +21,7 @@ PANELS: dict[str, tuple[str, list[str]]] = {
     "nc1": ("NC1 (lower = more collapsed)", ["nc1_class", "nc1_subclass"]),
     "nc2": ("NC2 angles (0 = simplex)", ["nc2_angle_class", "nc2_angle_subclass"]),
     "nc2_norm": ("NC2 norms (0 = equal)", ["nc2_norm_class", "nc2_norm_subclass"]),
-    "nc3": ("NC3, last layer (0 = classifier = class means)", ["nc3_class"]),
+    "nc3": ("NC3, last layer (0 = classifier rows ∝ centred class means)", ["nc3_class"]),
     "nc4": ("NC4 (share, 0-1)", ["nc4_class", "nc4_subclass"]),
     "knn": ("k-NN accuracy (0-1)", ["knn_class", "knn_subclass"]),
     "probe": ("linear-probe accuracy (0-1)", ["probe_class", "probe_subclass"]),

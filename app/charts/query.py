@@ -1,6 +1,7 @@
 """The nearest-neighbour query on the Embeddings plots: the query sample as a large star with a dark outline, on top
 of every point, and its k nearest neighbours (in the layer's full space, backend/analysis/neighbours.py) as dark
-rings, each a legend entry ("query sample", "its k nearest neighbours"). Yellow (Okabe-Ito) and near-black:
+rings, each a legend entry ("query sample", "its k nearest neighbours in <layer> at epoch <e>": where they were
+found, which a second view of another layer or epoch does not share). Yellow (Okabe-Ito) and near-black:
 colour-blind safe, and apart from every class colour by shape and outline.
 
 A figure with epoch frames (charts_embeddings.with_epoch_frames, switched in the browser) gets the marks' positions
@@ -21,8 +22,10 @@ QUERY_META = "cs-query"  # the marks' ``meta`` (tests and the page's scripts fin
 HOVER = "<b>%{fullData.name}</b><br>sample %{customdata[0]} · cluster %{customdata[1]}<extra></extra>"
 
 
-def neighbours_name(k: int) -> str:
-    return f"its {k} nearest neighbour{'s' if k != 1 else ''}"  # in the layer's space: the page's panel says so
+def neighbours_name(k: int, layer: str, epoch: int) -> str:
+    """The rings' legend entry: where the neighbours were found (the first view's layer and epoch), so that a second
+    view of another layer or epoch does not pass them off as its own."""
+    return f"its {k} nearest neighbour{'s' if k != 1 else ''} in {layer} at epoch {epoch}"
 
 
 def mark_data(rows: pd.DataFrame, query: int, *, projection: str) -> list[dict]:
@@ -39,12 +42,14 @@ def mark_data(rows: pd.DataFrame, query: int, *, projection: str) -> list[dict]:
     return out
 
 
-def mark_traces(rows: pd.DataFrame, query: int, *, projection: str, k: int, present: bool = False) -> list[dict]:
-    """Two Scattergl traces (:func:`mark_data`): rings on the neighbours, then the query's star on top."""
+def mark_traces(rows: pd.DataFrame, query: int, *, projection: str, k: int, found_in: tuple[str, int],
+                present: bool = False) -> list[dict]:
+    """Two Scattergl traces (:func:`mark_data`): rings on the neighbours, then the query's star on top.
+    found_in : the (layer, epoch) whose full space the neighbours were found in (:func:`neighbours_name`)."""
     ring, star = mark_data(rows, query, projection=projection)
     size = 1.4 if present else 1.0
     return [
-        ring | {"type": "scattergl", "mode": "markers", "name": neighbours_name(k), "meta": QUERY_META,
+        ring | {"type": "scattergl", "mode": "markers", "name": neighbours_name(k, *found_in), "meta": QUERY_META,
                 "hovertemplate": HOVER, "showlegend": True,
                 "marker": {"symbol": "circle-open", "size": round(14 * size), "color": INK, "line": {"width": 2.5},
                            "opacity": 1.0}},
@@ -56,14 +61,14 @@ def mark_traces(rows: pd.DataFrame, query: int, *, projection: str, k: int, pres
 
 
 def with_query(fig: go.Figure, per_epoch: dict[int, pd.DataFrame], query: int, *, epoch: int, projection: str, k: int,
-               present: bool = False) -> go.Figure:
+               found_in: tuple[str, int], present: bool = False) -> go.Figure:
     """``fig`` with the marks of the query sample and its neighbours at ``epoch`` on top; each of its epoch
     frames (``SCRUB_FRAME`` + epoch) moves them to that epoch's positions (``per_epoch``: each epoch's rows, as for
     :func:`mark_data`; an epoch missing there keeps them where they are). A new figure: ``fig`` may be a cached one."""
     spec = fig.to_dict()
     first = len(spec["data"])
     traces = mark_traces(per_epoch.get(epoch, per_epoch[next(iter(per_epoch))]), query, projection=projection, k=k,
-                         present=present)
+                         found_in=found_in, present=present)
     frames = []
     for frame in spec.get("frames") or []:
         e = frame.get("name", "").removeprefix(SCRUB_FRAME)

@@ -213,8 +213,10 @@ def set_selection(run: str, ids: Iterable[int]) -> None:
 
 
 def clear_selection() -> None:
+    """*Clear selection*: no selection, and no neighbours query (its marks would stay on the plots otherwise)."""
     if SELECTION in st.session_state:
         st.session_state[SELECTION]["ids"] = frozenset()
+    embeddings_search.clear_query()
 
 
 def scores_ui(scores: loaders.LayerScores, layer: str, epoch: int, reason: str | None = None) -> None:

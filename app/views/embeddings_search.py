@@ -32,6 +32,7 @@ PROJECTIONS = charts_embeddings.PROJECTIONS
 DEFAULT_K = 10
 MAX_K = 200
 LAST_SINGLE = "cs-nn-single"  # session key: the last single selected sample, copied once into the id box
+QUERY_RUN = "cs-nn-run"  # session key: the run the id box's sample belongs to
 
 
 def search_labels(run: str, info: dict) -> pd.DataFrame:
@@ -122,7 +123,10 @@ class Query(NamedTuple):
 def neighbour_query(run: str, v: View, selected: set[int]) -> Query:
     """The query of the neighbours panel (its widgets' values: they are drawn under the plots, but the plots mark
     the query) and its neighbours in the layer's full space at the view's epoch. One point selected fills the id
-    box once; the box keeps it afterwards."""
+    box once; the box keeps it afterwards, until *Clear selection* (:func:`clear_query`) or another run."""
+    if st.session_state.get(QUERY_RUN) != run:  # a sample id of another run's probe set means nothing here
+        clear_query()
+        st.session_state[QUERY_RUN] = run
     if len(selected) == 1 and (single := next(iter(selected))) != st.session_state.get(LAST_SINGLE):
         st.session_state[LAST_SINGLE] = single
         st.session_state["w-nn-id"] = single
@@ -141,6 +145,12 @@ def neighbour_query(run: str, v: View, selected: set[int]) -> Query:
     return Query(int(sample), k, metric, post, nn, ids, acts, None)
 
 
+def clear_query() -> None:
+    """Forget the neighbours panel's query sample (the id box) and the single selection that filled it."""
+    st.session_state["w-nn-id"] = None
+    st.session_state.pop(LAST_SINGLE, None)
+
+
 def query_marks(run: str, v: View, query: Query | None, layer: str, epoch: int) -> Callable[[go.Figure], go.Figure] | None:
     """What adds the query sample and its neighbours to the figure of the view (``layer``, ``epoch``): at their
     places in every epoch of the layer when the figure has epoch frames (app/views/embeddings_scrub.py). None
@@ -157,7 +167,7 @@ def query_marks(run: str, v: View, query: Query | None, layer: str, epoch: int) 
     def extend(fig: go.Figure) -> go.Figure:
         epochs = v.scores.epochs.get(layer, [epoch]) if fig.frames else [epoch]
         return charts_query.with_query(fig, {e: rows(e) for e in epochs}, query.sample, epoch=epoch, projection=v.proj,
-                                       k=len(query.nn), present=state.presenting())
+                                       k=len(query.nn), found_in=(v.layer, v.epoch), present=state.presenting())
 
     return extend
 

@@ -58,9 +58,24 @@ def cka_ui(run: str, cka: pd.DataFrame, layers: list[str], epoch: int, layer: st
     widgets.show(cg.cka_to_last_curves(api.cka_to_last(cka), layers, title=f"Which layers have settled ({run})"),
                  f"{run}-cka-to-last", "fig-cka-last", legend="layer")
     st.caption("Linear CKA (Kornblith et al. 2019; SCIENCE.md 7) between the layer's post-ReLU values on the same "
-               "probe samples (at most `analysis.cka_max_samples` of them): 1 = the same representation up to rotation "
+               f"probe samples: {cka_samples_text(lg.cka_params(run))} 1 = the same representation up to rotation "
                "and scale. A layer has settled when its CKA with its last epoch stays near 1. A long run compares "
                "every two of at most `analysis.cka_max_epochs` evenly spaced epochs, the others with the last only.")
+
+
+def cka_samples_text(params: dict) -> str:
+    """"CKA on N of M samples" and its estimator, from the CKA table's stored parameters (api.cka_params)."""
+    n, m = params.get("cka_samples"), params.get("cka_of")
+    size = (f"CKA on {n:,} of {m:,} embedded samples (`analysis.cka_max_samples`)." if n is not None and m is not None
+            else "CKA on at most `analysis.cka_max_samples` of the embedded samples.")
+    if params.get("cka_batch"):
+        how = f" Unbiased HSIC over minibatches of {params['cka_batch']:,} (`analysis.cka_batch`)."
+    elif params.get("cka_debiased"):
+        how = " Debiased HSIC (Song et al. 2012; about 0 for unrelated representations; `analysis.cka_debiased`)."
+    else:  # absent (a file written before it was stored) or false: the biased closed form
+        how = (" Biased closed form: unrelated representations of d units on n samples score about d/(n + d), "
+               "so fewer samples raise every value (`analysis.cka_debiased = true` removes it).")
+    return size + how
 
 
 def curves_ui(run: str, geo: pd.DataFrame, layers: list[str], reason: str | None) -> None:
@@ -71,7 +86,8 @@ def curves_ui(run: str, geo: pd.DataFrame, layers: list[str], reason: str | None
                             format_func=lambda p: cg.PANELS[p][0],
                             help="NC1 = Tr(Σ_W Σ_B⁺)/C; NC2 angles = mean |cos + 1/(C−1)| of the centred means, norms = "
                                  "std/mean of their lengths; NC3 = ‖W/‖W‖ − Mᵀ/‖M‖‖² of the classifier's weights W and "
-                                 "the centred class means M (the layer that feeds the classifier only); NC4 = share "
+                                 "the centred class means M, 0 when the rows of W are proportional to them (self-duality; the "
+                                 "layer that feeds the classifier only); NC4 = share "
                                  "whose nearest mean is the prediction (neural "
                                  "collapse, Papyan et al. 2020); k-NN and linear-probe accuracy; TwoNN intrinsic "
                                  "dimension (Facco et al. 2017); SCIENCE.md 7.")
@@ -94,7 +110,8 @@ def curves_ui(run: str, geo: pd.DataFrame, layers: list[str], reason: str | None
 def nc3_note(geo: pd.DataFrame) -> str:
     """Where NC3 is measured and, where the layer that would have it has none, why (the analysis's reason)."""
     text = ("NC3 compares the classifier's weights with the centred class means of the layer that feeds it, on the "
-            "training probe samples; the other layers have none.")
+            "training probe samples (0: the weights' rows are proportional to those means, self-duality), where the "
+            "analysed values are what the classifier receives; the other layers have none.")
     missing = geo[geo["nc3_class"].isna() & ~geo["nc3_reason"].str.startswith("NC3 is defined for")]
     if missing.empty:
         return text

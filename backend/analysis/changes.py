@@ -70,11 +70,21 @@ def graph_neighbours(indices: np.ndarray) -> np.ndarray:
 def neighbourhood_change(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     """Jaccard distance per row between two neighbour index arrays (n_samples, k) over the same samples.
 
-    Returns float64 (n_samples,) in [0, 1].
+    Entries of -1 (NN-descent's unfilled ones, kept by :func:`graph_neighbours`) are no neighbours: the distance is
+    over each row's valid entries, NaN for a row with none on either side. Returns float64 (n_samples,) in [0, 1].
     """
     if before.shape != after.shape:
         raise ClusterScopeError(f"neighbour lists must have the same shape; got {before.shape} and {after.shape}.")
+    before, after = np.asarray(before, np.int64), np.asarray(after, np.int64)
     k = before.shape[1]
-    both = np.sort(np.concatenate([before, after], axis=1), axis=1)  # each row's own lists hold no repeats
+    # each -1 becomes a negative value of its own, so it matches nothing (ids are >= 0; -2 - column is unique)
+    column = np.arange(2 * k, dtype=np.int64)[None, :]
+    both = np.concatenate([before, after], axis=1)  # each row's own lists hold no repeats of a valid id
+    valid = both >= 0
+    both = np.sort(np.where(valid, both, -2 - column), axis=1)
     shared = (both[:, 1:] == both[:, :-1]).sum(axis=1)
-    return 1.0 - shared / (2 * k - shared)
+    union = valid.sum(axis=1) - shared
+    out = np.full(len(both), np.nan)
+    ok = valid[:, :k].any(axis=1) & valid[:, k:].any(axis=1)
+    out[ok] = 1.0 - shared[ok] / union[ok]
+    return out

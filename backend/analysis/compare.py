@@ -26,7 +26,7 @@ GEOMETRY_DIRECTIONS = {
     "nc2_norm_class": "lower = class means closer to equal norms", "nc2_angle_class": "lower = class means closer to a simplex",
     "nc2_norm_subclass": "lower = subclass means closer to equal norms",
     "nc2_angle_subclass": "lower = subclass means closer to a simplex",
-    "nc3_class": "lower = classifier closer to the class means",
+    "nc3_class": "lower = classifier rows closer to proportional to the centred class means",
     "nc4_class": "higher = nearest class mean agrees more with the prediction",
     "nc4_subclass": "higher = nearest subclass mean's class agrees more with the prediction",
     "knn_class": "higher = classes more separable by neighbours", "knn_subclass": "higher = subclasses more separable by neighbours",

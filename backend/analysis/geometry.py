@@ -4,8 +4,8 @@ Pure: arrays and keyword-only parameters in, numbers or arrays out. X is one lay
 at one epoch (post-ReLU unless ``analysis.input = "pre"``), one row per probe sample; y its classes
 (the training target), z its hidden subclasses (SCIENCE.md 2). Measures:
 
-- linear CKA between two representations of the same samples (:func:`linear_cka`, closed form; the
-  unbiased minibatch estimator :func:`minibatch_cka` for large N [P]);
+- linear CKA between two representations of the same samples (:func:`linear_cka`, closed form, biased or
+  debiased [P]; the unbiased minibatch estimator :func:`minibatch_cka` for large N [P]);
 - neural collapse NC1, NC2, NC3, NC4 for a grouping (:func:`nc1`, :func:`nc2`, :func:`nc3`, :func:`nc4`),
   classes and subclasses (subclass NC1 within each class [P]: :func:`nc1_within`);
 - k-NN accuracy from the analysis's own neighbour graph (:func:`knn_accuracy`) [P];
@@ -36,17 +36,19 @@ def _centred(x: np.ndarray) -> np.ndarray:
     return xc / np.asarray(top, dtype=x.dtype) if top > 0 else xc  # Gram products of huge values cannot overflow
 
 
-def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+def linear_cka(x: np.ndarray, y: np.ndarray, *, debiased: bool = False) -> float:
     """Linear CKA (Kornblith et al. 2019; SCIENCE.md 7): ||YᵀX||²_F / (||XᵀX||_F · ||YᵀY||_F), columns centred.
 
     x : (n_samples, d1), y : (n_samples, d2), rows the same samples. In [0, 1]; 1 for x with itself;
     invariant to orthogonal transforms and isotropic scaling of either side. NaN when either side is
-    constant (no variance to compare).
+    constant (no variance to compare). This biased form gives unrelated representations about d/(n + d)
+    (0.2 for 512 units on 2,000 samples); ``debiased`` [P]: each HSIC by the unbiased estimator of Song et al.
+    (2012) in its closed form on the features (:func:`_hsic_debiased`, as Kornblith's code and Nguyen et al.
+    2021), about 0 for unrelated ones (it can then be slightly negative); it needs n >= 4 (NaN below).
     """
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must hold the same samples (rows); got {x.shape[0]} and {y.shape[0]} rows.")
-    xc, yc = _centred(x), _centred(y)
-    return _cka_centred(xc, yc, _self_norm(xc), _self_norm(yc))
+    return float(cka_matrix([x, y], debiased=debiased)[0, 1])
 
 
 def _self_norm(xc: np.ndarray) -> float:
@@ -59,6 +61,20 @@ def _cka_centred(xc: np.ndarray, yc: np.ndarray, nx: float, ny: float) -> float:
     if nx == 0 or ny == 0:
         return float("nan")
     return float(np.linalg.norm((yc.T @ xc).astype(np.float64)) ** 2 / (nx * ny))
+
+
+def _row_norms(xc: np.ndarray) -> np.ndarray:
+    """Squared norm of each row of a centred X, float64 (n,): the diagonal of its Gram matrix."""
+    return np.einsum("ij,ij->i", xc, xc, dtype=np.float64)
+
+
+def _hsic_debiased(dot: float, rx: np.ndarray, ry: np.ndarray) -> float:
+    """n(n − 3) times the unbiased HSIC of Song et al. (2012) of two linear kernels, from the features alone:
+    dot = ||YᵀX||²_F of the centred X, Y and rx, ry their row norms squared (:func:`_row_norms`). With K = XXᵀ
+    of centred X, K with its diagonal zeroed sums to −Σrx and its rows to −rx, which turns the estimator into
+    dot − n/(n − 2) rx·ry + Σrx Σry / ((n − 1)(n − 2)) (Kornblith's cka.py): no n x n matrix is formed."""
+    n = len(rx)
+    return float(dot - n / (n - 2) * float(rx @ ry) + float(rx.sum()) * float(ry.sum()) / ((n - 1) * (n - 2)))
 
 
 def _hsic_unbiased(k: np.ndarray, m: np.ndarray) -> float:
@@ -96,11 +112,12 @@ def minibatch_cka(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int) -
     return float(xy / np.sqrt(xx * yy)) if xx > 0 and yy > 0 else float("nan")
 
 
-def cka_matrix(reps: list[np.ndarray], *, batch_size: int = 0, seed: int = 0) -> np.ndarray:
+def cka_matrix(reps: list[np.ndarray], *, batch_size: int = 0, seed: int = 0, debiased: bool = False) -> np.ndarray:
     """Linear CKA between every pair of ``reps`` (each (n_samples, d_i), the same samples): (n, n), symmetric.
 
-    ``batch_size`` 0: the closed form (:func:`linear_cka`); else :func:`minibatch_cka` with that batch
-    size (``analysis.cka_batch``, SCIENCE.md 7 [P]). Centres and norms are computed once per array.
+    ``batch_size`` 0: the closed form (:func:`linear_cka`, biased or ``debiased``: ``analysis.cka_debiased``);
+    else :func:`minibatch_cka` with that batch size (``analysis.cka_batch``, SCIENCE.md 7 [P]; always unbiased).
+    Centres and norms are computed once per array.
     """
     n = len(reps)
     out = np.eye(n)
@@ -111,10 +128,30 @@ def cka_matrix(reps: list[np.ndarray], *, batch_size: int = 0, seed: int = 0) ->
         return out
     centred = [_centred(r) for r in reps]
     norms = [_self_norm(c) for c in centred]
+    if debiased:
+        return _debiased_matrix(centred, norms)
     for i in range(n):
         out[i, i] = 1.0 if norms[i] > 0 else np.nan
         for j in range(i + 1, n):
             out[i, j] = out[j, i] = _cka_centred(centred[i], centred[j], norms[i], norms[j])
+    return out
+
+
+def _debiased_matrix(centred: list[np.ndarray], norms: list[float]) -> np.ndarray:
+    """:func:`cka_matrix` with the debiased HSIC (:func:`_hsic_debiased`) of centred arrays and their ||XᵀX||_F."""
+    n = len(centred)
+    out = np.full((n, n), np.nan)
+    if not centred or centred[0].shape[0] < 4:  # the unbiased estimator needs 4 samples
+        return out
+    rows = [_row_norms(c) for c in centred]
+    self_hsic = [_hsic_debiased(nx ** 2, r, r) if np.isfinite(nx) else np.nan for nx, r in zip(norms, rows, strict=True)]
+    ok = [bool(h > 0) for h in self_hsic]  # NaN (diverged) or no variance beyond the estimator's bias: no CKA
+    for i in range(n):
+        out[i, i] = 1.0 if ok[i] else np.nan
+        for j in range(i + 1, n):
+            if ok[i] and ok[j]:
+                dot = float(np.linalg.norm((centred[j].T @ centred[i]).astype(np.float64)) ** 2)
+                out[i, j] = out[j, i] = _hsic_debiased(dot, rows[i], rows[j]) / np.sqrt(self_hsic[i] * self_hsic[j])
     return out
 
 
@@ -186,18 +223,41 @@ def nc3(weights: np.ndarray, x: np.ndarray, classes: np.ndarray) -> float:
     if w.shape != means.shape:
         raise ValueError(f"weights must be (classes, units) = {means.shape}; got {w.shape}.")
     m = means - means.mean(axis=0)
-    return float(np.sum((w / np.linalg.norm(w) - m / np.linalg.norm(m)) ** 2))
+    nw, nm = np.linalg.norm(w), np.linalg.norm(m)
+    if not (np.isfinite(nw) and np.isfinite(nm) and nw > 0 and nm > 0):  # no direction to compare (as nc2)
+        return float("nan")
+    return float(np.sum((w / nw - m / nm) ** 2))
+
+
+def nc3_problem(weights: np.ndarray, x: np.ndarray, classes: np.ndarray) -> str:
+    """Why :func:`nc3_of` is NaN for these inputs ("" when it is not): weights (n_outputs, d), x (n, d), classes (n,)."""
+    w = np.asarray(weights, np.float64)
+    ids = np.unique(classes)
+    if len(ids) < 2:
+        return f"the training probe samples hold {len(ids)} class(es); NC3 needs at least 2"
+    if ids.min() < 0 or ids.max() >= w.shape[0]:
+        return f"class ids {ids.min()}..{ids.max()} of the training probe samples have no row in the classifier's {w.shape[0]} outputs"
+    if w.shape[1] != x.shape[1]:
+        return f"the classifier takes {w.shape[1]} inputs but the layer has {x.shape[1]} units"
+    if not np.isfinite(w).all():
+        return "the classifier's weights hold NaN or infinite values (training diverged)"
+    if not np.isfinite(x).all():
+        return "the layer's values hold NaN or infinite values (training diverged)"
+    if not np.any(w[ids]):
+        return "the classifier's weights of these classes are all 0: no direction to compare"
+    _, means = _means(np.asarray(x, np.float64), classes)
+    if np.linalg.norm(means - means.mean(axis=0)) <= 1e-12 * max(1.0, float(np.abs(means).max())):
+        return "the class means of the layer coincide (a dead or class-blind layer: every centred mean is 0)"
+    return ""
 
 
 def nc3_of(weights: np.ndarray, x: np.ndarray, classes: np.ndarray) -> float:
     """:func:`nc3` with the classifier's rows of the classes present in ``classes`` (class id c = row c of
-    ``weights``, (n_outputs, d)); NaN when a class id has no row, fewer than 2 classes are present, the
-    widths differ or the weights are not finite."""
-    w = np.asarray(weights, np.float64)
-    ids = np.unique(classes)
-    if len(ids) < 2 or ids.min() < 0 or ids.max() >= w.shape[0] or w.shape[1] != x.shape[1] or not np.isfinite(w).all():
+    ``weights``, (n_outputs, d)); NaN when :func:`nc3_problem` names a reason: a class id without a row, fewer
+    than 2 classes, other widths, non-finite weights or values, all-zero weights or coinciding class means."""
+    if nc3_problem(weights, x, classes):
         return float("nan")
-    return nc3(w[ids], x, classes)
+    return nc3(np.asarray(weights, np.float64)[np.unique(classes)], x, classes)
 
 
 def nc4(x: np.ndarray, groups: np.ndarray, predictions: np.ndarray, group_class: dict[int, int] | None = None) -> float:

@@ -46,6 +46,7 @@ class SnapshotResult:
     groups: pd.DataFrame  # kind, group, value
     layout: np.ndarray  # (n_points, 2) float32, the (aligned) UMAP layout, for the next epoch's init
     neighbours: pd.DataFrame  # sample_id, neighbours: step 3's graph without the samples themselves (the changes reuse it)
+    nc3_reason: str = ""  # why NC3 is NaN although the classifier's weights were given (geometry.nc3_problem)
 
 
 def check_snapshot(values: np.ndarray, *, n_neighbors: int) -> None:
@@ -207,4 +208,13 @@ def analyze_snapshot(values: np.ndarray, *, sample_ids: np.ndarray, labels: Labe
     row |= measures_row | {"wtm_fraction": wtm_fraction, "depth": depth, "n_units": values.shape[1],
                            "n_alive": int((~measures.dead_units(values)).sum()), "n_points": len(points)}
     row["seconds"] = time.perf_counter() - start
-    return SnapshotResult(points, units, stats, row, groups, layout, neighbours)
+    return SnapshotResult(points, units, stats, row, groups, layout, neighbours, _nc3_reason(values, labels, params, classifier))
+
+
+def _nc3_reason(values: np.ndarray, labels: Labels, a: AnalysisConfig, classifier: np.ndarray | None) -> str:
+    """Why step 8's NC3 is NaN with ``classifier`` given (on X of the training samples, as snapshot_geometry_of)."""
+    if classifier is None or not a.geometry:
+        return ""
+    t = labels.train if labels.train.any() else np.ones_like(labels.train)
+    raw = np.maximum(values[t], 0.0) if a.input == "post_relu" else values[t]
+    return geometry.nc3_problem(classifier, raw, labels.classes[t])

@@ -31,7 +31,7 @@ from backend.jobs.analyse_rotation import run_rotation
 from backend.jobs.baselines import BASELINE_KEYS, run_baselines
 from backend.store import RunStore
 
-ANALYSIS_VERSION = 5  # bump when a change to the code changes results: stored files are then redone
+ANALYSIS_VERSION = 7  # bump when a change to the code changes results: stored files are then redone
 SNAPSHOT_TABLES = ("points", "neighbours", "units", "unit_stats", "layers", "groups")
 
 
@@ -120,8 +120,9 @@ def analyze_run(store: RunStore, run_id: str, params: AnalysisConfig, *,
     _network_measures(store, run_id, info, samples, params, (ptext, phash), force=changed, report=report)
     run_rotation(store, run_id, (ptext, phash), report.errors)
     fine = probe_labels(samples, info).fine
-    cka_of_run(store, run_id, layers, cka_rows(fine, _subset(fine, params.max_samples, params.seed), params), params,
-               (ptext, phash), force=changed, errors=report.errors)  # SCIENCE.md 7: CKA between layers and epochs
+    embedded = _subset(fine, params.max_samples, params.seed)
+    cka_of_run(store, run_id, layers, cka_rows(fine, embedded, params), params, (ptext, phash), of=len(embedded),
+               force=changed, errors=report.errors)  # SCIENCE.md 7: CKA between layers and epochs
     run_changes(store, run_id, params, (ptext, phash), report.errors)  # what changed between epochs (issue 17)
     run_baselines(store, run_id, info, params, report.errors, progress=progress)
     store.analysis.write_status(run_id, {"params_hash": phash, "errors": report.errors,
@@ -200,8 +201,8 @@ def _analyze_one(store: RunStore, run_id: str, layer: str, epoch: int, samples: 
             raise AnalysisError("its sample ids do not match samples.parquet; the snapshot is from another probe set.")
         sub = Labels(labels.classes[keep], None if labels.subclass is None else labels.subclass[keep],
                      None if labels.superclass is None else labels.superclass[keep], labels.fine[keep], labels.train[keep])
-        weights, why = classifier_weights(store, run_id, layer, epoch, values.shape[1]) if params.geometry \
-            else (None, "analysis.geometry = false")
+        weights, why = classifier_weights(store, run_id, layer, epoch, values.shape[1], analysis_input=params.input) \
+            if params.geometry else (None, "analysis.geometry = false")
         result = analyze_snapshot(values[keep], sample_ids=ids[keep], labels=sub, params=params, depth=depth, init=prev,
                                   predictions=snapshot_predictions(store, run_id, epoch, ids[keep]), classifier=weights)
     except (AnalysisError, StoreError) as exc:
@@ -217,14 +218,15 @@ def _analyze_one(store: RunStore, run_id: str, layer: str, epoch: int, samples: 
     w(run_id, "units", result.units, params=text, params_hash=phash, layer=layer, epoch=epoch)
     w(run_id, "unit_stats", result.unit_stats, params=text, params_hash=phash, layer=layer, epoch=epoch)
     w(run_id, "groups", result.groups, params=text, params_hash=phash, layer=layer, epoch=epoch)
-    row = pd.DataFrame([result.layer]).assign(nc3_reason=nc3_reason(result.layer, why))
+    row = pd.DataFrame([result.layer]).assign(nc3_reason=nc3_reason(result.layer, why or result.nc3_reason))
     w(run_id, "layers", row, params=text, params_hash=phash, layer=layer, epoch=epoch)
     report.analysed.append((layer, epoch))
     return result.layout
 
 
 def nc3_reason(row: dict[str, float], why: str) -> str:
-    """Why ``row``'s NC3 is NaN ("" when it is not): ``why`` from :func:`classifier_weights`, else the classes'."""
+    """Why ``row``'s NC3 is NaN ("" when it is not): ``why`` (:func:`classifier_weights`, else the snapshot's
+    ``geometry.nc3_problem``), else the classes'."""
     if np.isfinite(row.get("nc3_class", np.nan)):
         return ""
     return why or "the training probe samples' classes do not match the classifier's outputs (fewer than 2, or ids without a row)"

@@ -12,6 +12,7 @@ defines it (post-ReLU unless ``analysis.input = "pre"``).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -59,11 +60,49 @@ def classifier_input_layer(info: RunInfo) -> str | None:
     return None
 
 
-def classifier_weights(store: RunStore, run_id: str, layer: str, epoch: int, units: int) -> tuple[np.ndarray | None, str]:
+def classifier_input_mismatch(info: RunInfo, analysis_input: str) -> str:
+    """"" when X as the analysis takes it from the layer that feeds the classifier (the recorded pre-activations x,
+    pooled per channel by ``snapshots.reduction`` for conv layers, then max(x, 0) unless ``analysis.input = "pre"``)
+    is exactly what the classifier receives (backend/training/models.py, in eval mode: dropout off); else why NC3
+    cannot be measured on it: what the classifier receives, what was recorded, and the setting that would match.
+    Without that equality NC3 compares the weights with other features and cannot reach 0 under full collapse.
+
+    mlp: max(x, 0), or x with ``model.activation = "linear"``; vgg: the global max over the feature map of max(x, 0),
+    equal to max(max(x), 0) (ReLU is monotone), so ``snapshots.reduction = "max"`` with post-ReLU; resnet: the
+    global average of max(x, 0), which neither max(x) nor mean(x) recovers (a ReLU does not commute with a mean).
+    """
+    m = info.section("model")
+    name = info.model_name or m.get("name")
+    post = analysis_input == "post_relu"
+    if name == "mlp":
+        linear = m.get("activation", "relu") == "linear"
+        if linear != post:
+            return ""
+        gets = "its values x unchanged (model.activation = \"linear\": no ReLU)" if linear else "max(x, 0) (ReLU)"
+        took = "max(x, 0)" if post else "x"
+        fix = "analysis.input = \"pre\"" if linear else "analysis.input = \"post_relu\""
+        return (f"the classifier receives the last hidden layer's {gets} but the analysis takes {took} "
+                f"(analysis.input = \"{analysis_input}\"); analyse with {fix} to measure NC3")
+    reduction = str(info.section("snapshots").get("reduction", "max"))
+    pooled = f"{reduction}(x) over each channel's feature map (snapshots.reduction = \"{reduction}\")"
+    took = f"max({reduction}(x), 0)" if post else f"{reduction}(x)"
+    recorded = f"the snapshots record {pooled} and the analysis takes {took} (analysis.input = \"{analysis_input}\")"
+    if name == "vgg":
+        if reduction == "max" and post:
+            return ""
+        return (f"the classifier receives the global max pooling of max(x, 0), i.e. max(max(x), 0), but {recorded}; "
+                "record with snapshots.reduction = \"max\" and analyse with analysis.input = \"post_relu\" to measure NC3")
+    return (f"the classifier receives the global average pooling of max(x, 0), mean(max(x, 0)), but {recorded}; no "
+            "setting records it (neither pooling of the pre-activations gives it), so NC3 is not measured for the resnet")
+
+
+def classifier_weights(store: RunStore, run_id: str, layer: str, epoch: int, units: int, *,
+                       analysis_input: str) -> tuple[np.ndarray | None, str]:
     """(W, "") with W (n_classes, units) the classifier's weights at ``epoch``, for NC3 of ``layer`` (SCIENCE.md 7:
     the last layer only); else (None, why NC3 is NaN): ``layer`` does not feed the classifier, the model's
-    classifier is not identified, no checkpoint of ``epoch`` (or an unreadable one), or a width mismatch. The
-    checkpoint is read as the store reads every one: ``torch.load(weights_only=True)``, never unpickled."""
+    classifier is not identified, the analysed values are not the classifier's input (:func:`classifier_input_mismatch`;
+    ``analysis_input`` is ``analysis.input``), no checkpoint of ``epoch`` (or an unreadable one), or a width mismatch.
+    The checkpoint is read as the store reads every one: ``torch.load(weights_only=True)``, never unpickled."""
     info = store.run_info(run_id)
     feeding = classifier_input_layer(info)
     if feeding is None:
@@ -71,12 +110,15 @@ def classifier_weights(store: RunStore, run_id: str, layer: str, epoch: int, uni
                       "ClusterScope's mlp, vgg and resnet)")
     if layer != feeding:
         return None, f"NC3 is defined for the layer that feeds the classifier ({feeding}) only"
+    if why := classifier_input_mismatch(info, analysis_input):
+        return None, why
     if epoch not in store.checkpoint_epochs(run_id):
         return None, f"no checkpoint of epoch {epoch} (checkpoints/epoch={epoch:04d}.pt: snapshots.checkpoints = false, or not imported)"
     try:
         state = store.load_checkpoint(run_id, epoch)
-    except StoreError as exc:
-        return None, f"the checkpoint of epoch {epoch} cannot be read: {exc}"
+    except StoreError:  # its text names the file's absolute path, and this reason is stored and shown in a page
+        return None, (f"the checkpoint of epoch {epoch} (checkpoints/epoch={epoch:04d}.pt) cannot be read: the file is corrupt "
+                      "or not a weights-only state dict; replace it, or remove it to analyse without NC3 at that epoch")
     w = state.get(CLASSIFIER_KEY)
     if w is None or not hasattr(w, "numpy") or w.ndim != 2:
         return None, f"the checkpoint of epoch {epoch} has no 2-D {CLASSIFIER_KEY!r}"
@@ -85,7 +127,8 @@ def classifier_weights(store: RunStore, run_id: str, layer: str, epoch: int, uni
     return w.detach().cpu().numpy().astype(np.float64), ""
 
 
-CKA_KEYS = ("cka_max_samples", "cka_max_epochs")  # only CKA depends on these: left out of the snapshots' hash (analyse.params_of)
+# only CKA depends on these: left out of the snapshots' hash (analyse.params_of)
+CKA_KEYS = ("cka_max_samples", "cka_max_epochs", "cka_debiased")
 
 
 def cka_rows(fine: np.ndarray, keep: np.ndarray, a: AnalysisConfig) -> np.ndarray:
@@ -98,12 +141,13 @@ def cka_rows(fine: np.ndarray, keep: np.ndarray, a: AnalysisConfig) -> np.ndarra
 
 
 def cka_of_run(store: RunStore, run_id: str, layers: list[str], keep: np.ndarray, a: AnalysisConfig,
-               ptag: tuple[str, str], *, force: bool, errors: dict[str, str]) -> None:
+               ptag: tuple[str, str], *, of: int, force: bool, errors: dict[str, str]) -> None:
     """Write ``analysis/cka.parquet`` (schema.CKA_SCHEMA) unless it is up to date with these parameters and
     snapshots; nothing (and a stale file removed) with ``analysis.geometry = false``.
 
     layers : the recorded layers in network order; keep : the row indices of the samples CKA compares
-    (:func:`cka_rows`: at most ``analysis.cka_max_samples`` of the embedded ones).
+    (:func:`cka_rows`: at most ``analysis.cka_max_samples`` of the ``of`` embedded ones). Its parameters JSON
+    adds :data:`CKA_KEYS`, ``cka_samples`` (len(keep)) and ``cka_of`` for the page's "CKA on N of M samples".
     A snapshot that cannot be read or holds non-finite values is left out, and named in ``errors["cka"]`` unless
     ``errors`` already names it (as ``"layer@epoch"``, the snapshot analysis's own report).
     """
@@ -126,7 +170,8 @@ def cka_of_run(store: RunStore, run_id: str, layers: list[str], keep: np.ndarray
         errors["cka"] = f"run {run_id!r}: CKA leaves out snapshot(s) {', '.join(sorted(set(bad)))} (unreadable or non-finite)."
     table = pd.concat([r for r in rows if not r.empty], ignore_index=True) if any(not r.empty for r in rows) \
         else schema.CKA_SCHEMA.empty_table().to_pandas()
-    store.analysis.write(run_id, "cka", table, params=text, params_hash=tag)
+    own_params = {k: getattr(a, k) for k in CKA_KEYS} | {"cka_samples": int(len(keep)), "cka_of": int(of)}
+    store.analysis.write(run_id, "cka", table, params=json.dumps(json.loads(text) | own_params, sort_keys=True), params_hash=tag)
 
 
 def _values(store: RunStore, run_id: str, layer: str, epoch: int, keep: np.ndarray, a: AnalysisConfig,
@@ -145,7 +190,7 @@ def _values(store: RunStore, run_id: str, layer: str, epoch: int, keep: np.ndarr
 def _matrix_rows(kind: str, keys: list[tuple[str, int]], reps: list[np.ndarray], a: AnalysisConfig) -> pd.DataFrame:
     from backend.analysis.geometry import cka_matrix
 
-    m = cka_matrix(reps, batch_size=a.cka_batch, seed=a.seed)
+    m = cka_matrix(reps, batch_size=a.cka_batch, seed=a.seed, debiased=a.cka_debiased)
     rows: list[dict[str, Any]] = [{"kind": kind, "layer_a": ka[0], "epoch_a": ka[1], "layer_b": kb[0], "epoch_b": kb[1],
                                    "cka": float(m[i, j])} for i, ka in enumerate(keys) for j, kb in enumerate(keys)]
     return pd.DataFrame(rows, columns=schema.CKA_SCHEMA.names)
@@ -183,7 +228,7 @@ def _epoch_block(store: RunStore, run_id: str, layer: str, epochs: list[int], ke
     for e in (e for e in epochs if e not in grid):
         v = _values(store, run_id, layer, e, keep, a, bad)
         if v is not None:
-            m = cka_matrix([v, rep], batch_size=a.cka_batch, seed=a.seed)
+            m = cka_matrix([v, rep], batch_size=a.cka_batch, seed=a.seed, debiased=a.cka_debiased)
             frames.append(pd.DataFrame([("epoch", layer, e, layer, b, float(m[0, j])) for j, b in enumerate((e, last))]
                                        + [("epoch", layer, last, layer, e, float(m[1, 0]))], columns=schema.CKA_SCHEMA.names))
     return pd.concat(frames, ignore_index=True)
