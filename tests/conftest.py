@@ -51,14 +51,23 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _home.clear()
 
 
-# The modules whose tests start Ray (markers ray and cluster): `make test` runs them in one of its processes.
-RAY_MODULES = ("tests/test_analyse_ray.py", "tests/test_ray_cluster.py", "tests/test_sweep.py")
+# The modules (of this folder) whose tests start Ray (markers ray and cluster): `make test` runs them in one of its
+# processes.
+TESTS = Path(__file__).resolve().parent
+RAY_MODULES = ("test_analyse_ray.py", "test_ray_cluster.py", "test_sweep.py")
+
+
+def in_ray_module(rootpath: Path, nodeid: str) -> bool:
+    """Whether the test ``nodeid`` (relative to the session's ``rootpath``, as pytest writes node ids) is in a module
+    of RAY_MODULES: by its file, wherever pytest runs from and whatever its rootdir."""
+    path = (rootpath / nodeid.split("::")[0]).resolve()
+    return path.parent == TESTS and path.name in RAY_MODULES
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test marked ray or cluster outside RAY_MODULES would run beside the others: refused by name."""
     for item in items:
-        if (item.get_closest_marker("ray") or item.get_closest_marker("cluster")) and item.nodeid.split("::")[0] not in RAY_MODULES:
+        if (item.get_closest_marker("ray") or item.get_closest_marker("cluster")) and not in_ray_module(config.rootpath, item.nodeid):
             raise pytest.UsageError(f"{item.nodeid} starts Ray: add its module to RAY_MODULES in tests/conftest.py")
 
 
@@ -72,8 +81,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class OneRayAtATime(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::")[0]
-            return "ray" if module in RAY_MODULES else module
+            return "ray" if in_ray_module(self.config.rootpath, nodeid) else nodeid.split("::")[0]
 
         def _assign_work_unit(self, node: Any) -> None:
             if "ray" in self.workqueue:

@@ -1,0 +1,28 @@
+"""The suite's own machinery (tests/conftest.py): which modules form the Ray unit of a parallel run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import in_ray_module
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_ray_modules_are_found_by_their_file_whatever_the_rootdir() -> None:
+    assert in_ray_module(ROOT, "tests/test_sweep.py::test_x") and in_ray_module(ROOT, "tests/test_ray_cluster.py")
+    assert in_ray_module(ROOT.parent, f"{ROOT.name}/tests/test_analyse_ray.py::test_x[a::b]")
+    assert not in_ray_module(ROOT, "tests/test_training.py::test_x")
+    assert not in_ray_module(ROOT.parent, "tests/test_sweep.py::test_x")  # another folder's test_sweep.py
+
+
+def test_collecting_the_ray_tests_from_another_rootdir_is_accepted() -> None:
+    """Node ids are relative to the rootdir: with another one the Ray tests are still known as such (they were
+    refused as 'starts Ray: add its module to RAY_MODULES' when the module was matched by its node id)."""
+    out = subprocess.run([sys.executable, "-m", "pytest", "--rootdir", str(ROOT.parent), "--collect-only", "-q",
+                          "-p", "no:cacheprovider", "-m", "ray", str(ROOT / "tests" / "test_sweep.py")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert f"{ROOT.name}/tests/test_sweep.py::test_sweep_trains_analyses_and_records_axes" in out.stdout, out.stdout[-2000:]
