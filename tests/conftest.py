@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,9 +53,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 # The modules (of this folder) whose tests start Ray (markers ray and cluster): `make test` runs them in one of its
-# processes.
+# processes, in this order: the multi-node cluster's first, then the two that share one local Ray (ray_local).
 TESTS = Path(__file__).resolve().parent
-RAY_MODULES = ("test_analyse_ray.py", "test_ray_cluster.py", "test_sweep.py")
+RAY_MODULES = ("test_ray_cluster.py", "test_analyse_ray.py", "test_sweep.py")
 
 
 def in_ray_module(rootpath: Path, nodeid: str) -> bool:
@@ -65,10 +66,27 @@ def in_ray_module(rootpath: Path, nodeid: str) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test marked ray or cluster outside RAY_MODULES would run beside the others: refused by name."""
+    """A test marked ray or cluster outside RAY_MODULES would run beside the others: refused by name. The tests of
+    RAY_MODULES run one module after another, in its order, where the first of them would have run: the modules
+    that use ray_local follow each other, so one local Ray serves them all."""
     for item in items:
         if (item.get_closest_marker("ray") or item.get_closest_marker("cluster")) and not in_ray_module(config.rootpath, item.nodeid):
             raise pytest.UsageError(f"{item.nodeid} starts Ray: add its module to RAY_MODULES in tests/conftest.py")
+    ray = [item for item in items if in_ray_module(config.rootpath, item.nodeid)]
+    if ray:
+        first, rest = items.index(ray[0]), [item for item in items if not in_ray_module(config.rootpath, item.nodeid)]
+        ray.sort(key=lambda item: RAY_MODULES.index(item.path.name))  # stable: each module's own order kept
+        items[:] = rest[:first] + ray + rest[first:]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """The local Ray of ray_local is stopped once this process leaves the modules of RAY_MODULES (or ends)."""
+    if nextitem is not None and in_ray_module(nextitem.config.rootpath, nextitem.nodeid):
+        return
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
@@ -104,20 +122,20 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[api.RunStor
 
 
 @pytest.fixture(scope="module")
-def ray_local() -> Iterator[Any]:
-    """A local Ray with 2 CPUs for a module of tests marked ``ray`` (tests/test_analyse_ray.py, tests/test_sweep.py),
-    started once for the module: its start-up stays out of every other test. Its workers run at the normal priority,
-    as those of the Ray that `clusterscope sweep` and `analyze --ray` start (backend.jobs.sweep.ray_session); at
-    Ray's default (nice 15) the other tests of a parallel `make test` would starve them."""
+def ray_local() -> Any:
+    """A local Ray with 2 CPUs for the tests marked ``ray`` (tests/test_analyse_ray.py, tests/test_sweep.py), started
+    once for both modules (they run one after the other, pytest_collection_modifyitems) and stopped when the process
+    leaves them (pytest_runtest_teardown): its start-up stays out of every other test, and its workers, kept between
+    the modules, compile UMAP's numba code once. Its workers run at the normal priority, as those of the Ray that
+    `clusterscope sweep` and `analyze --ray` start (backend.jobs.sweep.ray_session); at Ray's default (nice 15) the
+    other tests of a parallel `make test` would starve them."""
     import ray
 
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("RAY_worker_niceness", "0")  # read by the raylet, which starts the workers
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
+    if not ray.is_initialized():
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("RAY_worker_niceness", "0")  # read by the raylet, which starts the workers
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    return ray
 
 
 @pytest.fixture

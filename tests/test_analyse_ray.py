@@ -1,7 +1,7 @@
 """`clusterscope analyze --ray`: one run's layers as Ray tasks, with the one-process analysis's results.
 
 A real tiny run (digits, 3 ReLU layers, 3 snapshot epochs) is analysed once in this process and
-then through a local Ray with 2 CPUs (started once for the module, marker ``ray``: run these
+then through a local Ray with 2 CPUs (one for this module and tests/test_sweep.py, marker ``ray``: run these
 alone with ``pytest -m ray``); every analysis Parquet table must be the same, bit for bit (the
 ``seconds`` column of the layers table, a timing, aside).
 """

@@ -1,4 +1,5 @@
-"""Sweeps: sweep files, expansion, and real tiny sweeps through a local Ray (started once for this module).
+"""Sweeps: sweep files, expansion, and real tiny sweeps through a local Ray (one for this module and
+tests/test_analyse_ray.py).
 
 The tests that start Ray are marked ``ray`` (``pytest -m ray`` runs them alone, with tests/test_analyse_ray.py);
 the others read and expand sweep files only."""
