@@ -34,3 +34,12 @@ def test_the_ray_modules_run_together_from_any_rootdir() -> None:
     assert sorted(set(modules), key=modules.index) == [*RAY_MODULES, "test_ports.py"]
     assert modules == sorted(modules, key=[*RAY_MODULES, "test_ports.py"].index)  # each module's tests together
 
+
+def test_units_are_handed_out_the_ray_unit_first_then_the_slowest_modules() -> None:
+    from tests.conftest import SLOW_MODULES, unit_seconds
+
+    assert all((ROOT / "tests" / name).is_file() for name in SLOW_MODULES), "SLOW_MODULES names a missing module"
+    assert not set(SLOW_MODULES) & set(RAY_MODULES)  # those are the Ray unit
+    scopes = ["tests/test_config.py", "tests/test_e2e_scrub.py", "ray", "tests/test_demo.py", "tests/test_store.py"]
+    assert sorted(scopes, key=lambda s: -unit_seconds(s)) == ["ray", "tests/test_demo.py", "tests/test_e2e_scrub.py",
+                                                             "tests/test_config.py", "tests/test_store.py"]
