@@ -25,6 +25,7 @@ TINY_BASE = {
     "model": {"name": "mlp", "depth": 2, "width": 16},
     "train": {"epochs": 1, "batch_size": 64, "device": "cpu"},
     "snapshots": {"epochs": [0, 1]},
+    "analysis": {"umap_epochs": 20, "cluster_epochs": 20},  # short UMAP fits where a sweep analyses its runs
 }
 
 
