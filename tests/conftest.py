@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,15 +52,55 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _home.clear()
 
 
-# The modules whose tests start Ray (markers ray and cluster): `make test` runs them in one of its processes.
-RAY_MODULES = ("tests/test_analyse_ray.py", "tests/test_ray_cluster.py", "tests/test_sweep.py")
+# The modules (of this folder) whose tests start Ray (markers ray and cluster): `make test` runs them in one of its
+# processes, in this order: the multi-node cluster's first, then the two that share one local Ray (ray_local).
+TESTS = Path(__file__).resolve().parent
+RAY_MODULES = ("test_ray_cluster.py", "test_analyse_ray.py", "test_sweep.py")
+
+
+def in_ray_module(rootpath: Path, nodeid: str) -> bool:
+    """Whether the test ``nodeid`` (relative to the session's ``rootpath``, as pytest writes node ids) is in a module
+    of RAY_MODULES: by its file, wherever pytest runs from and whatever its rootdir."""
+    path = (rootpath / nodeid.split("::")[0]).resolve()
+    return path.parent == TESTS and path.name in RAY_MODULES
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test marked ray or cluster outside RAY_MODULES would run beside the others: refused by name."""
+    """A test marked ray or cluster outside RAY_MODULES would run beside the others: refused by name. The tests of
+    RAY_MODULES run one module after another, in its order, where the first of them would have run: the modules
+    that use ray_local follow each other, so one local Ray serves them all."""
     for item in items:
-        if (item.get_closest_marker("ray") or item.get_closest_marker("cluster")) and item.nodeid.split("::")[0] not in RAY_MODULES:
+        if (item.get_closest_marker("ray") or item.get_closest_marker("cluster")) and not in_ray_module(config.rootpath, item.nodeid):
             raise pytest.UsageError(f"{item.nodeid} starts Ray: add its module to RAY_MODULES in tests/conftest.py")
+    ray = [item for item in items if in_ray_module(config.rootpath, item.nodeid)]
+    if ray:
+        first, rest = items.index(ray[0]), [item for item in items if not in_ray_module(config.rootpath, item.nodeid)]
+        ray.sort(key=lambda item: RAY_MODULES.index(item.path.name))  # stable: each module's own order kept
+        items[:] = rest[:first] + ray + rest[first:]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """The local Ray of ray_local is stopped once this process leaves the modules of RAY_MODULES (or ends)."""
+    if nextitem is not None and in_ray_module(nextitem.config.rootpath, nextitem.nodeid):
+        return
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
+# The modules that take longest, in seconds of one `make test` on a loaded 2-core machine (pytest --durations,
+# summed per module; the Ray unit aside): handed out first, the longest first, so the units handed out last are
+# short and neither process waits long for the other at the end. Any other module counts as a few seconds.
+SLOW_MODULES = {
+    "test_security.py": 100, "test_demo.py": 100, "test_training.py": 85, "test_e2e_selection.py": 85,
+    "test_dynamics.py": 72, "test_analysis_pipeline.py": 65, "test_geometry_store.py": 55, "test_e2e_browser.py": 55,
+    "test_faults.py": 50, "test_trustworthy_measures.py": 50, "test_e2e_density.py": 45, "test_e2e_trajectories.py": 39,
+    "test_e2e_presentation.py": 39, "test_app_meeting.py": 37, "test_app_compare_runs.py": 35, "test_app_upload.py": 32,
+    "test_e2e_query.py": 28, "test_e2e_geometry.py": 27, "test_baselines.py": 25, "test_e2e_search.py": 19,
+    "test_app_embeddings.py": 18, "test_export.py": 16, "test_e2e_scrub.py": 15, "test_changes.py": 14,
+    "test_import.py": 12,
+}
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
@@ -67,20 +108,27 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """How `make test` shares the tests out among its processes (pytest-xdist, ``-n``): module by module, so a
     module's fixtures (a trained run, a server) are built once, except the modules of RAY_MODULES, which form one
     unit, handed out first: one process runs them one after another, so two Rays never compete for the cores,
-    and they start at once, being the longest unit. The controller sees node ids only, hence paths, not markers."""
+    and they start at once, being the longest unit. The other modules follow, the slowest first (SLOW_MODULES;
+    the others by number of tests, as pytest-xdist orders them). The controller sees node ids only, hence paths,
+    not markers."""
     from xdist.scheduler import LoadScopeScheduling
 
     class OneRayAtATime(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::")[0]
-            return "ray" if module in RAY_MODULES else module
+            return "ray" if in_ray_module(self.config.rootpath, nodeid) else nodeid.split("::")[0]
 
         def _assign_work_unit(self, node: Any) -> None:
-            if "ray" in self.workqueue:
-                self.workqueue.move_to_end("ray", last=False)
+            order = sorted(self.workqueue, key=lambda scope: -unit_seconds(scope))  # stable: ties keep xdist's order
+            for scope in order:
+                self.workqueue.move_to_end(scope)
             super()._assign_work_unit(node)
 
     return OneRayAtATime(config, log)
+
+
+def unit_seconds(scope: str) -> float:
+    """The expected seconds of a unit of work of OneRayAtATime: the Ray unit longest, then SLOW_MODULES, then 0."""
+    return float("inf") if scope == "ray" else SLOW_MODULES.get(scope.rsplit("/", 1)[-1], 0)
 
 
 def tiny_config(*overrides: str) -> RunConfig:
@@ -96,20 +144,20 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[api.RunStor
 
 
 @pytest.fixture(scope="module")
-def ray_local() -> Iterator[Any]:
-    """A local Ray with 2 CPUs for a module of tests marked ``ray`` (tests/test_analyse_ray.py, tests/test_sweep.py),
-    started once for the module: its start-up stays out of every other test. Its workers run at the normal priority,
-    as those of the Ray that `clusterscope sweep` and `analyze --ray` start (backend.jobs.sweep.ray_session); at
-    Ray's default (nice 15) the other tests of a parallel `make test` would starve them."""
+def ray_local() -> Any:
+    """A local Ray with 2 CPUs for the tests marked ``ray`` (tests/test_analyse_ray.py, tests/test_sweep.py), started
+    once for both modules (they run one after the other, pytest_collection_modifyitems) and stopped when the process
+    leaves them (pytest_runtest_teardown): its start-up stays out of every other test, and its workers, kept between
+    the modules, compile UMAP's numba code once. Its workers run at the normal priority, as those of the Ray that
+    `clusterscope sweep` and `analyze --ray` start (backend.jobs.sweep.ray_session); at Ray's default (nice 15) the
+    other tests of a parallel `make test` would starve them."""
     import ray
 
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("RAY_worker_niceness", "0")  # read by the raylet, which starts the workers
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
+    if not ray.is_initialized():
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("RAY_worker_niceness", "0")  # read by the raylet, which starts the workers
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    return ray
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """`clusterscope analyze --ray`: one run's layers as Ray tasks, with the one-process analysis's results.
 
 A real tiny run (digits, 3 ReLU layers, 3 snapshot epochs) is analysed once in this process and
-then through a local Ray with 2 CPUs (started once for the module, marker ``ray``: run these
+then through a local Ray with 2 CPUs (one for this module and tests/test_sweep.py, marker ``ray``: run these
 alone with ``pytest -m ray``); every analysis Parquet table must be the same, bit for bit (the
 ``seconds`` column of the layers table, a timing, aside).
 """
@@ -29,7 +29,9 @@ from tests.conftest import tiny_config
 pytestmark = pytest.mark.ray
 
 RUN = "three"
-FAST = ("analysis.umap_epochs=40", "analysis.cluster_epochs=40", "analysis.sharpness_samples=200")
+# short fits on 400 of the run's samples (as tests/test_ray_cluster.py): the Ray analysis must equal the one-process
+# one, bit for bit, whatever the settings
+FAST = ("analysis.umap_epochs=20", "analysis.cluster_epochs=20", "analysis.sharpness_samples=200", "analysis.max_samples=400")
 
 
 @pytest.fixture(scope="module")

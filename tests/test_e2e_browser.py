@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import numpy as np
 import pytest
 
 from backend import api
+from tests.ports import free_port, serves
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = ROOT / "app" / "main.py"
@@ -45,25 +45,24 @@ def chromium_path() -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
+    """Wait until the server ``proc`` started answers ``url``'s health check: ``proc`` itself, not another
+    process that happens to listen on the port (tests/ports.py)."""
+    deadline, port, other = time.monotonic() + timeout, int(url.rsplit(":", 1)[1]), False
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()}")
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
                 if r.read().decode().strip() == "ok":
-                    return
+                    if serves(proc.pid, port):
+                        return
+                    other = True
         except OSError:
             pass
         time.sleep(0.3)
-    pytest.fail(f"streamlit did not answer /_stcore/health within {timeout:.0f} s:\n{log.read_text()}")
+    whose = f"; another process answers on port {port}" if other else ""
+    pytest.fail(f"streamlit did not answer /_stcore/health within {timeout:.0f} s{whose}:\n{log.read_text()}")
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -27,6 +27,7 @@ import pandas as pd
 import pytest
 
 from backend import api
+from tests.ports import free_port
 
 pytestmark = pytest.mark.cluster
 
@@ -55,12 +56,6 @@ analysis.baselines = false
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _tree(pid: int) -> list[int]:
     """``pid`` and every process below it (from /proc), parents first."""
     parent: dict[int, int] = {}
@@ -87,7 +82,7 @@ class Cluster:
 
     def __init__(self, base: Path) -> None:
         self.base = base
-        self.port = _free_port()
+        self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         # A fresh HOME: no ~/.ray/auth_token to fall back on, so the nodes and the drivers get the token
         # from the environment only, as a node on another machine would.
@@ -110,9 +105,9 @@ class Cluster:
         tmp = tempfile.mkdtemp(prefix="csray-", dir="/tmp")  # Ray's sockets need a short path
         args = [RAY, "start", "--block", "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--temp-dir", tmp,
                 "--object-store-memory", str(100 * 2**20), "--disable-usage-stats",
-                "--dashboard-agent-listen-port", str(_free_port()), "--dashboard-agent-grpc-port", str(_free_port()),
-                "--runtime-env-agent-port", str(_free_port()), "--metrics-export-port", str(_free_port())]
-        head_args = ["--head", "--port", str(self.port), "--include-dashboard", "false", "--dashboard-port", str(_free_port())]
+                "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
+                "--runtime-env-agent-port", str(free_port()), "--metrics-export-port", str(free_port())]
+        head_args = ["--head", "--port", str(self.port), "--include-dashboard", "false", "--dashboard-port", str(free_port())]
         args += head_args if head else ["--address", self.address]
         with open(self.base / f"{Path(tmp).name}.log", "w") as log:  # the node writes its own copy of the handle
             proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

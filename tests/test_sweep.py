@@ -1,4 +1,5 @@
-"""Sweeps: sweep files, expansion, and real tiny sweeps through a local Ray (started once for this module).
+"""Sweeps: sweep files, expansion, and real tiny sweeps through a local Ray (one for this module and
+tests/test_analyse_ray.py).
 
 The tests that start Ray are marked ``ray`` (``pytest -m ray`` runs them alone, with tests/test_analyse_ray.py);
 the others read and expand sweep files only."""
@@ -24,6 +25,7 @@ TINY_BASE = {
     "model": {"name": "mlp", "depth": 2, "width": 16},
     "train": {"epochs": 1, "batch_size": 64, "device": "cpu"},
     "snapshots": {"epochs": [0, 1]},
+    "analysis": {"umap_epochs": 20, "cluster_epochs": 20},  # short UMAP fits where a sweep analyses its runs
 }
 
 

@@ -182,31 +182,36 @@ def test_superclass_target_needs_superclasses() -> None:
 
 
 def test_sigterm_marks_interrupted_and_resume_repeats_the_run(store: api.RunStore) -> None:
-    """Kill a real training process mid-run, resume it, and compare with an uninterrupted twin."""
+    """Kill a real training process mid-run, resume it, and compare with an uninterrupted twin. The kill lands
+    after the first epoch, with three more to go: the margin, under load, before the run would end by itself."""
     common = ('model.name="vgg"', "model.stages=2", "model.width_factor=0.25", "model.dropout=0.2",
-              "train.augment=true", "train.epochs=6", "snapshots.epochs=[0,2,4,6]")
+              "train.augment=true", "train.epochs=4", "snapshots.epochs=[0,2,4]")
     twin = api.train(tiny_config('run_id="twin"', *common), store, progress=False)
     args = [sys.executable, "-m", "backend.cli", "train", "--store", str(store.root), "--no-progress"]
     for o in (*TINY, 'run_id="victim"', *common):
         args += ["--set", o]
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
-    deadline = time.time() + 120
-    while time.time() < deadline:
+    deadline = time.time() + 300  # it imports torch and trains an epoch first: minutes on a machine under heavy load
+    while time.time() < deadline and proc.poll() is None:
         try:
             if (store.read_run("victim").get("epochs_completed") or 0) >= 1:
                 break
         except Exception:
             pass
         time.sleep(0.02)
+    else:  # no kill mid-training to test: say why, rather than fail on the run's state later
+        proc.kill()
+        _, err = proc.communicate(timeout=60)
+        pytest.fail(f"the training process (exit {proc.returncode}) did not finish its first epoch within 300 s:\n{err[-3000:]}")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err
     info = api.read_run(store, "victim")
-    assert info["status"] == "interrupted" and info["epochs_completed"] < 6
+    assert info["status"] == "interrupted" and 1 <= info["epochs_completed"] < 4
     api.resume("victim", store, progress=False)
     assert api.read_run(store, "victim")["status"] == "complete"
-    for epoch in (0, 2, 4, 6):
+    for epoch in (0, 2, 4):
         for layer in ("conv1_1.relu", "conv2_2.relu"):
             np.testing.assert_array_equal(store.read_activations("victim", layer, epoch)[1],
                                           store.read_activations(twin, layer, epoch)[1])
