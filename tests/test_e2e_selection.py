@@ -193,6 +193,7 @@ def test_selecting_points_shows_them_and_settles(server: str, page, analysed_sto
     page.get_by_role("heading", name=re.compile(r"^Selection: \d+ samples$")).wait_for(timeout=30_000)
     wait_idle(page)
     assert page.evaluate("window.__sent") - sent == 1, "one selection should cost one rerun"
+    message = page.evaluate("window.__sentBytes")[-1]  # the selection's (bytes)
     assert page.locator('[data-testid="stException"]').count() == 0
     save(page, f"embeddings-select-{mode}-{second or 'single'}.png", tmp_path)
 
@@ -223,7 +224,7 @@ def test_selecting_points_shows_them_and_settles(server: str, page, analysed_sto
     else:  # in the browser: the server sent no new figure for the highlight (it cost a selection seconds at 100,000 points)
         assert page.evaluate(TAGGED) == [True] * views
         # the box or lasso went to the server as its region, without its points (app/views/embeddings_highlight.py) ...
-        assert page.evaluate("window.__sentBytes")[-1] < 2_000, (page.evaluate("window.__sentBytes"), len(ids))
+        assert message < 2_000, (message, len(ids))
         # ... which selected what Plotly's own selection shows, up to points within a pixel of the edge (Plotly
         # tests pixels): the view it was made in is restyled only where they differ, the other views always
         own = page.evaluate(OWN)
