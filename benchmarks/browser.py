@@ -112,6 +112,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke run: 2,000 points, 2 repeats")
     p.add_argument("--chromium", default="/usr/bin/chromium", help="the Chromium executable")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic layouts")
+    p.add_argument("--only", choices=["select"], help="time this interaction only (no epoch, layer, colour or first plot)")
     args = p.parse_args(argv)
     if args.quick:
         args.sizes, args.repeats, args.density_sizes = [2_000], 2, []
@@ -242,11 +243,16 @@ class Session:
         self.context.close()
 
 
-def measure(browser, url: str, n: int, repeats: int, *, app: bool) -> dict[str, list[float]]:
+def measure(browser, url: str, n: int, repeats: int, *, app: bool, only: str | None = None) -> dict[str, list[float]]:
     print(f"  {'page' if app else 'minimal'}, n={n}: first load", flush=True)
     first = Session(browser, url, n, app=app)
     first.open()  # warms the server's caches and its first run; not timed
     first.close()
+    if only == "select":
+        s = Session(browser, url, n, app=app)
+        took = [s.select() for _ in range(repeats)]
+        s.close()
+        return {"select": took}
     out: dict[str, list[float]] = {k: [] for k in ("first plot", "layer", "colour", "select")}
     for _ in range(repeats):
         s = Session(browser, url, n, app=app)
@@ -326,15 +332,19 @@ def main(argv: list[str] | None = None) -> None:
             minimal.write_text(MINIMAL.format(run=RUN_ID, layers=list(LAYERS), epochs=list(EPOCHS)))
             times, urls, procs = {}, {}, []
             try:
-                for name, script, env in (("minimal", minimal, None), ("page", ROOT / "app" / "main.py", None),
-                                          ("rerun", ROOT / "app" / "main.py", {"CLUSTERSCOPE_SCRUB_POINTS": "0"})):
+                servers = (("minimal", minimal, None), ("page", ROOT / "app" / "main.py", None),
+                           ("rerun", ROOT / "app" / "main.py", {"CLUSTERSCOPE_SCRUB_POINTS": "0"}))
+                for name, script, env in servers[:2] if args.only else servers:
                     proc, url = serve(script, root, Path(tmp) / f"{name}-{n}.log", env)
                     procs.append(proc)
                     urls[name] = url + (f"/embeddings?run={RUN_ID}&layer={LAYERS[0]}&epoch={EPOCHS[0]}" if name != "minimal" else "/")
-                epochs = epoch_switches(browser, urls, n, 3 * args.repeats)
+                epochs = {} if args.only else epoch_switches(browser, urls, n, 3 * args.repeats)
                 for name in ("minimal", "page"):
-                    times[name] = {"epoch": epochs[name]} | measure(browser, urls[name], n, args.repeats, app=name == "page")
-                times["page"]["epoch, rerun only"], times["minimal"]["epoch, rerun only"] = epochs["rerun"], epochs["minimal"]
+                    times[name] = ({"epoch": epochs[name]} if epochs else {}) | measure(
+                        browser, urls[name], n, args.repeats, app=name == "page", only=args.only)
+                    print(f"  load average {os.getloadavg()[0]:.2f} after the {name} page", flush=True)
+                if epochs:
+                    times["page"]["epoch, rerun only"], times["minimal"]["epoch, rerun only"] = epochs["rerun"], epochs["minimal"]
             finally:
                 for proc in procs:
                     stop(proc)
@@ -343,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append([n, what, a * 1000, b * 1000, a / b])
                 print(f"RATIO browser {what} n={n}: page {a * 1000:.0f} ms / minimal {b * 1000:.0f} ms = {a / b:.2f}",
                       flush=True)
-        for n in args.density_sizes:
+        for n in [] if args.only else args.density_sizes:
             rows.append(density_first_picture(browser, Path(tmp), n, args))
         browser.close()
     print(table(["points", "interaction", "page ms (median)", "minimal ms (median)", "ratio"], rows))

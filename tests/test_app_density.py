@@ -90,7 +90,8 @@ def test_a_box_or_lasso_selects_every_point_in_its_region() -> None:
     box = {"selection": {"points": [], "box": [{"x": [0.6, 2.5], "y": [0.5, 2.5]}], "lasso": []}}
     assert charts_density.in_region(xy[:, 0], xy[:, 1], box).tolist() == [False, True, True, False, False]
     triangle = {"selection": {"points": [], "box": [], "lasso": [{"x": [-1, 4, -1], "y": [-1, -1, 4]}]}}
-    assert charts_density.in_region(xy[:, 0], xy[:, 1], triangle).tolist() == [True, True, False, False, True]
+    # (3, 0) lies on the triangle's long edge: inside, as for Plotly's lasso (a test below)
+    assert charts_density.in_region(xy[:, 0], xy[:, 1], triangle).tolist() == [True, True, False, True, True]
     assert charts_density.in_region(xy[:, 0], xy[:, 1], {"selection": {"points": [{"customdata": [3, 0]}]}}) is None
     full = pd.DataFrame({"sample_id": [10, 11, 12, 13, 14], "umap_x": xy[:, 0], "umap_y": xy[:, 1]})
     resolve = embeddings_density.region_resolver(full, "umap", lambda event: {99})
@@ -119,3 +120,36 @@ def test_the_hover_table_is_sent_once_per_browser_tab(analysed_store: tuple[api.
     again = [h.proto.body for h in at.get("html")]
     assert not at.exception and embeddings.HOVER_KEPT in again and not any("__csHoverData" in b for b in again)
     assert any("window.__csHighlight([]);" in b for b in again)
+
+
+def test_a_selection_region_is_tested_on_the_positions_as_the_browser_has_them() -> None:
+    """The browser draws float32 positions: a point whose float32 x is the box's edge is inside, as for Plotly,
+    though its float64 x lies just outside."""
+    edge = float(np.float32(0.1))  # 0.10000000149..., above the float64 0.1
+    full = pd.DataFrame({"sample_id": [1, 2], "umap_x": [0.1, 0.05], "umap_y": [0.0, 0.0]})
+    box = {"selection": {"points": [], "box": [{"x": [edge, 1.0], "y": [-1.0, 1.0]}], "lasso": []}}
+    assert embeddings_density.region_resolver(full, "umap", lambda event: set())(box) == {1}
+
+
+def test_a_selection_event_is_reported_by_what_it_says() -> None:
+    """embeddings_select.report: a region as its boxes and lassos (not the points it selects in a layout), a
+    click as its sample ids, nothing as ''."""
+    from app.views.embeddings_select import report
+
+    box = {"selection": {"points": [], "box": [{"xref": "x", "yref": "y", "x": [0, 1], "y": [0, 1]}], "lasso": []}}
+    click = {"selection": {"points": [{"x": 0.5, "customdata": {"0": 7, "1": 2}}], "box": [], "lasso": []}}
+    assert report(None) == report({"selection": {"points": [], "box": [], "lasso": []}}) == ""
+    assert report(box) == report(box) != report(click) != ""
+    assert '"points": [7]' in report(click)
+
+
+def test_a_lasso_counts_the_points_on_its_edges_in_as_plotly_does() -> None:
+    """Plotly's lasso tester (plotly.js src/lib/polygon.js) counts a point on an edge or a vertex as inside; the
+    server's rule does too, so the server and the browser agree on the points a lasso passes through."""
+    square = {"selection": {"points": [], "box": [], "lasso": [{"x": [0, 2, 2, 0], "y": [0, 0, 2, 2]}]}}
+    xy = np.array([[1, 1], [0, 1], [2, 1], [1, 0], [1, 2], [0, 0], [2, 2], [3, 1], [1, 2.5]], dtype=float)
+    inside = charts_density.in_region(xy[:, 0], xy[:, 1], square).tolist()
+    assert inside == [True] * 7 + [False, False]
+    diamond = {"selection": {"points": [], "box": [], "lasso": [{"x": [0, 1, 0, -1], "y": [-1, 0, 1, 0]}]}}
+    xy = np.array([[0.5, 0.5], [-0.5, -0.5], [0, 0], [0.6, 0.6], [0, 1.0]], dtype=float)
+    assert charts_density.in_region(xy[:, 0], xy[:, 1], diamond).tolist() == [True, True, True, False, True]

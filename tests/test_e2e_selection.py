@@ -28,8 +28,10 @@ from tests.test_e2e_browser import PLOT, chromium_path, save
 LAYER, EPOCH = "fc2.relu", 1
 SECOND = {None: "", "epoch": "&second=epoch&epoch_b=2", "layer": "&second=layer&layer_b=fc1.relu"}
 # counts the messages the browser sends the server (each widget change, so each selection, is one)
-COUNT_SENDS = ("window.__sent = 0; const send = WebSocket.prototype.send;"
-               "WebSocket.prototype.send = function (d) { window.__sent += 1; return send.call(this, d); };")
+# (and their sizes in bytes, in order)
+COUNT_SENDS = ("window.__sent = 0; window.__sentBytes = []; const send = WebSocket.prototype.send;"
+               "WebSocket.prototype.send = function (d) { window.__sent += 1;"
+               " window.__sentBytes.push(d.byteLength ?? d.size ?? d.length); return send.call(this, d); };")
 SCRIPT_STATE = "() => document.querySelector('.stApp')?.getAttribute('data-test-script-state')"
 # the plot area of the i-th figure on the page, in page pixels, and its data ranges
 AREA = """(i) => {
@@ -53,6 +55,11 @@ QUERY_IDS = (f"() => Array.from(document.querySelectorAll('{PLOT}')).map(gd => g
              ".filter(t => t.name === 'query sample').flatMap(t => Array.from(t.customdata, c => c[0])))")
 # per figure, its point traces: [customdata, marker opacity, the point indices Plotly's own selection keeps opaque
 # while the page highlights a selection (app/views/embeddings_highlight.py: the view it was made in), else null]
+# per figure: [whether the page restyled its points (an opacity per point), the sample ids Plotly's own selection keeps]
+OWN = (f"() => Array.from(document.querySelectorAll('{PLOT}')).map(gd => {{"
+       " const ts = gd._fullData.filter(t => t.meta === 'cs-points'), ids = [];"
+       " ts.forEach(t => (t.selectedpoints || []).forEach(k => ids.push(t.customdata[k][0])));"
+       " return [gd.data.some(t => t.meta === 'cs-points' && typeof t.marker.opacity !== 'number'), ids]; })")
 TRACES = (f"() => Array.from(document.querySelectorAll('{PLOT}')).map(gd => gd.data.filter(t => t.meta === 'cs-points')"
           ".map(t => [t.customdata, t.marker.opacity,"
           " window.__csHL?.ids && Array.isArray(t.selectedpoints) ? t.selectedpoints : null]))")
@@ -188,6 +195,7 @@ def test_selecting_points_shows_them_and_settles(server: str, page, analysed_sto
     page.get_by_role("heading", name=re.compile(r"^Selection: \d+ samples$")).wait_for(timeout=30_000)
     wait_idle(page)
     assert page.evaluate("window.__sent") - sent == 1, "one selection should cost one rerun"
+    message = page.evaluate("window.__sentBytes")[-1]  # the selection's (bytes)
     assert page.locator('[data-testid="stException"]').count() == 0
     save(page, f"embeddings-select-{mode}-{second or 'single'}.png", tmp_path)
 
@@ -217,9 +225,47 @@ def test_selecting_points_shows_them_and_settles(server: str, page, analysed_sto
         assert queries == [[picked["id"]]] * views, queries
     else:  # in the browser: the server sent no new figure for the highlight (it cost a selection seconds at 100,000 points)
         assert page.evaluate(TAGGED) == [True] * views
+        # the box or lasso went to the server as its region, without its points (app/views/embeddings_highlight.py) ...
+        assert message < 2_000, (message, len(ids))
+        # ... which selected what Plotly's own selection shows, up to points within a pixel of the edge (Plotly
+        # tests pixels): the view it was made in is restyled only where they differ, the other views always
+        own = page.evaluate(OWN)
+        plotly_ids = set(own[plot][1])
+        assert sure <= plotly_ids <= sure | edge and own[plot][0] == (plotly_ids != ids), (plotly_ids ^ ids, own[plot][0])
+        assert all(restyled for k, (restyled, _) in enumerate(own) if k != plot)
 
     if mode == "box" and second is None:  # the button clears the selection and its highlight
         page.get_by_role("button", name="Clear selection").click()
         page.get_by_text("Select points (click, box or lasso)").wait_for(timeout=30_000)
         wait_idle(page, settle=1.0)
         assert highlighted(page) == [set()]
+
+
+def test_a_box_through_points_selects_its_edge_points_in_the_browser_and_on_the_server(
+        server: str, page, analysed_store: tuple[api.RunStore, str]) -> None:
+    """A box whose corners are two points (set as Plotly stores a selection: data coordinates): the server, which
+    gets the box without its points, counts the points on its edges in, as Plotly's rule does, and the page shows
+    that selection."""
+    store, run_id = analysed_store
+    page.goto(f"{server}/embeddings?run={run_id}&layer={LAYER}&epoch={EPOCH}", timeout=60_000)
+    page.wait_for_function(f"() => document.querySelector('{PLOT}')?.data?.length > 0", timeout=120_000)
+    wait_idle(page, settle=0.5)
+    pts = api.read_analysis(store, run_id, "points", LAYER, EPOCH)
+    x, y, ids = pts["umap_x"].to_numpy(np.float32), pts["umap_y"].to_numpy(np.float32), pts["sample_id"].to_numpy()
+    near = lambda q, among: among[np.argmin(np.hypot(x[among] - np.quantile(x, q), y[among] - np.quantile(y, q)))]  # noqa: E731
+    low = near(0.3, np.arange(len(x)))
+    high = near(0.7, np.flatnonzero((x > x[low]) & (y > y[low])))
+    x0, y0, x1, y1 = x[low], y[low], x[high], y[high]  # two points at the box's corners
+    box = {"type": "rect", "xref": "x", "yref": "y", "x0": float(x0), "x1": float(x1), "y0": float(y0), "y1": float(y1)}
+    sent = page.evaluate("window.__sent")
+    page.evaluate(f"(box) => window.Plotly.relayout(document.querySelector('{PLOT}'), {{selections: [box]}})", box)
+    page.get_by_role("heading", name=re.compile(r"^Selection: \d+ samples$")).wait_for(timeout=30_000)
+    wait_idle(page)
+    assert page.evaluate("window.__sent") - sent == 1 and page.evaluate("window.__sentBytes")[-1] < 2_000
+    inside = set(ids[(x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)].tolist())
+    on_edges = set(ids[(x == x0) | (x == x1) | (y == y0) | (y == y1)].tolist()) & inside
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download selection (CSV)").click()
+    assert set(pd.read_csv(download.value.path())["sample_id"]) == inside and {ids[low], ids[high]} <= on_edges
+    restyled, plotly_ids = page.evaluate(OWN)[0]  # Plotly's own selection shows it, or the page's highlight
+    assert restyled == (set(plotly_ids) != inside) and highlighted(page) == [inside], (set(plotly_ids) ^ inside)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -114,3 +115,48 @@ def test_selection_follows_epoch_and_layer_and_draws_trajectories(server: str, p
     page.get_by_text("Select points (click, box or lasso)").wait_for(timeout=30_000)
     wait_idle(page, settle=1.0)
     assert highlighted(page) == set() and not traces(page, "lines") and toggle.is_disabled()
+
+
+def test_the_same_region_selected_at_another_epoch_selects_that_epochs_samples(
+        server: str, page, analysed_store: tuple[api.RunStore, str]) -> None:
+    """A box (in data coordinates, as Plotly stores it) at epoch 1, the epoch slider, then the very same box at epoch
+    2: the selection becomes the samples in the box at epoch 2 (the page reads the region anew under each layout,
+    app/views/embeddings_select.py), and the selection made at epoch 1 had followed the switch until then."""
+    from tests.test_e2e_selection import OWN
+
+    store, run_id = analysed_store
+    layer = "fc2.relu"
+    page.goto(f"{server}/embeddings?run={run_id}&layer={layer}&epoch=1", timeout=60_000)
+    page.wait_for_function(f"() => document.querySelector('{PLOT}')?.data?.length > 0", timeout=120_000)
+    wait_idle(page, settle=0.5)
+    inside = {}
+    for epoch in (1, 2):
+        pts = api.read_analysis(store, run_id, "points", layer, epoch)
+        inside[epoch] = (pts["umap_x"].to_numpy(np.float32), pts["umap_y"].to_numpy(np.float32), pts["sample_id"].to_numpy())
+    x, y, _ = inside[1]
+    box = {"type": "rect", "xref": "x", "yref": "y", "x0": float(np.quantile(x, 0.2)), "x1": float(np.quantile(x, 0.6)),
+           "y0": float(np.quantile(y, 0.2)), "y1": float(np.quantile(y, 0.7))}
+    ids = {e: set(i[(x >= box["x0"]) & (x <= box["x1"]) & (y >= box["y0"]) & (y <= box["y1"])].tolist())
+           for e, (x, y, i) in inside.items()}
+    assert ids[1] and ids[2] and ids[1] != ids[2]
+    heading = page.get_by_role("heading", name=re.compile(r"^Selection: \d+ samples$"))
+    draw_box = f"(box) => window.Plotly.relayout(document.querySelector('{PLOT}'), {{selections: [box]}})"
+    page.evaluate(draw_box, box)
+    heading.wait_for(timeout=30_000)
+    wait_idle(page)
+    assert csv_ids(page) == ids[1]
+
+    before = page.evaluate(TRACES)
+    page.locator('[data-testid="stSlider"] input[type="range"]').first.focus()
+    page.keyboard.press("ArrowRight")  # epoch 2
+    settle_on(page, "epoch=2", before)
+    assert highlighted(page) == ids[1] and csv_ids(page) == ids[1], "the switch lost the selection"
+    assert page.evaluate(OWN)[0][0], "the view's points moved: the page highlights the selection, not Plotly's box"
+
+    page.evaluate(draw_box, box)
+    deadline = time.monotonic() + 60
+    while heading.inner_text() != f"Selection: {len(ids[2])} samples":
+        assert time.monotonic() < deadline, f"the box at epoch 2 did not select its samples: {heading.inner_text()}"
+        time.sleep(0.2)
+    wait_idle(page)
+    assert csv_ids(page) == ids[2] and highlighted(page) == ids[2]

@@ -107,13 +107,21 @@ def in_region(x: np.ndarray, y: np.ndarray, event: object) -> np.ndarray | None:
 
 
 def in_polygon(x: np.ndarray, y: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
-    """Even-odd rule: which points (``x``, ``y``) lie inside the polygon of vertices (``px``, ``py``)."""
-    inside = np.zeros(len(x), dtype=bool)
-    if len(px) < 3:
-        return inside
-    for (xa, ya), (xb, yb) in zip(zip(px, py, strict=True), zip(np.roll(px, 1), np.roll(py, 1), strict=True), strict=True):
-        crosses = (ya > y) != (yb > y)
+    """Which points (``x``, ``y``) lie inside the polygon of vertices (``px``, ``py``), by Plotly's rule (its
+    lasso's tester, plotly.js src/lib/polygon.js, on the page's points): a point on an edge is inside, any other
+    by the parity of the edges above it (Plotly counts in pixels, y downwards: ``y`` is negated to count alike)."""
+    x, y = np.asarray(x, dtype=np.float64), -np.asarray(y, dtype=np.float64)
+    px, py = np.append(px, px[:1]).astype(np.float64), -np.append(py, py[:1]).astype(np.float64)
+    if len(px) < 4:
+        return np.zeros(len(x), dtype=bool)
+    crossings, on_edge = np.zeros(len(x), dtype=np.int64), np.zeros(len(x), dtype=bool)
+    for h, g, d, f in zip(px[:-1], py[:-1], px[1:], py[1:], strict=True):
+        lo = min(h, d)
+        near = (x >= lo) & (x <= max(h, d)) & (y <= max(g, f))
+        above = near & (y < min(g, f))
         with np.errstate(divide="ignore", invalid="ignore"):
-            at = (xb - xa) * (y - ya) / (yb - ya) + xa
-        inside ^= crosses & (x < at)
-    return inside
+            at = y if d == h else g + (x - h) * (f - g) / (d - h)
+        on_edge |= near & ~above & (y == at)
+        crossings += (above | (near & (y < at))) & (x != lo)
+    box = (x >= px.min()) & (x <= px.max()) & (y >= py.min()) & (y <= py.max())
+    return box & (on_edge | (crossings % 2 == 1))

@@ -23,6 +23,7 @@ from app.views import (
     embeddings_highlight,
     embeddings_scrub,
     embeddings_search,
+    embeddings_select,
     embeddings_trajectories,
 )
 from app.views.embeddings_view import View
@@ -45,7 +46,8 @@ SAME_AS_CLASS = {"superclass": "class", "fine": "class"}  # a colouring left out
 DEFAULT_MAX_POINTS = embeddings_density.DRAW_LIMIT  # every point, up to the density view's limit
 HOVER_SENT = "cs-hover-sent"  # session key: the hover table this browser tab holds (loaders.hover_script)
 HOVER_KEPT = "<script>/* the hover table sent before is kept */</script>"
-SELECTION = "cs-selection"  # session key: {"run", "ids": the selected sample ids, "reports": {plot key: its last report}}
+SELECTION = embeddings_select.SELECTION  # session key of the selection memo
+set_selection = embeddings_select.set_selection
 
 
 def colourings(dataset: dict) -> list[str]:
@@ -118,7 +120,7 @@ def view_frame(run: str, layer: str, epoch: int, v: View) -> pd.DataFrame:
 
 def draw(run: str, layer: str, epoch: int, v: View, *, title: str, key: str, highlight: set[int] | None,
          extend: Iterable[Callable[[go.Figure], go.Figure] | None] = ()) -> None:
-    """One scatter with downloads; what the user selects in it is read by :func:`current_selection`. ``highlight``:
+    """One scatter with downloads; what the user selects in it is read by ``embeddings_select.current_selection``. ``highlight``:
     the selection, which the browser highlights (app/views/embeddings_highlight.py), and the downloads show.
     ``extend``: each adds traces to the (cached, so unmodified) figure, e.g. the selection's trajectories, the
     neighbours' query (app/views/embeddings_search.py, with its positions in every epoch frame); the
@@ -155,67 +157,24 @@ def view_title(run: str, layer: str, epoch: int, v: View) -> str:
     return f"{run} · {layer} · epoch {epoch} · {PROJECTIONS[v.proj]}"
 
 
-def selected_ids(event: object) -> set[int]:
-    """The sample ids of the points in a ``st.plotly_chart`` selection event. A point's customdata is
-    [sample_id, cluster]; Plotly reports it as a list, or, for a typed array (ours, charts_embeddings),
-    as ``{"0": sample_id, "1": cluster}``."""
-    points = ((event or {}).get("selection") or {}).get("points") or []
-    out = set()
-    for p in points:
-        custom = p.get("customdata")
-        if custom is not None:
-            out.add(int(custom["0"] if isinstance(custom, dict) else custom[0]))
-    return out
-
-
-def selection_memo(run: str) -> dict:
-    """The page's selection memo (``SELECTION``) for ``run``: a new, empty one when the run changed."""
-    memo = st.session_state.get(SELECTION)
-    if memo is None or memo["run"] != run:
-        memo = st.session_state[SELECTION] = {"run": run, "ids": frozenset(), "reports": {}}
-    return memo
-
-
-def current_selection(run: str, keys: tuple[str, ...], resolve: dict[str, Callable[[object], set[int]]] | None = None) -> set[int]:
-    """The selection both views highlight: the newest one made in any of the plots ``keys``, read before
-    they are drawn so that one selection costs one rerun.
-
-    Streamlit names a chart after its figure, so a new figure (another epoch, layer or colouring) starts the plot
-    with an empty selection: a plot's report counts only when it is non-empty and differs from its report of the
-    previous run. An empty one is that restart, not a choice; :func:`selection_ui`'s button clears. (The highlight
-    no longer changes the figure: the browser draws it, app/views/embeddings_highlight.py.)
-    ``resolve``: per plot, its event's sample ids when not :func:`selected_ids` (a density view's regions).
-    """
-    memo = selection_memo(run)
-    for key in keys:
-        report = frozenset((resolve or {}).get(key, selected_ids)(st.session_state.get(key)))
-        if report and report != memo["reports"].get(key):
-            memo["ids"] = report
-        memo["reports"][key] = report
-    return set(memo["ids"])
-
-
-def density_resolvers(run: str, v: View, full: pd.DataFrame, total: int) -> dict[str, Callable[[object], set[int]]]:
-    """Per plot of a density view, the ids its selection event selects: every point in its boxes and lassos
-    (app/views/embeddings_density.py), in that plot's own layout."""
-    out = {"view-a": embeddings_density.region_resolver(full, v.proj, selected_ids)}
+def selection_plots(run: str, v: View, drawn: pd.DataFrame, total: int, dense: bool) -> dict[str, embeddings_select.Plot]:
+    """Per plot, its layout (app/views/embeddings_select.py) and how its selection event becomes sample ids: the
+    points in its boxes and lassos among those it draws (``drawn``: view A's), or, for a density view, among all
+    of its points."""
+    shown = (v.proj, v.colour, v.unit, v.max_points)
+    out = {"view-a": ((v.layer, v.epoch, *shown), embeddings_select.region_resolver(lambda: drawn, v.proj))}
     if v.other is not None:
         kind, value = v.other
-        layer_b, epoch_b = (v.layer, value) if kind == "epoch" else (value, v.epoch)
-        other = loaders.embedding_view(run, str(layer_b), int(epoch_b), v.colour, v.unit, total)[0]
-        out["view-b"] = embeddings_density.region_resolver(other, v.proj, selected_ids)
+        layer_b, epoch_b = (v.layer, int(value)) if kind == "epoch" else (str(value), v.epoch)
+        other = ((lambda: loaders.embedding_view(run, layer_b, epoch_b, v.colour, v.unit, total)[0]) if dense
+                 else (lambda: view_frame(run, layer_b, epoch_b, v)))
+        out["view-b"] = ((layer_b, epoch_b, *shown), embeddings_select.region_resolver(other, v.proj))
     return out
-
-
-def set_selection(run: str, ids: Iterable[int]) -> None:
-    """Make ``ids`` the selection (a search's matches, a sample and its neighbours: app/views/embeddings_search.py)."""
-    selection_memo(run)["ids"] = frozenset(int(i) for i in ids)
 
 
 def clear_selection() -> None:
     """*Clear selection*: no selection, and no neighbours query (its marks would stay on the plots otherwise)."""
-    if SELECTION in st.session_state:
-        st.session_state[SELECTION]["ids"] = frozenset()
+    embeddings_select.clear_selection()
     embeddings_search.clear_query()
 
 
@@ -322,8 +281,7 @@ def page() -> None:
     presenting = state.presenting()  # the plot above the fold: no search box, toggle or neighbours panel
     if not presenting:
         embeddings_search.search_ui(run, info, df, select=set_selection)
-    selected = current_selection(run, ("view-a",) if v.other is None else ("view-a", "view-b"),
-                                 resolve=density_resolvers(run, v, full, total) if dense else None)
+    selected = embeddings_select.current_selection(run, selection_plots(run, v, full, total, dense))
     embeddings_highlight.highlight_ui(selected)
     title = view_title(run, v.layer, v.epoch, v)
     paths = embeddings_trajectories.kept_on(v, selected) if presenting else embeddings_trajectories.toggle_ui(run, v, selected)

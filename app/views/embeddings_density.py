@@ -54,9 +54,12 @@ def caption(drawn: int, total: int) -> str:
 def region_resolver(full: pd.DataFrame, projection: str,
                     fallback: Callable[[object], set[int]]) -> Callable[[object], set[int]]:
     """The selected sample ids of a selection event on a density view: every point of ``full`` (all of the
-    view's points) in its boxes or lassos; a click's points through ``fallback`` (the page's ``selected_ids``)."""
+    view's points) in its boxes or lassos; a click's points through ``fallback`` (``embeddings_select.selected_ids``).
+    The positions as the browser has them (float32, charts_embeddings): a point near a box's edge is in or out
+    for the server as it is for Plotly."""
     x, y, _, _ = charts_embeddings.AXES[projection]
-    xs, ys, ids = full[x].to_numpy(), full[y].to_numpy(), full["sample_id"].to_numpy()
+    xs, ys = (full[c].to_numpy(dtype=np.float32) for c in (x, y))
+    ids = full["sample_id"].to_numpy()
 
     def resolve(event: object) -> set[int]:
         inside = charts_density.in_region(xs, ys, event)

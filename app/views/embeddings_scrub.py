@@ -49,7 +49,8 @@ _SCRIPT = """(function () {
       const f = gd._transitionData._frameHash[name];
       const pick = (k) => f.data.map((d) => d[k]);
       window.Plotly.update(gd, {x: pick("x"), y: pick("y"), customdata: pick("customdata")}, f.layout || {},
-                           f.traces || f.data.map((_, k) => k));
+                           f.traces || f.data.map((_, k) => k))
+        .then(() => window.__csHLapply && window.__csHLapply(gd));  // the highlight, if Plotly's selection showed it
     });
   }
   function sync() { const s = slider(); if (s) { show(s.getAttribute("aria-valuetext")); } }

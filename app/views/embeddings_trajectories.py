@@ -1,6 +1,6 @@
 """Embeddings page: a selection followed over epochs and layers, and its trajectories drawn.
 
-The page keeps the selected sample ids (app/views/embeddings.py, ``current_selection``) while the epoch,
+The page keeps the selected sample ids (app/views/embeddings_select.py, ``current_selection``) while the epoch,
 the layer or the second view change; this module says how many of them a view draws, and draws, for
 up to ``charts_embeddings.TRAJECTORY_CAP`` of them, their paths through the aligned 2-D UMAP layouts of the
 current layer over every analysed epoch (docs/store.md, "Aligned layouts").
