@@ -236,7 +236,8 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 180) -> 
 
 
 def epochs_done(store: api.RunStore, run_id: str) -> int:
-    return int(store.read_run(run_id).get("epochs_completed") or 0) if store.exists(run_id) else 0
+    """0 until run.json is written: the run's folder exists from the moment its id is reserved, before it."""
+    return int(store.read_run(run_id).get("epochs_completed") or 0) if store.run_json_path(run_id).is_file() else 0
 
 
 def test_page_jobs_are_capped(store: api.RunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
