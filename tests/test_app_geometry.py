@@ -64,3 +64,22 @@ def test_geometry_page_on_a_version_2_run(analysed_store: tuple[api.RunStore, st
     assert not at.exception and not at.error
     assert any("clusterscope analyze" in i.value and "version 2" in i.value for i in at.info)
     assert charts(at) == []
+
+
+def test_cka_waits_for_the_whole_analysis(analysed_store: tuple[api.RunStore, str], tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a run's analysis is under way (the demo's, in the background) CKA is not there yet: the page says it
+    comes once every snapshot is analysed, not that the run was analysed before ClusterScope measured it."""
+    src, run_id = analysed_store
+    root = tmp_path / "partial"
+    shutil.copytree(src.run_dir(run_id), root / run_id)
+    store = api.open_store(root)
+    store.analysis.remove(run_id, "cka")
+    for f in store.analysis.table_dir(run_id, "layers").rglob("epoch=0002.parquet"):
+        f.unlink()  # the last epoch's snapshots not analysed yet
+    at = open_page("geometry", root, monkeypatch, run=run_id)
+    assert not at.exception and not at.error
+    assert any("computed once its analysis has covered every snapshot" in i.value for i in at.info), at.info
+    assert not any("version 2" in i.value for i in at.info)
+    assert charts(at)  # the measures of the snapshots analysed so far are drawn
+

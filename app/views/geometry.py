@@ -41,8 +41,14 @@ def pick_ui(geo: pd.DataFrame, layers: list[str]) -> tuple[int, str]:
     return int(epoch), str(layer)
 
 
-def cka_ui(run: str, cka: pd.DataFrame, layers: list[str], epoch: int, layer: str) -> None:
+def cka_ui(run: str, cka: pd.DataFrame, layers: list[str], epoch: int, layer: str, *, complete: bool = True) -> None:
+    """``complete``: every recorded snapshot is analysed (CKA compares them with each other: it comes last)."""
     st.subheader("Linear CKA")
+    if cka.empty and not complete:
+        st.info(f"Linear CKA of **{run}** is computed once its analysis has covered every snapshot (it compares "
+                "the layers and epochs with each other); the measures below are shown as they come.",
+                icon=":material/hourglass_top:")
+        return
     if cka.empty:
         st.info(NOT_COMPUTED.format(run=run), icon=":material/info:")
         return
@@ -144,7 +150,8 @@ def page() -> None:
         return
     layers = layer_order(geo)
     epoch, layer = pick_ui(geo, layers)
-    cka_ui(run, cka, layers, epoch, layer)
+    complete = len(geo[["layer", "epoch"]].drop_duplicates()) >= len(loaders.snapshots(run))
+    cka_ui(run, cka, layers, epoch, layer, complete=complete)
     curves_ui(run, geo, layers, api.intraclass_reason(info))
     open_ui(run, layer, epoch)
     geometry_genealogy.genealogy_section(run, info, layer, epoch)  # SCIENCE.md 7: clusters split and merge
