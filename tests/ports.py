@@ -71,8 +71,8 @@ def _socket_inodes(pid: int) -> set[str]:
     return inodes
 
 
-def _tree(pid: int) -> list[int]:
-    """``pid`` and the processes below it (from /proc)."""
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (from /proc), parents first."""
     parent: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -94,4 +94,4 @@ def serves(pid: int, port: int) -> bool:
             fields = line.split()
             if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
                 listening.add(fields[9])
-    return any(listening & _socket_inodes(p) for p in _tree(pid))
+    return any(listening & _socket_inodes(p) for p in process_tree(pid))

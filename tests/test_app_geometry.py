@@ -51,13 +51,19 @@ def test_geometry_page(analysed_store: tuple[api.RunStore, str], monkeypatch: py
     assert at.radio(key="w-gen-across").options == ["epochs of fc1.relu", "layers at epoch 0"]
 
 
-def test_geometry_page_on_a_version_2_run(analysed_store: tuple[api.RunStore, str], tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    src, run_id = analysed_store
-    root = tmp_path / "v2"
+def without_cka(analysed: tuple[api.RunStore, str], root: Path) -> tuple[api.RunStore, str]:
+    """A copy of the analysed run in a store at ``root``, its CKA table removed."""
+    src, run_id = analysed
     shutil.copytree(src.run_dir(run_id), root / run_id)
     store = api.open_store(root)
     store.analysis.remove(run_id, "cka")
+    return store, run_id
+
+
+def test_geometry_page_on_a_version_2_run(analysed_store: tuple[api.RunStore, str], tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    store, run_id = without_cka(analysed_store, tmp_path / "v2")
+    root = store.root
     for f in store.analysis.table_dir(run_id, "layers").rglob("*.parquet"):
         pq.write_table(pq.read_table(f).drop_columns(list(GEOMETRY_COLUMNS)), f)
     at = open_page("geometry", root, monkeypatch, run=run_id)
@@ -70,11 +76,8 @@ def test_cka_waits_for_the_whole_analysis(analysed_store: tuple[api.RunStore, st
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """While a run's analysis is under way (the demo's, in the background) CKA is not there yet: the page says it
     comes once every snapshot is analysed, not that the run was analysed before ClusterScope measured it."""
-    src, run_id = analysed_store
-    root = tmp_path / "partial"
-    shutil.copytree(src.run_dir(run_id), root / run_id)
-    store = api.open_store(root)
-    store.analysis.remove(run_id, "cka")
+    store, run_id = without_cka(analysed_store, tmp_path / "partial")
+    root = store.root
     for f in store.analysis.table_dir(run_id, "layers").rglob("epoch=0002.parquet"):
         f.unlink()  # the last epoch's snapshots not analysed yet
     at = open_page("geometry", root, monkeypatch, run=run_id)

@@ -27,7 +27,7 @@ import pandas as pd
 import pytest
 
 from backend import api
-from tests.ports import free_port
+from tests.ports import free_port, process_tree
 
 pytestmark = pytest.mark.cluster
 
@@ -56,23 +56,8 @@ analysis.baselines = false
 """
 
 
-def _tree(pid: int) -> list[int]:
-    """``pid`` and every process below it (from /proc), parents first."""
-    parent: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    out, i = [pid], 0
-    while i < len(out):
-        out += [child for child, p in parent.items() if p == out[i]]
-        i += 1
-    return out
-
-
 def _kill_tree(pid: int) -> None:
-    for p in _tree(pid):  # the whole tree at once: a worker orphaned by its raylet is still in the list
+    for p in process_tree(pid):  # the whole tree at once: a worker orphaned by its raylet is still in the list
         with contextlib.suppress(ProcessLookupError):
             os.kill(p, signal.SIGKILL)
 
@@ -137,7 +122,7 @@ class Cluster:
         proc.wait(timeout=30)
 
     def processes(self) -> list[int]:
-        return [p for proc in [self.head, *self.workers] if proc for p in _tree(proc.pid)]
+        return [p for proc in [self.head, *self.workers] if proc for p in process_tree(proc.pid)]
 
     def stop(self) -> None:
         for proc in [*self.workers, self.head]:
@@ -357,7 +342,7 @@ def test_a_killed_worker_node_loses_nothing(cluster: Cluster, tmp_path: Path) ->
     def training_on_the_worker():
         """a trial on the worker node with an epoch done"""
         assert driver.poll() is None, driver.communicate()
-        on_worker = set(_tree(cluster.workers[-1].pid))
+        on_worker = set(process_tree(cluster.workers[-1].pid))
         return [r for r, c in claims(store).items() if c.get("pid") in on_worker and (run_json(store, r).get("epochs_completed") or 0) >= 1]
 
     victim, = wait_for(training_on_the_worker, every=0.1)
