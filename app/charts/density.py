@@ -53,7 +53,7 @@ def density(x: np.ndarray, y: np.ndarray, *, bins: int = BINS) -> Density:
     i = np.minimum(((x - x0) / dx).astype(np.int64), bins - 1)
     j = np.minimum(((y - y0) / dy).astype(np.int64), bins - 1)
     counts = np.bincount(j * bins + i, minlength=bins * bins).reshape(bins, bins)
-    return Density(counts.astype(np.int64), float(x0), float(dx), float(y0), float(dy), len(x))
+    return Density(counts, float(x0), float(dx), float(y0), float(dy), len(x))
 
 
 def density_trace(d: Density, *, present: bool = False) -> dict:
