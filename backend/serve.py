@@ -21,6 +21,12 @@ APP_STREAMLIT_DEFAULTS: dict[str, bool | str] = {
     # A visitor never sees a traceback or a server path: app/main.py shows one line and a reference into the
     # server log instead (docs/security.md).
     "client.showErrorDetails": "none",
+    # No watching of source files: a served dashboard's code does not change under it. Watching costs every
+    # run: after each script or fragment run Streamlit walks every imported module (torch, scikit-learn, umap...)
+    # for files to watch, on the thread that sends the page, and its polling watcher keeps about half a core
+    # busy (py-spy on a served page; benchmarks/README.md). A developer editing the pages sets
+    # STREAMLIT_SERVER_FILE_WATCHER_TYPE=auto.
+    "server.fileWatcherType": "none",
 }
 
 

@@ -137,8 +137,11 @@ def serve(script: Path, store: Path, log: Path, env: dict[str, str] | None = Non
         cmd = [sys.executable, "-m", "backend.cli", "app", "--store", str(store), *flags]
     else:
         cmd = [sys.executable, "-m", "streamlit", "run", str(script), *flags]
-    env = os.environ | {"CLUSTERSCOPE_STORE": str(store), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
-                        "PYTHONPATH": str(ROOT)} | (env or {})
+    from backend.serve import APP_STREAMLIT_DEFAULTS, streamlit_env_name
+
+    # the minimal page is served with the app's Streamlit settings too (no file watcher...): the floor of a page served alike
+    same = {streamlit_env_name(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in APP_STREAMLIT_DEFAULTS.items()}
+    env = os.environ | same | {"CLUSTERSCOPE_STORE": str(store), "PYTHONPATH": str(ROOT)} | (env or {})
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
