@@ -223,6 +223,9 @@ def test_selecting_points_shows_them_and_settles(server: str, page, analysed_sto
     if mode == "click":  # one point: the neighbours panel's query, which every view marks (app/charts/query.py)
         queries = page.evaluate(QUERY_IDS)
         assert queries == [[picked["id"]]] * views, queries
+        # the panel under the plots (outside their fragment, app/views/embeddings.py) lists the clicked sample's neighbours
+        assert page.get_by_role("spinbutton", name="Sample id").input_value() == str(picked["id"])
+        assert page.get_by_text(re.compile(rf"^Sample {picked['id']} is ")).is_visible()
     else:  # in the browser: the server sent no new figure for the highlight (it cost a selection seconds at 100,000 points)
         assert page.evaluate(TAGGED) == [True] * views
         # the box or lasso went to the server as its region, without its points (app/views/embeddings_highlight.py) ...
@@ -234,11 +237,14 @@ def test_selecting_points_shows_them_and_settles(server: str, page, analysed_sto
         assert sure <= plotly_ids <= sure | edge and own[plot][0] == (plotly_ids != ids), (plotly_ids ^ ids, own[plot][0])
         assert all(restyled for k, (restyled, _) in enumerate(own) if k != plot)
 
-    if mode == "box" and second is None:  # the button clears the selection and its highlight
+    if second is None:  # the button clears the selection and its highlight (and, after a click, the neighbours' query)
         page.get_by_role("button", name="Clear selection").click()
         page.get_by_text("Select points (click, box or lasso)").wait_for(timeout=30_000)
         wait_idle(page, settle=1.0)
         assert highlighted(page) == [set()]
+        assert page.evaluate(QUERY_IDS) == [[]]
+        assert page.get_by_role("spinbutton", name="Sample id").input_value() == ""
+        assert page.get_by_text(re.compile(r"^Give a sample id, or select one point")).is_visible()
 
 
 def test_a_box_through_points_selects_its_edge_points_in_the_browser_and_on_the_server(

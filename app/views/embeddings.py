@@ -48,6 +48,8 @@ HOVER_SENT = "cs-hover-sent"  # session key: the hover table this browser tab ho
 HOVER_KEPT = "<script>/* the hover table sent before is kept */</script>"
 SELECTION = embeddings_select.SELECTION  # session key of the selection memo
 set_selection = embeddings_select.set_selection
+WHOLE_PAGE = "cs-whole-page"  # session key: set by the whole page's run, read by the plots' fragment (plots_ui)
+PANEL_QUERY = "cs-panel-query"  # session key: the sample the neighbours panel lists (None: none)
 
 
 def colourings(dataset: dict) -> list[str]:
@@ -143,14 +145,23 @@ def figure(run: str, layer: str, epoch: int, v: View, *, title: str, key: str, h
         drawn = embeddings_density.sample_size(v.max_points)
         return loaders_density.density_figure(run, layer, epoch, v.colour, v.unit, drawn, projection=v.proj, title=title,
                                               note=embeddings_density.note(drawn, total), present=state.presenting())
-    if (key != "view-a" or v.other is not None or v.colour not in embeddings_scrub.COLOURINGS
-            or not embeddings_scrub.scrubbable(v.colour, len(view_frame(run, layer, epoch, v)), len(epochs))):
+    if key != "view-a" or not scrubbing(run, v):
         return loaders.embedding_figure(run, layer, epoch, v.colour, v.unit, v.max_points, projection=v.proj,
                                         highlight=highlight, title=title, present=state.presenting())
-    st.sidebar.html(embeddings_scrub.SCRIPT, unsafe_allow_javascript=True)  # in the sidebar: no gap above the plot
     return loaders.scrub_figure(run, layer, epoch, epochs, v.colour, v.max_points, projection=v.proj,
                                 highlight=highlight, titles=tuple(view_title(run, layer, e, v) for e in epochs),
                                 present=state.presenting())
+
+
+def scrubbing(run: str, v: View) -> bool:
+    """Whether view A is drawn with every epoch of its layer as frames, switched in the browser (its script:
+    app/views/embeddings_scrub.py, sent by :func:`page`)."""
+    if v.other is not None or v.colour not in embeddings_scrub.COLOURINGS:
+        return False
+    if embeddings_density.is_density(loaders_density.probe_size(run)):
+        return False
+    frame = view_frame(run, v.layer, v.epoch, v)
+    return embeddings_scrub.scrubbable(v.colour, len(frame), len(v.scores.epochs[v.layer]))
 
 
 def view_title(run: str, layer: str, epoch: int, v: View) -> str:
@@ -281,12 +292,36 @@ def page() -> None:
     presenting = state.presenting()  # the plot above the fold: no search box, toggle or neighbours panel
     if not presenting:
         embeddings_search.search_ui(run, info, df, select=set_selection)
+    if scrubbing(run, v):
+        st.sidebar.html(embeddings_scrub.SCRIPT, unsafe_allow_javascript=True)  # in the sidebar: no gap above the plot
+    st.session_state[WHOLE_PAGE] = True  # this run is the whole page's (plots_ui reads it)
+    query = st.fragment(plots_ui)(run, info, v, df, full, total, dense)
+    if not presenting:  # below the fragment: a selection does not redraw them (their widgets rerun the page)
+        embeddings_search.neighbours_ui(run, info, v, df, query, select=set_selection)
+        st.session_state[PANEL_QUERY] = query.sample
+        embeddings_changes.what_changed_ui(run, info, v.layer, v.epoch, select=set_selection)
+
+
+def plots_ui(run: str, info: dict, v: View, df: pd.DataFrame, full: pd.DataFrame, total: int,
+             dense: bool) -> embeddings_search.Query | None:
+    """The plots and what follows the selection made in them: the highlight, the trajectories, the neighbours'
+    marks, the selection's images and composition; returns the neighbours' query (None when presenting).
+
+    Run as a fragment (:func:`page`): a selection, *Clear selection* or the trajectories toggle reruns this part
+    only, not the sidebar, the hover table, the search box above or the neighbours and "what changed" panels
+    below (in Chromium those panels' widgets cost a box selection of 10,000 points about a third of its time,
+    benchmarks/README.md). When a selection changes the neighbours' query (one point selected, or the selection
+    cleared), the whole page reruns once, so that the panel lists the new sample's neighbours.
+    ``df``: the points view A draws; ``full``: every point of it (a density view)."""
+    whole_page = st.session_state.pop(WHOLE_PAGE, False)
+    presenting = state.presenting()
     selected = embeddings_select.current_selection(run, selection_plots(run, v, full, total, dense))
-    embeddings_highlight.highlight_ui(selected)
+    query = None if presenting else embeddings_search.neighbour_query(run, v, selected)
+    if query is not None and not whole_page and query.sample != st.session_state.get(PANEL_QUERY):
+        st.rerun(scope="app")  # the panel below shows the old query: the page follows
     title = view_title(run, v.layer, v.epoch, v)
     paths = embeddings_trajectories.kept_on(v, selected) if presenting else embeddings_trajectories.toggle_ui(run, v, selected)
     trajectories = (lambda fig: embeddings_trajectories.figure(run, info, v, selected, fig)) if paths else None
-    query = None if presenting else embeddings_search.neighbour_query(run, v, selected)
     extend = (trajectories, embeddings_search.query_marks(run, v, query, v.layer, v.epoch))
     if v.other is None:
         plot_col, side = st.columns([3, 1])
@@ -311,10 +346,8 @@ def page() -> None:
     if not dense:  # a density view's caption says how many are drawn; more cannot be
         embeddings_trajectories.drawn_caption(df, selected)
     selection_ui(run, full, selected)
-    if not presenting:
-        embeddings_search.neighbours_ui(run, info, v, df, query, select=set_selection)
-        embeddings_changes.what_changed_ui(run, info, v.layer, v.epoch, select=set_selection)
-
+    embeddings_highlight.highlight_ui(selected)  # last: its (empty) element leaves no gap above the plots
+    return query
 
 if __name__ == "__main__":  # st.navigation (app/main.py) runs this file as the page's script
     page()

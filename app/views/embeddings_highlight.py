@@ -130,7 +130,8 @@ SCRIPT = "<script>\n" + _SCRIPT.replace('"META"', json.dumps(META)).replace('"PO
 def highlight_ui(ids: Iterable[int]) -> None:
     """Highlight the samples ``ids`` in every embedding plot of the page (none: every point as drawn).
 
-    One ``st.html`` element per rerun, always at the same place, in the sidebar (no gap above the plot; it runs
-    there in presentation mode too, hidden): the same ids give the same element, which the browser keeps as it is."""
+    One ``st.html`` element per rerun, always at the same place: the end of the page's plots fragment
+    (app/views/embeddings.py; a fragment cannot write to the sidebar), below everything else, so its empty element
+    leaves no gap above a plot: the same ids give the same element, which the browser keeps as it is."""
     text = json.dumps(sorted(int(i) for i in ids), separators=(",", ":"))
-    st.sidebar.html(Html(SCRIPT + f"\n<script>window.__csHighlight({text});</script>"), unsafe_allow_javascript=True)
+    st.html(Html(SCRIPT + f"\n<script>window.__csHighlight({text});</script>"), unsafe_allow_javascript=True)
