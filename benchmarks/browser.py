@@ -11,7 +11,8 @@ a user sees: headless Chromium (/usr/bin/chromium, through Playwright) on the ap
 * ``layer``: choosing the other layer in the sidebar's Layer box, until the plot holds it;
 * ``colour``: choosing "HDBSCAN cluster" / "Class (trained on)" in "Colour by", until the plot is recoloured;
 * ``first plot``: opening the page in a new browser context (empty browser cache; the server warm),
-  until the first plot is drawn;
+  until the first plot is drawn; ``first plot, cache warm``: the same in a new tab of that context (the
+  browser's cache holds Streamlit's and Plotly's scripts, as for a user coming back);
 * ``select``: releasing the mouse after a box selection of ``SELECT`` points (the leftmost ones; a quarter of
   them when fewer than 4 x ``SELECT`` are drawn), until the selected samples' images are shown;
 * ``density first picture`` (``--density-sizes``, 1,000,000 points by default): first load of a view above the
@@ -112,7 +113,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke run: 2,000 points, 2 repeats")
     p.add_argument("--chromium", default="/usr/bin/chromium", help="the Chromium executable")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic layouts")
-    p.add_argument("--only", choices=["select"], help="time this interaction only (no epoch, layer, colour or first plot)")
+    p.add_argument("--only", choices=["select", "first"],
+                   help="time this interaction only: the box selection, or the first plot (then the density view's too)")
     args = p.parse_args(argv)
     if args.quick:
         args.sizes, args.repeats, args.density_sizes = [2_000], 2, []
@@ -256,11 +258,10 @@ def measure(browser, url: str, n: int, repeats: int, *, app: bool, only: str | N
         took = [s.select() for _ in range(repeats)]
         s.close()
         return {"select": took}
-    out: dict[str, list[float]] = {k: [] for k in ("first plot", "layer", "colour", "select")}
-    for _ in range(repeats):
-        s = Session(browser, url, n, app=app)
-        out["first plot"].append(s.open())
-        s.close()
+    if only == "first":
+        return first_plots(browser, url, n, repeats, app=app)
+    out: dict[str, list[float]] = {k: [] for k in ("layer", "colour", "select")}
+    out = first_plots(browser, url, n, repeats, app=app) | out
     s = Session(browser, url, n, app=app)
     s.open()
     print("  switching", flush=True)
@@ -272,6 +273,21 @@ def measure(browser, url: str, n: int, repeats: int, *, app: bool, only: str | N
         out["select"].append(s.select())
     s.close()
     return out
+
+
+def first_plots(browser, url: str, n: int, repeats: int, *, app: bool) -> dict[str, list[float]]:
+    """Seconds from opening the page to its first plot, ``repeats`` times: in a new browser context (empty
+    cache: a first visit), and in a new tab of a context that opened it before (the browser's cache holds
+    Streamlit's and Plotly's scripts: a user coming back)."""
+    took: dict[str, list[float]] = {"first plot": [], "first plot, cache warm": []}
+    for _ in range(repeats):
+        s = Session(browser, url, n, app=app)
+        took["first plot"].append(s.open())
+        s.page.close()
+        s.page = s.context.new_page()
+        took["first plot, cache warm"].append(s.open())
+        s.close()
+    return took
 
 
 def epoch_switches(browser, urls: dict[str, str], n: int, repeats: int) -> dict[str, list[float]]:
@@ -356,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append([n, what, a * 1000, b * 1000, a / b])
                 print(f"RATIO browser {what} n={n}: page {a * 1000:.0f} ms / minimal {b * 1000:.0f} ms = {a / b:.2f}",
                       flush=True)
-        for n in [] if args.only else args.density_sizes:
+        for n in [] if args.only == "select" else args.density_sizes:
             rows.append(density_first_picture(browser, Path(tmp), n, args))
         browser.close()
     print(table(["points", "interaction", "page ms (median)", "minimal ms (median)", "ratio"], rows))
