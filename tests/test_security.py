@@ -431,12 +431,14 @@ def test_the_table_lists_every_test() -> None:
 
 
 def test_streamlit_defaults_hide_error_details(served: Served) -> None:
-    """The served Streamlit got showErrorDetails 'none' and no usage statistics, in the variables it reads."""
+    """The served Streamlit got showErrorDetails 'none', no usage statistics and no file watcher (it walked
+    every imported module after each run: benchmarks/README.md), in the variables it reads."""
     from streamlit import config
 
     environ = dict(item.split("=", 1) for item in
                    Path(f"/proc/{served.proc.pid}/environ").read_text().split("\0") if "=" in item)
-    for option, value in (("client.showErrorDetails", "none"), ("browser.gatherUsageStats", "false")):
+    for option, value in (("client.showErrorDetails", "none"), ("browser.gatherUsageStats", "false"),
+                          ("server.fileWatcherType", "none")):
         assert environ.get(config.get_config_options()[option].env_var) == value, option
 
 
