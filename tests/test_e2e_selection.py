@@ -60,6 +60,7 @@ OWN = (f"() => Array.from(document.querySelectorAll('{PLOT}')).map(gd => {{"
        " const ts = gd._fullData.filter(t => t.meta === 'cs-points'), ids = [];"
        " ts.forEach(t => (t.selectedpoints || []).forEach(k => ids.push(t.customdata[k][0])));"
        " return [gd.data.some(t => t.meta === 'cs-points' && typeof t.marker.opacity !== 'number'), ids]; })")
+REGIONS = f"() => Array.from(document.querySelectorAll('{PLOT}')).map(gd => (gd.layout.selections || []).length)"
 TRACES = (f"() => Array.from(document.querySelectorAll('{PLOT}')).map(gd => gd.data.filter(t => t.meta === 'cs-points')"
           ".map(t => [t.customdata, t.marker.opacity,"
           " window.__csHL?.ids && Array.isArray(t.selectedpoints) ? t.selectedpoints : null]))")
@@ -93,6 +94,14 @@ def decode(value: object) -> np.ndarray:
         arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
         return arr.reshape([int(d) for d in value["shape"].split(",")]) if "shape" in value else arr
     return np.asarray(value)
+
+
+def expect_poll(check, message: str, timeout: float = 15.0) -> None:
+    """Wait until ``check()`` holds (the browser applies some changes when idle), else fail with ``message``."""
+    end = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < end, message
+        time.sleep(0.1)
 
 
 def highlighted(page) -> list[set[int]]:
@@ -240,11 +249,17 @@ def test_selecting_points_shows_them_and_settles(server: str, page, analysed_sto
     if second is None:  # the button clears the selection and its highlight (and, after a click, the neighbours' query)
         page.get_by_role("button", name="Clear selection").click()
         page.get_by_text("Select points (click, box or lasso)").wait_for(timeout=30_000)
-        wait_idle(page, settle=1.0)
+        # ... and Plotly's own: no box or lasso drawn any more, no point dimmed (it kept both before). After a
+        # click the neighbours' query goes too: the plots' rerun is followed by the whole page's (the panel)
+        no_query = page.get_by_text(re.compile(r"^Give a sample id, or select one point"))
+        expect_poll(lambda: page.evaluate(OWN) == [[False, []]] and page.evaluate(REGIONS) == [0] and no_query.is_visible(),
+                    "Plotly still shows the cleared selection, or the neighbours panel the clicked sample")
+        wait_idle(page, settle=1.5)
         assert highlighted(page) == [set()]
+        assert page.evaluate(OWN) == [[False, []]] and page.evaluate(REGIONS) == [0]
+        assert page.get_by_text("Select points (click, box or lasso)").is_visible()
         assert page.evaluate(QUERY_IDS) == [[]]
         assert page.get_by_role("spinbutton", name="Sample id").input_value() == ""
-        assert page.get_by_text(re.compile(r"^Give a sample id, or select one point")).is_visible()
 
 
 def test_a_box_through_points_selects_its_edge_points_in_the_browser_and_on_the_server(

@@ -346,7 +346,8 @@ def plots_ui(run: str, info: dict, v: View, df: pd.DataFrame, full: pd.DataFrame
     if not dense:  # a density view's caption says how many are drawn; more cannot be
         embeddings_trajectories.drawn_caption(df, selected)
     selection_ui(run, full, selected)
-    embeddings_highlight.highlight_ui(selected)  # last: its (empty) element leaves no gap above the plots
+    # last: its (empty) element leaves no gap above the plots
+    embeddings_highlight.highlight_ui(selected, cleared=embeddings_select.take_cleared(run))
     return query
 
 if __name__ == "__main__":  # st.navigation (app/main.py) runs this file as the page's script

@@ -91,7 +91,14 @@ _SCRIPT = """(function () {
     if (window.requestIdleCallback) { window.requestIdleCallback(fn, {timeout: 300}); } else { setTimeout(fn, 0); }
   }
   window.__csHLapply = apply;  // app/views/embeddings_scrub.py: after it moved a plot's points
-  window.__csHighlight = (ids) => {  // null or an empty list: nothing highlighted
+  function unselect(gd) {  // Plotly's own selection off: its boxes and lassos, and the points it dims
+    if (!window.Plotly || !gd.layout || gd.layout.meta !== "META" || !gd.data) { return; }
+    if (!(gd.layout.selections || []).length && !gd.data.some((t) => t.selectedpoints)) { return; }
+    gd.__csOwn = null;
+    window.Plotly.update(gd, {selectedpoints: gd.data.map(() => null)}, {selections: []});
+  }
+  window.__csHighlight = (ids, cleared) => {  // null or an empty list: nothing highlighted
+    if (cleared) { document.querySelectorAll(".js-plotly-plot").forEach(unselect); }  // *Clear selection*
     const next = ids && ids.length ? new Set(ids) : null, H = window.__csHL;
     const same = (next === null && H.ids === null) ||
       (next !== null && H.ids !== null && next.size === H.ids.size && ids.every((i) => H.ids.has(i)));
@@ -127,11 +134,14 @@ _SCRIPT = """(function () {
 SCRIPT = "<script>\n" + _SCRIPT.replace('"META"', json.dumps(META)).replace('"POINTS"', json.dumps(POINTS)) + "\n</script>"
 
 
-def highlight_ui(ids: Iterable[int]) -> None:
-    """Highlight the samples ``ids`` in every embedding plot of the page (none: every point as drawn).
+def highlight_ui(ids: Iterable[int], *, cleared: bool = False) -> None:
+    """Highlight the samples ``ids`` in every embedding plot of the page (none: every point as drawn);
+    ``cleared``: the user cleared the selection, so Plotly's own selection goes too (the box or lasso it draws
+    and the points it dims would stay otherwise: the plot's figure is the same).
 
     One ``st.html`` element per rerun, always at the same place: the end of the page's plots fragment
     (app/views/embeddings.py; a fragment cannot write to the sidebar), below everything else, so its empty element
     leaves no gap above a plot: the same ids give the same element, which the browser keeps as it is."""
     text = json.dumps(sorted(int(i) for i in ids), separators=(",", ":"))
-    st.html(Html(SCRIPT + f"\n<script>window.__csHighlight({text});</script>"), unsafe_allow_javascript=True)
+    call = f"window.__csHighlight({text}{', true' if cleared else ''});"
+    st.html(Html(SCRIPT + f"\n<script>{call}</script>"), unsafe_allow_javascript=True)

@@ -26,7 +26,8 @@ import streamlit as st
 
 from app.views import embeddings_density
 
-SELECTION = "cs-selection"  # session key: {"run", "ids": the selected sample ids, "reports": {plot key: (token, report)}}
+SELECTION = "cs-selection"  # session key: {"run", "ids": the selected sample ids, "reports": {plot key: (token, report)},
+#                             "cleared": set by *Clear selection* until the page told the browser}
 Resolver = Callable[[object], set[int]]
 Plot = tuple[Hashable, Resolver]  # a plot's layout token (what it shows) and how its event becomes sample ids
 
@@ -99,3 +100,9 @@ def set_selection(run: str, ids: Iterable[int]) -> None:
 def clear_selection() -> None:
     if SELECTION in st.session_state:
         st.session_state[SELECTION]["ids"] = frozenset()
+        st.session_state[SELECTION]["cleared"] = True
+
+
+def take_cleared(run: str) -> bool:
+    """Whether the selection was cleared since the last call (then the browser also removes Plotly's own)."""
+    return bool(selection_memo(run).pop("cleared", False))
