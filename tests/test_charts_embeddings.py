@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 
 from app.charts import base as charts
 from app.charts import embeddings as charts_embeddings
@@ -214,3 +215,15 @@ def test_scrubbing_is_offered_for_epoch_independent_colourings_within_the_budget
     assert not scrub.scrubbable("class", 10, 2)
     # nothing in the script that Streamlit's HTML sanitiser could take for markup (see app/hover.py's script)
     assert "<" not in scrub.SCRIPT.removeprefix("<script>\n").removesuffix("\n</script>")
+
+
+def test_legend_below_puts_the_legend_in_rows_under_the_plot_and_leaves_the_cached_figure_alone() -> None:
+    df = frame().assign(colour_value=lambda d: d["class_name"])
+    fig = charts_embeddings.embedding_scatter(df, projection="umap", colour="colour_value", legend_title="class",
+                                              colours=charts.category_colours(["a", "b", "c"]))
+    below = charts_embeddings.legend_below(fig)
+    legend = go.Figure(below.to_dict()).layout.legend  # valid for Plotly (raises on an unknown property)
+    assert (legend.orientation, legend.yref, legend.yanchor, legend.maxheight) == ("h", "container", "bottom", 0.25)
+    assert legend.title.text == "class" and legend.itemsizing == "constant"  # the rest of the legend kept
+    assert fig.layout.legend.orientation is None  # the (cached) figure given is unchanged
+    assert [t.name for t in below.data] == [t.name for t in fig.data]

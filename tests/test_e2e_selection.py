@@ -193,6 +193,10 @@ def test_selecting_points_shows_them_and_settles(server: str, page, analysed_sto
                            f" === {views}", timeout=120_000)
     wait_idle(page, settle=0.5)
     assert page.get_by_text("Select points (click, box or lasso)").is_visible()
+    if views == 2:  # side by side, each legend under its plot: the points keep most of the width (0.39 beside it)
+        widths = page.evaluate(f"() => Array.from(document.querySelectorAll('{PLOT}'))"
+                               ".map(gd => gd._fullLayout._size.w / gd._fullLayout.width)")
+        assert min(widths) > 0.6, widths
     sent = page.evaluate("window.__sent")
     page.evaluate(TAG)
 

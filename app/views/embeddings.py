@@ -130,6 +130,8 @@ def draw(run: str, layer: str, epoch: int, v: View, *, title: str, key: str, hig
     fig = figure(run, layer, epoch, v, title=title, key=key, highlight=None)  # highlighted in the browser: embeddings_highlight
     for step in extend:
         fig = step(fig) if step else fig
+    if v.other is not None:  # two views side by side: each legend under its plot
+        fig = charts_embeddings.legend_below(fig)
     widgets.plot(fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
     export = charts_highlight.with_highlight(charts_embeddings.without_frames(fig), highlight or set())
     widgets.figure_downloads(export, f"{title}_{v.colour}".replace(" ", "_").replace("·", ""), key=key,
