@@ -221,7 +221,7 @@ def test_legend_below_puts_the_legend_in_rows_under_the_plot_and_leaves_the_cach
     df = frame().assign(colour_value=lambda d: d["class_name"])
     fig = charts_embeddings.embedding_scatter(df, projection="umap", colour="colour_value", legend_title="class",
                                               colours=charts.category_colours(["a", "b", "c"]))
-    below = charts_embeddings.legend_below(fig)
+    below = charts.legend_below(fig)
     legend = go.Figure(below.to_dict()).layout.legend  # valid for Plotly (raises on an unknown property)
     assert (legend.orientation, legend.yref, legend.yanchor, legend.maxheight) == ("h", "container", "bottom", 0.25)
     assert legend.title.text == "class" and legend.itemsizing == "constant"  # the rest of the legend kept

@@ -52,6 +52,19 @@ def style(fig: go.Figure, *, present: bool = False, height: int | None = None) -
     return fig
 
 
+def legend_below(fig: go.Figure) -> go.Figure:
+    """``fig`` with its legend in rows under the plot instead of beside it: two views side by side keep their
+    width for the points (a legend beside each took about a third of it, and the equal-aspect axes then shrank
+    the plot in height too). At most a quarter of the figure's height; a longer legend scrolls. A new figure:
+    ``fig`` may be a cached one."""
+    spec = fig.to_dict()
+    layout = spec["layout"]
+    layout["legend"] = layout.get("legend", {}) | {"orientation": "h", "x": 0.0, "xanchor": "left", "yref": "container",
+                                                   "y": 0.0, "yanchor": "bottom", "maxheight": 0.25}
+    frames = {"frames": spec["frames"]} if spec.get("frames") else {}
+    return go.Figure({"data": spec["data"], "layout": layout, **frames}, _validate=False)  # the spec is valid already
+
+
 def set_template(fig: go.Figure) -> go.Figure:
     """Give ``fig`` the house template without validating it again.
 

@@ -176,18 +176,6 @@ def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours
     return fast_figure(traces, layout)
 
 
-def legend_below(fig: go.Figure) -> go.Figure:
-    """``fig`` with its legend in rows under the plot instead of beside it: two views side by side keep their
-    width for the points (a legend beside each took about a third of it, and the equal-aspect axes then shrank
-    the plot in height too). At most a quarter of the figure's height; a longer legend scrolls. A new figure:
-    ``fig`` may be a cached one."""
-    spec = fig.to_dict()
-    layout = spec["layout"]
-    layout["legend"] = layout.get("legend", {}) | {"orientation": "h", "x": 0.0, "xanchor": "left", "yref": "container",
-                                                   "y": 0.0, "yanchor": "bottom", "maxheight": 0.25}
-    return fast_figure(spec["data"], layout, spec.get("frames") or None)
-
-
 SCRUB_FRAME = "cs-epoch-"  # frame names of a scrubbable figure: SCRUB_FRAME + epoch (app/views/embeddings_scrub.py switches them)
 
 

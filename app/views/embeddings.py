@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import hover, loaders, loaders_density, state, widgets
+from app.charts import base as charts_base
 from app.charts import embeddings as charts_embeddings
 from app.charts import highlight as charts_highlight
 from app.views import (
@@ -131,7 +132,7 @@ def draw(run: str, layer: str, epoch: int, v: View, *, title: str, key: str, hig
     for step in extend:
         fig = step(fig) if step else fig
     if v.other is not None:  # two views side by side: each legend under its plot
-        fig = charts_embeddings.legend_below(fig)
+        fig = charts_base.legend_below(fig)
     widgets.plot(fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
     export = charts_highlight.with_highlight(charts_embeddings.without_frames(fig), highlight or set())
     widgets.figure_downloads(export, f"{title}_{v.colour}".replace(" ", "_").replace("·", ""), key=key,
