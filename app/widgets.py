@@ -53,10 +53,12 @@ def diverged_warning(run: str, info: dict) -> None:
                    icon=":material/warning:")
 
 
-def layer_picker(layers: Sequence[str], *, key: str = "layer", label: str = "Layer", container=st) -> str | None:  # noqa: ANN001
+def layer_picker(layers: Sequence[str], *, key: str = "layer", label: str = "Layer", container=st,  # noqa: ANN001
+                 default: str | None = None) -> str | None:
+    """The layer chosen (link, memory, else ``default``, else the last layer)."""
     if not layers:
         return None
-    current = state.choice(key, list(layers), default=list(layers)[-1])
+    current = state.choice(key, list(layers), default=default if default in layers else list(layers)[-1])
     link_names_unknown(key, layers, what="layer", shown=current, where="this run's analysis")
     layer = container.selectbox(label, list(layers), key=f"w-{key}", help="Every ReLU layer except the output, in forward order.",
                                 **_initial(f"w-{key}", list(layers).index(current), list(layers)))
@@ -64,11 +66,13 @@ def layer_picker(layers: Sequence[str], *, key: str = "layer", label: str = "Lay
     return layer
 
 
-def epoch_picker(epochs: Sequence[int], *, key: str = "epoch", label: str = "Epoch", container=st) -> int | None:  # noqa: ANN001
+def epoch_picker(epochs: Sequence[int], *, key: str = "epoch", label: str = "Epoch", container=st,  # noqa: ANN001
+                 default: int | None = None) -> int | None:
+    """The epoch chosen (link, memory, else ``default``, else the last epoch)."""
     epochs = sorted(int(e) for e in epochs)
     if not epochs:
         return None
-    current = state.choice(key, epochs, default=epochs[-1])
+    current = state.choice(key, epochs, default=default if default in epochs else epochs[-1])
     link_names_unknown(key, epochs, what="epoch", shown=current, where="this layer's recorded epochs")
     if len(epochs) == 1:
         container.caption(f"{label}: {epochs[0]} (the only recorded epoch)")

@@ -63,7 +63,11 @@ def test_colourings_and_second_view(analysed_store: tuple[api.RunStore, str], mo
     at.sidebar.selectbox(key="w-second").set_value("layer").run()
     assert not at.exception and len(at.get("plotly_chart")) == 2
     titles = [figure_of(c)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
-    assert "fc2.relu" in titles[0] and "fc2.relu" in titles[1]  # layer B defaults to the last layer
+    assert "fc2.relu" in titles[0] and "fc1.relu" in titles[1]  # layer B defaults to another layer: the one before
+    at.sidebar.selectbox(key="w-second").set_value("epoch").run()
+    assert not at.exception and at.sidebar.select_slider(key="w-epoch_b").value == 0  # another epoch: the first
+    titles = [figure_of(c)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert "epoch 2" in titles[0] and "epoch 0" in titles[1]
 
 
 def test_sampling_is_announced(analysed_store: tuple[api.RunStore, str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -106,10 +106,13 @@ def controls_ui(run: str, info: dict) -> View | None:
                           index=["none", "epoch", "layer"].index(state.choice("second", ["none", "epoch", "layer"])),
                           format_func={"none": "None", "epoch": "Another epoch", "layer": "Another layer"}.get)
     other = None
-    if second == "epoch":
-        other = ("epoch", widgets.epoch_picker(epochs, key="epoch_b", label="Epoch B", container=sb))
-    elif second == "layer":
-        other = ("layer", widgets.layer_picker(layers, key="layer_b", label="Layer B", container=sb))
+    if second == "epoch":  # by default another epoch than view A's: the first (or the last)
+        other = ("epoch", widgets.epoch_picker(epochs, key="epoch_b", label="Epoch B", container=sb,
+                                               default=next((e for e in (min(epochs), max(epochs)) if e != epoch), epoch)))
+    elif second == "layer":  # by default another layer than view A's: the one before it (or after it)
+        k = layers.index(layer)
+        other = ("layer", widgets.layer_picker(layers, key="layer_b", label="Layer B", container=sb,
+                                               default=layers[k - 1] if k > 0 else layers[min(k + 1, len(layers) - 1)]))
     state.remember(proj=proj, colour=colour, unit=unit, second=second if second != "none" else None,
                    maxpts=max_points if max_points != DEFAULT_MAX_POINTS else None)
     return View(layer=layer, epoch=epoch, proj=proj, colour=colour, unit=unit, max_points=max_points, other=other,
