@@ -315,7 +315,7 @@ def plots_ui(run: str, info: dict, v: View, df: pd.DataFrame, full: pd.DataFrame
 
     Run as a fragment (:func:`page`): a selection, *Clear selection* or the trajectories toggle reruns this part
     only, not the sidebar, the hover table, the search box above or the neighbours and "what changed" panels
-    below (in Chromium those panels' widgets cost a box selection of 10,000 points about a third of its time,
+    below (in Chromium those panels' widgets cost a box selection of 10,000 points more than a quarter of its time,
     benchmarks/README.md). When a selection changes the neighbours' query (one point selected, or the selection
     cleared), the whole page reruns once, so that the panel lists the new sample's neighbours.
     ``df``: the points view A draws; ``full``: every point of it (a density view)."""
