@@ -64,6 +64,7 @@ def test_colourings_and_second_view(analysed_store: tuple[api.RunStore, str], mo
     assert not at.exception and len(at.get("plotly_chart")) == 2
     titles = [figure_of(c)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert "fc2.relu" in titles[0] and "fc1.relu" in titles[1]  # layer B defaults to another layer: the one before
+    assert all(t.startswith(f"{run_id}<br>") for t in titles)  # half the width: the run's name on its own line
     at.sidebar.selectbox(key="w-second").set_value("epoch").run()
     assert not at.exception and at.sidebar.select_slider(key="w-epoch_b").value == 0  # another epoch: the first
     titles = [figure_of(c)["layout"]["title"]["text"] for c in at.get("plotly_chart")]

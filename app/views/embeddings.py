@@ -138,7 +138,7 @@ def draw(run: str, layer: str, epoch: int, v: View, *, title: str, key: str, hig
         fig = charts_base.legend_below(fig)
     widgets.plot(fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
     export = charts_highlight.with_highlight(charts_embeddings.without_frames(fig), highlight or set())
-    widgets.figure_downloads(export, f"{title}_{v.colour}".replace(" ", "_").replace("·", ""), key=key,
+    widgets.figure_downloads(export, f"{title}_{v.colour}".replace("<br>", " ").replace(" ", "_").replace("·", ""), key=key,
                              legend=COLOURINGS[v.colour] if v.colour != "neuron" else "")
 
 
@@ -168,6 +168,12 @@ def scrubbing(run: str, v: View) -> bool:
         return False
     frame = view_frame(run, v.layer, v.epoch, v)
     return embeddings_scrub.scrubbable(v.colour, len(frame), len(v.scores.epochs[v.layer]))
+
+
+def half_title(title: str) -> str:
+    """A view's title for half the page's width (two views side by side): the run's name on a line of its own,
+    where one line was cut off at the plot's edge."""
+    return title.replace(" · ", "<br>", 1)
 
 
 def view_title(run: str, layer: str, epoch: int, v: View) -> str:
@@ -340,11 +346,11 @@ def plots_ui(run: str, info: dict, v: View, df: pd.DataFrame, full: pd.DataFrame
         layer_b, epoch_b = (v.layer, value) if kind == "epoch" else (value, v.epoch)
         left, right = st.columns(2)
         with left:
-            draw(run, v.layer, v.epoch, v, title=title, key="view-a", highlight=selected, extend=extend)
+            draw(run, v.layer, v.epoch, v, title=half_title(title), key="view-a", highlight=selected, extend=extend)
             scores_ui(v.scores, v.layer, v.epoch, v.reason)
         with right:
             try:
-                draw(run, layer_b, epoch_b, v, title=f"{run} · {layer_b} · epoch {epoch_b}", key="view-b", highlight=selected,
+                draw(run, layer_b, epoch_b, v, title=half_title(f"{run} · {layer_b} · epoch {epoch_b}"), key="view-b", highlight=selected,
                      extend=(embeddings_search.query_marks(run, v, query, layer_b, epoch_b),))
                 scores_ui(v.scores, layer_b, epoch_b, v.reason)
             except ClusterScopeError as exc:
