@@ -59,6 +59,12 @@ def bind_address(streamlit_args: tuple[str, ...], env: Mapping[str, str]) -> str
     return None
 
 
+def app_streamlit_variables() -> dict[str, str]:
+    """``APP_STREAMLIT_DEFAULTS`` as the STREAMLIT_* environment variables Streamlit reads."""
+    return {streamlit_env_name(option): str(value).lower() if isinstance(value, bool) else str(value)
+            for option, value in APP_STREAMLIT_DEFAULTS.items()}
+
+
 def app_environment(streamlit_args: tuple[str, ...], environ: Mapping[str, str], *, allow_torchscript: bool = False,
                     allow_server_paths: bool = False) -> dict[str, str]:
     """The dashboard's environment: our Streamlit defaults under the user's STREAMLIT_* variables, the bind
@@ -67,8 +73,8 @@ def app_environment(streamlit_args: tuple[str, ...], environ: Mapping[str, str],
     from backend import deployment
 
     env = dict(environ)
-    for option, value in APP_STREAMLIT_DEFAULTS.items():  # the user's own STREAMLIT_* variables win
-        env.setdefault(streamlit_env_name(option), str(value).lower() if isinstance(value, bool) else str(value))
+    for name, value in app_streamlit_variables().items():  # the user's own STREAMLIT_* variables win
+        env.setdefault(name, value)
     address = bind_address(streamlit_args, env)
     if address is None:  # Streamlit's own default is every interface
         address = env["STREAMLIT_SERVER_ADDRESS"] = deployment.LOCAL_ADDRESS

@@ -139,11 +139,10 @@ def serve(script: Path, store: Path, log: Path, env: dict[str, str] | None = Non
         cmd = [sys.executable, "-m", "backend.cli", "app", "--store", str(store), *flags]
     else:
         cmd = [sys.executable, "-m", "streamlit", "run", str(script), *flags]
-    from backend.serve import APP_STREAMLIT_DEFAULTS, streamlit_env_name
+    from backend.serve import app_streamlit_variables
 
     # the minimal page is served with the app's Streamlit settings too (no file watcher...): the floor of a page served alike
-    same = {streamlit_env_name(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in APP_STREAMLIT_DEFAULTS.items()}
-    env = os.environ | same | {"CLUSTERSCOPE_STORE": str(store), "PYTHONPATH": str(ROOT)} | (env or {})
+    env = os.environ | app_streamlit_variables() | {"CLUSTERSCOPE_STORE": str(store), "PYTHONPATH": str(ROOT)} | (env or {})
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -260,8 +259,7 @@ def measure(browser, url: str, n: int, repeats: int, *, app: bool, only: str | N
         return {"select": took}
     if only == "first":
         return first_plots(browser, url, n, repeats, app=app)
-    out: dict[str, list[float]] = {k: [] for k in ("layer", "colour", "select")}
-    out = first_plots(browser, url, n, repeats, app=app) | out
+    out = first_plots(browser, url, n, repeats, app=app) | {k: [] for k in ("layer", "colour", "select")}
     s = Session(browser, url, n, app=app)
     s.open()
     print("  switching", flush=True)
