@@ -32,6 +32,7 @@ SECOND = {None: "", "epoch": "&second=epoch&epoch_b=2", "layer": "&second=layer&
 COUNT_SENDS = ("window.__sent = 0; window.__sentBytes = []; const send = WebSocket.prototype.send;"
                "WebSocket.prototype.send = function (d) { window.__sent += 1;"
                " window.__sentBytes.push(d.byteLength ?? d.size ?? d.length); return send.call(this, d); };")
+EXCEPTION = '[data-testid="stException"]'
 SCRIPT_STATE = "() => document.querySelector('.stApp')?.getAttribute('data-test-script-state')"
 # the plot area of the i-th figure on the page, in page pixels, and its data ranges
 AREA = """(i) => {
@@ -132,6 +133,22 @@ def wait_idle(page, *, settle: float = 2.5, timeout: float = 60.0) -> None:
     assert page.evaluate("window.__sent") == sent, "the browser asked for another rerun after the selection"
 
 
+def wait_selection(page, sent: int, plot: int, tmp_path: Path, timeout: float = 30.0) -> None:
+    """Wait for the selection's heading; if it does not come, fail saying whether the browser sent the selection
+    (a click Plotly did not take as one, or a page that did not show what it got), with a screenshot."""
+    heading = page.get_by_role("heading", name=re.compile(r"^Selection: \d+ samples$"))
+    try:
+        heading.wait_for(timeout=timeout * 1000)
+    except Exception:  # noqa: BLE001 (Playwright's timeout: said below, with what the page shows)
+        save(page, "selection-missing.png", tmp_path)
+        hover = page.evaluate(f"(i) => (document.querySelectorAll('{PLOT}')[i]._hoverdata || [])"
+                              ".map(p => p.customdata?.[0])", plot)
+        pytest.fail(f"no selection heading after {timeout:.0f} s: the browser sent {page.evaluate('window.__sent') - sent}"
+                    f" message(s) since the selection, the script is {page.evaluate(SCRIPT_STATE)}, Plotly hovers"
+                    f" {hover}, exceptions shown: {page.locator(EXCEPTION).count()};"
+                    f" screenshot {tmp_path / 'selection-missing.png'}")
+
+
 def drag(page, path: list[tuple[float, float]]) -> None:
     page.mouse.move(*path[0])
     page.mouse.down()
@@ -150,6 +167,9 @@ def select(page, mode: str, plot: int) -> dict:
         page.mouse.move(x - 30, y - 30)
         page.mouse.move(x, y, steps=4)  # Plotly clicks the point it hovers last: wait until that is this one
         expect(page.locator("#cs-hover-card")).to_contain_text(re.compile(rf"sample {int(sample)}\s*$"), timeout=15_000)
+        # ... in Plotly's own hover state too, which its click selects from
+        page.wait_for_function(f"([i, id]) => document.querySelectorAll('{PLOT}')[i]._hoverdata?.[0]?.customdata?.[0] === id",
+                               arg=[plot, int(sample)], timeout=15_000)
         page.mouse.click(x, y)
         return {"id": int(sample)}
     page.locator(PLOT).nth(plot).hover()
@@ -205,11 +225,11 @@ def test_selecting_points_shows_them_and_settles(server: str, page, analysed_sto
                     "layer": ("fc1.relu" if plot else LAYER, EPOCH)}[second]
     sure, edge = expected_ids(store, run_id, layer, epoch, picked)
     assert sure, "the selection drawn holds no point: the test's box is misplaced"
-    page.get_by_role("heading", name=re.compile(r"^Selection: \d+ samples$")).wait_for(timeout=30_000)
+    wait_selection(page, sent, plot, tmp_path)
     wait_idle(page)
     assert page.evaluate("window.__sent") - sent == 1, "one selection should cost one rerun"
     message = page.evaluate("window.__sentBytes")[-1]  # the selection's (bytes)
-    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator(EXCEPTION).count() == 0
     save(page, f"embeddings-select-{mode}-{second or 'single'}.png", tmp_path)
 
     # the CSV, the images (at most 48) and the composition are those of the selected samples
