@@ -306,8 +306,9 @@ def validate_analysis(a: AnalysisConfig) -> None:
         _check(getattr(a, key) >= 0, f"analysis.{key}", "an integer >= 0 (0 = the thesis's default)", getattr(a, key))
     _check(a.c4_max_per_class >= 2, "analysis.c4_max_per_class", "an integer >= 2", a.c4_max_per_class)
     _check(a.max_samples >= 10, "analysis.max_samples", "an integer >= 10", a.max_samples)
-    _check(a.device in ("cpu", "auto") or re.fullmatch(r"cuda(:\d+)?", a.device) is not None, "analysis.device",
-           "'cpu', 'auto', 'cuda' or 'cuda:N'", a.device)
+    _check(a.device in ("cpu", "auto"), "analysis.device", "'cpu' or 'auto' (both the CPU in this version)", a.device,
+           "The GPU analysis path is not in this version: it has not yet run on a GPU (docs/config.md, \"Devices\"); "
+           "set analysis.device = \"cpu\"." if re.fullmatch(r"cuda(:\d+)?", a.device) else "")
     _check(a.seed >= 0, "analysis.seed", "an integer >= 0", a.seed)
     _check(a.cka_batch == 0 or a.cka_batch >= 4, "analysis.cka_batch", "0 (closed form) or an integer >= 4", a.cka_batch)
     _check(a.cka_max_samples == 0 or a.cka_max_samples >= 10, "analysis.cka_max_samples", "0 (all) or an integer >= 10",

@@ -156,8 +156,8 @@ class AnalysisConfig:
     c4_upper_triangle: bool = True  # [P] std over distinct pairs; false = the code's std with the diagonal
     c4_max_per_class: int = 1000  # [P] subsample per class for c4's pairwise distances
     max_samples: int = 100000  # stratified cap on the samples embedded and clustered (all of them up to 100,000)
-    device: str = "cpu"  # cpu | auto | cuda | cuda:N: where the neighbour graph (and, with the gpu extra, UMAP and
-    #                      HDBSCAN) run; "auto" = a GPU when torch sees one. The GPU path is untested (docs/config.md)
+    device: str = "cpu"  # cpu | auto: the analysis runs on the CPU; "auto" will take a GPU once the GPU path has
+    #                      run on one (branch gpu-analysis; docs/config.md, "Devices")
     seed: int = 0
     # Representation geometry (SCIENCE.md 7): CKA, neural collapse, k-NN accuracy, probe, TwoNN
     geometry: bool = True  # compute them (layers table columns, analysis/cka.parquet); false saves their time

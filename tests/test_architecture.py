@@ -134,14 +134,13 @@ def test_nothing_in_the_backend_imports_the_facade() -> None:
 
 def test_analysis_is_pure() -> None:
     """backend.analysis reads no store and starts no job: arrays in, arrays or DataFrames out. Only the
-    sharpness baselines use torch (they perturb the model's weights; docs/store.md names that file) and
-    accel.py (the matrix products of analysis.device, NumPy arrays in and out: docs/config.md, "Devices")."""
+    sharpness baselines use torch (they perturb the model's weights; docs/store.md names that file)."""
     bad = {}
     for p in (ROOT / "backend" / "analysis").rglob("*.py"):
         for name in imports(p):
             top = name.split(".")[0]
             if name.startswith(("backend.store", "backend.jobs", "backend.api", "backend.training", "backend.data")) or (
-                    top in ("torch", "torchvision", "streamlit") and p.name not in ("baselines.py", "accel.py")):
+                    top in ("torch", "torchvision", "streamlit") and p.name != "baselines.py"):
                 bad[p.name] = name
     assert bad == {}
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from app.charts import embeddings as charts_embeddings
@@ -139,7 +140,7 @@ def wait_selection(page, sent: int, plot: int, tmp_path: Path, timeout: float = 
     heading = page.get_by_role("heading", name=re.compile(r"^Selection: \d+ samples$"))
     try:
         heading.wait_for(timeout=timeout * 1000)
-    except Exception:  # noqa: BLE001 (Playwright's timeout: said below, with what the page shows)
+    except PlaywrightTimeout:  # said below, with what the page shows
         save(page, "selection-missing.png", tmp_path)
         hover = page.evaluate(f"(i) => (document.querySelectorAll('{PLOT}')[i]._hoverdata || [])"
                               ".map(p => p.customdata?.[0])", plot)

@@ -36,19 +36,12 @@ def auto_min_cluster_size(subclass: np.ndarray) -> int:
     return int(max(10, np.median(counts) / 4))
 
 
-def hdbscan_labels(x: np.ndarray, *, min_cluster_size: int, min_samples: int, device: str | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """HDBSCAN labels (-1 = noise) and membership probabilities. x : (n_samples, n_dims).
-
-    ``device``: a CUDA device where RAPIDS cuML is installed runs cuML's HDBSCAN (untested on a GPU)."""
+def hdbscan_labels(x: np.ndarray, *, min_cluster_size: int, min_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """HDBSCAN labels (-1 = noise) and membership probabilities. x : (n_samples, n_dims)."""
     import hdbscan
-
-    from backend.analysis import accel
 
     if min_cluster_size < 2:
         raise ValueError(f"min_cluster_size must be an int in [2, inf); got {min_cluster_size}")
-    if accel.cuml_available(device):
-        return accel.cuml_hdbscan(x, min_cluster_size=min_cluster_size, min_samples=min_samples)
     model = hdbscan.HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, core_dist_n_jobs=1)
     labels = model.fit_predict(np.ascontiguousarray(x, dtype=np.float64))
     return labels.astype(np.int32), model.probabilities_.astype(np.float32)

@@ -53,16 +53,8 @@ def pca_reduce(x: np.ndarray, *, n_components: int, seed: int) -> np.ndarray:
     return PCA(n_components=k, svd_solver=solver, random_state=seed).fit_transform(x).astype(np.float32)
 
 
-def knn_graph(x: np.ndarray, *, n_neighbors: int, metric: str, seed: int, device: str | None = None) -> KnnGraph:
-    """The k-nearest-neighbour graph UMAP would build (NN-descent; exact below 4,096 samples).
-
-    ``device`` (a torch device, ``accel.resolve_device``): the exact graph by matrix products there
-    (:func:`backend.analysis.accel.exact_knn`) instead of NN-descent; None (the default) for the CPU path.
-    """
-    if device is not None:
-        from backend.analysis.accel import exact_knn
-
-        return KnnGraph(*exact_knn(x, k=n_neighbors, metric=metric, device=device))
+def knn_graph(x: np.ndarray, *, n_neighbors: int, metric: str, seed: int) -> KnnGraph:
+    """The k-nearest-neighbour graph UMAP would build (NN-descent; exact below 4,096 samples)."""
     from umap.umap_ import nearest_neighbors
 
     if x.shape[0] < 4096:  # exact search, as umap-learn itself does for small data
@@ -159,21 +151,14 @@ def _cpus() -> int:
 
 
 def umap_embed_many(x: np.ndarray, graph: KnnGraph, fits: Sequence[dict[str, Any]], *, metric: str, seed: int,
-                    threads: int | None = None, device: str | None = None) -> list[np.ndarray]:
+                    threads: int | None = None) -> list[np.ndarray]:
     """Several seeded UMAP fits of the same ``x`` and neighbour graph, side by side in threads.
 
     fits : keyword arguments of :func:`umap_embed` per fit (``n_components``, ``min_dist``, and
     optionally ``init``, ``n_epochs``). Returns the embeddings in the order of ``fits``, identical to
     calling :func:`umap_embed` for each. ``threads``: at most this many at once (default: one per
-    fit, capped by the CPUs this process may use; 1 runs them one after the other). ``device``: a CUDA
-    device where RAPIDS cuML is installed fits with cuML instead (its own graph and initialisation).
+    fit, capped by the CPUs this process may use; 1 runs them one after the other).
     """
-    from backend.analysis import accel
-
-    if accel.cuml_available(device):  # RAPIDS cuML on the GPU: untested there (docs/config.md, "Devices")
-        return [accel.cuml_umap(x, n_neighbors=graph.indices.shape[1], n_components=f["n_components"],
-                                min_dist=f["min_dist"], metric=metric, seed=seed, n_epochs=f.get("n_epochs"))
-                for f in fits]
     workers = min(len(fits), _cpus() if threads is None else threads)
     with quiet_umap():  # here, not per thread: catch_warnings is not thread-safe
         if workers < 2 or not _release_gil():

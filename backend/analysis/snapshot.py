@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from backend.analysis import accel, cluster, embed, geometry, measures, neurons
+from backend.analysis import cluster, embed, geometry, measures, neurons
 from backend.analysis.changes import graph_neighbours
 from backend.analysis.labels import Labels
 from backend.config import AnalysisConfig
@@ -92,19 +92,18 @@ def embed_and_cluster(x: np.ndarray, labels: Labels, a: AnalysisConfig, init: np
     the neighbour graph instead of computing its own.
     """
     p = embed.pca_reduce(x, n_components=a.pca_components, seed=a.seed)
-    device = accel.resolve_device(a.device)  # None: the CPU path (the default); docs/config.md, "Devices"
-    graph = embed.knn_graph(p, n_neighbors=a.n_neighbors, metric=a.metric, seed=a.seed, device=device)
+    graph = embed.knn_graph(p, n_neighbors=a.n_neighbors, metric=a.metric, seed=a.seed)
     use_init = a.aligned and init is not None and init.shape == (x.shape[0], 2)
     fits = [{"n_components": 2, "min_dist": a.min_dist, "init": init if use_init else "spectral", "n_epochs": a.umap_epochs}]
     if a.cluster_space == "umap":  # the costlier 10-D fit first: it runs beside the 2-D one (embed.umap_embed_many)
         fits.insert(0, {"n_components": a.cluster_dims, "min_dist": 0.0, "n_epochs": cluster_epochs(a)})
-    *spaces, layout = embed.umap_embed_many(p, graph, fits, metric=a.metric, seed=a.seed, device=device)
+    *spaces, layout = embed.umap_embed_many(p, graph, fits, metric=a.metric, seed=a.seed)
     space = spaces[0] if spaces else p[:, : a.cluster_dims]
     if use_init and init is not None:
         layout = embed.align_to(init, layout)
     groups_for_size = labels.fine[labels.train] if labels.train.any() else labels.fine
     mcs = a.min_cluster_size or cluster.auto_min_cluster_size(groups_for_size)
-    ids, prob = cluster.hdbscan_labels(space, min_cluster_size=mcs, min_samples=a.min_samples, device=device)
+    ids, prob = cluster.hdbscan_labels(space, min_cluster_size=mcs, min_samples=a.min_samples)
     t = labels.train if labels.train.any() else np.ones_like(labels.train)
     scores = cluster.cluster_scores(ids[t], classes=labels.classes[t],
                                     subclass=labels.subclass[t] if labels.subclass is not None else None)

@@ -51,8 +51,8 @@ class AnalysisReport:
 
 
 def params_of(a: AnalysisConfig, info: dict[str, Any]) -> tuple[str, str]:
-    """JSON of the parameters that shape the results, and its hash (``auto`` and ``device`` do not count: the
-    devices agree within the tolerances tests/test_accel.py states)."""
+    """JSON of the parameters that shape the results, and its hash (``auto`` and ``device`` do not count: a run
+    analysed with ``device = "auto"`` is not redone with ``"cpu"``, which computes the same)."""
     p = {k: v for k, v in asdict(a).items() if k not in ("auto", "device") and k not in BASELINE_KEYS + CHANGE_KEYS + CKA_KEYS}
     p |= {"k_c2": resolved_k(a.k_c2, info), "k_c4": resolved_k(a.k_c4, info), "analysis_version": ANALYSIS_VERSION,
           "target": (info.get("dataset") or {}).get("target")}

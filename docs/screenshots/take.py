@@ -43,7 +43,7 @@ def pages(run: str, dynamics_run: str) -> dict[str, str]:
             "upload": "upload?"}
 
 
-def load(page, url: str) -> None:  # noqa: ANN001 - a Playwright Page
+def load(page, url: str) -> None:
     page.goto(url, timeout=60_000)
     page.get_by_role("heading").first.wait_for(timeout=120_000)
     with contextlib.suppress(Exception):  # a page without a figure (Upload) is shot as it is
@@ -58,19 +58,19 @@ def save(png: bytes, path: Path) -> None:
     print(f"{path.name}: {path.stat().st_size // 1024} KiB")
 
 
-def shoot(page, url: str, path: Path) -> None:  # noqa: ANN001 - a Playwright Page
+def shoot(page, url: str, path: Path) -> None:
     load(page, url)
     save(page.screenshot(), path)
 
 
-def projector(browser, base: str, run: str, dynamics_run: str) -> None:  # noqa: ANN001 - a Playwright Browser
+def projector(browser, base: str, run: str, dynamics_run: str) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     for name, query in pages(run, dynamics_run).items():
         shoot(page, f"{base}/{query}", HERE / f"{name}-1280x720.png")
         shoot(page, f"{base}/{query}&present=1", HERE / f"{name}-present-1280x720.png")
 
 
-def readme(browser, base: str, run: str, dynamics_run: str) -> None:  # noqa: ANN001 - a Playwright Browser
+def readme(browser, base: str, run: str, dynamics_run: str) -> None:
     """The README's screenshots (1400 x 1000): every page, a hover card, the Compare page's side-by-side embeddings."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     for name, query in pages(run, dynamics_run).items():
@@ -93,13 +93,13 @@ def readme(browser, base: str, run: str, dynamics_run: str) -> None:  # noqa: AN
     save(figure.screenshot(), HERE / "compare-multiples.png")
 
 
-def sweep(browser, base: str, name: str = "thesis-digits") -> None:  # noqa: ANN001 - a Playwright Browser
+def sweep(browser, base: str, name: str = "thesis-digits") -> None:
     """compare-sweep.png: the Compare page of a sweep, its first sections (a tall window: the page scrolls inside)."""
     page = browser.new_page(viewport={"width": 1280, "height": 2400})
     shoot(page, f"{base}/compare?sweep={name}", HERE / "compare-sweep.png")
 
 
-def density(browser, base: str, run: str) -> None:  # noqa: ANN001 - a Playwright Browser
+def density(browser, base: str, run: str) -> None:
     """embeddings-density.png (the density view) and embeddings-density-select.png (a box selection on it, the
     selected samples' images below): a run above the page's draw limit."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
