@@ -288,7 +288,7 @@ def test_selecting_points_shows_them_and_settles(server: str, page, analysed_sto
 
 
 def test_a_box_through_points_selects_its_edge_points_in_the_browser_and_on_the_server(
-        server: str, page, analysed_store: tuple[api.RunStore, str]) -> None:
+        server: str, page, analysed_store: tuple[api.RunStore, str], tmp_path: Path) -> None:
     """A box whose corners are two points (set as Plotly stores a selection: data coordinates): the server, which
     gets the box without its points, counts the points on its edges in, as Plotly's rule does, and the page shows
     that selection."""
@@ -305,7 +305,7 @@ def test_a_box_through_points_selects_its_edge_points_in_the_browser_and_on_the_
     box = {"type": "rect", "xref": "x", "yref": "y", "x0": float(x0), "x1": float(x1), "y0": float(y0), "y1": float(y1)}
     sent = page.evaluate("window.__sent")
     page.evaluate(f"(box) => window.Plotly.relayout(document.querySelector('{PLOT}'), {{selections: [box]}})", box)
-    page.get_by_role("heading", name=re.compile(r"^Selection: \d+ samples$")).wait_for(timeout=30_000)
+    wait_selection(page, sent, 0, tmp_path)
     wait_idle(page)
     assert page.evaluate("window.__sent") - sent == 1 and page.evaluate("window.__sentBytes")[-1] < 2_000
     inside = set(ids[(x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)].tolist())
