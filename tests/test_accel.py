@@ -1,7 +1,7 @@
 """The closed forms of the analysis (backend/analysis/accel.py) against scikit-learn, and the device setting.
 
-Stated tolerance: silhouettes 1e-9 (float64, absolute). Their speed is measured by benchmarks/analysis.py,
-not here (no timing in tests).
+Stated tolerance: silhouettes 1e-9 (float64, absolute). Their speed is not tested here (no timing in tests):
+benchmarks/README.md gives it from the analysis benchmark's profile (34.9 CPU s per call before, 2.1 after).
 """
 
 from __future__ import annotations
