@@ -196,11 +196,13 @@ def static_download(label: str, export: Callable[[], go.Figure], name: str, fmt:
 def render_pngs(figs: Sequence[go.Figure], *, width: int, height: int, chunk: int = 8,
                 progress: Callable[[int], object] | None = None) -> list[bytes]:
     """PNG images of ``figs`` through kaleido, ``chunk`` figures per headless-browser session (starting
-    the browser costs more than drawing a frame); ``progress(n)`` after every chunk, n figures done."""
+    the browser costs more than drawing a frame); ``progress(n)`` after every chunk, n figures done.
+
+    kaleido returns a frame's failure (a timeout of its page under load, or the page not ready) in a tuple
+    instead of raising it, and leaves that frame unwritten: the frames left unwritten are drawn once more, and
+    if any is still missing this raises, naming kaleido's error (see :func:`_draw_frames`)."""
     import tempfile
     from pathlib import Path
-
-    import kaleido
 
     out: list[bytes] = []
     with tempfile.TemporaryDirectory(prefix="clusterscope-frames-") as tmp:
@@ -208,11 +210,28 @@ def render_pngs(figs: Sequence[go.Figure], *, width: int, height: int, chunk: in
             paths = [Path(tmp) / f"{i:05d}.png" for i in range(start, min(start + chunk, len(figs)))]
             jobs = [{"fig": figs[i], "path": str(p), "opts": {"format": "png", "width": width, "height": height}}
                     for i, p in zip(range(start, start + len(paths)), paths, strict=True)]
-            _kaleido_once_more(lambda jobs=jobs: kaleido.write_fig_from_object_sync(jobs))
+            _draw_frames(jobs)
             out += [p.read_bytes() for p in paths]
             if progress is not None:
                 progress(len(out))
     return out
+
+
+def _draw_frames(jobs: list[dict]) -> None:
+    """Write every job's frame to its ``path`` through kaleido, drawing the frames it left unwritten once more."""
+    from pathlib import Path
+
+    import kaleido
+
+    errors: tuple = ()
+    for _ in range(2):
+        if not (jobs := [j for j in jobs if not Path(j["path"]).is_file()]):
+            return
+        errors = _kaleido_once_more(lambda jobs=jobs: kaleido.write_fig_from_object_sync(jobs)) or ()
+    if missing := [j for j in jobs if not Path(j["path"]).is_file()]:
+        reason = f"{type(errors[0]).__name__}: {errors[0]}" if errors else "kaleido gave no reason"
+        raise RuntimeError(f"{len(missing)} of the animation's frames could not be drawn, twice ({reason}); "
+                           "try again, or with fewer epochs")
 
 
 # Presentation mode hides every control (sidebar, toolbar, the widgets in the page: the view stays the one
