@@ -248,6 +248,7 @@ APP_FILE_SYSTEM_USES = {
     ("widgets.py", "tempfile"): "renders an animation's frames in a temporary folder for the GIF download",
     ("widgets.py", "pathlib"): "the frame files in that temporary folder",
     ("widgets.py", "read_bytes"): "reads those frames back (kaleido writes files)",
+    ("widgets.py", "is_file"): "finds the frames kaleido left unwritten in that folder, to draw them again",
     ("embeddings_scrub.py", "os"): "reads CLUSTERSCOPE_SCRUB_POINTS from the environment (os.environ)",
     ("embeddings_density.py", "os"): "reads CLUSTERSCOPE_DRAW_POINTS from the environment (os.environ)",
 }
