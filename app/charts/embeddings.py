@@ -33,7 +33,7 @@ CLUSTER_PALETTE = OKABE_ITO
 SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "cross", "star", "hexagon"]
 # The legend's title per colouring; cluster ids are per HDBSCAN run (layer, epoch): unrelated across them.
 LEGEND_TITLES = {"class": "class (trained on)", "fine": "fine label", "superclass": "superclass",
-                 "cluster": "HDBSCAN cluster (ids are per layer and epoch)", "correct": "prediction",
+                 "cluster": "HDBSCAN cluster<br>(ids are per layer<br>and epoch)", "correct": "prediction",
                  "region": "cartography region (over the recorded epochs)"}
 FIXED_COLOURS = {"correct": {"correct": OKABE_ITO[2], "wrong": OKABE_ITO[5], "unknown": NOISE_COLOUR}, "region": {  # events.py
     "easy-to-learn": OKABE_ITO[2], "ambiguous": OKABE_ITO[1], "hard-to-learn": OKABE_ITO[5], "unknown": NOISE_COLOUR}}

@@ -20,6 +20,7 @@ from app.charts import highlight as charts_highlight
 from app.views import (
     embeddings_animation,
     embeddings_changes,
+    embeddings_colour,
     embeddings_density,
     embeddings_highlight,
     embeddings_scrub,
@@ -304,8 +305,12 @@ def page() -> None:
     presenting = state.presenting()  # the plot above the fold: no search box, toggle or neighbours panel
     if not presenting:
         embeddings_search.search_ui(run, info, df, select=set_selection)
+    if not dense:  # a colouring the browser knows is drawn there at once (app/views/embeddings_colour.py)
+        options = {k: COLOURINGS[k] for k in colourings(info["dataset"])}
+        st.sidebar.html(hover.Html(embeddings_colour.script(label="Colour by", options=options, dataset=info["dataset"])),
+                        unsafe_allow_javascript=True)  # in the sidebar: no gap above the plot
     if scrubbing(run, v):
-        st.sidebar.html(embeddings_scrub.SCRIPT, unsafe_allow_javascript=True)  # in the sidebar: no gap above the plot
+        st.sidebar.html(embeddings_scrub.SCRIPT, unsafe_allow_javascript=True)
     st.session_state[WHOLE_PAGE] = True  # this run is the whole page's (plots_ui reads it)
     query = st.fragment(plots_ui)(run, info, v, df, full, total, dense)
     if not presenting:  # below the fragment: a selection does not redraw them (their widgets rerun the page)
