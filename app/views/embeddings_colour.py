@@ -29,13 +29,12 @@ HOVER_FIELDS = {"class": "class", "fine": "subclass", "superclass": "superclass"
 
 _SCRIPT = """(function (P) {
   window.__csColourP = P;
-  if (window.__csColourInstalled) { return; }
+  if (window.__csColourInstalled) { window.__csColourSync(); return; }  // drawn again: take the box as it is now
   window.__csColourInstalled = true;
   window.__csColour = {count: 0, last: null, at: 0, drawn: null};
-  function shown() {  // the option the sidebar's *Colour by* box shows (a combobox named by its label)
-    const box = Array.from(document.querySelectorAll('[data-testid="stSidebar"] input[role="combobox"]'))
-      .find((el) => el.getAttribute("aria-label") === window.__csColourP.label);
-    return box ? box.value : null;
+  function box() {  // the sidebar's *Colour by* box (a combobox named by its label)
+    return Array.from(document.querySelectorAll('[data-testid="stSidebar"] input[role="combobox"]'))
+      .find((el) => el.getAttribute("aria-label") === window.__csColourP.label) || null;
   }
   function scheme(key, names) {  // [names in the server's order, colour per name, shape per name]
     const P = window.__csColourP;
@@ -102,16 +101,19 @@ _SCRIPT = """(function (P) {
     });
     return true;
   }
-  let last = null;
+  let last = null, seen = null;
   function sync() {
-    const option = shown(), P = window.__csColourP;
-    if (option === null || option === last) { return; }
-    const before = last;
+    const el = box(), P = window.__csColourP;
+    if (el === null) { return; }
+    const option = el.value;
+    if (el !== seen) { seen = el; last = option; return; }  // a box drawn anew (another page, a new session): not a change
+    if (option === last) { return; }
     last = option;
     const key = P.keys[option];
-    if (before === null || !key) { return; }  // the first look, or a colouring the rerun draws
+    if (!key) { return; }  // a colouring the rerun draws
     document.querySelectorAll(".js-plotly-plot").forEach((gd) => recolour(gd, key, option));
   }
+  window.__csColourSync = sync;
   new MutationObserver(sync).observe(document.body, {subtree: true, attributes: true,
                                                      attributeFilter: ["aria-label", "value"]});
   sync();
