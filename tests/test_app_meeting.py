@@ -64,7 +64,7 @@ def test_cluster_colours_are_distinct_and_say_ids_are_per_layer(analysed_store: 
     at = open_embeddings(store.root, monkeypatch, run=run_id, layer="fc2.relu", epoch="2", colour="cluster")
     assert not at.exception
     fig = figure_of(at.get("plotly_chart")[0])
-    assert "per layer and epoch" in fig["layout"]["legend"]["title"]["text"]
+    assert "per layer and epoch" in fig["layout"]["legend"]["title"]["text"].replace("<br>", " ")
     drawn = [(t["marker"]["color"], t["marker"]["symbol"]) for t in fig["data"]]
     assert len(set(drawn)) == len(drawn)
 

@@ -83,7 +83,10 @@ def test_demo_build_analyses_runs_in_worker_processes(store: api.RunStore) -> No
 def test_the_demo_digits_runs_differ_in_test_accuracy(store: api.RunStore) -> None:
     """Issue 12: the Compare page needs runs that differ. The four demo digits runs, trained as the demo
     trains them (only fewer snapshots), span at least 3 points of test accuracy with no two tied, while
-    each fits its training data."""
+    each fits its training data: the three without augmentation at >= 99 %, the one trained on shifted copies at
+    >= 95 %. torch's CPU kernels differ from one processor to another, and over 120 SGD steps at lr 0.05 the
+    augmented run is the one whose last epoch moves: 99.5-100 % on one machine, 96 % on another (an AMD EPYC;
+    docs/reproduction.md, "The demo store")."""
     from backend.jobs.demo import DEMO_RUNS, demo_configs
 
     digits = tuple(r for r in DEMO_RUNS if r.run_id.startswith("demo-digits"))
@@ -93,7 +96,7 @@ def test_the_demo_digits_runs_differ_in_test_accuracy(store: api.RunStore) -> No
         api.train(cfg, store, progress=False)
         m = store.read_metrics(r.run_id)
         last = m[m["epoch"] == m["epoch"].max()].set_index("split")["accuracy"]
-        assert last["train"] >= 0.99, (r.run_id, last["train"])
+        assert last["train"] >= (0.95 if "train.augment=true" in r.overrides else 0.99), (r.run_id, last["train"])
         accuracy[r.run_id] = last["test"]
     assert len(accuracy) == 4 and len(set(accuracy.values())) == 4, accuracy
     assert max(accuracy.values()) - min(accuracy.values()) >= 0.03, accuracy
