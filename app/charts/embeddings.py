@@ -34,6 +34,7 @@ SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "cross", "star", "
 # The legend's title per colouring; cluster ids are per HDBSCAN run (layer, epoch): unrelated across them.
 LEGEND_TITLES = {"class": "class (trained on)", "fine": "fine label", "superclass": "superclass",
                  "cluster": "HDBSCAN cluster<br>(ids are per layer<br>and epoch)", "correct": "prediction",
+                 "matched": "HDBSCAN cluster<br>(colours: view A's cluster<br>holding most of its samples)",
                  "region": "cartography region (over the recorded epochs)"}
 FIXED_COLOURS = {"correct": {"correct": OKABE_ITO[2], "wrong": OKABE_ITO[5], "unknown": NOISE_COLOUR}, "region": {  # events.py
     "easy-to-learn": OKABE_ITO[2], "ambiguous": OKABE_ITO[1], "hard-to-learn": OKABE_ITO[5], "unknown": NOISE_COLOUR}}
@@ -124,11 +125,12 @@ def fast_figure(traces: list[dict], layout: dict, frames: list[dict] | None = No
 def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours: dict[str, str] | None = None,
                       highlight: set[int] | None = None, title: str = "", present: bool = False,
                       colour_label: str = "", ranges: tuple[list[float], list[float]] | None = None,
-                      legend_title: str = "") -> go.Figure:
+                      legend_title: str = "", symbols: dict[str, str] | None = None) -> go.Figure:
     """2-D embedding coloured by a categorical column (``colours`` maps its values) or a numeric one.
 
     A colour that ``colours`` gives to several values is drawn with a new marker shape each time
-    (:func:`marker_symbols`), so every legend entry stays distinct. ``legend_title``: e.g. ``LEGEND_TITLES``.
+    (:func:`marker_symbols`, unless ``symbols`` gives each value's), so every legend entry stays distinct.
+    ``legend_title``: e.g. ``LEGEND_TITLES``.
 
     df : one row per point with sample_id, cluster, the projection's x/y columns and ``colour``.
     ``highlight``: sample ids drawn opaque, others faded. Each point's customdata is [sample_id, cluster].
@@ -152,7 +154,7 @@ def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours
         })
     else:
         values = np.asarray(df[colour].to_numpy())
-        symbols = marker_symbols(colours)
+        symbols = symbols or marker_symbols(colours)
         for name, colour_hex in colours.items():
             mask = values == name
             if not mask.any():

@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import hover, loaders, loaders_density, state, widgets
+from app import hover, loaders, loaders_clusters, loaders_density, state, widgets
 from app.charts import base as charts_base
 from app.charts import embeddings as charts_embeddings
 from app.charts import highlight as charts_highlight
@@ -152,6 +152,9 @@ def figure(run: str, layer: str, epoch: int, v: View, *, title: str, key: str, h
         drawn = embeddings_density.sample_size(v.max_points)
         return loaders_density.density_figure(run, layer, epoch, v.colour, v.unit, drawn, projection=v.proj, title=title,
                                               note=embeddings_density.note(drawn, total), present=state.presenting())
+    if key == "view-b" and v.colour == "cluster":  # its clusters in the colours of view A's they share most samples with
+        return loaders_clusters.matched_figure(run, layer, epoch, v.layer, v.epoch, v.max_points, projection=v.proj,
+                                               title=title, present=state.presenting())
     if key != "view-a" or not scrubbing(run, v):
         return loaders.embedding_figure(run, layer, epoch, v.colour, v.unit, v.max_points, projection=v.proj,
                                         highlight=highlight, title=title, present=state.presenting())

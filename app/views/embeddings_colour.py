@@ -61,6 +61,7 @@ _SCRIPT = """(function (P) {
     const P = window.__csColourP;
     if (!window.Plotly || !gd.layout || gd.layout.meta !== P.meta || !gd._fullData || !gd.data) { return false; }
     if (gd.data.some((t) => t.type !== "scattergl" && t.type !== "scatter")) { return false; }  // a density view
+    if (((gd.layout.legend || {}).title || {}).text === P.legends[key]) { return false; }  // drawn so already
     const kept = [], x = [], y = [], ids = [], clusters = [];
     let template = null;
     gd.data.forEach((t, i) => {
@@ -106,12 +107,15 @@ _SCRIPT = """(function (P) {
     const el = box(), P = window.__csColourP;
     if (el === null) { return; }
     const option = el.value;
+    if (!option) { return; }  // cleared while Streamlit redraws the box: not a choice
     if (el !== seen) { seen = el; last = option; return; }  // a box drawn anew (another page, a new session): not a change
     if (option === last) { return; }
     last = option;
     const key = P.keys[option];
     if (!key) { return; }  // a colouring the rerun draws
-    document.querySelectorAll(".js-plotly-plot").forEach((gd) => recolour(gd, key, option));
+    // by cluster, a second view's colours follow the first's clusters (app/charts/clusters.py): the rerun draws it
+    const plots = Array.from(document.querySelectorAll(".js-plotly-plot")).filter((gd) => gd.layout && gd.layout.meta === P.meta);
+    (key === "cluster" ? plots.slice(0, 1) : plots).forEach((gd) => recolour(gd, key, option));
   }
   window.__csColourSync = sync;
   new MutationObserver(sync).observe(document.body, {subtree: true, attributes: true,
