@@ -38,7 +38,7 @@ def test_mechanisms_page_shows_the_winner_take_most_panel(mech_root: Path, monke
     at = open_page("mechanisms", mech_root, monkeypatch, run="wtm", unit="3")
     assert not at.exception and not at.error
     shown = titles(at)
-    for part in ("fc1.relu unit 3: cluster means over training", "fc1.relu unit 3: final pre-activations",
+    for part in ("fc1.relu unit 3:<br>cluster means over training", "fc1.relu unit 3:<br>final pre-activations",
                  "Average derivative sign per layer (wtm)", "Loss share of easy and difficult examples (wtm)",
                  "Winner-take-most index per layer and epoch (wtm)"):
         assert any(part in t for t in shown), (part, shown)

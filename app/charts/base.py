@@ -48,7 +48,10 @@ def house_layout(*, present: bool = False, height: int | None = None) -> dict:
 def style(fig: go.Figure, *, present: bool = False, height: int | None = None) -> go.Figure:
     """House layout: white template, readable fonts (larger in presentation mode), room for titles."""
     set_template(fig)
-    fig.update_layout(house_layout(present=present, height=height))
+    layout = house_layout(present=present, height=height)
+    lines = 1 + str(fig.layout.title.text or "").count("<br>")  # a title of several lines gets their room above the plot
+    layout["margin"]["t"] += round((lines - 1) * layout["title"]["font"]["size"] * 1.3)
+    fig.update_layout(layout)
     return fig
 
 
@@ -59,8 +62,11 @@ def legend_below(fig: go.Figure) -> go.Figure:
     ``fig`` may be a cached one."""
     spec = fig.to_dict()
     layout = spec["layout"]
-    layout["legend"] = layout.get("legend", {}) | {"orientation": "h", "x": 0.0, "xanchor": "left", "yref": "container",
-                                                   "y": 0.0, "yanchor": "bottom", "maxheight": 0.25}
+    legend = layout.get("legend", {})
+    layout["legend"] = legend | {"orientation": "h", "x": 0.0, "xanchor": "left", "yref": "container",
+                                 "y": 0.0, "yanchor": "bottom", "maxheight": 0.25,
+                                 # the title above the entries: beside them it took their width, and rows ran off the plot
+                                 "title": legend.get("title", {}) | {"side": "top"}}
     frames = {"frames": spec["frames"]} if spec.get("frames") else {}
     return go.Figure({"data": spec["data"], "layout": layout, **frames}, _validate=False)  # the spec is valid already
 

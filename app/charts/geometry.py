@@ -40,12 +40,12 @@ def cka_heatmap(matrix: pd.DataFrame, *, x_title: str, y_title: str, title: str)
     fig = go.Figure(go.Heatmap(
         x=xs, y=ys, z=z, zmin=0.0, zmax=1.0, colorscale=SEQUENTIAL,
         colorbar={"title": {"text": "CKA (0-1)", "side": "top"}},
-        texttemplate="%{z:.2f}" if z.size <= 144 else None, textfont={"size": 12},
+        texttemplate="%{z:.2f}" if z.size <= 144 else None, textfont={"size": 14},
         hovertemplate=y_title + " %{y}<br>" + x_title + " %{x}<br>CKA %{z:.3f}<extra></extra>",
     ))
     fig.update_xaxes(title=x_title, type="category", categoryorder="array", categoryarray=xs)
     fig.update_yaxes(title=y_title, type="category", categoryorder="array", categoryarray=ys, autorange="reversed")
-    fig.update_layout(title=title, font=FONT, height=min(640, max(380, 160 + 32 * len(ys))), margin={"t": 60})
+    fig.update_layout(title=title, font=FONT, height=min(680, max(460, 200 + 32 * len(ys))))  # a title of two lines, rotated labels
     return set_template(fig)
 
 

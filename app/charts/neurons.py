@@ -17,7 +17,7 @@ from plotly.subplots import make_subplots
 from app.charts.base import FONT, NOISE_COLOUR, OKABE_ITO, classes_are_superclasses, set_template
 from app.charts.layers import integer_epochs
 
-PRE_LABEL = "pre-activation (before ReLU, arbitrary units)"
+PRE_LABEL = "pre-activation<br>(before ReLU, a.u.)"  # two short lines: one long line ran past a presentation-mode plot's height
 
 
 # ------------------------------------------------------------------------------------------ labels

@@ -55,11 +55,11 @@ def cka_ui(run: str, cka: pd.DataFrame, layers: list[str], epoch: int, layer: st
     left, right = st.columns(2)
     with left:
         fig = cg.cka_heatmap(api.cka_layers(cka, epoch, layers), x_title="layer", y_title="layer",
-                             title=f"Layers at epoch {epoch} ({run})")
+                             title=f"Layers at epoch {epoch}<br>{run}")
         widgets.show(fig, f"{run}-cka-layers-{epoch}", "fig-cka-layers")
     with right:
         fig = cg.cka_heatmap(api.cka_epochs(cka, layer), x_title="epoch", y_title="epoch",
-                             title=f"Epochs of {layer} ({run})")
+                             title=f"Epochs of {layer}<br>{run}")
         widgets.show(fig, f"{run}-cka-epochs-{layer}", "fig-cka-epochs")
     widgets.show(cg.cka_to_last_curves(api.cka_to_last(cka), layers, title=f"Which layers have settled ({run})"),
                  f"{run}-cka-to-last", "fig-cka-last", legend="layer")

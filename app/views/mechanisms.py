@@ -8,7 +8,7 @@ import streamlit as st
 
 from app import loaders, state, widgets
 from app.charts import mechanisms as cm
-from app.charts.base import classes_are_superclasses
+from app.charts.base import classes_are_superclasses, legend_below
 from backend.api import ClusterScopeError
 
 HOW_TO_RECORD = (
@@ -55,12 +55,13 @@ def unit_panel_ui(run: str, layer: str, m: dict[str, pd.DataFrame], targets: lis
     row = m["units"].set_index("unit").loc[unit]
     left, right = st.columns(2)
     with left:
-        widgets.show(cm.unit_curves(m["curves"], unit, class_names=targets, cluster_names=labels,
-                                    title=f"{layer} unit {unit}: cluster means over training"),
+        # half the page each: the run's unit on a line of its own and the legend under the plot keep the plot wide
+        widgets.show(legend_below(cm.unit_curves(m["curves"], unit, class_names=targets, cluster_names=labels,
+                                                 title=f"{layer} unit {unit}:<br>cluster means over training")),
                      f"{run}-{layer}-u{unit}-curves", "fig-mech-curves", context=run, legend="class")
     with right:
-        widgets.show(cm.final_histograms(m["final"], unit, class_names=targets,
-                                         title=f"{layer} unit {unit}: final pre-activations"),
+        widgets.show(legend_below(cm.final_histograms(m["final"], unit, class_names=targets,
+                                                      title=f"{layer} unit {unit}:<br>final pre-activations")),
                      f"{run}-{layer}-u{unit}-final", "fig-mech-final", context=run, legend="class")
     if pd.notna(row["wtm_last"]):
         st.caption(f"Winner-take-most index of this unit: {row['wtm_first']:.2f} at the first recording, "
