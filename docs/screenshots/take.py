@@ -39,8 +39,8 @@ POINT = """() => {
 
 def pages(run: str, dynamics_run: str) -> dict[str, str]:
     return {"runs": "?", "embeddings": f"embeddings?run={run}", "neurons": f"neurons?run={run}",
-            "layers": f"layers?run={run}", "geometry": f"geometry?run={run}", "compare": "compare?", "mechanisms": f"mechanisms?run={dynamics_run}",
-            "upload": "upload?"}
+            "layers": f"layers?run={run}", "geometry": f"geometry?run={run}", "compare": "compare?",
+            "mechanisms": f"mechanisms?run={dynamics_run}", "upload": "upload?"}
 
 
 def load(page, url: str) -> None:
