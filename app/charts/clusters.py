@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from app.charts.base import NOISE_COLOUR
+from app.charts.embeddings import cluster_colours, marker_symbols
 
 # [P] the share of a cluster's samples that must lie in the first view's cluster it is paired with for it to take
 # that cluster's colour (more than half: the pairing is then the clear majority of its samples)
@@ -29,14 +30,13 @@ def pairs(palette: list[str], shapes: list[str]) -> list[tuple[str, str]]:
 
 
 def reference_styles(clusters: np.ndarray, palette: list[str], shapes: list[str]) -> dict[int, tuple[str, str]]:
-    """The (colour, shape) of each cluster id (-1: noise) as a view coloured by its own ids draws it: noise grey, the
-    others in id order through :func:`pairs` (charts_embeddings.colour_map with marker_symbols)."""
-    ids = sorted(int(c) for c in np.unique(clusters) if c >= 0)
-    order = pairs(palette, shapes)
-    out = {i: order[k % len(order)] for k, i in enumerate(ids)}
-    if (np.asarray(clusters) < 0).any():
-        out[-1] = (NOISE_COLOUR, shapes[0])
-    return out
+    """The (colour, shape) of each cluster id (-1: noise) as a view coloured by its own ids draws it
+    (charts_embeddings.cluster_colours in id order, then marker_symbols)."""
+    ids = sorted(int(c) for c in np.unique(clusters))
+    names = {c: "noise" if c < 0 else f"cluster {c}" for c in ids}
+    colours = cluster_colours(list(names.values()), palette)
+    symbols = marker_symbols(colours, shapes)
+    return {c: (colours[n], symbols[n]) for c, n in names.items()}
 
 
 def matched_styles(ref: pd.DataFrame, view: pd.DataFrame, palette: list[str], shapes: list[str], *,

@@ -240,12 +240,13 @@ def colour_map(df: pd.DataFrame, dataset: dict, colour: str) -> dict[str, str] |
     return category_colours(dataset["label_names"])
 
 
-def marker_symbols(colours: dict[str, str]) -> dict[str, str]:
-    """Per category, its marker shape: a circle, and for the n-th repeat of a colour the n-th of ``SYMBOLS``."""
+def marker_symbols(colours: dict[str, str], shapes: list[str] = SYMBOLS) -> dict[str, str]:
+    """Per category, its marker shape: the first of ``shapes`` (a circle), and for the n-th repeat of a colour the
+    n-th of ``shapes``."""
     seen: dict[str, int] = {}
     out = {}
     for name, colour_hex in colours.items():
-        out[name] = SYMBOLS[seen.get(colour_hex, 0) % len(SYMBOLS)]
+        out[name] = shapes[seen.get(colour_hex, 0) % len(shapes)]
         seen[colour_hex] = seen.get(colour_hex, 0) + 1
     return out
 
