@@ -39,19 +39,19 @@ def category_colours(names: list[str]) -> dict[str, str]:
     return {name: palette[i % len(palette)] for i, name in enumerate(names)}
 
 
-def house_layout(*, present: bool = False, height: int | None = None) -> dict:
-    """The layout properties :func:`style` sets (without the template), in Plotly's canonical form."""
-    return {"font": PRESENT_FONT if present else FONT, "margin": {"l": 60, "r": 20, "t": 60, "b": 50},
-            "title": {"font": {"size": 26 if present else 18}}, **({"height": height} if height else {})}
+def house_layout(*, present: bool = False, height: int | None = None, title: str = "") -> dict:
+    """The layout properties :func:`style` sets (without the template), in Plotly's canonical form. A ``title`` of
+    several lines (``<br>``) gets their room above the plot."""
+    size = 26 if present else 18
+    top = 60 + round(str(title).count("<br>") * size * 1.3)
+    return {"font": PRESENT_FONT if present else FONT, "margin": {"l": 60, "r": 20, "t": top, "b": 50},
+            "title": {"font": {"size": size}}, **({"height": height} if height else {})}
 
 
 def style(fig: go.Figure, *, present: bool = False, height: int | None = None) -> go.Figure:
     """House layout: white template, readable fonts (larger in presentation mode), room for titles."""
     set_template(fig)
-    layout = house_layout(present=present, height=height)
-    lines = 1 + str(fig.layout.title.text or "").count("<br>")  # a title of several lines gets their room above the plot
-    layout["margin"]["t"] += round((lines - 1) * layout["title"]["font"]["size"] * 1.3)
-    fig.update_layout(layout)
+    fig.update_layout(house_layout(present=present, height=height, title=fig.layout.title.text or ""))
     return fig
 
 

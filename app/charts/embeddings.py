@@ -167,7 +167,7 @@ def embedding_scatter(df: pd.DataFrame, *, projection: str, colour: str, colours
                            "opacity": 0.8 if opacity is None else typed_array(opacity[mask]),
                            "line": {"width": 0}},
             })
-    house = house_layout(present=present, height=540 if present else 560)  # as charts.style sets it; 540: fits 720 px
+    house = house_layout(present=present, height=540 if present else 560, title=title)  # as charts.style sets it; 540: fits 720 px
     xaxis, yaxis = ({"range": ranges[0]}, {"range": ranges[1]}) if ranges else ({}, {})
     layout = house | {"template": HOUSE_TEMPLATE, "title": {"text": title, **house["title"]},
                       "xaxis": {"title": {"text": xt}, **xaxis},
